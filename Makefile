@@ -1,0 +1,42 @@
+# jand: the two commands of the README, and a few helpers.
+#   make reproduce   prepare the environment, then run the main job on the embedded synthetic default
+#   make test        prepare the environment, then run every test (sync check, nbdev_test, pytest)
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.jand-installed
+
+.PHONY: env reproduce test test-slow sync lab clean-env
+
+# The virtual environment is created once and reused; it is refreshed when the pins change.
+$(STAMP): settings.ini setup.py
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "jand needs Python >= 3.11, found " + sys.version' 
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+env: $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/jand demo
+
+# Notebooks are the source: exporting and cleaning them must not change any file.
+sync: $(STAMP)
+	@PATH="$(abspath $(BIN)):$$PATH" bash tools/check_nbdev_sync.sh
+
+test: sync
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest
+
+test-slow: sync
+	$(BIN)/nbdev_test --n_workers 2 --flags slow
+	$(BIN)/python -m pytest -m slow
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs
+
+clean-env:
+	rm -rf $(VENV)
