@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jand-installed
 
-.PHONY: env reproduce test test-slow sync lab clean-env
+.PHONY: env reproduce test test-slow sync lab notebooks clean-env
 
 # The virtual environment is created once and reused; it is refreshed when the pins change.
 $(STAMP): settings.ini setup.py
@@ -37,6 +37,10 @@ test-slow: sync
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab nbs
+
+# Re-execute the notebooks so that their committed outputs and figures are current.
+notebooks: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash tools/run_notebooks.sh
 
 clean-env:
 	rm -rf $(VENV)
