@@ -1,0 +1,57 @@
+"""The `jand` command line, run as users run it: the console script in a subprocess."""
+import csv, json, subprocess, sys
+from pathlib import Path
+import pytest
+
+TINY = ["--model", "student", "--epochs", "1", "--batch-size", "8", "--synth-train", "16", "--synth-val", "8",
+        "--synth-test", "8", "--height", "32", "--no-progress-bar"]
+
+
+def jand(*args, ok=True):
+    r = subprocess.run([str(Path(sys.executable).parent / "jand"), *map(str, args)], capture_output=True, text=True, timeout=600)
+    if ok: assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    jand("train", "--out", out, *TINY)
+    return out
+
+
+def test_help_lists_every_command_and_training_option():
+    top = jand("--help").stdout
+    for cmd in ("synth", "train", "distill", "eval", "predict", "demo", "bench"):
+        assert cmd in top
+    help_train = jand("train", "--help").stdout
+    for opt in ("--max-minutes", "--no-se", "--fusion", "--curriculum", "--aux-weight", "--resume", "--seed", "--teacher"):
+        assert opt in help_train
+    assert "Wall-clock budget" in help_train  # help text comes from TrainConfig's docments
+
+
+def test_train_then_eval_writes_per_line_csv(run, tmp_path):
+    assert (run / "model.pt").exists()
+    r = jand("eval", "--model", run / "model.pt", "--data", "synth", "--split", "test", "--synth-test", "8", "--out", tmp_path / "lines.csv")
+    for variant in ("CER", "WER", "corpus", "line-max", "case-folded"):
+        assert variant in r.stdout
+    rows = list(csv.DictReader(open(tmp_path / "lines.csv", encoding="utf-8")))
+    assert len(rows) == 8 and {"id", "ref", "hyp", "char_edits"} <= set(rows[0])
+
+
+def test_predict_folder_as_json(run, tmp_path):
+    jand("synth", tmp_path / "imgs", "--train", "0", "--val", "0", "--test", "3", "--height", "32", "--workers", "1")
+    r = jand("predict", "--model", run / "model.pt", tmp_path / "imgs", "--format", "json")
+    rows = json.loads(r.stdout)
+    assert len(rows) == 3 and all({"image", "text"} <= set(x) for x in rows)
+
+
+def test_resume_and_clear_errors(run, tmp_path):
+    r = jand("train", "--out", run, *TINY, ok=False)
+    assert r.returncode == 2 and "--resume" in r.stderr and "Traceback" not in r.stderr
+    r = jand("train", "--out", tmp_path / "x", "--data", "iam:/no/such/folder", ok=False)
+    assert r.returncode == 2 and "data spec part" in r.stderr
+    r = jand("distill", "--out", tmp_path / "y", ok=False)
+    assert r.returncode == 2 and "--teacher" in r.stderr
+    r = jand("predict", "--model", tmp_path / "missing.pt", tmp_path, ok=False)
+    assert r.returncode == 2 and "missing.pt" in r.stderr

@@ -1,0 +1,113 @@
+"""The trainer: determinism, exact resume after SIGKILL, distillation, curriculum and multi-task, DDP, clear errors."""
+import json, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+import pytest
+import torch
+from jand.core import DataError
+from jand.model import load_model
+from jand.training import TrainConfig, read_checkpoint, read_log, train
+
+torch.set_num_threads(1)
+TINY = dict(model="student", batch_size=8, synth_train=24, synth_val=8, synth_test=8, height=32, log_every=1,
+            progress_bar=False, val_lines=8, augment=True)
+
+
+def weights(run):
+    return load_model(Path(run) / "checkpoints" / "last.pt")[0].state_dict()
+
+
+def same_weights(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_run_on_cpu(tmp_path):
+    cfg = TrainConfig(epochs=2, **TINY)
+    train(cfg, tmp_path / "a"); train(cfg, tmp_path / "b")
+    losses = lambda r: [x["loss"] for x in read_log(r) if "loss" in x]
+    assert losses(tmp_path / "a") == losses(tmp_path / "b") and len(losses(tmp_path / "a")) == 6
+    assert same_weights(weights(tmp_path / "a"), weights(tmp_path / "b"))
+    train(TrainConfig(epochs=2, seed=1, **TINY), tmp_path / "c")
+    assert losses(tmp_path / "c") != losses(tmp_path / "a")
+
+
+def test_a_killed_run_resumes_exactly(tmp_path):
+    cfg = TrainConfig(epochs=3, **TINY)
+    train(cfg, tmp_path / "straight")
+    script = textwrap.dedent(f"""
+        import json, torch; torch.set_num_threads(1)
+        from jand.training import TrainConfig, train
+        train(TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(tmp_path / 'killed')!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    last = tmp_path / "killed" / "checkpoints" / "last.pt"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not last.exists():
+        time.sleep(0.02)  # the first checkpoint appears at the end of epoch 1; kill the run right after
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    state = read_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["train"]["state"]
+    assert 1 <= state["epoch"] < 3, "the run was not interrupted in the middle"
+    with pytest.raises(DataError, match="--resume"):
+        train(cfg, tmp_path / "killed")
+    train(cfg, tmp_path / "killed", resume=True)
+    assert same_weights(weights(tmp_path / "straight"), weights(tmp_path / "killed"))
+    steps = [r["step"] for r in read_log(tmp_path / "killed") if "loss" in r]
+    assert steps == sorted(set(steps)), "the log repeats steps after resuming"
+
+
+def test_resume_refuses_corrupt_or_foreign_checkpoints(tmp_path):
+    train(TrainConfig(epochs=1, **TINY), tmp_path / "run")
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    last.write_bytes(last.read_bytes()[:2000])
+    with pytest.raises(DataError, match="last.pt"):
+        train(TrainConfig(epochs=2, **TINY), tmp_path / "run", resume=True)
+    (tmp_path / "run" / "model.pt").replace(last)
+    with pytest.raises(DataError, match="not a training checkpoint"):
+        train(TrainConfig(epochs=2, **TINY), tmp_path / "run", resume=True)
+    with pytest.raises(DataError, match="no checkpoint"):
+        train(TrainConfig(epochs=1, **TINY), tmp_path / "empty", resume=True)
+
+
+def test_distillation_curriculum_and_multitask_run(tmp_path):
+    teacher = train(TrainConfig(epochs=1, **{**TINY, "model": "teacher"}), tmp_path / "teacher")
+    cfg = TrainConfig(epochs=2, teacher=str(tmp_path / "teacher" / "model.pt"), curriculum="staged", kd_blank="nonblank",
+                      kd_feature=0.1, aux_weight=0.3, **TINY)
+    train(cfg, tmp_path / "student")
+    rec = [r for r in read_log(tmp_path / "student") if "loss" in r]
+    assert {"kl", "ctc", "aux", "feat"} <= set(rec[0])
+    model, cs, _ = load_model(tmp_path / "student" / "model.pt")
+    assert model.cfg.name == "student" and cs == load_model(tmp_path / "teacher" / "model.pt")[1]
+    # the curriculum starts on the easy third: fewer steps in the first epoch than in the second
+    per_epoch = [sum(1 for r in rec if r["epoch"] == e) for e in (1, 2)]
+    assert per_epoch[0] < per_epoch[1]
+
+
+def test_joint_sources_with_a_dataset_id_head(tmp_path):
+    cfg = TrainConfig(data="synth:en+synth:fr", epochs=1, domain_weight=0.2, **TINY)
+    train(cfg, tmp_path / "joint")
+    rec = [r for r in read_log(tmp_path / "joint") if "loss" in r]
+    assert "domain" in rec[0]
+    assert load_model(tmp_path / "joint" / "model.pt")[0].cfg.n_domains == 2
+
+
+def test_fine_tuning_keeps_known_characters(tmp_path):
+    train(TrainConfig(data="synth:en", epochs=1, **TINY), tmp_path / "en")
+    train(TrainConfig(data="synth:fr", epochs=1, init=str(tmp_path / "en" / "model.pt"), **TINY), tmp_path / "fr")
+    en, en_cs, _ = load_model(tmp_path / "en" / "model.pt")
+    fr, fr_cs, _ = load_model(tmp_path / "fr" / "model.pt")
+    assert set(en_cs.symbols) != set(fr_cs.symbols)
+
+
+def test_ddp_with_gloo_on_two_processes(tmp_path):
+    cfg = TrainConfig(epochs=1, **TINY)
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(f"""
+        import json, torch; torch.set_num_threads(1)
+        from jand.training import TrainConfig, train
+        print(train(TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(tmp_path / 'ddp')!r}))
+    """))
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(script)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ddp" / "model.pt").exists()
+    prov = json.loads((tmp_path / "ddp" / "provenance.json").read_text())
+    assert prov["world_size"] == 2
