@@ -29,7 +29,7 @@ from .results import provenance
 
 # %% auto #0
 __all__ = ['CURRICULA', 'TrainConfig', 'lr_at', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'dist_info', 'RunLog',
-           'read_log', 'line_losses', 'train']
+           'read_log', 'line_losses', 'train', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -369,3 +369,15 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     if world > 1: torch.distributed.barrier()
     return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["step"],
             "elapsed_s": round(st["elapsed"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1)}
+
+# %% ../nbs/22_training.ipynb #4acfe5d0
+def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
+    "Score run folder `run`'s `model.pt` on `split` of the data it was trained on; adds the run's config to the result."
+    run = Path(run)
+    try: cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
+    except FileNotFoundError: raise DataError(run, "not a run folder (no config.json)") from None
+    model, charset, payload = load_model(run / "model.pt", device=device)
+    bundle = open_data(cfg.data, synth=cfg.synth)
+    ds = LineDataset(bundle.lines(split), charset, load=bundle.load, cfg=model.cfg.preprocess, name=f"{run.name}:{split}")
+    res = evaluate(model, ds, batch_size, device)
+    return {**res, "config": cfg, "model": model.cfg, "split": split, "epoch": payload.get("epoch")}

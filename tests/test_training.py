@@ -111,3 +111,16 @@ def test_ddp_with_gloo_on_two_processes(tmp_path):
     assert (tmp_path / "ddp" / "model.pt").exists()
     prov = json.loads((tmp_path / "ddp" / "provenance.json").read_text())
     assert prov["world_size"] == 2
+
+
+def test_kd_table_rows_from_runs(tmp_path):
+    from jand.results import kd_rows
+    train(TrainConfig(epochs=1, **{**TINY, "model": "teacher"}), tmp_path / "t")
+    train(TrainConfig(epochs=1, **TINY), tmp_path / "alone")
+    train(TrainConfig(epochs=1, teacher=str(tmp_path / "t" / "model.pt"), **TINY), tmp_path / "kd")
+    rows = kd_rows(tmp_path / "t", [tmp_path / "alone"], [tmp_path / "kd"])
+    runs = [r for r in rows if r["row"] == "run"]
+    assert [r["variant"] for r in runs] == ["teacher", "alone", "kd"]
+    assert all(0 <= r["cer"] for r in runs)
+    gain = rows[-1]
+    assert gain["variant"] == "relative gain (%)" and gain["verdict"].startswith("direction only")

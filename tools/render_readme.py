@@ -21,8 +21,12 @@ for cell in nb["cells"]:
     if code: out += ["```python", code, "```", ""]
     text = []
     for o in cell.get("outputs", []):
+        data = o.get("data", {})
         if o.get("output_type") == "stream": text.append("".join(o["text"]))
-        elif "text/plain" in o.get("data", {}) and "image/png" not in o.get("data", {}): text.append("".join(o["data"]["text/plain"]))
+        elif "text/markdown" in data:  # tables the notebook reads from results/: shown as Markdown, not as code
+            if text: out += ["```", "".join(text).rstrip(), "```", ""]; text = []
+            out += ["".join(data["text/markdown"]).rstrip(), ""]
+        elif "text/plain" in data and "image/png" not in data: text.append("".join(data["text/plain"]))
     if text: out += ["```", "".join(text).rstrip(), "```", ""]
 (root / "README.md").write_text("\n".join(out).rstrip() + "\n", encoding="utf-8")
 print("README.md rendered from nbs/index.ipynb")
