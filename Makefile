@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jand-installed
 
-.PHONY: env reproduce test test-slow sync lab notebooks clean-env
+.PHONY: env reproduce test test-slow sync lab notebooks clean-env docs browser
 
 # The virtual environment is created once and reused; it is refreshed when the pins change.
 $(STAMP): settings.ini setup.py
@@ -27,7 +27,7 @@ reproduce: $(STAMP)
 sync: $(STAMP)
 	@PATH="$(abspath $(BIN)):$$PATH" bash tools/check_nbdev_sync.sh
 
-test: sync
+test: sync browser
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest
 
@@ -41,6 +41,18 @@ lab: $(STAMP)
 # Re-execute the notebooks so that their committed outputs and figures are current.
 notebooks: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash tools/run_notebooks.sh
+
+# The documentation site without Quarto (nbconvert, jand.docs): open _site/index.html. Where Quarto is installed,
+# `nbdev_docs` builds the nbdev site instead (nbs/_quarto.yml; published from main by .github/workflows/deploy.yml).
+docs: $(STAMP)
+	$(BIN)/python -c "from jand.docs import build_site; build_site()"
+
+# Headless Chromium for the docs browser test (tests/test_docs.py), installed when missing. Never fatal: where no
+# browser can be installed (no apt-get, not root, no network) that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "no browser: the docs browser test (tests/test_docs.py) will be skipped"
 
 clean-env:
 	rm -rf $(VENV)

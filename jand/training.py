@@ -202,7 +202,7 @@ def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu") 
         out[b["indices"].numpy()] = (l / b["target_lengths"].clamp(min=1).to(device)).cpu().numpy()
     return out
 
-# %% ../nbs/22_training.ipynb #9fc956a5
+# %% ../nbs/22_training.ipynb #178a1c61
 def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     "Train (or distil) as `cfg` says into run folder `out`; returns a summary (best validation CER, steps, speed…)."
     out = Path(out)
@@ -259,7 +259,6 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
                                              seed=cfg.seed, num_replicas=world, rank=rank)
     else:
         sampler = BucketBatchSampler(train_ds.lengths(), cfg.batch_size, seed=cfg.seed, num_replicas=world, rank=rank)
-    loader = torch.utils.data.DataLoader(train_ds, batch_sampler=sampler, collate_fn=collate_lines, num_workers=cfg.workers)
 
     # state: fresh or restored
     st = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "best_cer": None, "best_epoch": None, "bad_epochs": 0,

@@ -1,7 +1,7 @@
 """Render README.md from nbs/index.ipynb without Quarto (nbdev_readme needs Quarto, which is not installable here).
 
-Markdown cells are copied; visible code cells become fenced Python with their text outputs; `#| hide` cells and
-nbdev directives are dropped. The sync check runs this, so README.md always matches the notebook.
+Markdown cells are copied; visible code cells become fenced Python with their text outputs (Markdown outputs are
+copied as Markdown; `#| echo: false` shows only the output); `#| hide` cells and nbdev directives are dropped. The sync check runs this, so README.md always matches the notebook.
 """
 from pathlib import Path
 import json, sys
@@ -18,7 +18,8 @@ for cell in nb["cells"]:
     directives = [l for l in lines if l.startswith("#|")]
     if any(d.split()[1:2] == ["hide"] for d in directives if len(d.split()) > 1): continue
     code = "\n".join(l for l in lines if not l.startswith("#|")).strip()
-    if code: out += ["```python", code, "```", ""]
+    echo = not any(d.replace(" ", "") == "#|echo:false" for d in directives)  # `#| echo: false`: outputs only
+    if code and echo: out += ["```python", code, "```", ""]
     text = []
     for o in cell.get("outputs", []):
         data = o.get("data", {})
