@@ -78,9 +78,10 @@ def provenance(**extra) -> dict:
             "platform": platform.platform(), "cpus": os.cpu_count(), "cuda": torch.cuda.is_available(),
             "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
 
-# %% ../nbs/40_results.ipynb #1d22a50f
+# %% ../nbs/40_results.ipynb #e77bc3e6
 def _fmt(v) -> str:
     if v is None: return "not measured"
+    if isinstance(v, bool): return "yes" if v else "no"
     if isinstance(v, float): return f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"
     if isinstance(v, int): return f"{v:,}"
     return str(v)
@@ -89,7 +90,8 @@ def markdown_table(rows:list, columns:list|None=None) -> str:
     "A Markdown table of `rows` (dicts), in `columns` order."
     columns = columns or list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in columns) + " |" for r in rows]
+    cell = lambda r, c: _fmt(r[c]) if c in r else "–"  # a column that does not apply to this row is a dash
+    lines += ["| " + " | ".join(cell(r, c).replace("|", "\\|") for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 def write_table(name:str, rows:list, title:str, columns:list|None=None, notes:str="", out="results", prov:dict|None=None) -> tuple:
@@ -127,7 +129,7 @@ def architecture_rows(n_classes:int|None=None) -> list:
 
 ARCH_COLUMNS = ["model", "cnn_widths", "fast_stem", "blocks", "d_model", "heads", "params", "paper_params", "delta", "verdict", "mmacs", "mmacs_cnn"]
 
-# %% ../nbs/40_results.ipynb #1cff34dd
+# %% ../nbs/40_results.ipynb #bd567de5
 def _mean_std(xs:list) -> tuple:
     import statistics as st
     return (st.fmean(xs), st.stdev(xs) if len(xs) > 1 else 0.0)
@@ -146,9 +148,9 @@ def kd_rows(teacher_run, alone_runs:list, kd_runs:list, split:str="test", stand_
                          "cer_line_max": round(r["scores"]["cer_line-max_sensitive"].value, 2), "metric": "corpus CER/WER, case-sensitive"})
     for variant, key in (("teacher", None), ("alone", "kd_cer_without"), ("kd", "kd_cer_with")):
         m, s = _mean_std(cer[variant])
-        rows.append({"row": "summary", "variant": variant, "cer": round(m, 2), "cer_std": round(s, 2), "seeds": len(cer[variant]),
-                     "paper": PAPER_TARGETS[key].value if key else None,
-                     "verdict": verdict(PAPER_TARGETS[key].value, m, 0.5, stand_in) if key else ""})
+        row = {"row": "summary", "variant": variant, "cer": round(m, 2), "cer_std": round(s, 2), "seeds": len(cer[variant])}
+        if key: row.update(paper=PAPER_TARGETS[key].value, verdict=verdict(PAPER_TARGETS[key].value, m, 0.5, stand_in))
+        rows.append(row)
     (ma, _), (mk, _) = _mean_std(cer["alone"]), _mean_std(cer["kd"])
     gain = 100 * (ma - mk) / ma if ma else float("nan")
     tg = PAPER_TARGETS["kd_relative_gain"]
