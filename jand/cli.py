@@ -139,7 +139,7 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
         atomic_write_text(out, text)
     return rows
 
-# %% ../nbs/90_cli.ipynb #ddf55da1
+# %% ../nbs/90_cli.ipynb #87171123
 def _domains(s:str) -> tuple:
     ds = tuple(d.strip() for d in s.split(",") if d.strip())
     bad = [d for d in ds if d not in DOMAINS]
@@ -189,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, help="write per-line results (id, truth, prediction, edits) to this CSV")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--device", default="cpu")
-    for name, default in (("synth-train", 2000), ("synth-val", 200), ("synth-test", 200), ("synth-seed", 0)):
-        e.add_argument(f"--{name}", type=int, default=default, help=f"synthetic data size/seed, as in training (default: {default})")
+    add_config_options(e, TrainConfig, skip=[f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")])  # as in training
 
     r = sub.add_parser("predict", help="read images: print or write their text")
     r.add_argument("--model", type=Path, required=True, help="model file")
