@@ -1,5 +1,5 @@
 # jand: the two commands of the README, and a few helpers.
-#   make reproduce   prepare the environment, then run the main job on the embedded synthetic default
+#   make reproduce   prepare the environment, then regenerate every table and figure (jand reproduce --profile quick)
 #   make test        prepare the environment, then run every test (sync check, nbdev_test, pytest)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -21,7 +21,7 @@ $(STAMP): settings.ini setup.py
 env: $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/jand demo
+	$(BIN)/jand reproduce --profile quick
 
 # Notebooks are the source: exporting and cleaning them must not change any file.
 sync: $(STAMP)

@@ -102,16 +102,20 @@ def dataclass_from_dict(cls, d:dict, nested:dict|None=None):
 
 # %% ../nbs/00_core.ipynb #e3f87375
 def atomic_write_bytes(path, data:bytes) -> Path:
-    "Write `data` to `path` atomically (temp file in the same folder, fsync, rename)."
+    "Write `data` to `path` atomically (temp file in the same folder, fsync, rename); `DataError` naming `path` if it cannot be written."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir(): raise DataError(path, "is a folder; expected the path of a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e: raise DataError(path, f"cannot write here ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError): raise DataError(path, f"cannot write the file ({e.strerror or e})") from None
         raise
     return path
 

@@ -32,11 +32,15 @@ def _open(path:Path) -> Image.Image:
     except OSError as e:
         raise DataError(path, f"cannot open image ({e})") from None
 
+def _one_frame(path:Path, im:Image.Image):
+    n = getattr(im, "n_frames", 1)
+    if n > 1: raise DataError(path, f"animated or multi-page image with {n} frames; a line image must have one")
+
 def check_image(path) -> tuple:
     "Cheap header check of the image at `path`: returns `(width, height)` or raises `DataError`."
     path = Path(path)
     with _open(path) as im:
-        if getattr(im, "n_frames", 1) > 1: raise DataError(path, f"animated image with {im.n_frames} frames; a line image must have one")
+        _one_frame(path, im)
         w, h = im.size
     if w == 0 or h == 0: raise DataError(path, f"image has no pixels ({w}×{h})")
     return w, h
@@ -48,9 +52,11 @@ def to_gray(im:Image.Image) -> np.ndarray:
         a = np.asarray(im, dtype=np.float64)
         if im.mode.startswith("I;16"): a = a / 257.0
         else:
-            lo, hi = float(a.min()), float(a.max())
-            a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.full_like(a, 255.0)
+            ok = np.isfinite(a)
+            lo, hi = (float(a[ok].min()), float(a[ok].max())) if ok.any() else (0.0, 0.0)
+            a = np.where(ok, (a - lo) / (hi - lo) * 255.0, 255.0) if hi > lo else np.full_like(a, 255.0)
         return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    if im.mode == "LAB": return np.asarray(im.getchannel("L"), dtype=np.uint8)  # L* is lightness: the gray we want
     if im.mode == "P": im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA"):
         paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -64,7 +70,7 @@ def load_image(path, # Image file (a line, or a page when `box` is given)
     "The image at `path` (cropped to `box`) as a grayscale `uint8` array; `DataError` if it cannot be read."
     path = Path(path)
     with _open(path) as im:
-        if getattr(im, "n_frames", 1) > 1: raise DataError(path, f"animated image with {im.n_frames} frames; a line image must have one")
+        _one_frame(path, im)
         try:
             im.load()
             if box is not None:
@@ -72,9 +78,12 @@ def load_image(path, # Image file (a line, or a page when `box` is given)
                 l, t, r, b = max(l, 0), max(t, 0), min(r, im.width), min(b, im.height)
                 if r <= l or b <= t: raise DataError(path, f"crop box {tuple(box)} is empty inside the {im.width}×{im.height} image")
                 im = im.crop((l, t, r, b))
-            a = to_gray(ImageOps.exif_transpose(im) if box is None else im)
+            if box is None: im = ImageOps.exif_transpose(im)
         except DataError: raise
         except (OSError, SyntaxError, ValueError) as e:
             raise DataError(path, f"image data is truncated or corrupt ({e})") from None
+        try: a = to_gray(im)
+        except (OSError, ValueError) as e:
+            raise DataError(path, f"cannot convert an image of mode {im.mode} to grayscale ({e})") from None
     if a.size == 0: raise DataError(path, "image has no pixels")
     return a

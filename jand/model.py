@@ -24,7 +24,8 @@ from .decoding import greedy_decode, beam_decode
 # %% auto #0
 __all__ = ['REFERENCE_CLASSES', 'TEACHER_BACKBONE', 'STUDENT_BACKBONE', 'TEACHER_ATTENTION', 'STUDENT_ATTENTION', 'MODEL_FORMAT',
            'ModelConfig', 'teacher_config', 'student_config', 'model_config', 'HTRJAND', 'describe', 'model_payload',
-           'save_model', 'read_payload', 'load_model', 'Predictor', 'benchmark_inference']
+           'save_model', 'read_payload', 'check_device', 'load_model', 'Predictor', 'time_calls', 'bench_widths',
+           'input_label', 'measure_speed', 'benchmark_inference']
 
 # %% ../nbs/12_model.ipynb #dc9a5f0b
 @dataclass(frozen=True)
@@ -137,13 +138,31 @@ def save_model(path, model:HTRJAND, charset:Charset, **extra) -> Path:
 def read_payload(path) -> dict:
     "The dict of a jand model file or training checkpoint; `DataError` if it is missing, corrupt or foreign."
     path = Path(path)
+    if path.is_dir(): raise DataError(path, "is a folder, not a model file")
     if not path.is_file(): raise DataError(path, "model file not found")
     try: d = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e: raise DataError(path, f"not a readable jand model file (corrupt or truncated?): {type(e).__name__}: {e}") from None
+    except Exception as e:
+        text = str(e)  # torch's weights-only errors are paragraphs: keep the one line that says what is wrong
+        msg = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0] if "WeightsUnpickler error:" in text else (text.strip().splitlines() or [""])[0]
+        msg = " ".join(msg.split())
+        if "Unsupported global" in text:
+            raise DataError(path, "refused: the file holds Python objects other than tensors and plain values, which a jand "
+                            "model file never does (a foreign or unsafe file; jand never runs code from a model file)") from None
+        raise DataError(path, f"not a readable jand model file (corrupt or truncated?): {type(e).__name__}: {msg}") from None
     if not isinstance(d, dict) or d.get("format") != "jand-model":
         raise DataError(path, "this is not a jand model file (no 'jand-model' header)")
-    if d.get("format_version", 0) > MODEL_FORMAT:
-        raise DataError(path, f"written by a newer jand (model format {d['format_version']}, this jand {jand.__version__} reads ≤ {MODEL_FORMAT})")
+    v = d.get("format_version", 0)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise DataError(path, f"unreadable model format version {v!r} (expected a whole number ≤ {MODEL_FORMAT})")
+    if v > MODEL_FORMAT:
+        raise DataError(path, f"written by a newer jand (model format {v}, this jand {jand.__version__} reads ≤ {MODEL_FORMAT})")
+    return d
+
+def check_device(device) -> torch.device:
+    "`device` as a `torch.device`; a `ValueError` naming it when torch does not know it, or it is a GPU this machine lacks."
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError): raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+    if d.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device {device!r} was asked for but no GPU is available")
     return d
 
 # %% ../nbs/12_model.ipynb #8922f1b8
@@ -161,12 +180,16 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
                resize_head:bool=False, # With a different `charset`: resize the heads, keeping shared symbols
                device="cpu") -> tuple:
     "`(model, charset, payload)` from a model file; the model is in eval mode on `device`."
-    path = Path(path)
+    path, device = Path(path), check_device(device)
     d = read_payload(path)
     try:
         cfg, saved = ModelConfig.from_dict(d["config"]), Charset.from_dict(d["charset"], path)
     except (KeyError, TypeError, ValueError) as e: raise DataError(path, f"the model file's config is invalid: {e}") from None
-    state = d["state_dict"]
+    if len(saved) != cfg.n_classes:
+        raise DataError(path, f"the file's charset has {len(saved)} classes (blank included) but its model has {cfg.n_classes}: "
+                        "the charset and the weights do not belong together")
+    state = d.get("state_dict")
+    if not isinstance(state, dict) or not state: raise DataError(path, "the file holds no weights (no 'state_dict' of tensors)")
     if charset is not None and charset != saved:
         missing, extra = sorted(set(charset.symbols) - set(saved.symbols)), sorted(set(saved.symbols) - set(charset.symbols))
         if not resize_head:
@@ -179,7 +202,8 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
         cfg, saved = replace(cfg, n_classes=len(charset)), charset
     model = HTRJAND(cfg)
     try: model.load_state_dict(state)
-    except RuntimeError as e: raise DataError(path, f"weights do not fit the saved config: {str(e).splitlines()[0]}") from None
+    except (RuntimeError, TypeError, AttributeError, ValueError) as e:
+        raise DataError(path, f"weights do not fit the saved config: {str(e).splitlines()[0]}") from None
     return model.to(device).eval(), saved, d
 
 # %% ../nbs/12_model.ipynb #6acb7e90
@@ -187,10 +211,15 @@ class Predictor:
     "Image files or arrays in, text out, with the model's own preprocessing."
     def __init__(self, model:HTRJAND, charset:Charset, device="cpu", batch_size:int=16,
                  decoder:str="greedy", # `greedy` or `beam`
-                 beam:int=10):
+                 beam:int=10,
+                 bf16:bool=False, # Run the network under bfloat16 autocast
+                ):
         if decoder not in ("greedy", "beam"): raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
+        if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        check_device(device)
         self.model, self.charset = model.to(device).eval(), charset
-        self.device, self.batch_size, self.decoder, self.beam = device, batch_size, decoder, beam
+        self.preprocess = model.cfg.preprocess
+        self.device, self.batch_size, self.decoder, self.beam, self.bf16 = device, batch_size, decoder, beam, bf16
 
     @classmethod
     def from_file(cls, path, **kwargs) -> Predictor:
@@ -201,18 +230,30 @@ class Predictor:
     def _image(self, item) -> np.ndarray:
         return load_image(item) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
-    @torch.no_grad()
+    def _forward(self, batch:torch.Tensor, widths:torch.Tensor) -> tuple:
+        "`(log_probs (N, T, C), lengths (N,))` on the CPU for one padded batch."
+        dev = torch.device(self.device)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16):
+            o = self.model(batch.to(dev), widths.to(dev))
+        return o["logits"].float().log_softmax(-1).cpu(), o["lengths"].cpu()
+
+    def batches(self, prepared:list) -> list:
+        "Index lists of `prepared` images, sorted by width and cut into batches (the order in which they are run)."
+        order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[2])
+        return [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+
+    @torch.inference_mode()
     def logits(self, images:Sequence) -> list:
         "Per-line log-probabilities `(T_i, C)`, in input order."
-        prepared = [prepare(self._image(im), self.model.cfg.preprocess) for im in images]
-        order = sorted(range(len(prepared)), key=lambda i: prepared[i].shape[2])
+        prepared = []
+        for n, im in enumerate(images, 1):
+            try: prepared.append(prepare(self._image(im), self.preprocess))
+            except DataError: raise  # a file's problem already names the file
+            except ValueError as e: raise ValueError(f"image {n} of {len(images)}: {e}") from None
         out = [None] * len(prepared)
-        for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
-            batch, widths = pad_images([prepared[i] for i in idx])
-            o = self.model(batch.to(self.device), widths.to(self.device))
-            lp = o["logits"].log_softmax(-1).cpu()
-            for k, i in enumerate(idx): out[i] = lp[k, :int(o["lengths"][k])]
+        for idx in self.batches(prepared):
+            lp, lengths = self._forward(*pad_images([prepared[i] for i in idx]))
+            for k, i in enumerate(idx): out[i] = lp[k, :int(lengths[k])]
         return out
 
     def predict(self, images:Sequence) -> list:
@@ -221,29 +262,110 @@ class Predictor:
         return [decode(lp, self.charset) for lp in self.logits(images)]
 
 # %% ../nbs/12_model.ipynb #3d96dd56
-def _bench_one(cfg_dict:dict, batch:int, height:int, width:int, seconds:float, threads:int, q) -> None:
-    import resource
-    torch.set_num_threads(threads)
-    m = HTRJAND(ModelConfig.from_dict(cfg_dict)).eval()
-    x = torch.rand(batch, 1, height, width); w = torch.full((batch,), width)
-    with torch.inference_mode():
-        for _ in range(3): m(x, w)
-        n, t = 0, time.perf_counter()
-        while time.perf_counter() - t < seconds: m(x, w); n += 1
-        dt = (time.perf_counter() - t) / n
-    q.put({"lines_per_s": batch / dt, "ms_per_line": 1000 * dt / batch,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+def time_calls(fn, # Called with no argument; one call = one timed unit
+               seconds:float=2.0, # Keep calling until this much time has passed (at least `min_calls` calls)
+               warmup:int=2, min_calls:int=2, sync=None) -> float:
+    "Mean seconds per call of `fn` after `warmup` calls (`sync()`, e.g. `torch.cuda.synchronize`, before each clock read)."
+    sync = sync or (lambda: None)
+    for _ in range(warmup): fn()
+    sync(); n, t = 0, time.perf_counter()
+    while n < min_calls or time.perf_counter() - t < seconds: fn(); n += 1
+    sync()
+    return (time.perf_counter() - t) / n
 
-def benchmark_inference(configs:dict|None=None, batches=(1, 16), height:int=64, width:int=512,
-                        seconds:float=3.0, threads:int=2) -> list:
-    "Rows `{model, batch, lines_per_s, ms_per_line, peak_rss_mb}`, each measured in a fresh process."
+def _peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+def bench_widths(batch:int, width, # An int (every line that wide) or `(lo, hi)`: random text-like widths
+                 seed:int=0) -> list:
+    "The widths of one benchmark batch."
+    if isinstance(width, int): return [width] * batch
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(int(width[0]), int(width[1]) + 1, (batch,), generator=g).tolist()
+
+def input_label(height:int, width) -> str:
+    "`64x512` or `64x[256-1024]` for random widths."
+    return f"{height}x{width}" if isinstance(width, int) else f"{height}x[{width[0]}-{width[1]}]"
+
+def measure_speed(model, # An `HTRJAND` or a `ModelConfig` (a fresh model is built)
+                  batch:int=16, height:int=64, width=512, # int, or `(lo, hi)` for random widths
+                  seconds:float=2.0, threads:int|None=2, # CPU threads (None: leave torch's setting)
+                  device="cpu", train:bool=False, # Time a training step instead of inference
+                  warmup:int=2, seed:int=0) -> dict:
+    "`{lines_per_s, ms_per_line, peak_rss_mb[, cuda_max_alloc_mb]}` for one case, in this process."
+    import copy
+    import torch.nn.functional as F
+    dev = torch.device(device)
+    if threads: torch.set_num_threads(threads)
+    if isinstance(model, ModelConfig): m = HTRJAND(model)
+    else: m = copy.deepcopy(model) if train else model  # training steps must not change the caller's model
+    m = m.to(dev)
+    ws = bench_widths(batch, width, seed)
+    g = torch.Generator().manual_seed(seed)
+    x, w = torch.rand(batch, 1, height, max(ws), generator=g).to(dev), torch.tensor(ws, device=dev)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else None
+    if cuda: torch.cuda.reset_peak_memory_stats(dev)
+    if train:
+        m.train()
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-5)
+        tlen = torch.full((batch,), max(1, min(ws) // 32))  # about one character per 4 frames
+        targets = torch.randint(1, m.cfg.n_classes, (batch, int(tlen[0])), generator=g).to(dev)
+        def step():
+            o = m(x, w)
+            loss = F.ctc_loss(o["logits"].float().log_softmax(-1).transpose(0, 1), targets, o["lengths"], tlen.to(dev), zero_infinity=True)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        dt = time_calls(step, seconds, warmup, sync=sync)
+    else:
+        m.eval()
+        with torch.inference_mode(): dt = time_calls(lambda: m(x, w), seconds, warmup, sync=sync)
+    r = {"lines_per_s": batch / dt, "ms_per_line": 1000 * dt / batch, "peak_rss_mb": _peak_rss_mb()}
+    if cuda: r["cuda_max_alloc_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    return r
+
+# %% ../nbs/12_model.ipynb #5b1c2d3e
+def _bench_one(cfg_dict:dict, state:dict|None, kwargs:dict, q) -> None:
+    try:
+        m = HTRJAND(ModelConfig.from_dict(cfg_dict))
+        if state is not None: m.load_state_dict(state)
+        q.put(measure_speed(m, **kwargs))
+    except Exception as e: q.put({"error": f"{type(e).__name__}: {e}"})
+
+def _wait_result(p, q) -> dict:
+    "The child's result; an error instead of a hang when it dies before reporting (e.g. an unguarded `__main__`)."
+    import queue
+    while True:
+        try: r = q.get(timeout=1.0); p.join(); return r
+        except queue.Empty:
+            if not p.is_alive(): return {"error": f"the benchmark process died (exit code {p.exitcode}) before reporting"}
+
+def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTRJAND`; None: fresh Teacher and Student
+                        batches=(1, 16), height:int=64, width=512, seconds:float=3.0, threads:int=2,
+                        shapes:Sequence|None=None, # `(height, width)` pairs; overrides `height`/`width`
+                        device="cpu", train:bool=False, # Time training steps instead of inference
+                        isolate:bool=True, # One fresh process per case (honest peak memory); False: in this process
+                        verbose:bool=True) -> list:
+    "Rows `{model, device, mode, batch, input, threads, lines_per_s, ms_per_line, peak_rss_mb[, cuda_max_alloc_mb]}`."
     import multiprocessing as mp
     configs = configs or {"teacher": teacher_config(), "student": student_config()}
+    shapes = list(shapes or [(height, width)])
     ctx, rows = mp.get_context("spawn"), []
-    for name, cfg in configs.items():
-        for b in batches:
-            q = ctx.Queue(); p = ctx.Process(target=_bench_one, args=(cfg.to_dict(), b, height, width, seconds, threads, q))
-            p.start(); r = q.get(); p.join()
-            rows.append({"model": name, "batch": b, "input": f"{height}x{width}", "threads": threads, **{k: round(v, 2) for k, v in r.items()}})
-            print(f"{name:>8} batch {b:>3}: {r['lines_per_s']:7.1f} lines/s  {r['ms_per_line']:7.2f} ms/line  peak RSS {r['peak_rss_mb']:.0f} MB")
+    for name, model in configs.items():
+        cfg = model if isinstance(model, ModelConfig) else model.cfg
+        state = None if isinstance(model, ModelConfig) else {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        for h, w in shapes:
+            for b in batches:
+                kw = dict(batch=b, height=h, width=w, seconds=seconds, threads=threads, device=str(device), train=train)
+                if isolate:
+                    q = ctx.Queue(); p = ctx.Process(target=_bench_one, args=(cfg.to_dict(), state, kw, q))
+                    p.start(); r = _wait_result(p, q)
+                    if "error" in r: raise RuntimeError(f"benchmark of {name} {kw} failed: {r['error']}")
+                else: r = measure_speed(model, **kw)
+                row = {"model": name, "device": torch.device(device).type, "mode": "train" if train else "inference", "batch": b,
+                       "input": input_label(h, w), "threads": threads, **{k: round(v, 2) for k, v in r.items()}}
+                rows.append(row)
+                if verbose: print(f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: {r['lines_per_s']:8.1f} lines/s "
+                                  f"{r['ms_per_line']:8.2f} ms/line  peak RSS {r['peak_rss_mb']:.0f} MB"
+                                  + (f"  CUDA {r['cuda_max_alloc_mb']:.0f} MB" if "cuda_max_alloc_mb" in r else ""))
     return rows

@@ -98,7 +98,8 @@ def prepare(img:np.ndarray, # Grayscale uint8 line image (as `jand.images.load_i
             rng:np.random.Generator|None=None, # Random generator for `aug`
            ) -> torch.Tensor:
     "Model input for one line: a float tensor `(1, height, width)` with ink = 1, paper = 0."
-    if img.ndim != 2 or img.dtype != np.uint8: raise ValueError(f"expected a 2-D uint8 image, got {img.dtype} {img.shape}")
+    if img.ndim != 2 or img.dtype != np.uint8: raise ValueError(f"expected a 2-D uint8 grayscale image, got {img.dtype} {img.shape}")
+    if img.size == 0: raise ValueError(f"the image is empty ({img.shape[0]}×{img.shape[1]})")
     if cfg.deslant: img = shear(img, estimate_slant(img))
     img = to_height(img, cfg.height)
     if aug is not None: img = to_height(augment(img, aug, rng if rng is not None else np.random.default_rng()), cfg.height)

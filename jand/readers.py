@@ -85,9 +85,11 @@ def read_utf8(path) -> str:
     "The text of `path` decoded as UTF-8 (BOM tolerated); `DataError` naming the file and byte if it is not UTF-8."
     path = Path(path)
     data = path.read_bytes()
-    try: return data.decode("utf-8-sig")
+    try: text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(path, f"not UTF-8 text (byte {e.start} is {data[e.start:e.start+1]!r})") from None
+    if "\0" in text: raise DataError(path, f"not UTF-8 text (byte {data.index(0)} is a NUL byte: UTF-16 text?)")
+    return text
 
 def list_entries(path) -> list:
     "The `(line_number, entry)` pairs of a list file (split lists, partitions): blank and `#` lines ignored."
@@ -205,12 +207,13 @@ def write_iam(samples:Iterable, # `(Line, image)` pairs; ids `form-NN` such as `
 
 # %% ../nbs/04_readers.ipynb #643d42e2
 def _rows(path:Path, rd:_Reading) -> list:
-    "The `(line_number, text)` of the data rows of an IAM ascii file; undecodable rows are counted."
+    "The `(line_number, text)` of the data rows of an IAM ascii file (a BOM tolerated); undecodable rows are counted."
     out = []
     for i, raw in enumerate(path.read_bytes().splitlines(), 1):
-        try: row = raw.decode("utf-8")
+        try: row = raw.decode("utf-8-sig" if i == 1 else "utf-8")
         except UnicodeDecodeError as e:
             rd.skip("row is not UTF-8 text", f"{path}:{i} (byte {e.start})"); continue
+        if "\0" in row: rd.skip("row is not UTF-8 text", f"{path}:{i} (byte {raw.index(0)} is a NUL byte)"); continue
         if row.strip() and not row.lstrip().startswith("#"): out.append((i, row.strip()))
     return out
 
@@ -344,11 +347,15 @@ def write_rimes(samples:Iterable, # `(Line, image)` pairs; `train` and `val` go 
 
 # %% ../nbs/04_readers.ipynb #07a76ce9
 def _parse_xml(path:Path) -> ET.Element:
+    "The root of a RIMES XML file; `DataError` if it is missing, malformed, or not a RIMES file (neither a `DocumentList` nor any `SinglePage`)."
     if not path.is_file(): raise DataError(path, "RIMES XML file not found (expected training_2011.xml and eval_2011_annotated.xml in the root)")
-    try: return ET.parse(path).getroot()
+    try: root = ET.parse(path).getroot()
     except ET.ParseError as e:
         line, col = e.position
         raise DataError(path, f"malformed XML at line {line}, column {col + 1} ({e})") from None
+    if root.tag != "DocumentList" and root.find(".//SinglePage") is None:
+        raise DataError(path, f"no SinglePage element in this <{root.tag}> document: not a RIMES 2011 line-level XML file")
+    return root
 
 def _box(el:ET.Element):
     try: l, t, r, b = (int(round(float(el.get(k)))) for k in ("Left", "Top", "Right", "Bottom"))

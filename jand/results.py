@@ -11,8 +11,9 @@ import jand
 from .core import atomic_write_text
 
 # %% auto #0
-__all__ = ['PAPER_TARGETS', 'VERDICTS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'KD_COLUMNS', 'Target', 'verdict', 'git_revision',
-           'package_versions', 'provenance', 'markdown_table', 'write_table', 'architecture_rows', 'kd_rows']
+__all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'Target', 'ReferenceSystem',
+           'verdict', 'git_revision', 'package_versions', 'provenance', 'markdown_table', 'write_table',
+           'architecture_rows']
 
 # %% ../nbs/40_results.ipynb #4b2896dd
 @dataclass(frozen=True)
@@ -38,6 +39,25 @@ PAPER_TARGETS = {t.key: t for t in [
     Target("kd_cer_with", 4.59, "%", "IAM CER of the Student with distillation", "quoted by a third party"),
     Target("kd_relative_gain", 62.41, "%", "relative CER reduction from distillation", "quoted by a third party", lower_is_better=False),
 ]}
+
+# %% ../nbs/40_results.ipynb #39c584a7
+@dataclass(frozen=True)
+class ReferenceSystem:
+    "Another HTR system's reported IAM result."
+    name: str
+    cer: float # IAM line-level CER, %, as reported by its authors
+    params: float|None # Parameters, where reported
+    note: str = ""
+
+REFERENCE_SYSTEMS = [
+    ReferenceSystem("HTR-Flor", 8.58, 0.82e6, "lower-cased, per-line CER"),
+    ReferenceSystem("PyLaia CRNN", 7.6, 9.6e6, "greedy decoding"),
+    ReferenceSystem("VAN", 4.95, None),
+    ReferenceSystem("HTR-VT", 4.7, None),
+    ReferenceSystem("TrOCR small", 4.22, 62e6),
+    ReferenceSystem("TrOCR base", 3.42, 334e6),
+    ReferenceSystem("TrOCR large", 2.89, 558e6),
+]
 
 # %% ../nbs/40_results.ipynb #934e0668
 VERDICTS = ("reproduced", "within tolerance", "gap", "direction only", "not measured")
@@ -76,7 +96,7 @@ def provenance(**extra) -> dict:
     return {"jand": jand.__version__, "git": git_revision(), "python": platform.python_version(), "torch": torch.__version__,
             "packages": json.dumps(package_versions(), sort_keys=True),
             "platform": platform.platform(), "cpus": os.cpu_count(), "cuda": torch.cuda.is_available(),
-            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+            "command": os.environ.get("JAND_COMMAND") or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
 
 # %% ../nbs/40_results.ipynb #e77bc3e6
 def _fmt(v) -> str:
@@ -94,7 +114,16 @@ def markdown_table(rows:list, columns:list|None=None) -> str:
     lines += ["| " + " | ".join(cell(r, c).replace("|", "\\|") for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
-def write_table(name:str, rows:list, title:str, columns:list|None=None, notes:str="", out="results", prov:dict|None=None) -> tuple:
+def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
+                rows:list, # One dict per measurement (run): the CSV rows
+                title:str, # Heading of the Markdown table
+                columns:list|None=None, # Markdown columns, in order (default: every key of the first row)
+                notes:str="", # Text under the table (how it was made, tolerances)
+                out="results", # Folder
+                prov:dict|None=None, # Provenance (default: `provenance()`)
+                summary:list|None=None, # Rows shown in the Markdown table instead of `rows` (e.g. mean ± std per variant)
+                reading:str="", # A short reading of the table, in words, above it
+               ) -> tuple:
     "Write `out/name.csv` and `out/name.md`; returns both paths."
     if not rows: raise ValueError(f"table {name!r} has no rows: nothing was measured")
     prov = prov or provenance()
@@ -104,7 +133,7 @@ def write_table(name:str, rows:list, title:str, columns:list|None=None, notes:st
     w.writeheader()
     for r in rows: w.writerow({**r, **{f"prov_{k}": v for k, v in prov.items()}})
     csv_path = atomic_write_text(out / f"{name}.csv", buf.getvalue())
-    md = [f"# {title}", "", markdown_table(rows, columns), ""]
+    md = [f"# {title}", ""] + ([reading, ""] if reading else []) + [markdown_table(summary or rows, columns), ""]
     if notes: md += [notes, ""]
     md += ["<sub>Made by jand " + f"{prov['jand']} (git {prov['git']}), torch {prov['torch']}, Python {prov['python']}, "
            f"{prov['cpus']} CPUs{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>", ""]
@@ -128,34 +157,3 @@ def architecture_rows(n_classes:int|None=None) -> list:
     return rows
 
 ARCH_COLUMNS = ["model", "cnn_widths", "fast_stem", "blocks", "d_model", "heads", "params", "paper_params", "delta", "verdict", "mmacs", "mmacs_cnn"]
-
-# %% ../nbs/40_results.ipynb #bd567de5
-def _mean_std(xs:list) -> tuple:
-    import statistics as st
-    return (st.fmean(xs), st.stdev(xs) if len(xs) > 1 else 0.0)
-
-def kd_rows(teacher_run, alone_runs:list, kd_runs:list, split:str="test", stand_in:bool=True) -> list:
-    "Rows for the KD table: every run's test CER/WER, then Teacher / alone / distilled summaries and the relative gain."
-    from jand.training import evaluate_run
-    rows, cer = [], {"teacher": [], "alone": [], "kd": []}
-    for variant, runs in (("teacher", [teacher_run]), ("alone", alone_runs), ("kd", kd_runs)):
-        for run in runs:
-            r = evaluate_run(run, split)
-            c, w = r["scores"]["cer_corpus_sensitive"].value, r["scores"]["wer_corpus_sensitive"].value
-            cer[variant].append(c)
-            rows.append({"row": "run", "variant": variant, "run": Path(run).name, "model": r["model"].name, "seed": r["config"].seed,
-                         "data": r["config"].data, "split": split, "epochs": r["config"].epochs, "cer": round(c, 2), "wer": round(w, 2),
-                         "cer_line_max": round(r["scores"]["cer_line-max_sensitive"].value, 2), "metric": "corpus CER/WER, case-sensitive"})
-    for variant, key in (("teacher", None), ("alone", "kd_cer_without"), ("kd", "kd_cer_with")):
-        m, s = _mean_std(cer[variant])
-        row = {"row": "summary", "variant": variant, "cer": round(m, 2), "cer_std": round(s, 2), "seeds": len(cer[variant])}
-        if key: row.update(paper=PAPER_TARGETS[key].value, verdict=verdict(PAPER_TARGETS[key].value, m, 0.5, stand_in))
-        rows.append(row)
-    (ma, _), (mk, _) = _mean_std(cer["alone"]), _mean_std(cer["kd"])
-    gain = 100 * (ma - mk) / ma if ma else float("nan")
-    tg = PAPER_TARGETS["kd_relative_gain"]
-    rows.append({"row": "summary", "variant": "relative gain (%)", "cer": round(gain, 2), "paper": tg.value,
-                 "verdict": verdict(tg.value, gain, 5.0, stand_in) + (" (same direction)" if gain > 0 else " (opposite direction)")})
-    return rows
-
-KD_COLUMNS = ["row", "variant", "run", "seed", "epochs", "cer", "cer_std", "wer", "seeds", "paper", "verdict"]

@@ -14,22 +14,22 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 import jand
-from .core import DataError, atomic_write_bytes, atomic_write_json, dataclass_from_dict
+from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
 from .charset import Charset
 from .synth import SynthConfig
 from .sources import open_data, WeightedBucketBatchSampler
 from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model
+from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model, check_device
 from .kd import KDConfig, FeatureProjector, ctc_loss, feature_kd, freeze_teacher, kd_loss, teacher_forward
 from .decoding import greedy_decode
 from .metrics import score_all, score_row, line_details
 from .results import provenance
 
 # %% auto #0
-__all__ = ['CURRICULA', 'TrainConfig', 'lr_at', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'dist_info', 'RunLog',
-           'read_log', 'line_losses', 'train', 'evaluate_run']
+__all__ = ['CURRICULA', 'CHECKPOINT_PARTS', 'TrainConfig', 'lr_at', 'evaluate', 'save_checkpoint', 'read_checkpoint',
+           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses', 'train', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -128,12 +128,22 @@ def save_checkpoint(path, model:HTRJAND, charset:Charset, state:dict) -> Path:
     buf = io.BytesIO(); torch.save(model_payload(model, charset, train=state), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
+CHECKPOINT_PARTS = ("config", "state", "optimizer", "rng") # What a checkpoint's training state must hold
+
 def read_checkpoint(path) -> dict:
-    "A training checkpoint's dict; `DataError` if the file is corrupt, foreign, or a model file without training state."
+    "A training checkpoint's dict; `DataError` if the file is corrupt, foreign, incomplete, or a model file without training state."
     d = read_payload(path)
     if not isinstance(d.get("train"), dict):
         raise DataError(path, "this is a model file, not a training checkpoint (no training state to resume from)")
+    missing = [k for k in CHECKPOINT_PARTS if k not in d["train"]]
+    if missing: raise DataError(path, f"the training state lacks {', '.join(missing)}: written by another jand version, or damaged")
     return d
+
+def remove_stale_temporaries(folder) -> list:
+    "Delete the temporary files that a killed atomic write left in `folder` (`.NAME.XXXX.tmp`); returns their paths."
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for p in stale: p.unlink(missing_ok=True)
+    return stale
 
 def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
@@ -155,27 +165,38 @@ def _all_max(x:float, world:int, device) -> float:
     return float(t.item())
 
 # %% ../nbs/22_training.ipynb #6707e6db
+def _log_records(path:Path) -> list:
+    "The records of a `metrics.jsonl`: a torn last line (a run killed while appending) is ignored, any other bad line is a `DataError`."
+    rows = path.read_text(encoding="utf-8").splitlines()
+    out = []
+    for i, row in enumerate(rows, 1):
+        if not row.strip(): continue
+        try: out.append(json.loads(row))
+        except json.JSONDecodeError:
+            if i == len(rows): break
+            raise DataError(path, f"line {i} is not a JSON record") from None
+    return out
+
 class RunLog:
     "Appends JSON lines to `metrics.jsonl` (rank 0 only)."
     def __init__(self, path, active:bool=True, keep_until_step:int|None=None):
         self.path, self.active = Path(path), active
-        if active and keep_until_step is not None and self.path.exists():  # resuming: drop lines past the checkpoint
-            kept = [l for l in self.path.read_text(encoding="utf-8").splitlines() if l and json.loads(l).get("step", 0) <= keep_until_step]
-            self.path.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+        if active and keep_until_step is not None and self.path.exists():  # resuming: drop lines past the checkpoint (and a torn one)
+            kept = [r for r in _log_records(self.path) if r.get("step", 0) <= keep_until_step]
+            atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     def __call__(self, **rec):
         if not self.active: return
         with open(self.path, "a", encoding="utf-8") as f: f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 def read_log(run_dir) -> list:
-    "The records of a run's `metrics.jsonl`."
+    "The records of a run's `metrics.jsonl` (a torn last line, from a killed run, is left out)."
     p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(l) for l in p.read_text(encoding="utf-8").splitlines() if l] if p.exists() else []
+    return _log_records(p) if p.exists() else []
 
 # %% ../nbs/22_training.ipynb #d438b262
 def _device(name:str) -> torch.device:
     if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available(): raise ValueError("device 'cuda' was asked for but no GPU is available")
-    return torch.device(name)
+    return check_device(name)
 
 def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int) -> tuple:
     "The model to train (fresh, or fine-tuned from `cfg.init`) and its config."
@@ -214,13 +235,17 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         if not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     ckpt_path = out / "checkpoints" / "last.pt"
+    if out.exists() and not out.is_dir(): raise DataError(out, "is a file, not a folder: the run folder (--out) must be a folder")
     if resume and not ckpt_path.exists(): raise DataError(ckpt_path, "no checkpoint to resume from")
     if not resume and ckpt_path.exists():
         raise DataError(out, "this run folder already holds a run: pass --resume to continue it, or choose another --out")
     ckpt = read_checkpoint(ckpt_path) if resume else None
     if ckpt is not None:
-        saved = TrainConfig.from_dict(ckpt["train"]["config"])
+        try: saved = TrainConfig.from_dict(ckpt["train"]["config"])
+        except (TypeError, ValueError) as e: raise DataError(ckpt_path, f"the checkpoint's training options are invalid: {e}") from None
         if saved != cfg: cfg = saved  # a resumed run continues with the options it was started with
+        if is_main:
+            for p in remove_stale_temporaries(out / "checkpoints") + remove_stale_temporaries(out): print(f"removed {p}, left by a killed write")
     torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
 
     # data and charset: the unified charset of every source, or the Teacher's / initial model's when given
@@ -361,10 +386,10 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         if cfg.patience is not None and st["bad_epochs"] >= cfg.patience: stop = True
         if cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes: stop = True
         st["done"] = stop or st["epoch"] >= cfg.epochs
-        checkpoint(); last_save = time.perf_counter()
-        if improved and is_main:
+        if improved and is_main:  # best.pt and model.pt first: last.pt, written last, commits the epoch
             checkpoint("best.pt")
             save_model(out / "model.pt", model, charset, run=str(out), val_cer=cer, epoch=st["epoch"])
+        checkpoint(); last_save = time.perf_counter()
     if world > 1: torch.distributed.barrier()
     return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["step"],
             "elapsed_s": round(st["elapsed"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1)}

@@ -7,7 +7,14 @@ from jand.core import DataError
 from jand.model import load_model
 from jand.training import TrainConfig, read_checkpoint, read_log, train
 
-torch.set_num_threads(1)
+@pytest.fixture(autouse=True)
+def one_thread():
+    "Runs here and in the subprocesses below use one thread: bit-exact comparisons need the same reduction order, whatever other tests set."
+    before = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 TINY = dict(model="student", batch_size=8, synth_train=24, synth_val=8, synth_test=8, height=32, log_every=1,
             progress_bar=False, val_lines=8, augment=True)
 
@@ -113,14 +120,86 @@ def test_ddp_with_gloo_on_two_processes(tmp_path):
     assert prov["world_size"] == 2
 
 
-def test_kd_table_rows_from_runs(tmp_path):
-    from jand.results import kd_rows
-    train(TrainConfig(epochs=1, **{**TINY, "model": "teacher"}), tmp_path / "t")
-    train(TrainConfig(epochs=1, **TINY), tmp_path / "alone")
-    train(TrainConfig(epochs=1, teacher=str(tmp_path / "t" / "model.pt"), **TINY), tmp_path / "kd")
-    rows = kd_rows(tmp_path / "t", [tmp_path / "alone"], [tmp_path / "kd"])
-    runs = [r for r in rows if r["row"] == "run"]
-    assert [r["variant"] for r in runs] == ["teacher", "alone", "kd"]
-    assert all(0 <= r["cer"] for r in runs)
-    gain = rows[-1]
-    assert gain["variant"] == "relative gain (%)" and gain["verdict"].startswith("direction only")
+# ------------------------------------------------------------ killed *while writing* a checkpoint ---------------
+# The subprocess below trains normally, except that two things are patched in it:
+# - `os.fsync`: when the run fsyncs the temporary file of the `nth` write of `target` (`last.pt` or `model.pt`),
+#   it cuts that file to half its size (a half-written file on disk), tells the parent through `marker`, and waits
+#   to be killed — so the SIGKILL lands deterministically in the middle of `jand.core.atomic_write_bytes`;
+# - `evaluate`: the validation CER is `100 - epoch`, so every epoch improves and writes `best.pt` and `model.pt`
+#   (a tiny model's real CER often stays at 100 %, which would leave `model.pt` unwritten after epoch 1).
+KILL_HOOKS = textwrap.dedent("""
+    import os, sys, time
+    from types import SimpleNamespace
+    import jand.training
+
+    def fake_evaluate(model, ds, *args, **kwargs):
+        epoch = sys._getframe(1).f_locals["st"]["epoch"]  # the trainer's state, before it counts the epoch
+        score = SimpleNamespace(value=100.0 - epoch)
+        return {"scores": {"cer_corpus_sensitive": score, "wer_corpus_sensitive": score, "cer_line-max_sensitive": score},
+                "refs": ["x"], "hyps": ["x"], "ids": ["x"]}
+    jand.training.evaluate = fake_evaluate
+
+    def pause_in_write(target, nth, marker):
+        real, seen = os.fsync, [0]
+        def fsync(fd):
+            name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+            if name.startswith(f".{target}.") and name.endswith(".tmp"):
+                seen[0] += 1
+                if seen[0] == nth:
+                    os.ftruncate(fd, os.fstat(fd).st_size // 2)
+                    open(marker, "w").write(name)
+                    time.sleep(600)
+            return real(fd)
+        os.fsync = fsync
+""")
+
+
+def fake_evaluate_here(monkeypatch):
+    ns = {}
+    exec(KILL_HOOKS, ns)
+    monkeypatch.setattr("jand.training.evaluate", ns["fake_evaluate"])
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name the file being fsynced")
+@pytest.mark.parametrize("target,nth,resume_with", [("last.pt", 2, "train"), ("model.pt", 3, "cli")],
+                         ids=["in-last.pt-of-epoch-2", "in-model.pt-of-the-final-epoch"])
+def test_killed_while_writing_a_checkpoint(tmp_path, monkeypatch, capsys, target, nth, resume_with):
+    import jand.cli
+    cfg = TrainConfig(epochs=3, **TINY)
+    fake_evaluate_here(monkeypatch)
+    train(cfg, tmp_path / "straight")
+    run, marker = tmp_path / "killed", tmp_path / "marker"
+    script = KILL_HOOKS + textwrap.dedent(f"""
+        import json, torch; torch.set_num_threads(1)
+        pause_in_write({target!r}, {nth}, {str(marker)!r})
+        jand.training.train(jand.training.TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(run)!r})
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not marker.exists():
+        time.sleep(0.02)
+    assert marker.exists(), f"the run never reached write {nth} of {target} (exit status {proc.poll()})"
+    proc.send_signal(signal.SIGKILL); proc.wait()
+
+    folder = run / ("checkpoints" if target == "last.pt" else "")
+    torn = folder / marker.read_text()
+    assert torn.exists() and torn.stat().st_size > 0, "the kill did not land inside the write"
+    ckpt = read_checkpoint(run / "checkpoints" / "last.pt")  # the last good checkpoint is intact …
+    assert ckpt["train"]["state"]["epoch"] == nth - 1 and not ckpt["train"]["state"]["done"]
+    model, _, payload = load_model(run / "model.pt")  # … and so is the deployable model, never ahead of a finished run
+    assert payload["epoch"] == (2 if target == "last.pt" else nth - 1)
+
+    if resume_with == "train":
+        summary = train(cfg, run, resume=True)
+    else:
+        rc, out = jand.cli.main(["train", "--out", str(run), "--resume", "--no-progress-bar"]), capsys.readouterr()
+        assert rc == 0, out.err
+        assert "left by a killed write" in out.out
+        summary = json.loads(out.out[out.out.index("{"):])
+    state = read_checkpoint(run / "checkpoints" / "last.pt")["train"]["state"]
+    assert state["done"] and state["epoch"] == 3
+    assert summary["epochs"] == 3
+    assert not list(folder.glob(".*.tmp")), "the torn temporary file was left behind"
+    assert same_weights(weights(tmp_path / "straight"), weights(run))  # resumed exactly
+    assert load_model(run / "model.pt")[2]["epoch"] == 3
+    assert same_weights(load_model(run / "model.pt")[0].state_dict(), load_model(tmp_path / "straight" / "model.pt")[0].state_dict())

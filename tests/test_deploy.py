@@ -1,0 +1,104 @@
+"""Deployment: the speed table, ONNX export and its predictor, int8 forms, batching by width keeping the input order."""
+from dataclasses import replace
+import csv
+import numpy as np
+import pytest
+import torch
+from jand.charset import Charset
+from jand.model import HTRJAND, Predictor, STUDENT_ATTENTION, save_model, student_config
+from jand.deploy import (OnnxPredictor, bench_rows, deployed_predictor, export_onnx, load_deployed, quantize_onnx,
+                         quantize_torch, run_bench, speed_ratio_rows, deploy_speed_rows)
+
+CS = Charset.from_texts(["the quick brown fox jumps over the lazy dog"])
+TINY_T = student_config(len(CS), attention=replace(STUDENT_ATTENTION, n_blocks=2))
+TINY_S = student_config(len(CS), attention=replace(STUDENT_ATTENTION, n_blocks=1))
+
+
+def lines(widths=(300, 40, 180, 90, 260, 60, 120), h=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(rng.random((h, w)) * 255).astype(np.uint8) for w in widths]
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return HTRJAND(TINY_S).eval()
+
+
+def test_predictor_batches_by_width_and_keeps_the_input_order(model):
+    imgs = lines()
+    pred = Predictor(model, CS, batch_size=3)
+    got = pred.logits(imgs)
+    alone = [Predictor(model, CS, batch_size=1).logits([im])[0] for im in imgs]
+    assert [g.shape for g in got] == [a.shape for a in alone]
+    for g, a in zip(got, alone): torch.testing.assert_close(g, a, atol=1e-4, rtol=0)
+    assert pred.predict(imgs) == [Predictor(model, CS, batch_size=1).predict([im])[0] for im in imgs]
+
+
+def test_onnx_export_matches_pytorch_at_unseen_batch_sizes_and_widths(model, tmp_path):
+    p = export_onnx(model, CS, tmp_path / "m.onnx")
+    imgs = lines(seed=1)
+    onnx, ref = OnnxPredictor(p, batch_size=4, threads=1), Predictor(model, CS, batch_size=4)
+    assert onnx.charset == CS and onnx.cfg == model.cfg
+    for a, b in zip(onnx.logits(imgs), ref.logits(imgs)):
+        assert a.shape == b.shape and float((a - b).abs().max()) < 1e-3
+    assert onnx.predict(imgs) == ref.predict(imgs)
+
+
+def test_onnx_predictor_refuses_bad_files(tmp_path):
+    from jand.core import DataError
+    (tmp_path / "x.onnx").write_bytes(b"junk")
+    with pytest.raises(DataError, match="not a readable ONNX model"): OnnxPredictor(tmp_path / "x.onnx")
+    with pytest.raises(DataError, match="not found"): OnnxPredictor(tmp_path / "missing.onnx")
+
+
+def test_int8_forms_keep_the_interface(model, tmp_path):
+    imgs = lines()[:3]
+    q = quantize_onnx(export_onnx(model, CS, tmp_path / "m.onnx"), tmp_path / "m8.onnx")
+    assert OnnxPredictor(q).charset == CS
+    qt = quantize_torch(model)
+    assert any("quantized" in type(m).__module__ for m in qt.modules())
+    assert not any("quantized" in type(m).__module__ for m in model.modules())  # the original is untouched
+    for form in ("onnx-int8", "torch-int8", "torch-bf16"):
+        out = deployed_predictor(model, CS, form, tmp_path, threads=1).logits(imgs)
+        assert [o.shape for o in out] == [o.shape for o in Predictor(model, CS).logits(imgs)]
+
+
+def test_load_deployed_for_the_cli(model, tmp_path):
+    pt = save_model(tmp_path / "m.pt", model, CS)
+    imgs = lines()[:3]
+    want = Predictor(model, CS).predict(imgs)
+    assert load_deployed(pt, onnx=True).predict(imgs) == want
+    assert isinstance(load_deployed(export_onnx(model, CS, tmp_path / "m.onnx")), OnnxPredictor)
+    with pytest.raises(ValueError, match="bf16"): load_deployed(pt, onnx=True, bf16=True)
+
+
+def test_speed_ratio_rows_and_verdicts():
+    rows = [{"model": m, "device": "cpu", "mode": "inference", "batch": 16, "input": "64x512", "lines_per_s": v}
+            for m, v in (("teacher", 100.0), ("student", 250.0))]
+    rows += [{"model": m, "device": "cpu", "mode": "train", "batch": 16, "input": "64x512", "lines_per_s": v}
+             for m, v in (("teacher", 10.0), ("student", 15.0))]
+    r = speed_ratio_rows(rows)
+    assert [x["speed_ratio"] for x in r] == [2.5, 1.5]
+    assert r[0]["verdict"] == "met" and "verdict" not in r[1]
+    assert speed_ratio_rows(rows[:1]) == []
+
+
+def test_tiny_bench_writes_its_table(tmp_path):
+    res = run_bench(tmp_path, teacher=TINY_T, student=TINY_S, batches=(2,), shapes=((32, 64), (32, (40, 80))),
+                    train_batch=2, train_shapes=((32, 64),), seconds=0.02, devices=["cpu"], isolate=False, verbose=False)
+    rows = list(csv.DictReader(open(res["csv"], encoding="utf-8")))
+    assert {r["model"] for r in rows} == {"teacher", "student", "student/teacher"}
+    assert "prov_git" in rows[0] and "Student ÷ Teacher" in res["md"].read_text(encoding="utf-8")
+
+
+def test_deploy_speed_rows_reports_every_form(model):
+    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, width=64, seconds=0.02)
+    assert [r["form"] for r in rows] == ["eager", "onnx"] and rows[0]["speedup"] == 1.0
+    assert all(r["lines_per_s"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_fresh_process_benchmark_of_the_reference_models(tmp_path):
+    rows = bench_rows(batches=(1,), shapes=((64, 256),), train_batch=None, seconds=0.2, devices=["cpu"], verbose=False)
+    assert len(rows) == 3 and rows[-1]["model"] == "student/teacher"

@@ -1,0 +1,118 @@
+"""The reproduction: the smoke profile end to end, failure handling, and the committed tables."""
+import csv, json, math, re
+from pathlib import Path
+
+import pytest
+
+from jand import reproduce as R
+from jand.results import PAPER_TARGETS, VERDICTS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    "One smoke reproduction of every experiment notebook (shared by the tests of this module)."
+    out = tmp_path_factory.mktemp("smoke")
+    summary = R.reproduce("smoke", out=out, results=out / "results", figures=out / "figures")
+    return out, summary
+
+
+def test_smoke_runs_every_experiment(smoke):
+    out, summary = smoke
+    assert list(summary["experiments"]) == list(R.EXPERIMENTS)
+    for name in R.EXPERIMENTS:
+        assert (out / "notebooks" / f"{name}.ipynb").exists(), name  # executed copies, not back into nbs/
+        assert summary["experiments"][name]["tables"], f"{name} wrote no table"
+    report = (out / "results" / "REPORT.md").read_text()
+    for md in (out / "results").glob("*.md"):
+        if md.name != "REPORT.md": assert md.read_text().splitlines()[0][2:] in report, md.name
+    assert (out / "figures" / "architecture_overview.png").stat().st_size > 1000
+
+
+def test_smoke_tables_record_how_they_were_made(smoke):
+    out, _ = smoke
+    rows = list(csv.DictReader(open(out / "results" / "distillation.csv")))
+    assert {r["variant"] for r in rows} == {"teacher", "student alone", "student + KD"}
+    for r in rows:
+        assert r["prov_profile"] == "smoke" and r["prov_git"] and r["seed"] != "" and r["split"] == "test"
+        assert r["prov_command"].startswith("jand reproduce --profile smoke")
+        json.loads(r["config"])  # the whole training config travels with each row
+        assert 0 <= float(r["cer_corpus_sensitive"]) <= 1000
+
+
+def _failing_notebook(folder: Path, name: str):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("profile = 'smoke'", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise RuntimeError('boom in the third cell')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, folder / f"{name}.ipynb")
+
+
+def test_failing_cell_stops_with_notebook_and_cell_named(tmp_path, monkeypatch):
+    exp = tmp_path / "experiments"; exp.mkdir()
+    _failing_notebook(exp, "01_datasets")
+    monkeypatch.setattr(R, "experiments_dir", lambda: exp)
+    results = tmp_path / "results"; results.mkdir()
+    (results / "datasets.md").write_text("earlier result\n")
+    with pytest.raises(R.ReproductionError) as e:
+        R.reproduce("smoke", only="datasets", out=tmp_path / "out", results=results, figures=tmp_path / "figures")
+    msg = str(e.value)
+    assert "01_datasets" in msg and "cell" in msg and "boom in the third cell" in msg
+    assert (results / "datasets.md").read_text() == "earlier result\n"  # untouched
+    assert not (results / "REPORT.md").exists()
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="unknown experiment"): R.reproduce("smoke", only="nonsense")
+    with pytest.raises(ValueError, match="unknown profile"): R.reproduce("enormous")
+
+
+# --- the committed results ---------------------------------------------------------------------------------------
+
+COMMITTED = sorted(p for p in (ROOT / "results").glob("*.md") if p.name != "REPORT.md")
+ALLOWED_VERDICTS = set(VERDICTS) | {"no paper number"}
+
+
+def _md_rows(path: Path) -> tuple:
+    "Header and rows of the first Markdown table of `path`."
+    lines = [l for l in path.read_text().splitlines() if l.startswith("|")]
+    split = lambda l: [c.strip() for c in re.split(r"(?<!\\)\|", l.strip())[1:-1]]
+    return split(lines[0]), [split(l) for l in lines[2:]]
+
+
+@pytest.mark.parametrize("md", COMMITTED, ids=[p.stem for p in COMMITTED])
+def test_committed_table_is_well_formed(md):
+    csv_path = md.with_suffix(".csv")
+    assert csv_path.exists(), f"{md.name} has no CSV beside it"
+    rows = list(csv.DictReader(open(csv_path)))
+    assert rows and all("prov_git" in r and "prov_time" in r for r in rows)
+    header, body = _md_rows(md)
+    assert body and all(len(r) == len(header) for r in body), md.name
+    assert "Made by jand" in md.read_text()
+
+
+@pytest.mark.parametrize("md", COMMITTED, ids=[p.stem for p in COMMITTED])
+def test_committed_paper_numbers_come_from_the_targets_file(md):
+    header, body = _md_rows(md)
+    targets = {round(t.value, 2) for t in PAPER_TARGETS.values()}
+    for col in ("paper", "paper_params"):
+        if col not in header: continue
+        for r in body:
+            cell = r[header.index(col)]
+            if cell in ("–", ""): continue
+            assert round(float(cell.replace(",", "")), 2) in targets, f"{md.name}: paper number {cell} is not in PAPER_TARGETS"
+    if "verdict" in header:
+        for r in body:
+            v = r[header.index("verdict")]
+            assert v in ALLOWED_VERDICTS or v.startswith("not measured") or v.split(" (")[0] in ALLOWED_VERDICTS, f"{md.name}: verdict {v!r}"
+
+
+def test_committed_report_gathers_every_table():
+    report = ROOT / "results" / "REPORT.md"
+    if not COMMITTED: pytest.fail("no committed results")
+    assert report.exists(), "results/REPORT.md is missing: run `jand reproduce`"
+    text = report.read_text()
+    for md in COMMITTED: assert md.read_text().splitlines()[0][2:] in text, md.name
