@@ -203,13 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
     b = sub.add_parser("bench", help="measure speed: models (writes results/bench.csv) or the synthetic generator")
-    b.add_argument("what", choices=["model", "synth"], help="model: Teacher vs Student inference and training; synth: generator lines/s")
+    b.add_argument("what", choices=["model", "memory", "synth"],
+                   help="model: Teacher vs Student inference and training (results/bench.csv); memory: training RSS on growing corpora (results/memory.csv); synth: generator lines/s")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student)")
     b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64), help="model: batch sizes (default: 1,16,64)")
     b.add_argument("--seconds", type=float, default=2.0, help="model: timed seconds per case (default: 2)")
     b.add_argument("--threads", type=int, default=2, help="model: torch threads (default: 2)")
-    b.add_argument("--results", type=Path, default=Path("results"), help="model: where bench.csv/bench.md go (default: results)")
+    b.add_argument("--results", type=Path, default=Path("results"), help="model, memory: where the table goes (default: results)")
+    b.add_argument("--corpus-lines", type=lambda v: tuple(int(x) for x in v.split(",")), default=(10_000, 100_000),
+                   help="memory: training-corpus sizes (default: 10000,100000)")
+    b.add_argument("--minutes", type=float, default=2.0, help="memory: training budget of each run (default: 2)")
     b.add_argument("--lines", type=int, default=400, help="synth: lines to draw")
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
     b.add_argument("--height", type=int, default=64, help="synth: line height in pixels")
@@ -262,6 +266,15 @@ def _run(args) -> int:
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":
         benchmark_synth(args.lines, workers=args.workers, height=args.height)
+    elif args.command == "bench" and args.what == "memory":
+        from jand.deploy import MEMORY_COLUMNS, bench_memory
+        from jand.results import provenance, write_table
+        rows = bench_memory(args.corpus_lines, args.minutes, threads=args.threads)
+        growth = max(r["growth_mb"] for r in rows)
+        write_table("memory", rows, "Training memory on growing synthetic corpora (Student, equal time budget)", MEMORY_COLUMNS,
+                    f"RSS sampled every 2 s in a fresh training process; growth = RSS at the end − RSS after the first quarter of "
+                    f"the run. Largest growth: {growth} MB.", args.results, prov=provenance(minutes=args.minutes, threads=args.threads))
+        print(f"memory table: {args.results / 'memory.md'}")
     elif args.command == "bench" and args.what == "model":
         from jand.deploy import run_bench
         r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches, seconds=args.seconds, threads=args.threads)

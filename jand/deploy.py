@@ -18,9 +18,10 @@ from .results import write_table, provenance, markdown_table
 
 # %% auto #0
 __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'DEPLOY_TARGET',
-           'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'speed_ratio_rows', 'bench_rows', 'run_bench', 'profile_parts',
-           'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session', 'OnnxPredictor', 'quantize_torch', 'quantize_onnx',
-           'deployed_predictor', 'load_deployed', 'deploy_speed_rows', 'synth_lines', 'deploy_cer_rows', 'run_deploy']
+           'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'MEMORY_COLUMNS', 'speed_ratio_rows', 'bench_rows',
+           'run_bench', 'profile_parts', 'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session', 'OnnxPredictor',
+           'quantize_torch', 'quantize_onnx', 'deployed_predictor', 'load_deployed', 'deploy_speed_rows', 'synth_lines',
+           'deploy_cer_rows', 'run_deploy', 'bench_memory']
 
 # %% ../nbs/50_deploy.ipynb #ecd1b68a
 BENCH_SHAPES = ((64, 512), (128, 1024), (64, (256, 1024))) # (height, width); a (lo, hi) width = random text-like widths
@@ -343,3 +344,59 @@ def run_deploy(model_path, # A trained jand model file (the Student)
     c = write_table("deploy_cer", cers, f"Deployed forms of {model.cfg.name}: CER on synthetic test lines", DEPLOY_CER_COLUMNS,
                     "Corpus CER, case-sensitive, greedy decoding, no post-processing.", out, prov)
     return {"speed": speed, "cer": cers, "paths": s + c, "best": best}
+
+# %% ../nbs/50_deploy.ipynb #e2678e2b
+def _rss_mb() -> float:
+    "Resident memory of this process now, in MB (Linux `/proc`; the peak elsewhere)."
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
+    except OSError: pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
+    import resource, threading
+    from jand.training import TrainConfig, train
+    torch.set_num_threads(threads)
+    samples, done, t0 = [], threading.Event(), time.perf_counter()
+    def watch():
+        while not done.is_set(): samples.append((time.perf_counter() - t0, _rss_mb())); done.wait(interval)
+    threading.Thread(target=watch, daemon=True).start()
+    try: summary, error = train(TrainConfig.from_dict(cfg), out), None
+    except Exception as e: summary, error = None, f"{type(e).__name__}: {e}"
+    done.set()
+    q.put({"summary": summary, "samples": samples, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "error": error})
+
+def bench_memory(lines=(10_000, 100_000), # Training-corpus sizes (synthetic lines, drawn on the fly)
+                 minutes:float=2.0, # Training budget of each run
+                 height:int=32, threads:int=2, interval:float=2.0, # RSS sampling period, seconds
+                 workdir=None) -> list:
+    "One row per corpus size: peak RSS, RSS after the first quarter of the run and at its end, and their difference."
+    import multiprocessing as mp, queue
+    from jand.training import TrainConfig
+    from jand.deploy import _memory_probe as probe  # the module's copy: a spawned process must be able to import it
+    ctx, rows = mp.get_context("spawn"), []
+    work = Path(workdir or tempfile.mkdtemp(prefix="jand-memory-"))
+    for n in lines:
+        cfg = TrainConfig(model="student", synth_train=n, synth_val=100, synth_test=10, val_lines=100, height=height, epochs=1000,
+                          max_minutes=minutes, progress_bar=False, augment=True, log_every=50)
+        q = ctx.Queue(); p = ctx.Process(target=probe, args=(cfg.to_dict(), str(work / f"run-{n}"), interval, threads, q))
+        p.start()
+        while True:  # never wait forever on a process that died
+            try: r = q.get(timeout=5); break
+            except queue.Empty:
+                if not p.is_alive(): raise RuntimeError(f"memory run with {n} lines died (exit code {p.exitcode})") from None
+        p.join()
+        if r["error"]: raise RuntimeError(f"memory run with {n} lines failed: {r['error']}")
+        t_end = r["samples"][-1][0]
+        warm = next(v for t, v in r["samples"] if t >= t_end / 4)
+        end = r["samples"][-1][1]
+        rows.append({"corpus_lines": n, "minutes": minutes, "height": height, "threads": threads,
+                     "lines_trained": round(r["summary"]["train_lines_per_s"] * r["summary"]["elapsed_s"]),
+                     "peak_rss_mb": round(r["peak_rss_mb"], 1), "rss_after_first_quarter_mb": round(warm, 1), "rss_end_mb": round(end, 1),
+                     "growth_mb": round(end - warm, 1), "samples": len(r["samples"])})
+        print(f"{n:>7} lines: peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the run, {end:.0f} MB at its end")
+    return rows
+
+MEMORY_COLUMNS = ["corpus_lines", "minutes", "lines_trained", "peak_rss_mb", "rss_after_first_quarter_mb", "rss_end_mb", "growth_mb"]

@@ -16,7 +16,7 @@ from .core import Report, atomic_write_text
 __all__ = ['RESULTS_PAGE', 'page_name', 'reading_order', 'directives', 'strip_directives', 'title_cell', 'exported_names',
            'resolve', 'signature', 'md2html', 'param_table', 'anchor', 'api_entry', 'reader_notebook', 'render_body',
            'rewrite_links', 'link_code_refs', 'unique_heading_ids', 'Page', 'sidebar', 'page_html', 'stylesheet',
-           'results_body', 'Site', 'project_root', 'build_site']
+           'results_body', 'Site', 'project_root', 'experiment_pages', 'build_site']
 
 # %% ../nbs/95_docs.ipynb #790925f1
 def page_name(nb) -> str:
@@ -461,6 +461,15 @@ def _swap_in(tmp:Path, out:Path) -> None:
     tmp.rename(out)
     if old: shutil.rmtree(old, ignore_errors=True)
 
+def experiment_pages(nbs, executed=None) -> list:
+    "`(source, notebook to show, page name)` per experiment notebook in `nbs/experiments`: the executed copy when there is one."
+    exp, executed = Path(nbs) / "experiments", Path(executed) if executed else None
+    out = []
+    for src in sorted(exp.glob("[0-9]*.ipynb")) if exp.is_dir() else []:
+        shown = executed / src.name if executed is not None and (executed / src.name).is_file() else src
+        out.append((src, shown, "experiment-" + src.stem.split("_", 1)[-1].replace("_", "-") + ".html"))
+    return out
+
 def _default_exp(nb) -> str|None:
     for c in nb.cells:
         if c.cell_type == "code" and "default_exp" in directives(c.source): return directives(c.source)["default_exp"].split()[0]
@@ -471,6 +480,7 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
                results=None, # The `*.md` results tables; default `results/` in the project root
                only:list|None=None, # Notebook file names to build (default: all); `index.ipynb` is always built
                quiet:bool=False, # Print nothing
+               executed=None, # Executed experiment notebooks (default `runs/reproduce/quick/notebooks` when it exists)
               ) -> Site:
     "Build the documentation site without Quarto: a page per notebook, API entries, sidebar, results page."
     t0, root = time.time(), project_root()
@@ -483,11 +493,12 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
     project, report = _project(root), Report(f"docs:{nbs}")
     paths = [p for p in reading_order(nbs) if only is None or p.name in only or p.stem == "index"]
     if not paths: raise ValueError(f"no notebooks in {nbs}")
+    experiments = experiment_pages(nbs, executed if executed is not None else root / "runs" / "reproduce" / "quick" / "notebooks") if only is None else []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)
-        pages, names, mods = [], {p.name: page_name(p) for p in paths}, {}
+        pages, names, mods = [], {p.name: page_name(p) for p in paths} | {src.name: name for src, _, name in experiments}, {}
         if len(set(names.values())) != len(names) or RESULTS_PAGE in names.values():
             raise ValueError(f"page names collide (with each other or {RESULTS_PAGE}): {sorted(names.items(), key=lambda kv: kv[1])}")
         for p in paths:
@@ -502,6 +513,12 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
             body = render_body(reader_notebook(nb, module, report, p.name))
             pages.append(Page(names[p.name], title or p.stem, summary, p.resolve().relative_to(root).as_posix(),
                               body, m.group(1) if m else ""))
+        for src, shown, name in experiments:
+            nb = nbformat.read(shown, as_version=4)
+            _, title, summary, _ = title_cell(nb)
+            where = shown.resolve().relative_to(root).as_posix() if shown.resolve().is_relative_to(root) else shown.name
+            pages.append(Page(name, title or src.stem, summary, where, render_body(reader_notebook(nb, None, report, src.name)),
+                              "E" + src.name.split("_", 1)[0].lstrip("0")))
         pages.append(Page(RESULTS_PAGE, "Results tables", "Every table in `results/`: the paper's numbers beside ours, with how each was made.",
                           "results/*.md", results_body(results, tmp, report)))
         anchors, found = {}, {}

@@ -43,7 +43,7 @@ PROFILES = {p.name: p for p in [
     Profile("smoke", 48, 12, 12, 32, 1, None, None, None, (0, 1), (0,), ((2.0, 0.5), (4.0, 0.9)), 4, 0.2, 12),
     Profile("quick", 3000, 200, 300, 32, 30, 5.0, 2.0, 1.25, (0, 1, 2), (0,),
             ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)), 300, 2.0, 120),
-    Profile("full", 20000, 2000, 2000, 128, 200, None, None, None, (0, 1, 2), (0, 1, 2),
+    Profile("full", 20000, 2000, 2000, 128, 200, None, None, 60.0, (0, 1, 2), (0, 1, 2),
             ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)), 20000, 10.0, None, 20),
 ]}
 
@@ -413,4 +413,4 @@ def write_report(results, profile:str|None=None) -> Path:
     return atomic_write_text(results / "REPORT.md", "\n".join(parts))
 
 TABLE_ORDER = ("datasets", "architecture", "main_results", "distillation", "kd_sweep", "ablation", "curriculum",
-               "transfer", "postprocessing", "efficiency", "bench", "deploy_speed", "deploy_cer")
+               "transfer", "postprocessing", "efficiency", "bench", "bench_gpu", "deploy_speed", "deploy_cer", "memory")

@@ -55,3 +55,25 @@ def test_resume_and_clear_errors(run, tmp_path):
     assert r.returncode == 2 and "--teacher" in r.stderr
     r = jand("predict", "--model", tmp_path / "missing.pt", tmp_path, ok=False)
     assert r.returncode == 2 and "missing.pt" in r.stderr
+
+
+def test_export_then_predict_with_onnx_runtime(run, tmp_path):
+    jand("synth", tmp_path / "imgs", "--train", "3", "--val", "0", "--test", "0", "--height", "32", "--workers", "1")
+    eager = jand("predict", "--model", run / "model.pt", tmp_path / "imgs").stdout
+    r = jand("export", "--model", run / "model.pt", "--out", tmp_path / "m.onnx")
+    assert "wrote" in r.stdout and (tmp_path / "m.onnx").stat().st_size > 100_000
+    assert jand("predict", "--model", tmp_path / "m.onnx", tmp_path / "imgs").stdout == eager  # same text as eager PyTorch
+    assert len(jand("predict", "--model", run / "model.pt", "--quantized", tmp_path / "imgs").stdout.splitlines()) == 3
+    bad = jand("export", "--model", run / "model.pt", "--out", tmp_path / "m.txt", ok=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("jand: error:") and ".onnx" in bad.stderr
+
+
+def test_reproduce_refuses_unknown_experiments_in_one_line():
+    r = jand("reproduce", "--profile", "smoke", "--only", "nonsense", ok=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown experiment 'nonsense'" in r.stderr
+
+
+def test_bench_model_writes_the_bench_table(tmp_path):
+    r = jand("bench", "model", "--batches", "1", "--seconds", "0.2", "--threads", "1", "--results", tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
+    assert {"teacher", "student", "student/teacher"} <= {r_["model"] for r_ in rows} and "Student ÷ Teacher" in r.stdout

@@ -13,7 +13,7 @@ import functools, http.server, os, shutil, threading, urllib.error, urllib.parse
 from pathlib import Path
 import pytest
 from jand.core import atomic_write_bytes
-from jand.docs import RESULTS_PAGE, build_site, page_name, reading_order
+from jand.docs import RESULTS_PAGE, build_site, experiment_pages, page_name, reading_order
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "figures" / "docs_home.png"
@@ -109,7 +109,7 @@ def test_the_site_builds_with_nothing_left_unlinked(site):
     assert site.report.n_skipped == 0, f"build problems: {dict(site.report.skipped)} e.g. {site.report.examples}"
     names = [p.name for p in site.pages]
     assert names[0] == "index.html" and names[-1] == RESULTS_PAGE
-    assert len(names) == len(list(reading_order(ROOT / "nbs"))) + 1
+    assert len(names) == len(list(reading_order(ROOT / "nbs"))) + len(experiment_pages(ROOT / "nbs")) + 1
     assert (site.out / "style.css").is_file() and not any(site.out.parent.glob(".site.tmp-*"))
 
 
@@ -151,7 +151,7 @@ def test_every_internal_link_resolves(crawl, server):
 
 def test_sidebar_lists_every_notebook_in_reading_order(crawl):
     facts, _ = crawl
-    expected = [page_name(p) for p in reading_order(ROOT / "nbs")] + [RESULTS_PAGE]
+    expected = [page_name(p) for p in reading_order(ROOT / "nbs")] + [n for _, _, n in experiment_pages(ROOT / "nbs")] + [RESULTS_PAGE]
     assert expected[0] == "index.html" and "charset.html" in expected and "docs.html" in expected
     for name, f in facts.items():
         assert f["sidebar"] == expected, f"{name}: sidebar {f['sidebar']}"
