@@ -352,11 +352,12 @@ def _rss_mb() -> float:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
     except OSError: pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from jand.model import _peak_rss_mb
+    return _peak_rss_mb()
 
 def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
-    import resource, threading
+    import threading
+    from jand.model import _peak_rss_mb
     from jand.training import TrainConfig, train
     torch.set_num_threads(threads)
     samples, done, t0 = [], threading.Event(), time.perf_counter()
@@ -366,7 +367,7 @@ def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     try: summary, error = train(TrainConfig.from_dict(cfg), out), None
     except Exception as e: summary, error = None, f"{type(e).__name__}: {e}"
     done.set()
-    q.put({"summary": summary, "samples": samples, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "error": error})
+    q.put({"summary": summary, "samples": samples, "peak_rss_mb": _peak_rss_mb(), "error": error})
 
 def bench_memory(lines=(10_000, 100_000), # Training-corpus sizes (synthetic lines, drawn on the fly)
                  minutes:float=2.0, # Training budget of each run
