@@ -12,9 +12,9 @@ from torch import nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['FLOR_STAGES', 'max_norm_', 'FullGatedConv2d', 'GatedConv2d', 'frame_lengths', 'frame_mask', 'SEBlock', 'StageSpec',
-           'BackboneConfig', 'stage_specs', 'Stage', 'Backbone', 'count_params', 'count_macs', 'cost_table',
-           'format_table', 'receptive_field']
+__all__ = ['FLOR_STAGES', 'max_norm_', 'FullGatedConv2d', 'GatedConv2d', 'eager_checks', 'frame_lengths', 'frame_mask', 'SEBlock',
+           'StageSpec', 'BackboneConfig', 'stage_specs', 'Stage', 'Backbone', 'count_params', 'count_macs',
+           'cost_table', 'format_table', 'receptive_field']
 
 # %% ../nbs/10_backbone.ipynb #15d4d7e6
 def max_norm_(weight:torch.Tensor, # A convolution kernel (out, in, kh, kw)
@@ -68,6 +68,11 @@ class GatedConv2d(_GateBase):
         if self.training: self.constrain()
         return x * torch.sigmoid(self.conv(x))
 
+# %% ../nbs/10_backbone.ipynb #4d0c8f53
+def eager_checks() -> bool:
+    "False while `torch.compile`, an ONNX exporter or `torch.jit.trace` traces the code: value checks are skipped then."
+    return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
+
 # %% ../nbs/10_backbone.ipynb #98d55df9
 def frame_lengths(widths, # (N,) true widths in pixels, a tensor or a list
                   stride:int=8, # Pixels per frame (the backbone's width stride)
@@ -76,7 +81,7 @@ def frame_lengths(widths, # (N,) true widths in pixels, a tensor or a list
     w = torch.as_tensor(widths)
     if w.dim() != 1: raise ValueError(f"widths must be a 1-d sequence, got shape {tuple(w.shape)}")
     if w.is_floating_point() or w.dtype == torch.bool: raise ValueError(f"widths must be integers, got {w.dtype}")
-    if (w < 0).any(): raise ValueError(f"widths must be non-negative, got {w.tolist()}")
+    if eager_checks() and (w < 0).any(): raise ValueError(f"widths must be non-negative, got {w.tolist()}")
     return torch.div(w.long() + stride - 1, stride, rounding_mode="floor")
 
 def frame_mask(widths, # (N,) true widths in pixels (or, with `stride=1`, lengths)
@@ -213,7 +218,7 @@ class Backbone(nn.Module):
         masked = widths is not None and self.cfg.mask_padding
         if masked:
             widths = torch.as_tensor(widths, device=images.device)
-            if widths.shape != (n,) or (widths < 1).any() or (widths > w).any():
+            if widths.shape != (n,) or eager_checks() and ((widths < 1).any() or (widths > w).any()):
                 raise ValueError(f"widths must hold {n} values in [1, {w}] (the image width), got {widths.tolist()}")
             x = _keep_real(x, widths)
         for stage, s in zip(self.stages, self.col_strides):

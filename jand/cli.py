@@ -211,12 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=2.0, help="model: timed seconds per case (default: 2)")
     b.add_argument("--threads", type=int, default=2, help="model: torch threads (default: 2)")
     b.add_argument("--results", type=Path, default=Path("results"), help="model, memory: where the table goes (default: results)")
-    b.add_argument("--corpus-lines", type=lambda v: tuple(int(x) for x in v.split(",")), default=(10_000, 100_000),
-                   help="memory: training-corpus sizes (default: 10000,100000)")
+    b.add_argument("--corpus", type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
+                   default=(10_000, 100_000), help="memory: comma-separated training corpora, each a number of synthetic lines "
+                   "drawn on the fly or a data spec read from disk such as folder:PATH (default: 10000,100000)")
     b.add_argument("--minutes", type=float, default=2.0, help="memory: training budget of each run (default: 2)")
+    b.add_argument("--table", default="memory", help="memory: name of the table and figure (default: memory)")
+    b.add_argument("--figures", type=Path, default=Path("figures"), help="memory: where the RSS curves go (default: figures)")
     b.add_argument("--lines", type=int, default=400, help="synth: lines to draw")
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
-    b.add_argument("--height", type=int, default=64, help="synth: line height in pixels")
+    b.add_argument("--height", type=int, help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
     return p
 
 # %% ../nbs/90_cli.ipynb #0ce3b2b8
@@ -265,16 +268,13 @@ def _run(args) -> int:
         s = reproduce(args.profile, args.only, args.data_root, args.device, args.seeds, args.budget, args.out, args.results, args.figures)
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":
-        benchmark_synth(args.lines, workers=args.workers, height=args.height)
+        benchmark_synth(args.lines, workers=args.workers, height=args.height or 64)
     elif args.command == "bench" and args.what == "memory":
-        from jand.deploy import MEMORY_COLUMNS, bench_memory
-        from jand.results import provenance, write_table
-        rows = bench_memory(args.corpus_lines, args.minutes, threads=args.threads)
-        growth = max(r["growth_mb"] for r in rows)
-        write_table("memory", rows, "Training memory on growing synthetic corpora (Student, equal time budget)", MEMORY_COLUMNS,
-                    f"RSS sampled every 2 s in a fresh training process; growth = RSS at the end − RSS after the first quarter of "
-                    f"the run. Largest growth: {growth} MB.", args.results, prov=provenance(minutes=args.minutes, threads=args.threads))
-        print(f"memory table: {args.results / 'memory.md'}")
+        from jand.deploy import bench_memory, write_memory
+        from jand.results import provenance
+        rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
+        paths = write_memory(rows, args.table, args.results, args.figures, prov=provenance(minutes=args.minutes, threads=args.threads))
+        print(f"memory table: {paths[1]}; curves: {paths[-1]}")
     elif args.command == "bench" and args.what == "model":
         from jand.deploy import run_bench
         r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches, seconds=args.seconds, threads=args.threads)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'read_json']
+           'atomic_save_figure', 'read_json']
 
 # %% ../nbs/00_core.ipynb #580a0930
 class DataError(ValueError):
@@ -126,6 +126,12 @@ def atomic_write_text(path, text:str) -> Path:
 def atomic_write_json(path, obj, indent:int=1) -> Path:
     "Write `obj` as UTF-8 JSON to `path` atomically."
     return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
+
+def atomic_save_figure(fig, path, dpi:int=130, **kwargs) -> Path:
+    "Save matplotlib `fig` as a PNG at `path` atomically (`kwargs` go to `fig.savefig`)."
+    import io
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, **kwargs)
+    return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #36e0fd4e
 def read_json(path, what:str="file"):

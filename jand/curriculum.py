@@ -4,12 +4,12 @@
 
 # %% ../nbs/21_curriculum.ipynb #680f4eaf
 from __future__ import annotations
-import hashlib, io, math
+import hashlib, math
 from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 import numpy as np
 from torch.utils.data import DataLoader
-from .core import DataError, Line, atomic_write_bytes
+from .core import DataError, Line, atomic_save_figure
 from .loading import BucketBatchSampler, LineDataset, collate_lines
 
 # %% auto #0
@@ -292,5 +292,5 @@ def plot_schedule(cfg:CurriculumConfig=CurriculumConfig(),
     ax2.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:
-        buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110); atomic_write_bytes(path, buf.getvalue())
+        atomic_save_figure(fig, path, dpi=110)
     return fig

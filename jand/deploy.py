@@ -21,7 +21,7 @@ __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONN
            'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'MEMORY_COLUMNS', 'speed_ratio_rows', 'bench_rows',
            'run_bench', 'profile_parts', 'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session', 'OnnxPredictor',
            'quantize_torch', 'quantize_onnx', 'deployed_predictor', 'load_deployed', 'deploy_speed_rows', 'synth_lines',
-           'deploy_cer_rows', 'run_deploy', 'bench_memory']
+           'deploy_cer_rows', 'run_deploy', 'bench_memory', 'write_memory']
 
 # %% ../nbs/50_deploy.ipynb #ecd1b68a
 BENCH_SHAPES = ((64, 512), (128, 1024), (64, (256, 1024))) # (height, width); a (lo, hi) width = random text-like widths
@@ -369,35 +369,83 @@ def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     done.set()
     q.put({"summary": summary, "samples": samples, "peak_rss_mb": _peak_rss_mb(), "error": error})
 
-def bench_memory(lines=(10_000, 100_000), # Training-corpus sizes (synthetic lines, drawn on the fly)
+def _trend_mb_per_h(samples:list) -> float:
+    "Least-squares slope of RSS over the second half of `samples` ((seconds, MB) pairs), in MB per hour."
+    t_end = samples[-1][0]
+    t, v = np.array([p for p in samples if p[0] >= t_end / 2], dtype=float).T
+    return float(np.polyfit(t / 3600, v, 1)[0]) if len(t) > 1 and np.ptp(t) > 0 else 0.0
+
+def _is_line_count(corpus) -> bool: return isinstance(corpus, int) or str(corpus).isdigit()
+
+def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines drawn on the fly) or a data spec read from disk (`folder:PATH`)
                  minutes:float=2.0, # Training budget of each run
                  height:int=32, threads:int=2, interval:float=2.0, # RSS sampling period, seconds
                  workdir=None) -> list:
-    "One row per corpus size: peak RSS, RSS after the first quarter of the run and at its end, and their difference."
+    """One row per corpus: peak RSS, RSS after the first quarter of the run and at its end, their difference, and
+    the RSS trend over the second half. Each row's `timeline` holds the samples and the validation times."""
     import multiprocessing as mp, queue
     from jand.training import TrainConfig
     from jand.deploy import _memory_probe as probe  # the module's copy: a spawned process must be able to import it
     ctx, rows = mp.get_context("spawn"), []
     work = Path(workdir or tempfile.mkdtemp(prefix="jand-memory-"))
-    for n in lines:
-        cfg = TrainConfig(model="student", synth_train=n, synth_val=100, synth_test=10, val_lines=100, height=height, epochs=1000,
+    for i, corpus in enumerate(corpora):
+        synthetic = _is_line_count(corpus)
+        data = dict(synth_train=int(corpus), synth_val=100, synth_test=10) if synthetic else dict(data=str(corpus))
+        cfg = TrainConfig(model="student", **data, val_lines=100, height=height, epochs=1000,
                           max_minutes=minutes, progress_bar=False, augment=True, log_every=50)
-        q = ctx.Queue(); p = ctx.Process(target=probe, args=(cfg.to_dict(), str(work / f"run-{n}"), interval, threads, q))
+        run = work / f"run-{i}"
+        q = ctx.Queue(); p = ctx.Process(target=probe, args=(cfg.to_dict(), str(run), interval, threads, q))
         p.start()
         while True:  # never wait forever on a process that died
             try: r = q.get(timeout=5); break
             except queue.Empty:
-                if not p.is_alive(): raise RuntimeError(f"memory run with {n} lines died (exit code {p.exitcode})") from None
+                if not p.is_alive(): raise RuntimeError(f"memory run on {corpus} died (exit code {p.exitcode})") from None
         p.join()
-        if r["error"]: raise RuntimeError(f"memory run with {n} lines failed: {r['error']}")
-        t_end = r["samples"][-1][0]
-        warm = next(v for t, v in r["samples"] if t >= t_end / 4)
-        end = r["samples"][-1][1]
-        rows.append({"corpus_lines": n, "minutes": minutes, "height": height, "threads": threads,
+        if r["error"]: raise RuntimeError(f"memory run on {corpus} failed: {r['error']}")
+        samples = r["samples"]
+        t_end = samples[-1][0]
+        warm = next(v for t, v in samples if t >= t_end / 4)
+        end = samples[-1][1]
+        n_lines = sum(d["train"] for d in json.loads((run / "data.json").read_text())["lines"].values())
+        records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
+        vals = [rec["elapsed"] for rec in records if "val_cer" in rec]
+        rows.append({"corpus": "synthetic, drawn on the fly" if synthetic else f"{cfg.data.split(':')[0]} on disk",
+                     "corpus_lines": n_lines, "minutes": minutes, "height": height, "threads": threads,
                      "lines_trained": round(r["summary"]["train_lines_per_s"] * r["summary"]["elapsed_s"]),
+                     "epochs": r["summary"]["epochs"], "validations": len(vals),
                      "peak_rss_mb": round(r["peak_rss_mb"], 1), "rss_after_first_quarter_mb": round(warm, 1), "rss_end_mb": round(end, 1),
-                     "growth_mb": round(end - warm, 1), "samples": len(r["samples"])})
-        print(f"{n:>7} lines: peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the run, {end:.0f} MB at its end")
+                     "growth_mb": round(end - warm, 1), "trend_mb_per_h": round(_trend_mb_per_h(samples), 1), "samples": len(samples), "interval_s": interval,
+                     "timeline": {"samples": samples, "validations_s": vals}})
+        print(f"{corpus} ({n_lines} lines): peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the run, "
+              f"{end:.0f} MB at its end, trend {rows[-1]['trend_mb_per_h']} MB/h over the second half")
     return rows
 
-MEMORY_COLUMNS = ["corpus_lines", "minutes", "lines_trained", "peak_rss_mb", "rss_after_first_quarter_mb", "rss_end_mb", "growth_mb"]
+MEMORY_COLUMNS = ["corpus", "corpus_lines", "minutes", "lines_trained", "validations", "peak_rss_mb", "rss_after_first_quarter_mb",
+                  "rss_end_mb", "growth_mb", "trend_mb_per_h"]
+
+def write_memory(rows:list, name:str="memory", out="results", figures="figures", prov:dict|None=None) -> list:
+    """Write `bench_memory`'s rows: the table `out/<name>.{csv,md}`, every RSS sample in `out/<name>_timeline.csv`,
+    and the RSS curves in `figures/<name>.png`, validations marked. Returns the paths."""
+    import csv, io
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from jand.core import atomic_save_figure, atomic_write_text
+    table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
+    growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
+    paths = list(write_table(name, table, "Training memory (Student, equal time budget per corpus)", MEMORY_COLUMNS,
+        f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
+        f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
+        f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h.", out, prov))
+    buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
+    for r in rows:
+        for t, v in r["timeline"]["samples"]: w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])
+    paths.append(atomic_write_text(Path(out) / f"{name}_timeline.csv", buf.getvalue()))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for r in rows:
+        t, v = np.array(r["timeline"]["samples"]).T
+        line, = ax.plot(t / 60, v, lw=1, label=f"{r['corpus']}, {r['corpus_lines']:,} lines")
+        for s in r["timeline"]["validations_s"]: ax.axvline(s / 60, color=line.get_color(), lw=0.6, ls=":")
+    ax.set(xlabel="minutes of training (dotted: validations, on the training clock)", ylabel="RSS (MB)", ylim=(0, None))
+    ax.legend(fontsize=8, loc="lower right"); fig.tight_layout()
+    paths.append(atomic_save_figure(fig, Path(figures) / f"{name}.png", bbox_inches="tight")); plt.close(fig)
+    return paths

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from fastcore.basics import patch
 import jand
-from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write_text, read_json
 from .results import PAPER_TARGETS, provenance, verdict, write_table
 
 # %% auto #0
@@ -306,9 +306,7 @@ def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str=""
 @patch
 def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     "Save matplotlib `fig` as `figures/<name>.png` (atomically)."
-    import io
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write_bytes(self.figures / f"{name}.png", buf.getvalue())
+    return atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight")
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
 EXPERIMENTS = ("01_datasets", "02_architecture", "03_main_results", "04_distillation", "05_ablation",

@@ -393,9 +393,8 @@ def sample_grid(cfg:SynthConfig=SynthConfig(), n:int=12, split:str="train", path
         ax.set_title(f"{s.line.text}    [{s.domain}, writer {s.writer.id} ({s.writer.face}), difficulty {s.level:.2f}]", fontsize=8, loc="left")
     fig.tight_layout()
     if path is not None:
-        from jand.core import atomic_write_bytes
-        import io
-        buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110); atomic_write_bytes(path, buf.getvalue())
+        from jand.core import atomic_save_figure
+        atomic_save_figure(fig, path, dpi=110)
     return fig
 
 # %% ../nbs/05_synth.ipynb #ea822666
