@@ -202,11 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
-    b = sub.add_parser("bench", help="measure speed: models (writes results/bench.csv) or the synthetic generator")
-    b.add_argument("what", choices=["model", "memory", "synth"],
-                   help="model: Teacher vs Student inference and training (results/bench.csv); memory: training RSS on growing corpora (results/memory.csv); synth: generator lines/s")
+    b = sub.add_parser("bench", help="measure speed and memory: models, deployed forms, training memory, the synthetic generator")
+    b.add_argument("what", choices=["model", "deploy", "memory", "synth"],
+                   help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a trained Student in every deployed "
+                        "form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); memory: training RSS (results/memory.csv); "
+                        "synth: generator lines/s")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
-    b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student)")
+    b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the trained Student (required)")
+    b.add_argument("--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all of them)")
     b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64), help="model: batch sizes (default: 1,16,64)")
     b.add_argument("--seconds", type=float, default=2.0, help="model: timed seconds per case (default: 2)")
     b.add_argument("--threads", type=int, default=2, help="model: torch threads (default: 2)")
@@ -217,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--minutes", type=float, default=2.0, help="memory: training budget of each run (default: 2)")
     b.add_argument("--table", default="memory", help="memory: name of the table and figure (default: memory)")
     b.add_argument("--figures", type=Path, default=Path("figures"), help="memory: where the RSS curves go (default: figures)")
-    b.add_argument("--lines", type=int, default=400, help="synth: lines to draw")
+    b.add_argument("--lines", type=int, help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200)")
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
     b.add_argument("--height", type=int, help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
     return p
@@ -238,9 +241,11 @@ def _run(args) -> int:
         print(json.dumps(summary, indent=1))
     elif args.command == "eval":
         synth = SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
-        from jand.postprocess import parse_stages, uses_t5
+        from jand.postprocess import parse_stages, uses_lbc, uses_t5
         stages = parse_stages(args.postprocess)  # bad names and a t5 stage without --corrector fail before any work
         if uses_t5(stages) and args.corrector is None: raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
+        if args.corrector is not None and not uses_t5(stages): raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
+        if args.wordlist is not None and not uses_lbc(stages): raise ValueError("--wordlist is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
         run_eval(args.model, args.data, args.split, args.out, args.batch_size, synth, args.device, stages, args.corrector, args.wordlist)
     elif args.command == "train-corrector":
         from jand.postprocess import train_corrector
@@ -268,13 +273,19 @@ def _run(args) -> int:
         s = reproduce(args.profile, args.only, args.data_root, args.device, args.seeds, args.budget, args.out, args.results, args.figures)
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":
-        benchmark_synth(args.lines, workers=args.workers, height=args.height or 64)
+        benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
     elif args.command == "bench" and args.what == "memory":
         from jand.deploy import bench_memory, write_memory
         from jand.results import provenance
         rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
         paths = write_memory(rows, args.table, args.results, args.figures, prov=provenance(minutes=args.minutes, threads=args.threads))
         print(f"memory table: {paths[1]}; curves: {paths[-1]}")
+    elif args.command == "bench" and args.what == "deploy":
+        from jand.deploy import DEPLOY_FORMS, run_deploy
+        if not args.student: raise ValueError("bench deploy needs --student: the model file of a trained Student")
+        r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads, args.seconds)
+        print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
+              + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
     elif args.command == "bench" and args.what == "model":
         from jand.deploy import run_bench
         r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches, seconds=args.seconds, threads=args.threads)

@@ -398,7 +398,8 @@ def write_report(results, profile:str|None=None) -> Path:
     figs = results.parent / "figures"
     parts = ["# jand: the reproduction report", "",
              "Every table below was produced by `jand reproduce`" + (f" (profile `{profile}`)" if profile else "") +
-             " from runs in this repository; each says how it was made. Verdicts: *reproduced* (within the stated "
+             " from runs in this repository, or by a `jand bench` command (the long benchmarks: memory, GPU); each says "
+             "how it was made, its command included. Verdicts: *reproduced* (within the stated "
              "tolerance), *within tolerance* (within 5×), *gap*, *direction only* (synthetic stand-in: only the "
              "direction of an effect is comparable), *not measured*.", ""]
     for p in tables:
@@ -411,4 +412,4 @@ def write_report(results, profile:str|None=None) -> Path:
     return atomic_write_text(results / "REPORT.md", "\n".join(parts))
 
 TABLE_ORDER = ("datasets", "architecture", "main_results", "distillation", "kd_sweep", "ablation", "curriculum",
-               "transfer", "postprocessing", "efficiency", "bench", "bench_gpu", "deploy_speed", "deploy_cer", "memory")
+               "transfer", "postprocessing", "efficiency", "bench", "bench_gpu", "deploy_speed", "deploy_cer", "memory", "memory_long")

@@ -77,3 +77,24 @@ def test_bench_model_writes_the_bench_table(tmp_path):
     r = jand("bench", "model", "--batches", "1", "--seconds", "0.2", "--threads", "1", "--results", tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "bench.csv")))
     assert {"teacher", "student", "student/teacher"} <= {r_["model"] for r_ in rows} and "Student ÷ Teacher" in r.stdout
+
+
+def test_bench_deploy_writes_speed_and_cer_tables(run, tmp_path):
+    r = jand("bench", "deploy", "--student", run / "model.pt", "--forms", "eager,onnx", "--lines", "4", "--seconds", "0.05",
+             "--threads", "1", "--results", tmp_path)
+    speed = list(csv.DictReader(open(tmp_path / "deploy_speed.csv")))
+    assert [r_["form"] for r_ in speed] == ["eager"] * 3 + ["onnx"] * 3 and "onnx" in r.stdout
+    cer = list(csv.DictReader(open(tmp_path / "deploy_cer.csv")))
+    assert [r_["form"] for r_ in cer] == ["eager", "onnx"] and cer[1]["same_text"] == "100.0 %"
+    bad = jand("bench", "deploy", ok=False)
+    assert bad.returncode == 2 and "needs --student" in bad.stderr
+
+
+def test_bench_memory_on_a_synthetic_and_a_disk_corpus(tmp_path):
+    jand("synth", tmp_path / "corpus", "--train", "30", "--val", "4", "--test", "0", "--height", "32", "--workers", "1")
+    r = jand("bench", "memory", "--corpus", f"20,folder:{tmp_path / 'corpus'}", "--minutes", "0.03", "--threads", "1",
+             "--table", "mem", "--results", tmp_path / "res", "--figures", tmp_path / "fig")
+    rows = list(csv.DictReader(open(tmp_path / "res" / "mem.csv")))
+    assert [(r_["corpus"], r_["corpus_lines"]) for r_ in rows] == [("synthetic, drawn on the fly", "20"), ("folder on disk", "30")]
+    assert (tmp_path / "fig" / "mem.png").stat().st_size > 1000 and (tmp_path / "res" / "mem_timeline.csv").exists()
+    assert "mem.md" in r.stdout

@@ -7,7 +7,7 @@ import torch
 from jand.charset import Charset
 from jand.model import HTRJAND, Predictor, STUDENT_ATTENTION, save_model, student_config
 from jand.deploy import (OnnxPredictor, bench_rows, deployed_predictor, export_onnx, load_deployed, quantize_onnx,
-                         quantize_torch, run_bench, speed_ratio_rows, deploy_speed_rows)
+                         quantize_torch, run_bench, speed_ratio_rows, deploy_speed_rows, fastest_forms)
 
 CS = Charset.from_texts(["the quick brown fox jumps over the lazy dog"])
 TINY_T = student_config(len(CS), attention=replace(STUDENT_ATTENTION, n_blocks=2))
@@ -92,10 +92,43 @@ def test_tiny_bench_writes_its_table(tmp_path):
     assert "prov_git" in rows[0] and "Student ÷ Teacher" in res["md"].read_text(encoding="utf-8")
 
 
-def test_deploy_speed_rows_reports_every_form(model):
-    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, width=64, seconds=0.02)
-    assert [r["form"] for r in rows] == ["eager", "onnx"] and rows[0]["speedup"] == 1.0
-    assert all(r["lines_per_s"] > 0 for r in rows)
+def test_deploy_speed_rows_reports_every_form_on_every_shape(model):
+    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, shapes=((None, 64), (48, 64)), seconds=0.02)
+    h = model.cfg.preprocess.height
+    assert [(r["form"], r["input"]) for r in rows] == [(f, i) for f in ("eager", "onnx") for i in (f"{h}x64", "48x64")]
+    assert [r["speedup"] for r in rows[:2]] == [1.0, 1.0] and all(r["lines_per_s"] > 0 for r in rows)
+    best = fastest_forms(rows)
+    assert [b["input"] for b in best] == [f"{h}x64", "48x64"] and {b["form"] for b in best} == {"onnx"}
+
+
+def test_a_failing_form_is_reported_on_every_shape_not_dropped(model, monkeypatch):
+    import jand.deploy as d
+    real = d.deployed_predictor
+    def broken(m, cs, form, *a, **k):
+        if form == "onnx": raise RuntimeError("no runtime here")
+        return real(m, cs, form, *a, **k)
+    monkeypatch.setattr(d, "deployed_predictor", broken)
+    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, shapes=((32, 64), (48, 64)), seconds=0.02)
+    assert [r.get("error") for r in rows] == [None, None, "RuntimeError: no runtime here", "RuntimeError: no runtime here"]
+
+
+def test_onnx_graph_has_a_dynamic_height(model, tmp_path):
+    p = export_onnx(model, CS, tmp_path / "m.onnx")
+    onnx = OnnxPredictor(p, threads=1)
+    for h, w in ((32, 100), (64, 512), (100, 77)):
+        x, widths = torch.rand(2, 1, h, w), torch.tensor([w, w // 2])
+        lp, lengths = onnx._forward(x, widths)
+        with torch.no_grad(): ref = model(x, widths)
+        assert torch.equal(lengths, ref["lengths"])
+        torch.testing.assert_close(lp, ref["logits"].log_softmax(-1), atol=1e-4, rtol=0)
+
+
+def test_the_model_compiles_to_one_graph(model):
+    import torch._dynamo as dynamo
+    dynamo.reset()
+    with torch.no_grad(): e = dynamo.explain(model)(torch.rand(2, 1, 32, 96), torch.tensor([96, 50]))
+    assert (e.graph_count, e.graph_break_count) == (1, 0), [b.reason for b in e.break_reasons]
+    with pytest.raises(ValueError, match="widths must hold"): model(torch.rand(2, 1, 32, 96), torch.tensor([96, 200]))  # eager still checks
 
 
 @pytest.mark.slow
