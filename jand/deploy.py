@@ -371,6 +371,12 @@ def _rss_mb() -> float:
     from jand.model import _peak_rss_mb
     return _peak_rss_mb()
 
+def _allocator() -> str:
+    "The C allocator this process runs on: `jemalloc` or `tcmalloc` when preloaded (`LD_PRELOAD`), else the C library's."
+    try: maps = Path("/proc/self/maps").read_text()
+    except OSError: return "unknown"
+    return next((a for a in ("jemalloc", "tcmalloc", "mimalloc") if a in maps), "libc")
+
 def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     import threading
     from jand.model import _peak_rss_mb
@@ -383,7 +389,7 @@ def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     try: summary, error = train(TrainConfig.from_dict(cfg), out), None
     except Exception as e: summary, error = None, f"{type(e).__name__}: {e}"
     done.set()
-    q.put({"summary": summary, "samples": samples, "peak_rss_mb": _peak_rss_mb(), "error": error})
+    q.put({"summary": summary, "samples": samples, "peak_rss_mb": _peak_rss_mb(), "error": error, "allocator": _allocator()})
 
 def _trend_mb_per_h(samples:list) -> float:
     "Least-squares slope of RSS over the second half of `samples` ((seconds, MB) pairs), in MB per hour."
@@ -426,7 +432,7 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
         records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
         vals = [rec["elapsed"] for rec in records if "val_cer" in rec]
         rows.append({"corpus": "synthetic, drawn on the fly" if synthetic else f"{cfg.data.split(':')[0]} on disk",
-                     "corpus_lines": n_lines, "minutes": minutes, "height": height, "threads": threads,
+                     "corpus_lines": n_lines, "allocator": r["allocator"], "minutes": minutes, "height": height, "threads": threads,
                      "lines_trained": round(r["summary"]["train_lines_per_s"] * r["summary"]["elapsed_s"]),
                      "epochs": r["summary"]["epochs"], "validations": len(vals),
                      "peak_rss_mb": round(r["peak_rss_mb"], 1), "rss_after_first_quarter_mb": round(warm, 1), "rss_end_mb": round(end, 1),
@@ -436,7 +442,7 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
               f"{end:.0f} MB at its end, trend {rows[-1]['trend_mb_per_h']} MB/h over the second half")
     return rows
 
-MEMORY_COLUMNS = ["corpus", "corpus_lines", "minutes", "lines_trained", "validations", "peak_rss_mb", "rss_after_first_quarter_mb",
+MEMORY_COLUMNS = ["corpus", "corpus_lines", "allocator", "minutes", "lines_trained", "validations", "peak_rss_mb", "rss_after_first_quarter_mb",
                   "rss_end_mb", "growth_mb", "trend_mb_per_h"]
 
 def write_memory(rows:list, name:str="memory", out="results", figures="figures", prov:dict|None=None) -> list:
