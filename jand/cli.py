@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the trained Student (required)")
     b.add_argument("--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all of them)")
+    b.add_argument("--rounds", type=int, default=1, help="deploy: time every form this many times, interleaved; the median is kept (default: 1)")
     b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64), help="model: batch sizes (default: 1,16,64)")
     b.add_argument("--seconds", type=float, default=2.0, help="model: timed seconds per case (default: 2)")
     b.add_argument("--threads", type=int, default=2, help="model: torch threads (default: 2)")
@@ -283,7 +284,7 @@ def _run(args) -> int:
     elif args.command == "bench" and args.what == "deploy":
         from jand.deploy import DEPLOY_FORMS, run_deploy
         if not args.student: raise ValueError("bench deploy needs --student: the model file of a trained Student")
-        r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads, args.seconds)
+        r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads, args.seconds, rounds=args.rounds)
         print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
               + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
     elif args.command == "bench" and args.what == "model":

@@ -264,14 +264,15 @@ class Predictor:
 # %% ../nbs/12_model.ipynb #3d96dd56
 def time_calls(fn, # Called with no argument; one call = one timed unit
                seconds:float=2.0, # Keep calling until this much time has passed (at least `min_calls` calls)
-               warmup:int=2, min_calls:int=2, sync=None) -> float:
-    "Mean seconds per call of `fn` after `warmup` calls (`sync()`, e.g. `torch.cuda.synchronize`, before each clock read)."
+               warmup:int=2, min_calls:int=3, sync=None) -> float:
+    """Median seconds per call of `fn` after `warmup` calls (`sync()`, e.g. `torch.cuda.synchronize`, before each
+    clock read). The median, not the mean: a call that another process on the machine interrupted does not count."""
     sync = sync or (lambda: None)
     for _ in range(warmup): fn()
-    sync(); n, t = 0, time.perf_counter()
-    while n < min_calls or time.perf_counter() - t < seconds: fn(); n += 1
-    sync()
-    return (time.perf_counter() - t) / n
+    sync(); times, start = [], time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < seconds:
+        t = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t)
+    return float(np.median(times))
 
 def _peak_rss_mb() -> float:
     import resource

@@ -92,7 +92,7 @@ def test_tiny_bench_writes_its_table(tmp_path):
     assert "prov_git" in rows[0] and "Student ÷ Teacher" in res["md"].read_text(encoding="utf-8")
 
 
-def test_deploy_speed_rows_reports_every_form_on_every_shape(model):
+def test_deploy_speed_rows_reports_every_form_on_every_shape_each_in_its_own_process(model):
     rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, shapes=((None, 64), (48, 64)), seconds=0.02)
     h = model.cfg.preprocess.height
     assert [(r["form"], r["input"]) for r in rows] == [(f, i) for f in ("eager", "onnx") for i in (f"{h}x64", "48x64")]
@@ -108,8 +108,20 @@ def test_a_failing_form_is_reported_on_every_shape_not_dropped(model, monkeypatc
         if form == "onnx": raise RuntimeError("no runtime here")
         return real(m, cs, form, *a, **k)
     monkeypatch.setattr(d, "deployed_predictor", broken)
-    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, shapes=((32, 64), (48, 64)), seconds=0.02)
+    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), batch=2, shapes=((32, 64), (48, 64)), seconds=0.02, isolate=False)
     assert [r.get("error") for r in rows] == [None, None, "RuntimeError: no runtime here", "RuntimeError: no runtime here"]
+
+
+def test_rounds_keep_the_median_of_each_case(model, monkeypatch):
+    import jand.deploy as d
+    speeds = iter([100.0, 300.0, 200.0] * 2)
+    monkeypatch.setattr(d, "_form_speed_rows", lambda m, cs, form, batch, shapes, *a: [
+        {"form": form, "input": f"{h}x{w}", "lines_per_s": next(speeds), "setup_s": 1.0} for h, w in shapes])
+    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx", "compile"), shapes=((32, 64), (48, 64)), isolate=False, rounds=1)
+    assert [r["lines_per_s"] for r in rows] == [100.0, 300.0, 200.0, 100.0, 300.0, 200.0]
+    speeds = iter([100, 10, 300, 30, 200, 20] * 2)  # rounds 1-3 of eager then onnx: median 200/20 and 200/20
+    rows = deploy_speed_rows(model, CS, forms=("eager", "onnx"), shapes=((32, 64),), isolate=False, rounds=3)
+    assert [(r["form"], r["lines_per_s"], r["rounds"], r["speedup"]) for r in rows] == [("eager", 200, 3, 1.0), ("onnx", 20, 3, 0.1)]
 
 
 def test_onnx_graph_has_a_dynamic_height(model, tmp_path):
