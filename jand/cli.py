@@ -212,9 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all of them)")
     b.add_argument("--rounds", type=int, default=1, help="deploy: time every form this many times, interleaved; the median is kept (default: 1)")
     b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64), help="model: batch sizes (default: 1,16,64)")
-    b.add_argument("--seconds", type=float, default=2.0, help="model: timed seconds per case (default: 2)")
-    b.add_argument("--threads", type=int, default=2, help="model: torch threads (default: 2)")
-    b.add_argument("--results", type=Path, default=Path("results"), help="model, memory: where the table goes (default: results)")
+    b.add_argument("--seconds", type=float, default=2.0, help="model, deploy: timed seconds per case (default: 2)")
+    b.add_argument("--threads", type=int, default=2, help="model, deploy, memory: CPU threads (default: 2)")
+    b.add_argument("--results", type=Path, default=Path("results"), help="model, deploy, memory: where the tables go (default: results)")
     b.add_argument("--corpus", type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
                    default=(10_000, 100_000), help="memory: comma-separated training corpora, each a number of synthetic lines "
                    "drawn on the fly or a data spec read from disk such as folder:PATH (default: 10000,100000)")

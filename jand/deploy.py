@@ -324,7 +324,7 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
     rows = []
     for tries in runs.values():  # the median round of each case (a failed round only when every round failed)
         ok = sorted((r for r in tries if "lines_per_s" in r), key=lambda r: r["lines_per_s"])
-        rows.append({**(ok[(len(ok) - 1) // 2] if ok else tries[0]), "setup_s": tries[0].get("setup_s"), "rounds": len(ok)})
+        rows.append({**(ok[(len(ok) - 1) // 2] if ok else tries[0]), "setup_s": tries[0].get("setup_s"), "rounds": len(ok)})  # setup: the first, cold round's
     base = {r["input"]: r["lines_per_s"] for r in rows if r["form"] == "eager" and "lines_per_s" in r}
     for r in rows:
         if "lines_per_s" in r and r["input"] in base: r["speedup"] = round(r["lines_per_s"] / base[r["input"]], 2)
@@ -438,7 +438,7 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
     """One row per corpus: peak RSS, RSS after the first quarter of the run and at its end, their difference, and
     the RSS trend over the second half. Each row's `timeline` holds the samples and the validation times."""
     import multiprocessing as mp, queue
-    from jand.training import TrainConfig
+    from jand.training import TrainConfig, read_log
     from jand.deploy import _memory_probe as probe  # the module's copy: a spawned process must be able to import it
     ctx, rows = mp.get_context("spawn"), []
     work = Path(workdir or tempfile.mkdtemp(prefix="jand-memory-"))
@@ -461,8 +461,7 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
         warm = next(v for t, v in samples if t >= t_end / 4)
         end = samples[-1][1]
         n_lines = sum(d["train"] for d in json.loads((run / "data.json").read_text())["lines"].values())
-        records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if l.strip()]
-        vals = [rec["elapsed"] for rec in records if "val_cer" in rec]
+        vals = [rec["elapsed"] for rec in read_log(run) if "val_cer" in rec]
         rows.append({"corpus": "synthetic, drawn on the fly" if synthetic else f"{cfg.data.split(':')[0]} on disk",
                      "corpus_lines": n_lines, "allocator": r["allocator"], "minutes": minutes, "height": height, "threads": threads,
                      "lines_trained": round(r["summary"]["train_lines_per_s"] * r["summary"]["elapsed_s"]),
@@ -486,7 +485,9 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
     from jand.core import atomic_save_figure, atomic_write_text
     table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
     growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
-    paths = list(write_table(name, table, "Training memory (Student, equal time budget per corpus)", MEMORY_COLUMNS,
+    title = (f"Training memory of a Student, {rows[0]['minutes']:g} minutes per corpus: "
+             + "; ".join(f"{r['corpus_lines']:,} lines, {r['corpus']}" for r in rows) + f" ({rows[0]['allocator']} allocator)")
+    paths = list(write_table(name, table, title, MEMORY_COLUMNS,
         f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
         f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
         f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h.", out, prov))
