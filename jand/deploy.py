@@ -490,7 +490,9 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
     paths = list(write_table(name, table, title, MEMORY_COLUMNS,
         f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
         f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
-        f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h.", out, prov))
+        f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h."
+        + (" Runs this short give the trend only within the sample noise (tens of MB between samples); judge it on runs of "
+           "20 minutes or more." if rows[0]["minutes"] < 20 else ""), out, prov))
     buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
     for r in rows:
         for t, v in r["timeline"]["samples"]: w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])

@@ -412,4 +412,5 @@ def write_report(results, profile:str|None=None) -> Path:
     return atomic_write_text(results / "REPORT.md", "\n".join(parts))
 
 TABLE_ORDER = ("datasets", "architecture", "main_results", "distillation", "kd_sweep", "ablation", "curriculum",
-               "transfer", "postprocessing", "efficiency", "bench", "bench_gpu", "deploy_speed", "deploy_cer", "memory", "memory_long")
+               "transfer", "postprocessing", "efficiency", "bench", "bench_gpu", "deploy_speed", "deploy_cer", "memory", "memory_long",
+               "memory_long_jemalloc")
