@@ -480,8 +480,7 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
     """Write `bench_memory`'s rows: the table `out/<name>.{csv,md}`, every RSS sample in `out/<name>_timeline.csv`,
     and the RSS curves in `figures/<name>.png`, validations marked. Returns the paths."""
     import csv, io
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's inline one) is left alone
     from jand.core import atomic_save_figure, atomic_write_text
     table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
     growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
@@ -497,12 +496,12 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
     for r in rows:
         for t, v in r["timeline"]["samples"]: w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])
     paths.append(atomic_write_text(Path(out) / f"{name}_timeline.csv", buf.getvalue()))
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig = Figure(figsize=(7, 3.2)); ax = fig.subplots()
     for r in rows:
         t, v = np.array(r["timeline"]["samples"]).T
         line, = ax.plot(t / 60, v, lw=1, label=f"{r['corpus']}, {r['corpus_lines']:,} lines")
         for s in r["timeline"]["validations_s"]: ax.axvline(s / 60, color=line.get_color(), lw=0.6, ls=":")
     ax.set(xlabel="minutes of training (dotted: validations, on the training clock)", ylabel="RSS (MB)", ylim=(0, None))
     ax.legend(fontsize=8, loc="lower right"); fig.tight_layout()
-    paths.append(atomic_save_figure(fig, Path(figures) / f"{name}.png", bbox_inches="tight")); plt.close(fig)
+    paths.append(atomic_save_figure(fig, Path(figures) / f"{name}.png", bbox_inches="tight"))
     return paths
