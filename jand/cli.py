@@ -290,7 +290,9 @@ def _run(args) -> int:
     elif args.command == "bench" and args.what == "model":
         from jand.deploy import run_bench
         r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches, seconds=args.seconds, threads=args.threads)
-        print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: {r['ratio']}× at batch 16 (worst {r['worst_ratio']}×)")
+        head = r["head"]
+        print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: "
+              + (f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)" if head else "not measured"))
     return 0
 
 def main(argv=None) -> int:

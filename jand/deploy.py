@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 import jand
-from .core import DataError, atomic_write_bytes
+from .core import DataError, atomic_write_bytes, read_json
 from .charset import Charset
 from .model import (HTRJAND, ModelConfig, Predictor, load_model, teacher_config, student_config, benchmark_inference,
                         time_calls, input_label)
@@ -80,13 +80,15 @@ def run_bench(out="results", # Folder of `bench.csv` and `bench.md`
              "Training = forward + CTC loss + backward + AdamW step. ")
     if head:
         verdict = "met in every case" if worst >= SPEED_TARGET else "missed in at least one case"
-        notes += (f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch 16, 64×512; worst case {worst}×; "
+        notes += (f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst case {worst}×; "
                   f"target ≥ {SPEED_TARGET}×: {verdict}.**")
     else: notes += "No CPU rows: no Student/Teacher ratio."
-    settings = {k: kwargs.get(k, v) for k, v in (("seconds", 2.0), ("threads", 2), ("isolate", True))}
+    import inspect
+    bound = inspect.signature(bench_rows).bind(**kwargs); bound.apply_defaults()
+    settings = {k: bound.arguments[k] for k in ("seconds", "threads", "isolate")}
     csv_path, md_path = write_table(name, rows, "Inference and training speed: Teacher vs Student", BENCH_COLUMNS, notes, out,
                                     prov=provenance(**settings))
-    return {"rows": rows, "csv": csv_path, "md": md_path, "ratio": head["speed_ratio"] if head else None, "worst_ratio": worst,
+    return {"rows": rows, "csv": csv_path, "md": md_path, "head": head, "ratio": head["speed_ratio"] if head else None, "worst_ratio": worst,
             "met": worst is not None and worst >= SPEED_TARGET}
 
 # %% ../nbs/50_deploy.ipynb #97e08e7a
@@ -354,7 +356,7 @@ def deploy_cer_rows(model:HTRJAND, charset:Charset, texts:list, images:list, for
                     workdir=None) -> list:
     "Rows `{form, lines, cer, delta_cer, same_text}` on `images` (lines with a symbol outside `charset` are left out)."
     from jand.metrics import cer
-    keep = [i for i, t in enumerate(texts) if all(ch in charset for ch in t)]
+    keep = [i for i, t in enumerate(texts) if not charset.unknown(t)]
     refs, ims = [texts[i] for i in keep], [images[i] for i in keep]
     rows, ref_hyps = [], None
     for form in forms:
@@ -437,7 +439,8 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
                  workdir=None) -> list:
     """One row per corpus: peak RSS, RSS after the first quarter of the run and at its end, their difference, and
     the RSS trend over the second half. Each row's `timeline` holds the samples and the validation times."""
-    import multiprocessing as mp, queue
+    import multiprocessing as mp
+    from jand.model import _wait_result
     from jand.training import TrainConfig, read_log
     from jand.deploy import _memory_probe as probe  # the module's copy: a spawned process must be able to import it
     ctx, rows = mp.get_context("spawn"), []
@@ -449,18 +452,13 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
                           max_minutes=minutes, progress_bar=False, augment=True, log_every=50)
         run = work / f"run-{i}"
         q = ctx.Queue(); p = ctx.Process(target=probe, args=(cfg.to_dict(), str(run), interval, threads, q))
-        p.start()
-        while True:  # never wait forever on a process that died
-            try: r = q.get(timeout=5); break
-            except queue.Empty:
-                if not p.is_alive(): raise RuntimeError(f"memory run on {corpus} died (exit code {p.exitcode})") from None
-        p.join()
-        if r["error"]: raise RuntimeError(f"memory run on {corpus} failed: {r['error']}")
+        p.start(); r = _wait_result(p, q)  # an error, not a hang, when the process dies
+        if r.get("error"): raise RuntimeError(f"memory run on {corpus} failed: {r['error']}")
         samples = r["samples"]
         t_end = samples[-1][0]
         warm = next(v for t, v in samples if t >= t_end / 4)
         end = samples[-1][1]
-        n_lines = sum(d["train"] for d in json.loads((run / "data.json").read_text())["lines"].values())
+        n_lines = sum(d["train"] for d in read_json(run / "data.json", "run data")["lines"].values())
         vals = [rec["elapsed"] for rec in read_log(run) if "val_cer" in rec]
         rows.append({"corpus": "synthetic, drawn on the fly" if synthetic else f"{cfg.data.split(':')[0]} on disk",
                      "corpus_lines": n_lines, "allocator": r["allocator"], "minutes": minutes, "height": height, "threads": threads,
@@ -484,13 +482,14 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
     from jand.core import atomic_save_figure, atomic_write_text
     table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
     growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
+    noise = float(np.median([np.abs(np.diff([v for _, v in r["timeline"]["samples"]])).mean() for r in rows if r["samples"] > 1] or [0.0]))
     title = (f"Training memory of a Student, {rows[0]['minutes']:g} minutes per corpus: "
              + "; ".join(f"{r['corpus_lines']:,} lines, {r['corpus']}" for r in rows) + f" ({rows[0]['allocator']} allocator)")
     paths = list(write_table(name, table, title, MEMORY_COLUMNS,
         f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
         f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
         f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h."
-        + (" Runs this short give the trend only within the sample noise (tens of MB between samples); judge it on runs of "
+        + (f" Runs this short give the trend only within the sample noise ({noise:.0f} MB between consecutive samples, median); judge it on runs of "
            "20 minutes or more." if rows[0]["minutes"] < 20 else ""), out, prov))
     buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
     for r in rows:

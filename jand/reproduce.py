@@ -297,6 +297,11 @@ def attention_maps(model, # A trained `HTRJAND`
 
 # %% ../nbs/45_reproduce.ipynb #b02032e6
 @patch
+def transcribe(self:Lab, run, data:str|None=None, split:str="test") -> dict:
+    "`transcribe` on this lab's device (the GPU of a `full` run scores on the GPU too)."
+    return transcribe(run, data, split, device=self.device)
+
+@patch
 def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str="", columns=None, notes:str="") -> tuple:
     "Write `results/<name>.csv` (`runs` rows) and `results/<name>.md` (`summary` rows and the reading)."
     prov = provenance(profile=self.profile.name, data_root=str(self.data_root or ""))

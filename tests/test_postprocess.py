@@ -28,9 +28,9 @@ def jand(*args, ok=True):
 class FakeCorrector:
     "Stands in for a T5Corrector: records the contexts it was given, applies a fixed rewrite."
     def __init__(self, context_lines=1, rewrite=None):
-        self.cfg, self.rewrite, self.seen = SimpleNamespace(context_lines=context_lines), rewrite or {}, None
+        self.cfg, self.rewrite, self.seen, self.calls = SimpleNamespace(context_lines=context_lines), rewrite or {}, None, 0
     def correct(self, lines, contexts=None):
-        self.seen = contexts
+        self.seen, self.calls = contexts, self.calls + 1
         return [CorrectionResult(self.rewrite.get(l, l), l, -0.1, self.rewrite.get(l, l) != l, True, self.rewrite.get(l, l))
                 for l in lines]
 
@@ -74,6 +74,7 @@ def test_t5_plus_lbc_is_t5_then_lbc_and_reuses_the_t5_output():
     assert out["t5"].hyps == ["the old house by the rivr"]
     assert out["lbc"].hyps == truth and out["t5+lbc"].hyps == truth
     assert out["t5+lbc"].seconds >= out["t5"].seconds
+    assert fake.calls == 1  # t5+lbc applies LBC to the t5 output instead of running the corrector again
     per_line = stage_line_rows(truth, out, ids=["l0"])[0]
     assert per_line["hyp"] == "the old hous by the rivr" and per_line["hyp_t5"] == "the old house by the rivr"
     assert per_line["char_edits_t5"] == 1 and per_line["char_edits_t5+lbc"] == 0 and per_line["word_edits_lbc"] == 0
