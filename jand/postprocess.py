@@ -129,9 +129,8 @@ def run_config(run):
 
 def run_bundle(run):
     "The run's data, opened as the run opened it: `(TrainConfig, DataBundle)`."
-    from jand.sources import open_data
     cfg = run_config(run)
-    return cfg, open_data(cfg.data, synth=cfg.synth)
+    return cfg, cfg.bundle()
 
 def make_lexicon(texts:Sequence[str], # Training transcriptions
                  wordlist=None, # Optional word-list file (UTF-8, one word per line)

@@ -285,6 +285,7 @@ def _reader_options(specs:list, options:dict|None) -> dict:
 def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+synth@0.3`, or a list of sources
               synth:SynthConfig=SynthConfig(), # Config of bare `synth`; a domain subset derives its own (`synth_config`)
               reader_options:dict|None=None, # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`)
+              synth_cache=None, # Folder of rendered synthetic corpora (`jand.synth.render_cache`): read instead of drawn
              ) -> DataBundle:
     "Open every source of `spec`: read the corpora (with their reports) and set up the synthetic corpora."
     specs = parse_data_spec(spec)
@@ -292,8 +293,9 @@ def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+sy
     corpora, disk, reports = {}, {}, {}
     for s in specs:
         if s.kind == "synth":
-            corpora[s.name] = c = SynthCorpus(synth_config(s, synth))
-            reports[s.name] = Report(f"synth{':' + s.arg if s.arg else ''} (seed {c.cfg.seed}, drawn on demand)",
+            corpora[s.name] = c = SynthCorpus(synth_config(s, synth), cache=synth_cache)
+            how = f"read from {c.folder}" if c.folder else "drawn on demand"
+            reports[s.name] = Report(f"synth{':' + s.arg if s.arg else ''} (seed {c.cfg.seed}, {how})",
                                      kept=sum(c.cfg.size(sp) for sp in SPLITS))
         else: disk[s.name], reports[s.name] = read_corpus(s.kind, s.arg, **opts[s.name])
     return DataBundle(specs, corpora, disk, reports)

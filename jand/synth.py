@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_synth.ipynb #2edc89ab
 from __future__ import annotations
-import math, time, unicodedata
+import hashlib, json, math, time, unicodedata
 from dataclasses import dataclass, field, replace, asdict
 from functools import lru_cache
 from importlib import resources
@@ -14,14 +14,16 @@ from typing import Iterator
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from .core import Line
+from .images import load_image
+from .core import Line, atomic_write_json, atomic_write_text, read_json
 
 # %% auto #0
 __all__ = ['LETTERS', 'FRENCH_LETTERS', 'SYNTH_ALPHABET', 'SINGLE_LETTER_WORDS', 'ELISIONS', 'HERSHEY_FACES', 'TTF_FACES',
            'FACES', 'MODERN', 'HISTORICAL', 'DOMAINS', 'SPLITS', 'vocabulary', 'TextConfig', 'sample_text',
            'hershey_face', 'ttf_face', 'Writer', 'make_writer', 'draw_ink', 'Degradation', 'smooth_field', 'warp_ink',
-           'crop_to_ink', 'put_on_paper', 'finish', 'SynthConfig', 'SynthLine', 'describe_line', 'render_line',
-           'SynthCorpus', 'sample_grid', 'benchmark_synth']
+           'crop_to_ink', 'put_on_paper', 'finish', 'Legibility', 'legibility', 'illegible', 'SynthConfig', 'SynthLine',
+           'describe_line', 'draw_line', 'render_attempts', 'render_line', 'corpus_key', 'SynthCorpus', 'render_cache',
+           'sample_grid', 'plot_rejected', 'benchmark_synth']
 
 # %% ../nbs/05_synth.ipynb #6c65aaa4
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -290,6 +292,38 @@ def finish(img:np.ndarray, height:int, level:float, deg:Degradation, rng) -> np.
     if n > 0: out = out + rng.normal(0, n, out.shape).astype(np.float32)
     return np.clip(out, 0, 255).astype(np.uint8)
 
+# %% ../nbs/05_synth.ipynb #b1e7a002
+@dataclass(frozen=True)
+class Legibility:
+    "What every emitted synthetic line must pass; a line that fails is drawn again."
+    min_contrast: float = 40.0 # Median paper grey minus median ink grey, in grey levels
+    min_cnr: float = 4.0 # Contrast over the standard deviation of the paper's fine-grained noise
+    min_xheight: float = 5.0 # x-height of the letters at the output height, in pixels
+    attempts: int = 4 # Redraws with fresh randomness before the degradation is softened
+    soften: float = 0.7 # Each later attempt multiplies the degradation level by this
+    softened: int = 4 # How many softened attempts follow (the last one is kept, whatever it measures)
+
+def legibility(img:np.ndarray, # A finished uint8 line
+               ink:np.ndarray, # Its ink map at the same size (float, 1 = ink)
+               xheight:float, # x-height of its letters, in pixels
+               clipped:bool=False, # Ink was cut off by the canvas
+              ) -> dict:
+    "The measures the guard checks: `contrast` (in the worst stretch of the line), `cnr`, `xheight`, `clipped`."
+    core, paper = ink >= 0.5 * max(float(ink.max()), 1e-6), ink < 0.02
+    out = dict(contrast=0.0, cnr=0.0, xheight=round(float(xheight), 2), clipped=bool(clipped))
+    if not core.any() or not paper.any(): return out
+    f, step = img.astype(np.float32), 2 * img.shape[0]  # stretches two line-heights wide: a stain or a fade is local
+    local = [float(np.median(f[:, x:x + step][paper[:, x:x + step]]) - np.median(f[:, x:x + step][core[:, x:x + step]]))
+             for x in range(0, img.shape[1], step) if core[:, x:x + step].sum() >= 10 and paper[:, x:x + step].any()]
+    contrast = min(local) if local else float(np.median(f[paper]) - np.median(f[core]))
+    noise = float(np.std((f - cv2.GaussianBlur(f, (0, 0), 2))[paper]))
+    return {**out, "contrast": round(contrast, 2), "cnr": round(contrast / max(noise, 1.0), 2)}
+
+def illegible(m:dict, g:Legibility=Legibility()) -> list:
+    "The criteria that measures `m` fail (an empty list: legible)."
+    lows = [k for k, lo in (("contrast", g.min_contrast), ("cnr", g.min_cnr), ("xheight", g.min_xheight)) if m[k] < lo]
+    return lows + (["clipped"] if m["clipped"] else [])
+
 # %% ../nbs/05_synth.ipynb #4f80e223
 DOMAINS = {"en": ("en", MODERN), "fr": ("fr", MODERN), "hist": ("en", HISTORICAL)}
 SPLITS = ("train", "val", "test")
@@ -306,6 +340,7 @@ class SynthConfig:
     weights: tuple = (0.5, 0.3, 0.2) # Share of each domain
     height: int = 64 # Output line height in pixels
     text: TextConfig = field(default_factory=TextConfig)
+    legibility: Legibility = field(default_factory=Legibility)
 
     def __post_init__(self):
         bad = [d for d in self.domains if d not in DOMAINS]
@@ -346,23 +381,51 @@ def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
                 source=f"synth-{domain}", writer=writer.id, difficulty=round(level, 4))
     return SynthLine(line, domain, level, writer)
 
-def render_line(cfg:SynthConfig, split:str, index:int) -> tuple:
-    "Line `index` of `split`: `(Line, image)` with a grayscale uint8 image `cfg.height` px high."
-    s = describe_line(cfg, split, index)
-    rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index, 1])
+def draw_line(s:SynthLine, height:int, level:float, rng) -> tuple:
+    "One drawing of `s` at degradation `level`: `(uint8 image, legibility measures)`."
     deg = DOMAINS[s.domain][1]
-    xh = cfg.height * 0.3  # render at about the output scale: x-height ≈ 30 % of the final line height
+    xh = height * 0.3  # render at about the output scale: x-height ≈ 30 % of the final line height
     ink, base = draw_ink(s.line.text, s.writer, xh, rng)
-    ink = crop_to_ink(warp_ink(ink, base, s.writer, xh, s.level, deg, rng), rng, xh)
-    img = finish(put_on_paper(ink, s.writer, s.level, deg, rng), cfg.height, s.level, deg, rng)
-    return s.line, img
+    room = int(round(1.5 * xh))  # rows for the baseline to drift into (cropped away again below)
+    ink, base = np.pad(ink, ((room, room), (0, 0))), base + room
+    warped = warp_ink(ink, base, s.writer, xh, level, deg, rng)
+    clipped = bool(warped[0].max() > 0.1 or warped[-1].max() > 0.1)
+    ink = crop_to_ink(warped, rng, xh)
+    img = finish(put_on_paper(ink, s.writer, level, deg, rng), height, level, deg, rng)
+    ink_out = cv2.resize(ink, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)
+    return img, legibility(img, ink_out, xh * height / ink.shape[0], clipped)
+
+def render_attempts(cfg:SynthConfig, split:str, index:int) -> Iterator:
+    "Yield `(attempt, level, image, measures, fails)` for line `index` of `split` until one passes the guard."
+    s, g = describe_line(cfg, split, index), cfg.legibility
+    for attempt in range(g.attempts + g.softened):
+        rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index, 1] + ([attempt] if attempt else []))
+        level = s.level * g.soften ** max(0, attempt - g.attempts + 1)
+        img, m = draw_line(s, cfg.height, level, rng)
+        fails = illegible(m, g)
+        yield attempt, level, img, m, fails
+        if not fails: return
+
+def render_line(cfg:SynthConfig, split:str, index:int) -> tuple:
+    "Line `index` of `split`: `(Line, image)` with a legible grayscale uint8 image `cfg.height` px high."
+    *_, (_, _, img, _, _) = render_attempts(cfg, split, index)
+    return describe_line(cfg, split, index).line, img
 
 # %% ../nbs/05_synth.ipynb #51f5f55f
 def _render_args(args): return render_line(*args)
 
+def corpus_key(cfg:SynthConfig) -> str:
+    "A short hash of `cfg` and of the generator's code: the name of the corpus's rendered copy in a cache."
+    code = Path(__file__).read_bytes() if "__file__" in globals() else b""
+    return hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode() + hashlib.sha1(code).digest()).hexdigest()[:12]
+
 class SynthCorpus:
-    "The synthetic corpus of a `SynthConfig`: lines listed cheaply, images drawn on demand."
-    def __init__(self, cfg:SynthConfig=SynthConfig()): self.cfg = cfg
+    "The synthetic corpus of a `SynthConfig`: lines listed cheaply, images drawn on demand or read from a rendered copy."
+    def __init__(self, cfg:SynthConfig=SynthConfig(),
+                 cache=None, # Folder of rendered corpora (`render_cache`); used when it holds a complete copy of this one
+                ):
+        self.cfg, self.folder = cfg, None
+        if cache is not None and (Path(cache) / corpus_key(cfg) / "corpus.json").exists(): self.folder = Path(cache) / corpus_key(cfg)
 
     def lines(self, split:str) -> list:
         "The `Line` records of `split` (texts, writers, difficulty; no images drawn)."
@@ -371,6 +434,7 @@ class SynthCorpus:
     def load(self, line:Line) -> np.ndarray:
         "The image of a synthetic `line` (redrawn from its id)."
         split, index = line.image.removeprefix("synth:").split("/")
+        if self.folder is not None: return load_image(self.folder / split / f"{line.id}.png")
         return render_line(self.cfg, split, int(index))[1]
 
     def samples(self, split:str, workers:int=2, chunksize:int=16) -> Iterator:
@@ -380,6 +444,25 @@ class SynthCorpus:
             yield from map(_render_args, jobs); return
         with get_context("spawn").Pool(workers) as pool:
             yield from pool.imap(_render_args, jobs, chunksize=chunksize)
+
+# %% ../nbs/05_synth.ipynb #c4c4e002
+def render_cache(cfg:SynthConfig, # The corpus to draw
+                 cache, # Folder of rendered corpora; the copy goes to `cache/<corpus_key(cfg)>`
+                 workers:int=2, # Drawing processes
+                ) -> Path:
+    "Draw every line of `cfg` once into `cache` (skipped when a complete copy exists); returns the copy's folder."
+    folder = Path(cache) / corpus_key(cfg)
+    if (folder / "corpus.json").exists(): return folder
+    t, corpus = time.perf_counter(), SynthCorpus(cfg)
+    for split in SPLITS:
+        (folder / split).mkdir(parents=True, exist_ok=True)
+        for line, img in corpus.samples(split, workers=workers):
+            ok, png = cv2.imencode(".png", img)
+            (folder / split / f"{line.id}.png").write_bytes(png.tobytes())
+            atomic_write_text(folder / split / f"{line.id}.gt.txt", line.text + "\n")
+    atomic_write_json(folder / "corpus.json", {"config": asdict(cfg), "lines": {s: cfg.size(s) for s in SPLITS},
+                                               "seconds": round(time.perf_counter() - t, 1)})
+    return folder
 
 # %% ../nbs/05_synth.ipynb #ef0961d1
 def sample_grid(cfg:SynthConfig=SynthConfig(), n:int=12, split:str="train", path=None):
@@ -391,6 +474,28 @@ def sample_grid(cfg:SynthConfig=SynthConfig(), n:int=12, split:str="train", path
         s = describe_line(cfg, split, i); _, img = render_line(cfg, split, i)
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, aspect="equal"); ax.set_axis_off()
         ax.set_title(f"{s.line.text}    [{s.domain}, writer {s.writer.id} ({s.writer.face}), difficulty {s.level:.2f}]", fontsize=8, loc="left")
+    fig.tight_layout()
+    if path is not None:
+        from jand.core import atomic_save_figure
+        atomic_save_figure(fig, path, dpi=110)
+    return fig
+
+# %% ../nbs/05_synth.ipynb #b1e7a005
+def plot_rejected(cfg:SynthConfig=SynthConfig(), n:int=6, split:str="train", path=None):
+    "A figure of the first `n` lines whose first drawing failed the legibility guard, beside the drawing emitted."
+    import matplotlib.pyplot as plt
+    found = []
+    for i in range(cfg.size(split)):
+        tries = list(render_attempts(cfg, split, i))
+        if len(tries) > 1: found.append((i, tries[0], tries[-1]))
+        if len(found) == n: break
+    fig, axs = plt.subplots(max(len(found), 1), 2, figsize=(13, 0.95 * max(len(found), 1)), squeeze=False)
+    for (ax0, ax1), (i, first, last) in zip(axs, found):
+        for ax, (att, level, img, m, fails) in ((ax0, first), (ax1, last)):
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255); ax.set_axis_off()
+            why = f"rejected: {', '.join(fails)}" if fails else f"emitted (attempt {att + 1})"
+            ax.set_title(f"{split} {i} · {why} · contrast {m['contrast']:.0f}, CNR {m['cnr']:.1f}, level {level:.2f}",
+                         fontsize=7, loc="left")
     fig.tight_layout()
     if path is not None:
         from jand.core import atomic_save_figure

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 import jand
 from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
 from .charset import Charset
-from .synth import SynthConfig
-from .sources import open_data, WeightedBucketBatchSampler
+from .synth import SynthConfig, TextConfig
+from .sources import DataBundle, open_data, WeightedBucketBatchSampler
 from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
@@ -39,8 +39,11 @@ class TrainConfig:
     "Every option of a training run (saved as the run's `config.json`)."
     data: str = "synth" # Data spec (see `jand.sources`): `synth`, `iam:PATH`, `a+b`, `src@weight`, …
     model: str = "teacher" # `teacher` or `student`
-    epochs: int = 10 # Epoch budget (an upper bound when `max_minutes` is set)
+    epochs: int = 10 # Epoch budget (ignored when `steps` is set; an upper bound when `max_minutes` is set)
+    steps: int|None = None # Step budget: optimiser steps over as many epochs as it takes (None: the epoch budget)
     max_minutes: float|None = None # Wall-clock budget for equal-budget comparisons (validation included)
+    cap_minutes: float|None = None # Safety cap: stop after this many minutes without changing the schedule (recorded)
+    val_every: int|None = None # Also validate every this many steps (None: at the end of each epoch only)
     batch_size: int = 16
     lr: float = 1e-3 # Peak learning rate (AdamW)
     weight_decay: float = 0.01
@@ -64,6 +67,9 @@ class TrainConfig:
     synth_val: int = 200
     synth_test: int = 200
     synth_seed: int = 0
+    synth_min_chars: int = TextConfig.min_chars # Shortest synthetic line, in characters
+    synth_max_chars: int = TextConfig.max_chars # Longest synthetic line
+    synth_cache: str|None = None # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
     val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
     # knowledge distillation
     teacher: str|None = None # Path of a Teacher model file: distil into the Student
@@ -83,7 +89,8 @@ class TrainConfig:
         if self.model not in ("teacher", "student"): raise ValueError(f"model must be 'teacher' or 'student', got {self.model!r}")
         if self.curriculum not in CURRICULA: raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
         if self.epochs < 1 or self.batch_size < 1: raise ValueError("epochs and batch_size must be at least 1")
-        if self.max_minutes is not None and self.max_minutes <= 0: raise ValueError("max_minutes must be positive")
+        for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0: raise ValueError(f"{name} must be positive")
         if self.curriculum_scores == "loss" and not self.teacher: raise ValueError("curriculum_scores='loss' needs a teacher")
         KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)  # validates the KD options
 
@@ -95,7 +102,13 @@ class TrainConfig:
     def kd(self) -> KDConfig: return KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)
     @property
     def synth(self) -> SynthConfig:
-        return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test, height=self.height)
+        text = TextConfig(min_chars=self.synth_min_chars, max_chars=self.synth_max_chars)
+        return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test,
+                           height=self.height, text=text)
+
+    def bundle(self) -> DataBundle:
+        "The run's data, opened as the trainer opens it (rendered synthetic copies read when `synth_cache` has them)."
+        return open_data(self.data, synth=self.synth, synth_cache=self.synth_cache)
 
 # %% ../nbs/22_training.ipynb #ec2977af
 def lr_at(p:float, cfg:TrainConfig) -> float:
@@ -249,7 +262,7 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
 
     # data and charset: the unified charset of every source, or the Teacher's / initial model's when given
-    bundle = open_data(cfg.data, synth=cfg.synth)
+    bundle = cfg.bundle()
     teacher = None
     if cfg.teacher:
         teacher, charset, _ = load_model(cfg.teacher, device=device)
@@ -306,7 +319,7 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     log = RunLog(out / "metrics.jsonl", is_main, keep_until_step=st["step"] if ckpt else None)
 
     def progress() -> float:
-        p = (st["epoch"] + st["batch"] / max(len(sampler), 1)) / cfg.epochs
+        p = st["step"] / cfg.steps if cfg.steps else (st["epoch"] + st["batch"] / max(len(sampler), 1)) / cfg.epochs
         if cfg.max_minutes: p = max(p, st["elapsed"] / (60 * cfg.max_minutes))
         return min(p, 1.0)
 
@@ -320,8 +333,30 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     use_amp = device.type == "cuda"
     amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
     t_start, last_save = time.perf_counter() - st["elapsed"], time.perf_counter()
-    stop = False
-    while st["epoch"] < cfg.epochs and not stop:
+    def out_of_time() -> bool:
+        if cfg.cap_minutes and st["elapsed"] >= 60 * cfg.cap_minutes: st["capped"] = True
+        return st.get("capped", False) or bool(cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes)
+
+    def validate(t_epoch:float, end_of_epoch:bool):
+        "Validate, log, keep the best model, checkpoint; ends the run when a budget or the patience is spent."
+        v = evaluate(model, val_ds, cfg.batch_size, device)
+        cer = v["scores"]["cer_corpus_sensitive"].value
+        improved = st["best_cer"] is None or cer < st["best_cer"]
+        if end_of_epoch: st["epoch"] += 1; st["batch"] = 0
+        st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
+        if improved: st.update(best_cer=cer, best_epoch=st["epoch"], best_step=st["step"], bad_epochs=0)
+        else: st["bad_epochs"] += 1
+        log(step=st["step"], epoch=st["epoch"], val_cer=cer, val_wer=v["scores"]["wer_corpus_sensitive"].value,
+            val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value, best_cer=st["best_cer"], elapsed=round(st["elapsed"], 1),
+            epoch_seconds=round(time.perf_counter() - t_epoch, 1), example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}")
+        spent = (st["step"] >= cfg.steps) if cfg.steps else st["epoch"] >= cfg.epochs
+        st["done"] = spent or out_of_time() or (cfg.patience is not None and st["bad_epochs"] >= cfg.patience)
+        if improved and is_main:  # best.pt and model.pt first: last.pt, written last, commits the validation
+            checkpoint("best.pt")
+            save_model(out / "model.pt", model, charset, run=str(out), val_cer=cer, epoch=st["epoch"], step=st["step"])
+        checkpoint()
+
+    while not st["done"]:
         sampler.set_epoch(st["epoch"]); train_ds.set_epoch(st["epoch"])
         if cfg.curriculum != "none": sampler.set_progress(progress())
         batches = list(sampler)
@@ -368,31 +403,19 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
                 log(step=st["step"], epoch=st["epoch"] + 1, lr=lr, grad_norm=round(float(gnorm), 4),
                     lines_per_s=round(st["lines"] / max(st["train_seconds"], 1e-9), 2), elapsed=round(st["elapsed"], 1), **rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            if cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes: stop = True; break
+            if (cfg.steps and st["step"] >= cfg.steps) or out_of_time(): break
+            if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):  # the epoch's end validates anyway
+                validate(t_epoch, end_of_epoch=False); last_save = time.perf_counter(); net.train()
+                if st["done"]: break
             if time.perf_counter() - last_save > 60 * cfg.save_every_minutes:
                 checkpoint(); last_save = time.perf_counter()
         bar.close()
-        # validation at the end of every epoch (and when the budget runs out)
-        v = evaluate(model, val_ds, cfg.batch_size, device)
-        cer = v["scores"]["cer_corpus_sensitive"].value
-        improved = st["best_cer"] is None or cer < st["best_cer"]
-        st["epoch"] += 1; st["batch"] = 0
-        st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
-        if improved: st.update(best_cer=cer, best_epoch=st["epoch"], bad_epochs=0)
-        else: st["bad_epochs"] += 1
-        log(step=st["step"], epoch=st["epoch"], val_cer=cer, val_wer=v["scores"]["wer_corpus_sensitive"].value,
-            val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value, best_cer=st["best_cer"], elapsed=round(st["elapsed"], 1),
-            epoch_seconds=round(time.perf_counter() - t_epoch, 1), example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}")
-        if cfg.patience is not None and st["bad_epochs"] >= cfg.patience: stop = True
-        if cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes: stop = True
-        st["done"] = stop or st["epoch"] >= cfg.epochs
-        if improved and is_main:  # best.pt and model.pt first: last.pt, written last, commits the epoch
-            checkpoint("best.pt")
-            save_model(out / "model.pt", model, charset, run=str(out), val_cer=cer, epoch=st["epoch"])
-        checkpoint(); last_save = time.perf_counter()
+        if not st["done"]: validate(t_epoch, end_of_epoch=st["batch"] >= len(batches))  # the epoch's end, or a budget's
+        last_save = time.perf_counter()
     if world > 1: torch.distributed.barrier()
-    return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "epochs": st["epoch"], "steps": st["step"],
-            "elapsed_s": round(st["elapsed"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1)}
+    return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "best_step": st.get("best_step"),
+            "epochs": st["epoch"], "steps": st["step"], "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
+            "train_seconds": round(st["train_seconds"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1)}
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
@@ -401,7 +424,7 @@ def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict
     try: cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
     except FileNotFoundError: raise DataError(run, "not a run folder (no config.json)") from None
     model, charset, payload = load_model(run / "model.pt", device=device)
-    bundle = open_data(cfg.data, synth=cfg.synth)
+    bundle = cfg.bundle()
     ds = LineDataset(bundle.lines(split), charset, load=bundle.load, cfg=model.cfg.preprocess, name=f"{run.name}:{split}")
     res = evaluate(model, ds, batch_size, device)
     return {**res, "config": cfg, "model": model.cfg, "split": split, "epoch": payload.get("epoch")}
