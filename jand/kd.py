@@ -14,7 +14,7 @@ from .attention import pad_mask_from_lengths
 
 # %% auto #0
 __all__ = ['BLANK', 'BLANK_MODES', 'real_frames', 'ctc_loss', 'soft_log_probs', 'kl_parts', 'kd_kl', 'kd_loss', 'KDConfig',
-           'FeatureProjector', 'feature_kd', 'freeze_teacher', 'teacher_context', 'teacher_forward']
+           'FeatureProjector', 'feature_kd', 'freeze_teacher', 'teacher_context', 'teacher_forward', 'PosteriorCache']
 
 # %% ../nbs/20_kd.ipynb #e891cefd
 BLANK = 0 # Index of the CTC blank in every jand charset
@@ -216,3 +216,39 @@ def teacher_forward(teacher:nn.Module, # The (frozen) Teacher
                    ):
     "`teacher(*args, **kwargs)` in eval mode under `torch.no_grad()`."
     with teacher_context(teacher): return teacher(*args, **kwargs)
+
+# %% ../nbs/20_kd.ipynb #d0ff0002
+class PosteriorCache:
+    "The Teacher's frame logits for every line of a dataset, computed once (offline distillation)."
+    def __init__(self, logits:list): # Per line, `(frames, classes)` float16 logits
+        self.logits = logits
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, teacher:nn.Module, # The frozen Teacher
+              ds, # An augmentation-free `jand.loading.LineDataset` (the training lines)
+              batch_size:int=16, device="cpu") -> PosteriorCache:
+        "Run `teacher` once over `ds`, in length-sorted batches."
+        from jand.loading import BucketBatchSampler, collate_lines
+        if ds.aug is not None: raise ValueError("offline distillation needs augmentation-free views: build it on a dataset without aug")
+        out, sampler = [None] * len(ds), BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
+        with torch.random.fork_rng(devices=[]):  # a DataLoader draws from torch's generator: leave the run's randomness as it was
+            for b in torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_lines):
+                o = teacher_forward(teacher, b["images"].to(device), b["widths"].to(device))
+                for k, i in enumerate(b["indices"].tolist()): out[i] = o["logits"][k, :int(o["lengths"][k])].to("cpu", torch.float16)
+        return cls(out)
+
+    def batch(self, indices, # Dataset indices of the batch's lines
+              lengths:torch.Tensor, # The Student's real frames per line (must match the cached ones)
+              frames:int, # Frames of the batch (padded)
+             ) -> torch.Tensor:
+        "The cached logits of `indices`, zero-padded: `(N, frames, classes)` float32."
+        have = torch.tensor([len(self.logits[i]) for i in indices])
+        if not torch.equal(have, lengths.cpu()):
+            raise ValueError(f"cached Teacher frames {have.tolist()} differ from the Student's {lengths.tolist()}: same height and strides?")
+        x = torch.zeros(len(indices), frames, self.logits[indices[0]].shape[-1])
+        for k, i in enumerate(indices): x[k, :len(self.logits[i])] = self.logits[i].float()
+        return x
+
+    @property
+    def nbytes(self) -> int: return sum(t.numel() * t.element_size() for t in self.logits)

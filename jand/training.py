@@ -22,7 +22,7 @@ from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
 from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model, check_device
-from .kd import KDConfig, FeatureProjector, ctc_loss, feature_kd, freeze_teacher, kd_loss, teacher_forward
+from .kd import KDConfig, FeatureProjector, PosteriorCache, ctc_loss, feature_kd, freeze_teacher, kd_loss, teacher_forward
 from .decoding import greedy_decode
 from .metrics import score_all, score_row, line_details
 from .results import provenance
@@ -77,6 +77,7 @@ class TrainConfig:
     kd_tau: float = 2.0
     kd_blank: str = "plain" # plain, nonblank, dropblank
     kd_feature: float = 0.0 # Weight of feature distillation (0 = off)
+    kd_offline: bool = False # Distil from the Teacher's posteriors computed once per training line (needs no augmentation)
     init: str|None = None # Fine-tune from this model file (heads resized to the data's charset)
     # running
     device: str = "auto" # auto, cpu, cuda
@@ -92,6 +93,8 @@ class TrainConfig:
         for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
             if getattr(self, name) is not None and getattr(self, name) <= 0: raise ValueError(f"{name} must be positive")
         if self.curriculum_scores == "loss" and not self.teacher: raise ValueError("curriculum_scores='loss' needs a teacher")
+        if self.kd_offline and not (self.teacher and not self.augment and not self.kd_feature):
+            raise ValueError("kd_offline needs a teacher, augment=False (the cached views) and kd_feature=0")
         KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)  # validates the KD options
 
     def to_dict(self) -> dict: return asdict(self)
@@ -276,6 +279,9 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     val_ds = LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
     domain_of = torch.tensor([bundle.domain_index(l) for l in train_ds.lines])
 
+    kd_cache, t_cache = None, time.perf_counter()
+    if teacher is not None and cfg.kd_offline: kd_cache = PosteriorCache.build(teacher, train_ds, cfg.batch_size, device)
+    t_cache = round(time.perf_counter() - t_cache, 1)
     model, mcfg = _build_model(cfg, charset, len(bundle.domains))
     if teacher is not None and teacher.cfg.preprocess != mcfg.preprocess:
         raise ValueError(f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the same --height")
@@ -374,8 +380,11 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
             t0 = time.perf_counter()
             with amp():
                 o = net(images, widths)
-                if teacher is not None:
+                if kd_cache is not None:
+                    to = {"logits": kd_cache.batch(b["indices"].tolist(), o["lengths"], o["logits"].shape[1]).to(device)}
+                elif teacher is not None:
                     to = teacher_forward(teacher, images, widths)
+                if teacher is not None:
                     feat = feature_kd(o["features"], to["features"], o["lengths"], projector) if projector is not None else None
                     parts = kd_loss(o["logits"].float(), to["logits"].float(), o["lengths"], targets, tlen, cfg.kd_alpha, cfg.kd_tau,
                                     cfg.kd_blank, feat, cfg.kd_feature or 1.0)
@@ -415,7 +424,8 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     if world > 1: torch.distributed.barrier()
     return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "best_step": st.get("best_step"),
             "epochs": st["epoch"], "steps": st["step"], "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
-            "train_seconds": round(st["train_seconds"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1)}
+            "train_seconds": round(st["train_seconds"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
+            "kd_cache_seconds": t_cache if kd_cache is not None else None}
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:

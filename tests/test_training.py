@@ -203,3 +203,20 @@ def test_killed_while_writing_a_checkpoint(tmp_path, monkeypatch, capsys, target
     assert same_weights(weights(tmp_path / "straight"), weights(run))  # resumed exactly
     assert load_model(run / "model.pt")[2]["epoch"] == 3
     assert same_weights(load_model(run / "model.pt")[0].state_dict(), load_model(tmp_path / "straight" / "model.pt")[0].state_dict())
+
+
+def test_offline_distillation_matches_online_on_the_same_views(tmp_path):
+    "Cached Teacher posteriors give the losses that running the Teacher gives, step for step (float16 aside)."
+    train(TrainConfig(epochs=1, **{**TINY, "model": "teacher"}), tmp_path / "teacher")
+    kd = dict(epochs=1, teacher=str(tmp_path / "teacher" / "model.pt"), **{**TINY, "augment": False})
+    online = train(TrainConfig(**kd), tmp_path / "online")
+    offline = train(TrainConfig(kd_offline=True, **kd), tmp_path / "offline")
+    parts = lambda r: [(x["kl"], x["loss"]) for x in read_log(r) if "loss" in x]
+    assert len(parts(tmp_path / "online")) == 3
+    for (a, b), (c, d) in zip(parts(tmp_path / "online"), parts(tmp_path / "offline")):
+        assert abs(a - c) < 1e-3 and abs(b - d) < 1e-3
+    assert online["kd_cache_seconds"] is None and offline["kd_cache_seconds"] >= 0
+    with pytest.raises(ValueError, match="augment=False"):
+        TrainConfig(kd_offline=True, teacher="t.pt")
+    with pytest.raises(ValueError, match="needs a teacher"):
+        TrainConfig(kd_offline=True, augment=False)
