@@ -4,7 +4,7 @@
 
 # %% ../nbs/45_reproduce.ipynb #0da593c5
 from __future__ import annotations
-import hashlib, json, math, os, shutil, statistics, sys, tempfile, time
+import hashlib, json, logging, math, os, re, shutil, statistics, sys, tempfile, time
 from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from fastcore.basics import patch
@@ -13,38 +13,54 @@ from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write
 from .results import PAPER_TARGETS, provenance, verdict, write_table
 
 # %% auto #0
-__all__ = ['PROFILES', 'RECIPE', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EXPERIMENTS',
-           'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'datasets', 'config_key', 'mean_std', 'fmt_mean_std',
-           'project_root', 'Lab', 'plot_curves', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'attention_maps',
-           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
+__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'BASE_MODEL', 'CURVES',
+           'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile',
+           'get_profile', 'Dataset', 'datasets', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
+           'train_run', 'Lab', 'plot_curves', 'curve_jobs', 'curve_rows', 'plot_learning_curves', 'loader_speed',
+           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'online_kd_steps',
+           'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce',
+           'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
 class Profile:
-    "How big every run of one reproduction is."
+    "How big every run of one reproduction is; budgets are optimiser steps, so a run is the same on any machine."
     name: str
-    synth_train: int # Synthetic lines per split: train …
-    synth_val: int # … validation …
-    synth_test: int # … and test
-    height: int # Input height in pixels
-    epochs: int # Epoch budget of every run (an upper bound when minutes are set)
-    teacher_minutes: float|None # Wall-clock budget of a main Teacher run (None: epochs only)
-    student_minutes: float|None # … of a main Student run
-    short_minutes: float|None # … of an ablation / sweep / transfer run
-    seeds: tuple # Seeds of the key comparisons
-    ablation_seeds: tuple # Seeds of ablations, sweeps, curricula and transfer
-    sweep: tuple # (tau, alpha) pairs of the KD sweep
-    corrector_steps: int # T5 corrector training steps
-    bench_seconds: float # Timing window of each inference benchmark
+    synth_train: int = 10_000 # Synthetic lines per split: train …
+    synth_val: int = 300 # … validation …
+    synth_test: int = 300 # … and test (of each stand-in)
+    height: int = 32 # Input height in pixels
+    min_chars: int = 5 # Shortest synthetic line, in characters
+    max_chars: int = 30 # Longest synthetic line
+    teacher_steps: int = 3000 # Step budget of a main Teacher run
+    student_steps: int = 3000 # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
+    short_steps: int = 1500 # … of an ablation, sweep, curriculum or transfer run
+    val_every: int = 500 # Validate every this many steps (and at the end of the budget)
     val_lines: int|None = None # Validate on at most this many lines
-    patience: int|None = None # Early stopping (epochs without a better validation CER)
+    seeds: tuple = (0, 1, 2) # Seeds of the main runs and of the key comparisons
+    ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
+    sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
+    corrector_steps: int = 300 # T5 corrector training steps
+    bench_seconds: float = 2.0 # Timing window of each inference benchmark
+    augment: bool = False # Training-time augmentation (off: offline distillation needs fixed views; see the curves)
+    cap_minutes: float|None = None # Safety cap of one run: it stops there and says so in its summary
+    workers: int = 2 # Runs trained side by side, one thread each
+    patience: int|None = None # Early stopping (validations without a better CER)
+    curve_steps: int = 3000 # Steps of each learning-curve run (`00_regime`)
+    curve_every: int = 250 # … validated this often
+
+    @property
+    def kd_offline(self) -> bool: return not self.augment
 
 PROFILES = {p.name: p for p in [
-    Profile("smoke", 48, 12, 12, 32, 1, None, None, None, (0, 1), (0,), ((2.0, 0.5), (4.0, 0.9)), 4, 0.2, 12),
-    Profile("quick", 3000, 200, 300, 32, 30, 5.0, 2.0, 1.25, (0, 1, 2), (0,),
-            ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)), 300, 2.0, 120),
-    Profile("full", 20000, 2000, 2000, 128, 200, None, None, 60.0, (0, 1, 2), (0, 1, 2),
-            ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)), 20000, 10.0, None, 20),
+    Profile("smoke", synth_train=48, synth_val=12, synth_test=12, teacher_steps=6, student_steps=6, short_steps=3,
+            val_every=3, seeds=(0, 1), sweep=((2.0, 0.5), (4.0, 0.9)), corrector_steps=4, bench_seconds=0.2, val_lines=12,
+            curve_steps=4, curve_every=2, workers=1),
+    Profile("quick"),
+    Profile("full", synth_train=20_000, synth_val=2000, synth_test=2000, height=128, min_chars=10, max_chars=60,
+            teacher_steps=80_000, student_steps=80_000, short_steps=20_000, val_every=2000, ablation_seeds=(0, 1, 2),
+            sweep=((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)), corrector_steps=20_000,
+            bench_seconds=10.0, augment=True, workers=1, patience=10),
 ]}
 
 def get_profile(name:str) -> Profile:
@@ -54,6 +70,7 @@ def get_profile(name:str) -> Profile:
 
 # %% ../nbs/45_reproduce.ipynb #a272babd
 RECIPE = dict(se=True, fusion="gate", curriculum="staged", aux_weight=0.1, domain_weight=0.1)
+KEY_ABLATIONS = ("no SE", "fusion: sum", "no curriculum") # Run over every seed of the profile: the paper's claims rest on them
 
 ABLATIONS = {  # name → what changes with respect to RECIPE
     "full model": {},
@@ -93,9 +110,11 @@ def datasets(data_root=None) -> list:
     return out
 
 # %% ../nbs/45_reproduce.ipynb #d09a1e3e
+NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache") # Options that leave a run's numbers alone
+
 def config_key(cfg) -> str:
     "A short stable hash of the options that change a run's result."
-    d = {k: v for k, v in asdict(cfg).items() if k not in ("progress_bar", "log_every", "workers", "save_every_minutes", "device")}
+    d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 def mean_std(xs) -> tuple:
@@ -116,22 +135,42 @@ def project_root() -> Path:
     "The repository that holds this jand (where `results/` and `figures/` live)."
     return Path(jand.__file__).resolve().parents[1]
 
+def finished(run) -> bool: return (Path(run) / "model.pt").exists() and (Path(run) / "summary.json").exists()
+
+def train_run(cfg:dict, # A `TrainConfig` as a dict
+              run:str, # Its run folder
+              threads:int=1, # Torch threads: the same count gives the same numbers
+             ) -> dict:
+    "Train (or resume) one run in this process and write its `summary.json`: the worker of `Lab.train_all`."
+    import torch
+    from jand.training import TrainConfig, train
+    before, run = torch.get_num_threads(), Path(run)
+    torch.set_num_threads(threads)
+    try:
+        t0 = time.perf_counter()
+        summary = train(TrainConfig.from_dict(cfg), run, resume=(run / "checkpoints" / "last.pt").exists())
+        summary = {**summary, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads}
+        atomic_write_json(run / "summary.json", summary)
+        return summary
+    finally: torch.set_num_threads(before)
+
 class Lab:
     "Runs, scores, tables and figures of one reproduction profile."
     def __init__(self, profile:str="smoke", # `smoke`, `quick` or `full`
-                 runs=None, # Run folders (default `runs/reproduce/<profile>` in the project)
+                 runs=None, # Run folders (default `runs/reproduce/<profile>/runs` in the project)
                  results=None, # Where tables go (default `runs/reproduce/<profile>/results`: never the committed ones by accident)
                  figures=None, # Where figures go (default `runs/reproduce/<profile>/figures`)
                  data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
                  device:str="cpu", # Training and inference device
                  seeds=None, # Override the profile's seeds of the key comparisons
-                 budget:float=1.0, # Multiplies the profile's wall-clock budgets (e.g. 2 on a slower machine)
+                 budget:float=1.0, # Multiplies the profile's step budgets
                  quiet:bool=True, # Hide per-step training output
                 ):
         self.profile = get_profile(profile)
         base = project_root() / "runs" / "reproduce" / profile
         self.runs, self.results = Path(runs or base / "runs"), Path(results or base / "results")
         self.figures, self.data_root, self.device, self.quiet = Path(figures or base / "figures"), data_root, device, quiet
+        self.corpora = self.runs.parent / "corpora"  # rendered synthetic corpora, shared by every run
         self.seeds = tuple(seeds) if seeds is not None else self.profile.seeds
         self.datasets = datasets(data_root)
         if budget <= 0: raise ValueError(f"budget must be positive, got {budget}")
@@ -143,64 +182,110 @@ class Lab:
         real = [d.spec for d in self.datasets if not d.stand_in]
         return "+".join(real + ["synth"])
 
+    def render(self, spec:str) -> list:
+        "Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused); returns their folders."
+        from jand.sources import parse_data_spec, synth_config
+        from jand.synth import render_cache
+        base = self.config().synth
+        return [render_cache(synth_config(s, base), self.corpora, workers=self.profile.workers)
+                for s in parse_data_spec(spec) if s.kind == "synth"]
+
     def bundle(self, spec:str|None=None):
-        "`jand.sources.open_data` of `spec` (default: `main_data`) at this profile's synthetic sizes."
+        "The data of `spec` (default: `main_data`) at this profile's synthetic sizes, read from the rendered copies."
         from jand.sources import open_data
-        return open_data(spec or self.main_data, synth=self.config().synth)
+        self.render(spec or self.main_data)
+        return open_data(spec or self.main_data, synth=self.config().synth, synth_cache=self.corpora)
 
     def __repr__(self): return f"Lab({self.profile.name!r}, runs={str(self.runs)!r}, results={str(self.results)!r})"
 
-    def config(self, model:str="teacher", minutes:str|float|None="main", **options):
+    def steps(self, model:str="teacher", budget:str|int="main") -> int:
+        "The step budget `main` (of `model`), `short`, or a number of steps — scaled by the lab's `budget`."
+        p = self.profile
+        named = {"main": p.teacher_steps if model == "teacher" else p.student_steps, "short": p.short_steps}
+        if isinstance(budget, str) and budget not in named: raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
+        return max(1, round(named.get(budget, budget) * self.budget))
+
+    def config(self, model:str="teacher", budget:str|int="main", **options):
         "The `TrainConfig` of a run: profile sizes, then `RECIPE`, then `options`."
         from jand.training import TrainConfig
         p = self.profile
-        if minutes == "main": minutes = p.teacher_minutes if model == "teacher" else p.student_minutes
-        elif minutes == "short": minutes = p.short_minutes
-        if minutes is not None: minutes = minutes * self.budget
-        base = dict(data=self.main_data, model=model, epochs=p.epochs, max_minutes=minutes, height=p.height, synth_train=p.synth_train,
-                    synth_val=p.synth_val, synth_test=p.synth_test, val_lines=p.val_lines, patience=p.patience,
-                    device=self.device, progress_bar=not self.quiet, log_every=50)
+        base = dict(data=self.main_data, model=model, steps=self.steps(model, budget), val_every=p.val_every, height=p.height,
+                    synth_train=p.synth_train, synth_val=p.synth_val, synth_test=p.synth_test, synth_min_chars=p.min_chars,
+                    synth_max_chars=p.max_chars, synth_cache=str(self.corpora), val_lines=p.val_lines, patience=p.patience,
+                    augment=p.augment, cap_minutes=p.cap_minutes, device=self.device, progress_bar=not self.quiet, log_every=50)
         return TrainConfig(**{**base, **RECIPE, **options})
 
-    def train(self, model:str="teacher", minutes:str|float|None="main", **options) -> Path:
-        "Train (or reuse) the run with these options; returns its folder."
-        from jand.training import train
-        cfg = self.config(model, minutes, **options)
-        run = self.runs / f"{model}-{config_key(cfg)}"
-        if (run / "model.pt").exists() and (run / "summary.json").exists(): return run
-        resume = (run / "checkpoints" / "last.pt").exists()
-        t0 = time.perf_counter()
-        summary = train(cfg, run, resume=resume)
-        atomic_write_json(run / "summary.json", {**summary, "wall_s": round(time.perf_counter() - t0, 1)})
-        print(f"trained {run.name}: {cfg.data}, best val CER {summary.get('best_val_cer')}, "
-              f"{summary.get('steps')} steps in {summary.get('elapsed_s')} s")
-        return run
+    def run_folder(self, cfg) -> Path: return self.runs / f"{cfg.model}-{config_key(cfg)}"
 
-    def teacher(self, seed:int=0, **options) -> Path:
-        "The main Teacher run for `seed`."
-        return self.train("teacher", seed=seed, **options)
+# %% ../nbs/45_reproduce.ipynb #1ab00002
+def _describe(cfg) -> str:
+    return f"{cfg.model}, seed {cfg.seed}, {cfg.steps} steps" + (", distilled" if cfg.teacher else "")
 
-    def student(self, seed:int=0, kd:bool=True, minutes="main", **options) -> Path:
-        "The Student run for `seed`, distilled from the main seed-0 Teacher (of the same data) when `kd`."
-        if kd: options = {"teacher": str(self.teacher(0, **{k: v for k, v in options.items() if k in ("data", "height")}) / "model.pt"), **options}
-        return self.train("student", minutes, seed=seed, **options)
+@patch
+def train_all(self:Lab, jobs:list) -> list:
+    "Train (or reuse) every job — a dict of `Lab.config` arguments — `workers` at a time; returns their run folders."
+    cfgs = [self.config(**job) for job in jobs]
+    runs = [self.run_folder(c) for c in cfgs]
+    todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
+    for spec in dict.fromkeys(c.data for _, c in todo): self.render(spec)
+    t0, workers = time.perf_counter(), min(self.profile.workers, len(todo)) or 1
+    def report(k, run, cfg, s):
+        left = (time.perf_counter() - t0) / k * (len(todo) - k) / workers
+        print(f"[{k}/{len(todo)}] {run.name} ({_describe(cfg)}): best val CER {s.get('best_val_cer'):.2f} % in {s['wall_s']:.0f} s"
+              + (" (stopped by the time cap)" if s.get("capped") else "") + (f"; about {left / 60:.0f} min left" if k < len(todo) else ""),
+              flush=True)
+    if workers == 1:
+        for k, (run, cfg) in enumerate(todo, 1): report(k, run, cfg, train_run(cfg.to_dict(), str(run)))
+        return runs
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(train_run, cfg.to_dict(), str(run)): (run, cfg) for run, cfg in todo}
+        for k, f in enumerate(as_completed(futures), 1): report(k, *futures[f], f.result())
+    return runs
 
-    def corrector(self, run, context_lines:int=1) -> Path:
-        "The T5 corrector of recognizer run `run` (trained once, `jand.postprocess.train_corrector`); returns its folder."
-        from jand.postprocess import train_corrector
-        from jand.t5 import T5CorrectorConfig
-        out = Path(run).parent / f"corrector-{Path(run).name}-ctx{context_lines}-{self.profile.corrector_steps}"
-        if not (out / "training.json").exists():
-            s = train_corrector(run, out, cfg=T5CorrectorConfig(context_lines=context_lines), steps=self.profile.corrector_steps,
-                                device=self.device, progress_bar=not self.quiet)
-            print(f"trained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss {s['loss_first']} → {s['loss_last']}")
-        return out
+@patch
+def train(self:Lab, model:str="teacher", budget:str|int="main", **options) -> Path:
+    "Train (or reuse) the run with these options; returns its folder."
+    return self.train_all([dict(model=model, budget=budget, **options)])[0]
 
-    def dataset(self, name:str) -> Dataset:
-        "The dataset called `name` (`IAM`, `RIMES`, `Bentham`): the real corpus or its stand-in."
-        for d in self.datasets:
-            if d.name == name: return d
-        raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(d.name for d in self.datasets)}")
+# %% ../nbs/45_reproduce.ipynb #1ab00003
+@patch
+def teacher(self:Lab, seed:int=0, **options) -> Path:
+    "The main Teacher run for `seed`."
+    return self.train("teacher", seed=seed, **options)
+
+@patch
+def student_job(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> dict:
+    "The job of the Student run for `seed`, distilled (offline unless the profile augments) from the seed-0 Teacher of its data."
+    if kd:
+        teacher = self.teacher(0, **{k: v for k, v in options.items() if k in ("data", "height")})
+        options = {"teacher": str(teacher / "model.pt"), "kd_offline": self.profile.kd_offline, **options}
+    return dict(model="student", budget=budget, seed=seed, **options)
+
+@patch
+def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Path:
+    "The Student run for `seed` (see `student_job`)."
+    return self.train_all([self.student_job(seed, kd, budget, **options)])[0]
+
+@patch
+def corrector(self:Lab, run, context_lines:int=1) -> Path:
+    "The T5 corrector of recognizer run `run` (trained once, `jand.postprocess.train_corrector`); returns its folder."
+    from jand.postprocess import train_corrector
+    from jand.t5 import T5CorrectorConfig
+    out = Path(run).parent / f"corrector-{Path(run).name}-ctx{context_lines}-{self.profile.corrector_steps}"
+    if not (out / "training.json").exists():
+        s = train_corrector(run, out, cfg=T5CorrectorConfig(context_lines=context_lines), steps=self.profile.corrector_steps,
+                            device=self.device, progress_bar=not self.quiet)
+        print(f"trained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss {s['loss_first']} → {s['loss_last']}")
+    return out
+
+@patch
+def dataset(self:Lab, name:str) -> Dataset:
+    "The dataset called `name` (`IAM`, `RIMES`, `Bentham`): the real corpus or its stand-in."
+    for d in self.datasets:
+        if d.name == name: return d
+    raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(d.name for d in self.datasets)}")
 
 # %% ../nbs/45_reproduce.ipynb #73ea84b0
 def plot_curves(runs:dict, # Label → run folder
@@ -218,16 +303,66 @@ def plot_curves(runs:dict, # Label → run folder
     ax.grid(alpha=0.3); ax.legend(fontsize=8)
     return ax.figure
 
+# %% ../nbs/45_reproduce.ipynb #c0c0e002
+BASE_MODEL = dict(curriculum="none", aux_weight=0.0, domain_weight=0.0) # The model alone: RECIPE's parts switched off
+
+CURVES = {  # label → options of one learning-curve run
+    "Teacher · 32 px · 5–30 chars": dict(model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=True),
+    "Teacher · 32 px · 10–60 chars": dict(model="teacher", height=32, synth_min_chars=10, synth_max_chars=60, augment=True),
+    "Student · 32 px · 5–30 chars": dict(model="student", height=32, synth_min_chars=5, synth_max_chars=30, augment=True),
+    "Teacher · 32 px · 5–30 chars · no augmentation": dict(model="teacher", height=32, synth_min_chars=5, synth_max_chars=30,
+                                                          augment=False),
+    "Teacher · 32 px · 5–30 chars · no augmentation · lr 3e-3": dict(model="teacher", height=32, synth_min_chars=5,
+                                                                    synth_max_chars=30, augment=False, lr=3e-3),
+}
+
+def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profile.curve_every) -> dict:
+    "Label → `Lab.train_all` job of each learning-curve run."
+    return {label: dict(budget=steps, val_every=every, val_lines=None, **BASE_MODEL, **opts) for label, opts in grid.items()}
+
+def curve_rows(runs:dict) -> list:
+    "One row per validation of each run (label → run folder): setting, step, elapsed seconds, validation CER."
+    from jand.training import read_log
+    return [{"setting": label, "step": r["step"], "elapsed_s": r["elapsed"], "val_cer": round(r["val_cer"], 2)}
+            for label, run in runs.items() for r in read_log(run) if "val_cer" in r]
+
+def plot_learning_curves(rows:list, target:float|None=None):
+    "Validation CER against steps and against wall-clock minutes, one line per setting; `target` draws a level."
+    import matplotlib.pyplot as plt
+    fig, axs = plt.subplots(1, 2, figsize=(12, 3.8), sharey=True)
+    for label in dict.fromkeys(r["setting"] for r in rows):
+        rs = [r for r in rows if r["setting"] == label]
+        axs[0].plot([r["step"] for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3, label=label)
+        axs[1].plot([r["elapsed_s"] / 60 for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3, label=label)
+    for ax, x in zip(axs, ("optimiser steps (batch 16)", "wall-clock minutes (1 thread, 2 runs side by side)")):
+        ax.set(xlabel=x, yscale="log"); ax.grid(alpha=0.3, which="both")
+        if target: ax.axhline(target, color="k", lw=0.8, ls="--")
+    axs[0].set_ylabel("validation CER (%)"); axs[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/45_reproduce.ipynb #5e1ec004
+def loader_speed(lab:Lab, model:str="teacher", steps:int=40) -> dict:
+    "Training lines/s (1 thread) of a short run drawing its lines on the fly, and of the same run reading the rendered copy."
+    out = {}
+    lab.render(lab.main_data)
+    with tempfile.TemporaryDirectory() as d:
+        for name, cache in (("drawn on the fly", None), ("rendered copy", str(lab.corpora))):
+            cfg = lab.config(model, steps, **BASE_MODEL, synth_cache=cache, val_every=None, val_lines=8)
+            s = train_run(cfg.to_dict(), str(Path(d) / name))
+            out[name] = round(s["steps"] * cfg.batch_size / s["elapsed_s"], 1)
+    return out
+
 # %% ../nbs/45_reproduce.ipynb #a0188df7
 def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size:int=16, device:str="cpu") -> dict:
     "Greedy predictions of run `run`'s model on `split` of `data` (default: the run's own data): `{lines, truths, preds}`."
     from jand.model import Predictor
     from jand.sources import open_data
-    from jand.training import TrainConfig
+    from jand.postprocess import run_config
     run = Path(run)
-    cfg = TrainConfig.from_dict(read_json(run / "config.json", "run config"))
+    cfg = run_config(run)
     predictor = Predictor.from_file(run / "model.pt", batch_size=batch_size, device=device)
-    bundle = open_data(data or cfg.data, synth=synth or cfg.synth)
+    bundle = open_data(data or cfg.data, synth=synth or cfg.synth, synth_cache=cfg.synth_cache)
     lines = bundle.lines(split)
     if not lines: raise DataError(data or cfg.data, f"the {split} split is empty")
     load = bundle.load
@@ -244,15 +379,15 @@ METRIC_COLUMNS = ("cer_corpus_sensitive", "wer_corpus_sensitive", "cer_line-max_
 
 def run_row(run, rec:dict|None=None, split:str="test", **extra) -> dict:
     "One CSV row for run `run`: its config, seed, split, every metric variant (and `extra`)."
-    from jand.training import TrainConfig
+    from jand.postprocess import run_config
     run = Path(run)
-    cfg = TrainConfig.from_dict(read_json(run / "config.json", "run config"))
+    cfg = run_config(run)
     summ = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
     rec = rec or transcribe(run, split=split)
     sc = scores_of(rec)
     return {**extra, "run": run.name, "model": cfg.model, "seed": cfg.seed, "data": cfg.data, "split": split, "lines": len(rec["truths"]),
             **{k: round(sc[k], 2) for k in METRIC_COLUMNS}, "steps": summ.get("steps"), "train_s": summ.get("elapsed_s"),
-            "config": json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("progress_bar", "log_every")}, sort_keys=True)}
+            "config": json.dumps({k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}, sort_keys=True)}
 
 # %% ../nbs/45_reproduce.ipynb #60f97e43
 def compare_row(what:str, # What the row measures
@@ -272,6 +407,47 @@ def compare_row(what:str, # What the row measures
     return {**row, **extra}
 
 COMPARE_COLUMNS = ["what", "paper", "ours", "delta", "verdict"]
+
+# %% ../nbs/45_reproduce.ipynb #ef00e002
+def effect(base, # The reference setting's values, one per seed
+           other, # The compared setting's values, paired by seed with `base`
+          ) -> dict:
+    "Paired difference `other − base`: `{delta, delta_std, noise, n, verdict}`; an effect must exceed 2× the seed noise."
+    pairs = [(float(b), float(o)) for b, o in zip(base, other)]
+    if not pairs: return dict(delta=None, delta_std=None, noise=None, n=0, verdict="not measured")
+    d = [o - b for b, o in pairs]
+    m, s = mean_std(d)
+    noise = max(mean_std([b for b, _ in pairs])[1], mean_std([o for _, o in pairs])[1])
+    if len(pairs) == 1: verdict = "one seed: no noise estimate"
+    elif abs(m) > 2 * noise and (all(x > 0 for x in d) or all(x < 0 for x in d)):
+        verdict = f"effect: {'higher' if m > 0 else 'lower'} on every seed, |Δ| > 2σ"
+    else: verdict = "within seed noise"
+    return dict(delta=round(m, 2), delta_std=round(s, 2), noise=round(noise, 2), n=len(pairs), verdict=verdict)
+
+def effect_row(what:str, base, other, **extra) -> dict:
+    "A table row for `effect(base, other)`: what, both settings' mean ± std, Δ ± std, 2σ and the verdict."
+    e = effect(base, other)
+    delta = "–" if e["delta"] is None else f"{e['delta']:+.2f} ± {e['delta_std']:.2f}"
+    return {"what": what, "reference": fmt_mean_std(base), "ours": fmt_mean_std(other), "delta": delta,
+            "2σ": "–" if e["noise"] is None else round(2 * e["noise"], 2), "verdict": e["verdict"], **extra}
+
+EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "2σ", "verdict"]
+
+# %% ../nbs/45_reproduce.ipynb #5e1ec002
+def select(rows:list, metric:str="cer_corpus_sensitive", **where) -> list:
+    "The `metric` of every row whose fields equal `where`, in order."
+    return [r[metric] for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+def online_kd_steps(steps:int) -> int:
+    "Steps of an online-distilled Student that cost about what `steps` steps of the Student alone cost (by MACs)."
+    from jand.model import describe, student_config, teacher_config
+    s, t = describe(student_config())["mmacs"], describe(teacher_config())["mmacs"]
+    return max(1, round(steps * 3 * s / (3 * s + t)))
+
+def step_seconds(run) -> float:
+    "Training seconds per optimiser step of a finished run (data loading and validation excluded)."
+    s = read_json(Path(run) / "summary.json", "run summary")
+    return s["train_seconds"] / max(s["steps"], 1)
 
 # %% ../nbs/45_reproduce.ipynb #57cee57d
 def attention_maps(model, # A trained `HTRJAND`
@@ -298,7 +474,9 @@ def attention_maps(model, # A trained `HTRJAND`
 # %% ../nbs/45_reproduce.ipynb #b02032e6
 @patch
 def transcribe(self:Lab, run, data:str|None=None, split:str="test") -> dict:
-    "`transcribe` on this lab's device (the GPU of a `full` run scores on the GPU too)."
+    "`transcribe` on this lab's device (the GPU of a `full` run scores on the GPU too), from the rendered corpora."
+    from jand.postprocess import run_config
+    self.render(data or run_config(run).data)
     return transcribe(run, data, split, device=self.device)
 
 @patch
@@ -314,8 +492,9 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     return atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight")
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
-EXPERIMENTS = ("01_datasets", "02_architecture", "03_main_results", "04_distillation", "05_ablation",
+EXPERIMENTS = ("00_regime", "01_datasets", "02_architecture", "03_main_results", "04_distillation", "05_ablation",
                "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
+ON_REQUEST = ("00_regime",) # Studies that `reproduce` runs only when named (or with `only="all"`): their tables are committed
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
@@ -323,7 +502,8 @@ class ReproductionError(RuntimeError):
     "A reproduction notebook failed: names the notebook, the cell and the error."
 
 def _select(only) -> list:
-    if not only: return list(EXPERIMENTS)
+    if not only: return [e for e in EXPERIMENTS if e not in ON_REQUEST]
+    if only == "all": return list(EXPERIMENTS)
     names = [o.strip() for o in (only.split(",") if isinstance(only, str) else only) if o.strip()]
     out = []
     for n in names:
@@ -342,24 +522,42 @@ def _promote(staging:Path, dest:Path) -> list:
     return moved
 
 # %% ../nbs/45_reproduce.ipynb #c6b88a45
+class _Progress(logging.Handler):
+    "Prints the progress lines (`[k/n] …`, from `Lab.train_all`) that a notebook run by papermill writes, with its name."
+    def __init__(self, name:str): super().__init__(logging.INFO); self.name = name
+    def emit(self, record):
+        for line in str(record.getMessage()).splitlines():
+            if re.match(r"\[\d+/\d+\] ", line): print(f"  {self.name} {line}", flush=True)
+
+def _ipc_kernels():
+    "A kernel manager class whose kernels talk over local sockets (IPC), not TCP: nothing to encrypt, no warning."
+    from jupyter_client.manager import AsyncKernelManager
+    class IPCKernelManager(AsyncKernelManager):
+        def _transport_default(self): return "ipc"
+    return IPCKernelManager
+
 def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
-    "Execute one experiment notebook with papermill; a failure raises `ReproductionError` naming the cell."
+    "Execute one experiment notebook with papermill (showing its runs' progress); a failure raises `ReproductionError`."
     import papermill as pm
     src = experiments_dir() / f"{name}.ipynb"
     if not src.exists(): raise DataError(src, "experiment notebook not found")
+    log, progress = logging.getLogger("papermill"), _Progress(name)
+    level, _ = log.level, log.addHandler(progress)
+    log.setLevel(logging.INFO)
     try:
         pm.execute_notebook(str(src), str(out_nb), parameters=params, cwd=str(cwd), kernel_name="python3",
-                            progress_bar=False, log_output=False, report_mode=False)
+                            progress_bar=False, log_output=True, report_mode=False, kernel_manager_class=_ipc_kernels())
     except pm.PapermillExecutionError as e:
         raise ReproductionError(f"{name}: cell {e.exec_count if e.exec_count is not None else '?'} (index {e.cell_index}) failed: "
                                 f"{e.ename}: {e.evalue} — see the executed notebook {out_nb}") from None
+    finally: log.removeHandler(progress); log.setLevel(level)
 
 def reproduce(profile:str="quick", # `smoke`, `quick` or `full`
               only=None, # Experiment names (e.g. `distillation` or `04`), comma-separated; None: all
               data_root=None, # Folder holding IAM/, RIMES/, Bentham/
               device:str="cpu", # Training and inference device
               seeds=None, # Override the profile's seeds of the key comparisons
-              budget:float=1.0, # Multiplies the profile's wall-clock budgets
+              budget:float=1.0, # Multiplies the profile's step budgets
               out=None, # Executed notebooks, runs and staging (default `runs/reproduce/<profile>`)
               results=None, # Final tables (default: the project's `results/`)
               figures=None, # Final figures (default: the project's `figures/`)
@@ -372,13 +570,13 @@ def reproduce(profile:str="quick", # `smoke`, `quick` or `full`
     results, figures = Path(results or root / "results"), Path(figures or root / "figures")
     nb_dir = out / "notebooks"; nb_dir.mkdir(parents=True, exist_ok=True)
     done, t0 = {}, time.perf_counter()
-    for name in names:
+    for k, name in enumerate(names, 1):
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
         params = dict(profile=profile, data_root=str(data_root) if data_root else None, device=device,
                       seeds=list(seeds) if seeds is not None else None, budget=budget, runs_dir=str(out / "runs"),
                       results_dir=str(stage / "results"), figures_dir=str(stage / "figures"))
         t = time.perf_counter()
-        print(f"[{profile}] {name} …", flush=True)
+        print(f"[{profile}] notebook {k} of {len(names)}: {name} ({(t - t0) / 60:.0f} min so far) …", flush=True)
         os.environ["JAND_COMMAND"] = f"jand reproduce --profile {profile} (notebook {name})"  # the kernel's provenance records it
         try:
             run_experiment(name, params, nb_dir / f"{name}.ipynb", cwd=experiments_dir())

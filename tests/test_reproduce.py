@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def smoke(tmp_path_factory):
     "One smoke reproduction of every experiment notebook (shared by the tests of this module)."
     out = tmp_path_factory.mktemp("smoke")
-    summary = R.reproduce("smoke", out=out, results=out / "results", figures=out / "figures")
+    summary = R.reproduce("smoke", only="all", out=out, results=out / "results", figures=out / "figures")
     return out, summary
 
 
@@ -33,12 +33,42 @@ def test_smoke_runs_every_experiment(smoke):
 def test_smoke_tables_record_how_they_were_made(smoke):
     out, _ = smoke
     rows = list(csv.DictReader(open(out / "results" / "distillation.csv")))
-    assert {r["variant"] for r in rows} == {"teacher", "student alone", "student + KD"}
+    assert {r["variant"] for r in rows} == {"teacher", "student alone", "student + KD (equal epochs)",
+                                            "student + KD online (equal wall-clock)"}
     for r in rows:
         assert r["prov_profile"] == "smoke" and r["prov_git"] and r["seed"] != "" and r["split"] == "test"
         assert r["prov_command"].startswith("jand reproduce --profile smoke")
         json.loads(r["config"])  # the whole training config travels with each row
         assert 0 <= float(r["cer_corpus_sensitive"]) <= 1000
+
+
+def _numbers(path):
+    "The measured columns of a results CSV (provenance, timings and run names aside)."
+    skip = ("prov_", "step_s", "train_s", "run", "config")
+    return [{k: v for k, v in r.items() if not k.startswith(skip)} for r in csv.DictReader(open(path))]
+
+
+def test_a_second_smoke_run_gives_the_same_numbers(smoke, tmp_path):
+    "Budgets are steps and every run has one thread: the same code and seeds give the same table, bit for bit."
+    out, _ = smoke
+    R.reproduce("smoke", only="distillation", out=tmp_path, results=tmp_path / "results", figures=tmp_path / "figures")
+    first, again = _numbers(out / "results" / "distillation.csv"), _numbers(tmp_path / "results" / "distillation.csv")
+    assert len(first) == 4 * len(R.get_profile("smoke").seeds) and first == again
+
+
+def test_runs_trained_side_by_side_equal_runs_trained_one_by_one(tmp_path, monkeypatch):
+    "The worker pool changes nothing but the time: each run has one thread wherever it trains."
+    import dataclasses, torch
+    from jand.model import load_model
+    folders = {}
+    for workers in (1, 2):
+        monkeypatch.setitem(R.PROFILES, "smoke", dataclasses.replace(R.PROFILES["smoke"], workers=workers))
+        lab = R.Lab("smoke", runs=tmp_path / f"w{workers}" / "runs")
+        folders[workers] = lab.train_all([dict(model="student", seed=s) for s in (0, 1)])
+    for a, b in zip(folders[1], folders[2]):
+        wa, wb = load_model(a / "model.pt")[0].state_dict(), load_model(b / "model.pt")[0].state_dict()
+        assert a.name == b.name and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((folders[2][0] / "summary.json").read_text())["threads"] == 1
 
 
 def _failing_notebook(folder: Path, name: str):
