@@ -4,27 +4,35 @@
 
 # %% ../nbs/02_images.ipynb #35911d0a
 from __future__ import annotations
-import warnings
+import io, warnings
 from pathlib import Path
+from typing import Sequence
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from .core import DataError
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'check_image', 'to_gray', 'load_image']
+__all__ = ['MAX_PIXELS', 'check_image', 'to_gray', 'parquet_address', 'split_parquet', 'parquet_image_bytes', 'polygon_address',
+           'split_polygon', 'polygon_box', 'load_image', 'load_polygon']
 
 # %% ../nbs/02_images.ipynb #059cf48e
 MAX_PIXELS = 40_000 * 40_000 # Larger images are refused (Pillow's decompression-bomb guard, raised for scanned pages)
 
-def _open(path:Path) -> Image.Image:
+def _source(path):
+    "What `Image.open` reads for `path`: the file, or the bytes of a `parquet:` address (see below)."
+    if isinstance(path, str) and path.startswith("parquet:"): return io.BytesIO(parquet_image_bytes(path))
     if not path.exists(): raise DataError(path, "image file not found")
     if path.is_dir(): raise DataError(path, "expected an image file, found a folder")
     if path.stat().st_size == 0: raise DataError(path, "image file is empty (0 bytes)")
+    return path
+
+def _open(path) -> Image.Image:
+    src = _source(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path)
+            return Image.open(src)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise DataError(path, f"image is too large to read safely ({e})") from None
     except UnidentifiedImageError:
@@ -32,13 +40,18 @@ def _open(path:Path) -> Image.Image:
     except OSError as e:
         raise DataError(path, f"cannot open image ({e})") from None
 
-def _one_frame(path:Path, im:Image.Image):
+def _path(path):
+    "A file path as a `Path`; an address (`parquet:…`, `polygon:…`) as its file part, a string."
+    if isinstance(path, str) and path.startswith("polygon:"): path = split_polygon(path)[1]
+    return path if isinstance(path, str) and path.startswith("parquet:") else Path(path)
+
+def _one_frame(path, im:Image.Image):
     n = getattr(im, "n_frames", 1)
     if n > 1: raise DataError(path, f"animated or multi-page image with {n} frames; a line image must have one")
 
 def check_image(path) -> tuple:
-    "Cheap header check of the image at `path`: returns `(width, height)` or raises `DataError`."
-    path = Path(path)
+    "Cheap header check of the image at `path` (a file or an address): returns `(width, height)` or raises `DataError`."
+    path = _path(path)
     with _open(path) as im:
         _one_frame(path, im)
         w, h = im.size
@@ -63,12 +76,78 @@ def to_gray(im:Image.Image) -> np.ndarray:
         im = Image.alpha_composite(paper, im.convert("RGBA"))
     return np.asarray(im.convert("L"), dtype=np.uint8)
 
+# %% ../nbs/02_images.ipynb #a91a1289
+def parquet_address(file, row:int) -> str:
+    "The address of the image in row `row` of parquet `file`."
+    return f"parquet:{Path(file).resolve()}#{int(row)}"
+
+def split_parquet(address:str) -> tuple:
+    "`(file, row)` of a `parquet:FILE#ROW` address."
+    file, _, row = address.removeprefix("parquet:").rpartition("#")
+    if not file or not row.isdigit(): raise DataError(address, "not a parquet address (expected parquet:FILE#ROW)")
+    return Path(file), int(row)
+
+# %% ../nbs/02_images.ipynb #7c8f43ee
+class _ParquetImages:
+    "The `image` column of one parquet file, one row group in memory at a time."
+    def __init__(self, file:Path):
+        import pyarrow.parquet as pq
+        try: self.pf = pq.ParquetFile(file)
+        except FileNotFoundError: raise DataError(file, "parquet file not found") from None
+        except Exception as e: raise DataError(file, f"not a readable parquet file ({e})") from None
+        md = self.pf.metadata
+        self.starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
+        self.group, self.column = None, None
+
+    def get(self, row:int, where:str) -> bytes:
+        if not 0 <= row < self.starts[-1]: raise DataError(where, f"row {row} is past the end ({self.starts[-1]} rows)")
+        g = int(np.searchsorted(self.starts, row, side="right") - 1)
+        if g != self.group: self.column, self.group = self.pf.read_row_group(g, columns=["image"]).column("image"), g
+        cell = self.column[row - int(self.starts[g])].as_py()
+        data = cell.get("bytes") if isinstance(cell, dict) else cell
+        if not data: raise DataError(where, "image bytes missing (null or empty in the parquet row)")
+        return data
+
+_PARQUET, _PARQUET_FILES = {}, 4 # (process, file) → `_ParquetImages`; at most this many files kept open
+
+def parquet_image_bytes(address:str) -> bytes:
+    "The encoded image bytes at a `parquet:FILE#ROW` address."
+    import os
+    file, row = split_parquet(address)
+    key = (os.getpid(), str(file))
+    if key not in _PARQUET:
+        if len(_PARQUET) >= _PARQUET_FILES: _PARQUET.pop(next(iter(_PARQUET)))
+        _PARQUET[key] = _ParquetImages(file)
+    return _PARQUET[key].get(row, address)
+
+# %% ../nbs/02_images.ipynb #523c8d4a
+def polygon_address(page, # The page image file
+                    points:Sequence, # `(x, y)` pairs of the line's outline, in page pixels
+                   ) -> str:
+    "The address of a polygon line cut from `page`."
+    return "polygon:" + " ".join(f"{x:g},{y:g}" for x, y in points) + "|" + str(page)
+
+def split_polygon(address:str) -> tuple:
+    "`(points, page path)` of a `polygon:…|PAGE` address."
+    pts, bar, page = address.removeprefix("polygon:").partition("|")
+    try: points = [tuple(float(v) for v in p.split(",")) for p in pts.split()]
+    except ValueError: points = []
+    if not bar or not page or len(points) < 3 or any(len(p) != 2 for p in points):
+        raise DataError(address[:80], "not a polygon address (expected polygon:x,y x,y x,y…|PAGE, 3 points or more)")
+    return points, Path(page)
+
+def polygon_box(points:Sequence) -> tuple:
+    "The `(left, top, right, bottom)` bounding box of `points` (right and bottom exclusive)."
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return (int(np.floor(min(xs))), int(np.floor(min(ys))), int(np.ceil(max(xs))) + 1, int(np.ceil(max(ys))) + 1)
+
 # %% ../nbs/02_images.ipynb #dcb47dfd
-def load_image(path, # Image file (a line, or a page when `box` is given)
+def load_image(path, # Image file (a line, or a page when `box` is given), or an address (`parquet:…`, `polygon:…`)
                box:tuple|None=None, # (left, top, right, bottom) crop inside the image, clipped to it
               ) -> np.ndarray:
     "The image at `path` (cropped to `box`) as a grayscale `uint8` array; `DataError` if it cannot be read."
-    path = Path(path)
+    if isinstance(path, str) and path.startswith("polygon:"): return load_polygon(path)
+    path = _path(path)
     with _open(path) as im:
         _one_frame(path, im)
         try:
@@ -87,3 +166,15 @@ def load_image(path, # Image file (a line, or a page when `box` is given)
             raise DataError(path, f"cannot convert an image of mode {im.mode} to grayscale ({e})") from None
     if a.size == 0: raise DataError(path, "image has no pixels")
     return a
+
+# %% ../nbs/02_images.ipynb #22a1c475
+def load_polygon(address:str) -> np.ndarray:
+    "The line at a `polygon:…|PAGE` address: its bounding box on the page, outside the polygon painted white."
+    from PIL import ImageDraw
+    points, page = split_polygon(address)
+    box = polygon_box(points)
+    a = load_image(page, box)
+    l, t = max(box[0], 0), max(box[1], 0)
+    mask = Image.new("L", (a.shape[1], a.shape[0]), 0)
+    ImageDraw.Draw(mask).polygon([(x - l, y - t) for x, y in points], fill=1, outline=1)
+    return np.where(np.asarray(mask, dtype=bool), a, np.uint8(255))
