@@ -12,15 +12,16 @@ from typing import Iterable
 import numpy as np
 from PIL import Image
 from .core import DataError, Report, Line, atomic_write_text, atomic_write_bytes
-from .images import check_image, load_image
+from .images import check_image, load_image, parquet_address, polygon_address, polygon_box
 from .normalise import IAMNorm, RimesNorm, BenthamNorm, FolderNorm, norm_options
 from .normalise import normalise_iam, normalise_rimes, normalise_bentham, normalise_folder
 
 # %% auto #0
-__all__ = ['SPLITS', 'PUBLISHED_COUNTS', 'IAM_SPLIT_FILES', 'RIMES_FILES', 'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER',
-           'IMAGE_EXTS', 'READERS', 'WRITERS', 'summary', 'read_utf8', 'list_entries', 'hash_fraction',
-           'check_published_counts', 'write_iam', 'read_iam', 'write_rimes', 'read_rimes', 'write_bentham',
-           'bentham_root', 'read_bentham', 'write_folder', 'read_folder', 'read_corpus']
+__all__ = ['SPLITS', 'PUBLISHED_COUNTS', 'IAM_SPLIT_FILES', 'IAM_SPLIT_FOLDERS', 'RIMES_FILES', 'RIMES_LINE_SETS',
+           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'READERS', 'WRITERS', 'summary',
+           'read_utf8', 'list_entries', 'hash_fraction', 'check_published_counts', 'published_counts', 'write_iam',
+           'iam_split_folder', 'read_iam', 'write_rimes', 'read_rimes', 'write_bentham', 'bentham_root', 'read_bentham',
+           'write_folder', 'read_folder', 'parquet_files', 'read_parquet', 'read_page', 'read_alto', 'read_corpus']
 
 # %% ../nbs/04_readers.ipynb #74f908cc
 SPLITS = ("train", "val", "test")
@@ -32,7 +33,7 @@ class _Reading:
             raise ValueError(f"check_images must be True, False, 'header' or 'full', got {check_images!r}")
         self.mode = {True: "header", False: None}.get(check_images, check_images)
         self.report, self.strict = Report(source), strict
-        self.lines, self.ids, self.problems, self.sizes = [], set(), {}, {}
+        self.lines, self.ids, self.problems, self.sizes = [], {}, {}, {}
 
     def skip(self, reason:str, where, problem:bool=True):
         "Count one skipped line; a data `problem` raises instead when strict."
@@ -41,10 +42,12 @@ class _Reading:
         self.report.skip(reason, where)
 
     def new_id(self, id:str, where) -> bool:
-        "True the first time `id` is seen; later times are counted as duplicates."
+        "True the first time `id` is seen; later times are counted as duplicates, naming both places."
         if id in self.ids:
-            self.skip("duplicate id", f"{id} in {where}"); return False
-        self.ids.add(id); return True
+            self.skip("duplicate id", f"{id} in {where} (first in {self.ids[id]})")
+            return False
+        self.ids[id] = where
+        return True
 
     def image_ok(self, path) -> bool:
         "Whether the image at `path` passes the check (checked once per file); failures are counted."
@@ -68,6 +71,8 @@ class _Reading:
     def finish(self, root, counts_key:tuple|None=None, check_counts:bool=True, uncounted:set=frozenset()) -> tuple:
         "`(lines, report)`, after the empty-dataset check and, when asked, the published-count check (ids in `uncounted` left out)."
         self.report.kept = len(self.lines)
+        self.report.counts_key = counts_key  # the published counts that apply (`published_counts`), checked or not
+        self.report.counted = Counter(l.split for l in self.lines if l.id not in uncounted)
         if not self.lines:
             e = DataError(root, f"no usable lines: {summary(self.report)}"); e.report = self.report; raise e
         if check_counts and counts_key:
@@ -108,9 +113,12 @@ PUBLISHED_COUNTS = {
     # (corpus, split scheme): ({split: lines}, provenance)
     ("iam", "aachen"): ({"train": 6482, "val": 976, "test": 2915},
                         "RWTH Aachen IAM split as distributed by T. Bluche ('IAM-B' in shonenkov/IAM-Splitting)"),
-    ("iam", "official"): ({"train": 6161, "test": 1861},
-                          "IAM Large Writer Independent Text Line Recognition Task, trainset.txt and testset.txt"),
+    ("iam", "official"): ({"train": 6161, "val": 900, "test": 1861},
+                          "IAM Large Writer Independent Text Line Recognition Task, trainset.txt, validationset1.txt "
+                          "and testset.txt (validationset2.txt, 940 lines, not counted)"),
     ("rimes", "2011"): ({"test": 778}, "ICDAR 2011 RIMES line-level evaluation set, eval_2011_annotated.xml"),
+    ("rimes", "2011-lines"): ({"train": 10188, "val": 1138, "test": 778},
+                              "Teklia's RIMES-2011 line sets (RIMES-2011-Lines.zip Sets/, Teklia/RIMES-2011-line)"),
     ("bentham", "r0"): ({"test": 860}, "ICFHR 2014 HTRtS Bentham R0, Partitions/TestLines.lst"),
 }
 
@@ -127,10 +135,16 @@ def check_published_counts(lines:list, # The lines read
     if not bad: return
     skipped = f"; while reading, {summary(report)}" if report is not None else ""
     e = DataError(where, f"line counts differ from the published {corpus} {scheme} split ({'; '.join(bad)}; "
-                  f"source: {provenance}){skipped}. Check that the copy and its split files are complete, "
-                  "or pass check_counts=False to read it anyway.")
+                  f"source: {provenance}){skipped}. Check that the copy and its split files are complete, or read it "
+                  f"anyway: add ?check_counts=false to the source in the data spec ({corpus}:ROOT?check_counts=false), "
+                  "check_counts=False in Python.")
     e.report = report
     raise e
+
+def published_counts(report:Report) -> dict:
+    "`{split: published lines}` of the scheme a reader actually read (empty when none applies)."
+    key = getattr(report, "counts_key", None)
+    return dict(PUBLISHED_COUNTS[key][0]) if key in PUBLISHED_COUNTS else {}
 
 # %% ../nbs/04_readers.ipynb #f97c3116
 def _check_sample(line:Line, image) -> np.ndarray:
@@ -162,6 +176,12 @@ IAM_SPLIT_FILES = {
                  {"train": ("trainset.txt",), "val": ("validationset1.txt",), "val2": ("validationset2.txt",),
                   "test": ("testset.txt",)}),
 }
+IAM_SPLIT_FOLDERS = (
+    # (scheme, folder under the IAM root), in the order `split_scheme="auto"` prefers them
+    ("aachen", "splits/aachen"), # jand's layout (write_iam)
+    ("aachen", "splits"), # OpenSLR resource 56 `splits.zip`, unpacked
+    ("official", "largeWriterIndependentTextLineRecognitionTask"), # the IAM task's zip
+)
 
 def _iam_escape(word:str) -> str: return word.replace("&", "&amp;").replace('"', "&quot;")
 
@@ -253,24 +273,57 @@ def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Re
                 if key == "val2": from_val2.add(lid)
     return assign, from_val2
 
-def read_iam(root, # IAM root: holds `ascii/` and `lines/`
-             split_scheme:str="aachen", # `aachen` or `official`
+def _has_split_files(folder:Path, scheme:str) -> bool:
+    return any((folder/n).is_file() for n in IAM_SPLIT_FILES[scheme][1]["train"])
+
+def iam_split_folder(root, # The IAM root
+                     scheme:str="auto", # `auto`, `aachen` or `official`
+                     splits_dir=None, # A folder of split files chosen by the user
+                    ) -> tuple:
+    "`(scheme, folder)` of the split files to read: the first of `IAM_SPLIT_FOLDERS` that holds `scheme`'s files."
+    if scheme not in ("auto", *IAM_SPLIT_FILES):
+        raise ValueError(f"split_scheme must be auto or one of {sorted(IAM_SPLIT_FILES)}, got {scheme!r}")
+    root, wanted = Path(root), [scheme] if scheme != "auto" else list(IAM_SPLIT_FILES)
+    if splits_dir is not None:
+        found = [s for s in wanted if _has_split_files(Path(splits_dir), s)]
+        return (found or wanted)[0], Path(splits_dir)
+    for s, sub in IAM_SPLIT_FOLDERS:
+        if s in wanted and _has_split_files(root/sub, s): return s, root/sub
+    if scheme != "auto": return scheme, root/next(sub for s, sub in IAM_SPLIT_FOLDERS if s == scheme)
+    looked = "; ".join(f"{sub}/{IAM_SPLIT_FILES[s][1]['train'][0]} ({s})" for s, sub in IAM_SPLIT_FOLDERS)
+    raise DataError(root, f"no IAM split files found: looked for {looked}. Unpack the official task zip or "
+                    "OpenSLR's splits.zip into the IAM root, or name a folder with splits_dir")
+
+def _iam_file(root:Path, name:str) -> Path:
+    "`ascii/NAME` under the IAM root, or `NAME` at the root itself."
+    return root/name if not (root/"ascii"/name).is_file() and (root/name).is_file() else root/"ascii"/name
+
+def _only_parquet(root:Path) -> bool:
+    "A corpus root that holds parquet files and none of the corpus's own layout (checked by the caller)."
+    return root.is_dir() and next(root.rglob("*.parquet"), None) is not None
+
+def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or only parquet files
+             split_scheme:str="auto", # `auto` (detected: Aachen lists first), `aachen` or `official`
              val2:str="val", # Official scheme: where `validationset2.txt` goes: `val`, `train`, `test` or `drop`
              keep_err:bool=True, # Keep lines whose word segmentation is flagged `err`
              norm:IAMNorm|None=None, # Text normalisation options
              check_images=True, # True/`header`: check image headers; `full`: decode them; False: no check
              check_counts:bool=True, # Assert the published split sizes
              strict:bool=False, # Raise on the first data problem instead of skipping and counting
-             splits_dir=None, # Folder of the split files; default `splits/aachen` or `largeWriterIndependentTextLineRecognitionTask` under `root`
+             splits_dir=None, # Folder of the split files (default: found under `root`, see `IAM_SPLIT_FOLDERS`)
+             split:str|None=None, # The same as `split_scheme` (the data-spec name: `iam:ROOT?split=official`)
             ) -> tuple:
-    "IAM lines as `(lines, report)`, split by `split_scheme`."
-    if split_scheme not in IAM_SPLIT_FILES: raise ValueError(f"split_scheme must be one of {sorted(IAM_SPLIT_FILES)}, got {split_scheme!r}")
+    "IAM lines as `(lines, report)`, split by the scheme found on disk or chosen."
+    split_scheme = split if split is not None else split_scheme
     if val2 not in ("val", "train", "test", "drop"): raise ValueError(f"val2 must be 'val', 'train', 'test' or 'drop', got {val2!r}")
     root, norm = Path(root), norm_options("iam", norm)
-    rd = _Reading(f"iam:{root}", check_images, strict)
-    lines_txt = root/"ascii"/"lines.txt"
-    if not lines_txt.is_file(): raise DataError(lines_txt, "IAM lines.txt not found (expected ROOT/ascii/lines.txt from IAM's ascii.tgz)")
-    writers, forms_txt = {}, root/"ascii"/"forms.txt"
+    lines_txt = _iam_file(root, "lines.txt")
+    if not lines_txt.is_file() and _only_parquet(root):
+        return _read_parquet(root, "iam", ("iam", "aachen"), lambda t: normalise_iam(t, norm), "train", check_images, check_counts, strict)
+    if not lines_txt.is_file(): raise DataError(root/"ascii"/"lines.txt", "IAM lines.txt not found (expected ROOT/ascii/lines.txt from IAM's ascii.tgz)")
+    split_scheme, folder = iam_split_folder(root, split_scheme, splits_dir)
+    rd = _Reading(f"iam:{root} ({split_scheme} split, files in {folder})", check_images, strict)
+    writers, forms_txt = {}, _iam_file(root, "forms.txt")
     if forms_txt.is_file():
         for i, row in _rows(forms_txt, rd):
             f = row.split()
@@ -282,7 +335,6 @@ def read_iam(root, # IAM root: holds `ascii/` and `lines/`
         if isinstance(r, str): rd.skip("malformed lines.txt row", f"{lines_txt}:{i} ({r})"); continue
         rows.append((i,) + r)
         forms[r[0].rsplit("-", 1)[0]].append(r[0])
-    folder = Path(splits_dir) if splits_dir is not None else root/IAM_SPLIT_FILES[split_scheme][0]
     assign, from_val2 = _iam_splits(folder, split_scheme, val2, {r[1] for r in rows}, forms, rd)
     for i, lid, flag, raw in rows:
         where = f"{lines_txt}:{i}"
@@ -301,6 +353,7 @@ def read_iam(root, # IAM root: holds `ascii/` and `lines/`
 
 # %% ../nbs/04_readers.ipynb #eacfbbf4
 RIMES_FILES = {"train": "training_2011.xml", "test": "eval_2011_annotated.xml"}
+RIMES_LINE_SETS = {"train": "TrainLines.txt", "val": "ValidationLines.txt", "test": "TestLines.txt"}
 
 def _rimes_page(entries:list, name:str, root:Path, page_ext:str, margin:int, gap:int):
     "Compose one page from `(Line, array)` entries; returns the SinglePage XML element."
@@ -363,14 +416,22 @@ def _box(el:ET.Element):
     return l, t, r, b
 
 def read_rimes(root, # RIMES root: holds the two XML files and the page images they name
-               val_fraction:float=0.1, # Share of training pages held out as `val` (by page-name hash)
+               val_fraction:float=0.1, # XML layout: share of training pages held out as `val` (by page-name hash)
                norm:RimesNorm|None=None, # Text normalisation options
                check_images=True, # True/`header`: check page headers; `full`: decode them; False: no check
-               check_counts:bool=True, # Assert the published test size (778)
+               check_counts:bool=True, # Assert the published sizes (test 778; the line layout's 10,188 / 1,138 / 778)
                strict:bool=False, # Raise on the first data problem instead of skipping and counting
               ) -> tuple:
-    "RIMES 2011 lines as `(lines, report)`: page images with crop boxes."
+    "RIMES 2011 lines as `(lines, report)`: page images with crop boxes, or the line-image layout (`Sets/`), or parquet."
     root, norm = Path(root), norm_options("rimes", norm)
+    has_xml = any((root/n).is_file() for n in RIMES_FILES.values())
+    if not has_xml and (root/"Sets").is_dir():
+        rd = _Reading(f"rimes:{root} (line images, Sets/)", check_images, strict)
+        sets = {s: root/"Sets"/n for s, n in RIMES_LINE_SETS.items()}
+        _read_listed(rd, sets, "set", "rimes", root/"Transcriptions", root/"Images", IMAGE_EXTS, lambda t: normalise_rimes(t, norm))
+        return rd.finish(root, ("rimes", "2011-lines"), check_counts)
+    if not has_xml and _only_parquet(root):
+        return _read_parquet(root, "rimes", ("rimes", "2011-lines"), lambda t: normalise_rimes(t, norm), "train", check_images, check_counts, strict)
     rd = _Reading(f"rimes:{root}", check_images, strict)
     for kind, name in RIMES_FILES.items():
         path = root/name
@@ -419,6 +480,33 @@ def write_bentham(samples:Iterable, # `(Line, image)` pairs; ids become file ste
         atomic_write_text(base/"Partitions"/name, "".join(i + "\n" for i in parts[s]))
     return root
 
+def _line_image(folder:Path, stem:str, exts:tuple) -> Path:
+    "`folder/STEM.EXT` for the first of `exts` that exists (the first when none does)."
+    return next((folder/f"{stem}{e}" for e in exts if (folder/f"{stem}{e}").exists()), folder/f"{stem}{exts[0]}")
+
+def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, images:Path, exts:tuple, normalise):
+    "Add the lines named by the list files `{split: path}`: `texts/STEM.txt` + `images/STEM.EXT`; unlisted files are counted."
+    listed = {}
+    for split, path in lists.items():
+        if not path.is_file(): raise DataError(path, f"{what} file not found")
+        for i, entry in list_entries(path):
+            stem, where = _entry_id(entry), f"{path}:{i}"
+            if listed.get(stem, split) != split:
+                raise DataError(path, f"line {stem} is also listed in {lists[listed[stem]].name}: a line cannot be in two {what}s")
+            listed[stem] = split
+            txt, img = texts/f"{stem}.txt", _line_image(images, stem, exts)
+            if not txt.exists() and not img.exists():
+                rd.skip(f"{what} entry names no line (no image, no transcription)", f"{where} ({entry})"); continue
+            if not rd.new_id(stem, where): continue
+            if not txt.is_file(): rd.skip("transcription file not found", txt); continue
+            try: text = normalise(read_utf8(txt))
+            except DataError as e: rd.skip("transcription is not UTF-8", f"{txt} ({e.problem})"); continue
+            if not text: rd.skip("empty transcription", txt); continue
+            if not rd.image_ok(img): continue
+            rd.add(Line(stem, text, str(img), split, corpus))
+    present = {p.stem for p in texts.glob("*.txt")} | {p.stem for e in exts for p in images.glob(f"*{e}")}
+    for stem in sorted(present - set(listed)): rd.skip(f"not in any {what} file", stem, problem=False)
+
 def bentham_root(root) -> Path:
     "The folder holding `Partitions/`: `root` itself or its `BenthamDatasetR0-GT` subfolder."
     root = Path(root)
@@ -435,26 +523,9 @@ def read_bentham(root, # The Bentham R0 root, or the folder that contains `Benth
     rd = _Reading(f"bentham:{base}", check_images, strict)
     for sub in ("Partitions", "Images/Lines", "Transcriptions"):
         if not (base/sub).is_dir(): raise DataError(base/sub, f"Bentham folder not found (expected {sub}/ in {base} or in its {BENTHAM_SUBFOLDER}/)")
-    listed = {}
-    for split, name in BENTHAM_PARTITIONS.items():
-        path = base/"Partitions"/name
-        if not path.is_file(): raise DataError(path, "partition file not found")
-        for i, entry in list_entries(path):
-            stem, where = _entry_id(entry), f"{path}:{i}"
-            if listed.get(stem, split) != split: raise DataError(path, f"line {stem} is also listed in {BENTHAM_PARTITIONS[listed[stem]]}: a line cannot be in two partitions")
-            listed[stem] = split
-            txt, img = base/"Transcriptions"/f"{stem}.txt", base/"Images"/"Lines"/f"{stem}.png"
-            if not txt.exists() and not img.exists():
-                rd.skip("partition entry names no line (no image, no transcription)", f"{where} ({entry})"); continue
-            if not rd.new_id(stem, where): continue
-            if not txt.is_file(): rd.skip("transcription file not found", txt); continue
-            try: text = normalise_bentham(read_utf8(txt), norm)
-            except DataError as e: rd.skip("transcription is not UTF-8", f"{txt} ({e.problem})"); continue
-            if not text: rd.skip("empty transcription", txt); continue
-            if not rd.image_ok(img): continue
-            rd.add(Line(stem, text, str(img), split, "bentham"))
-    present = {p.stem for p in (base/"Transcriptions").glob("*.txt")} | {p.stem for p in (base/"Images"/"Lines").glob("*.png")}
-    for stem in sorted(present - set(listed)): rd.skip("not in any partition file", stem, problem=False)
+    parts = {s: base/"Partitions"/n for s, n in BENTHAM_PARTITIONS.items()}
+    _read_listed(rd, parts, "partition", "bentham", base/"Transcriptions", base/"Images"/"Lines", (".png",),
+                 lambda t: normalise_bentham(t, norm))
     return rd.finish(base, ("bentham", "r0"), check_counts)
 
 # %% ../nbs/04_readers.ipynb #409e9f66
@@ -473,6 +544,24 @@ def write_folder(samples:Iterable, # `(Line, image)` pairs; an id may contain `/
         atomic_write_bytes(base.with_name(base.name + ".png"), _encode(a))
         atomic_write_text(base.with_name(base.name + ".gt.txt"), line.text + "\n")
     return root
+
+def _split_names(root:Path, pairs:dict) -> dict:
+    "Name inside its split folder → the split folders it occurs in."
+    out = defaultdict(set)
+    for key in pairs:
+        rel = key.relative_to(root).parts
+        if len(rel) > 1 and rel[0] in SPLITS: out["/".join(rel[1:])].add(rel[0])
+    return out
+
+def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:dict) -> bool:
+    "A name found in several split folders: True to keep it as `split/name`; a byte-identical copy is a duplicate."
+    import filecmp
+    twin = first.setdefault(name, (gt, image))
+    if twin != (gt, image) and filecmp.cmp(twin[0], gt, shallow=False) and filecmp.cmp(twin[1], image, shallow=False):
+        rd.skip("duplicate id", f"{name} in {gt} (first in {twin[0]}: the same image and text in two split folders)")
+        return False
+    rd.report.change("id includes its split folder (the name repeats in another split)", f"{split}/{name}")
+    return True
 
 def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally in `train/`, `val/`, `test/`
                 flat_split:str="train", # Split of every line when there are no split folders
@@ -493,6 +582,7 @@ def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally i
         if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts): continue
         if p.name.endswith(".gt.txt"): pairs[p.parent/p.name[:-len(".gt.txt")]]["gt"] = p
         elif p.suffix.lower() in IMAGE_EXTS: pairs[p.with_suffix("")]["images"].append(p)
+    splits_of, first = _split_names(root, pairs) if layered else {}, {}
     for key in sorted(pairs):
         gt, images = pairs[key]["gt"], pairs[key]["images"]
         rel = key.relative_to(root).parts
@@ -506,6 +596,9 @@ def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally i
         if gt is None: rd.skip("image without .gt.txt", images[0]); continue
         if not images: rd.skip(".gt.txt without image", gt); continue
         if len(images) > 1: rd.skip("several images for one .gt.txt", f"{gt} ({', '.join(i.name for i in images)})"); continue
+        if layered and len(splits_of[lid]) > 1:
+            if not _repeated_name(rd, lid, split, gt, images[0], first): continue
+            lid = f"{split}/{lid}"
         if not rd.new_id(lid, gt): continue
         try: text = normalise_folder(read_utf8(gt), norm)
         except DataError as e: rd.skip("transcription is not UTF-8", f"{gt} ({e.problem})"); continue
@@ -514,11 +607,205 @@ def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally i
         rd.add(Line(lid, text, str(images[0]), split, "folder"))
     return rd.finish(root)
 
+# %% ../nbs/04_readers.ipynb #2ac976c1
+PARQUET_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
+_SHARD = re.compile(r"(?P<split>[A-Za-z]+)(-\d{5}-of-\d{5}(-[0-9a-f]+)?)?")
+
+def parquet_files(root) -> list:
+    "`(file, split or None)` of the parquet files at `root` (a file, or a folder searched recursively)."
+    root = Path(root)
+    if root.is_file(): files = [root]
+    else: files = sorted(p for p in root.rglob("*.parquet") if not any(q.startswith(".") for q in p.relative_to(root).parts))
+    out = []
+    for f in files:
+        m = _SHARD.fullmatch(f.stem)
+        split = PARQUET_SPLITS.get(m["split"].lower()) if m else None
+        out.append((f, split or PARQUET_SPLITS.get(f.parent.name.lower())))
+    return out
+
+# %% ../nbs/04_readers.ipynb #e3b1a567
+def _parquet_texts(file:Path) -> list:
+    "The `text` column of a parquet line set, after checking that it has `image` and `text` columns."
+    import pyarrow as pa, pyarrow.parquet as pq
+    try: pf = pq.ParquetFile(file)
+    except Exception as e: raise DataError(file, f"not a readable parquet file ({e})") from None
+    schema = pf.schema_arrow
+    missing = [c for c in ("image", "text") if c not in schema.names]
+    if missing: raise DataError(file, f"parquet column(s) {', '.join(missing)} missing (columns: {', '.join(schema.names)}); "
+                                "a line set has image (struct of bytes and path) and text")
+    im = schema.field("image").type
+    if not (pa.types.is_binary(im) or pa.types.is_large_binary(im) or (pa.types.is_struct(im) and im.get_field_index("bytes") >= 0)):
+        raise DataError(file, f"parquet column image is {im}, expected a struct {{bytes, path}} or binary")
+    return pf.read(columns=["text"]).column("text").to_pylist()
+
+def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check_images, check_counts:bool, strict:bool) -> tuple:
+    "The lines of the parquet files at `root` for corpus `corpus` (texts normalised by `normalise`)."
+    if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
+    root = Path(root)
+    if not root.exists(): raise DataError(root, "parquet file or folder not found")
+    rd = _Reading(f"{corpus}:{root} (parquet)", check_images, strict)
+    for file, split in parquet_files(root):
+        rel = file.stem if root.is_file() else file.relative_to(root).with_suffix("").as_posix()
+        for row, raw in enumerate(_parquet_texts(file)):
+            where = f"{file}#{row}"
+            if split is None: rd.report.change(f"split not named by the file name: flat_split={flat_split!r}", where)
+            if not rd.new_id(f"{rel}-{row:06d}", where): continue
+            text = normalise(raw) if isinstance(raw, str) else ""
+            if not text: rd.skip("empty transcription" if raw is not None else "text is null", where); continue
+            addr = parquet_address(file, row)
+            if not rd.image_ok(addr): continue
+            rd.add(Line(f"{rel}-{row:06d}", text, addr, split or flat_split, corpus))
+    return rd.finish(root, counts_key, check_counts)
+
+def read_parquet(root, # A `.parquet` file, or a folder of them (Hugging Face layouts above)
+                 flat_split:str="train", # Split of the rows of a file whose name names none
+                 norm:FolderNorm|None=None, # Text normalisation options
+                 check_images=True, # True/`header`: check every row's image header; `full`: decode them; False: no check
+                 strict:bool=False, # Raise on the first data problem instead of skipping and counting
+                ) -> tuple:
+    "Lines of Hugging Face-style parquet line sets as `(lines, report)`, images addressed `parquet:FILE#ROW`."
+    norm = norm_options("folder", norm)
+    return _read_parquet(root, "parquet", None, lambda t: normalise_folder(t, norm), flat_split, check_images, False, strict)
+
+# %% ../nbs/04_readers.ipynb #345a2816
+def _local(tag:str) -> str: return tag.rsplit("}", 1)[-1]
+def _kids(el:ET.Element, name:str) -> list: return [c for c in el if _local(c.tag) == name]
+def _all(el:ET.Element, name:str) -> list: return [c for c in el.iter() if _local(c.tag) == name]
+
+def _points(text:str|None) -> list:
+    "`(x, y)` pairs of a points attribute: `x,y x,y …` (PAGE, ALTO) or `x y x y …` (ALTO)."
+    v = [float(n) for n in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)", text or "")]
+    return list(zip(v[0::2], v[1::2])) if len(v) % 2 == 0 else []
+
+def _page_text(el:ET.Element) -> str:
+    "A PAGE line's (or word's) own `TextEquiv/Unicode`, lowest `@index` first; else its words joined by spaces."
+    eqs = sorted(_kids(el, "TextEquiv"), key=lambda e: int(e.get("index", "0")) if e.get("index", "0").isdigit() else 0)
+    if eqs: return "".join(u.text or "" for u in _kids(eqs[0], "Unicode")[:1])
+    return " ".join(t for t in (_page_text(w) for w in _kids(el, "Word")) if t.strip())
+
+def _page_lines(doc:ET.Element) -> tuple:
+    "`(image file name or None, [(line id, text, points)])` of one PAGE document."
+    pages = _all(doc, "Page")
+    image = next((p.get("imageFilename") for p in pages if p.get("imageFilename")), None)
+    out = []
+    for k, line in enumerate(l for p in pages for l in _all(p, "TextLine")):
+        coords = (_kids(line, "Coords") or [None])[0]
+        pts = [] if coords is None else _points(coords.get("points")) or [(float(q.get("x", "nan")), float(q.get("y", "nan"))) for q in _kids(coords, "Point")]
+        out.append((line.get("id") or f"l{k}", _page_text(line), pts))
+    return image, out
+
+# %% ../nbs/04_readers.ipynb #cb93aaf8
+def _alto_text(line:ET.Element) -> str:
+    "The text of an ALTO `TextLine`: its strings, with a space at each `SP`; one space between them when it has no `SP`."
+    parts = [c for c in line if _local(c.tag) in ("String", "SP", "HYP")]
+    if not any(_local(c.tag) == "SP" for c in parts): return " ".join(c.get("CONTENT", "") for c in parts if _local(c.tag) == "String")
+    return "".join(" " if _local(c.tag) == "SP" else c.get("CONTENT", "") for c in parts)
+
+def _alto_points(line:ET.Element) -> list:
+    "The outline of an ALTO line: `Shape/Polygon/@POINTS`, else its `HPOS VPOS WIDTH HEIGHT` rectangle."
+    poly = [p for s in _kids(line, "Shape") for p in _kids(s, "Polygon")]
+    if poly and len(_points(poly[0].get("POINTS"))) >= 3: return _points(poly[0].get("POINTS"))
+    try: x, y, w, h = (float(line.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+    except (TypeError, ValueError): return []
+    return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)] if w > 0 and h > 0 else []
+
+def _alto_lines(doc:ET.Element) -> tuple:
+    "`(image file name or None, [(line id, text, points)], measurement unit)` of one ALTO document."
+    unit = next((u.text.strip() for u in _all(doc, "MeasurementUnit") if u.text), "pixel")
+    image = next((f.text.strip() for s in _all(doc, "sourceImageInformation") for f in _kids(s, "fileName") if f.text), None)
+    lines = [(l.get("ID") or f"l{k}", _alto_text(l), _alto_points(l)) for k, l in enumerate(_all(doc, "TextLine"))]
+    return image, lines, unit
+
+# %% ../nbs/04_readers.ipynb #8c359790
+def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test_fraction:float):
+    "The split of a page at `rel` (path parts inside the root), or None when it lies outside the split folders."
+    if layered: return rel[0] if rel[0] in SPLITS and len(rel) > 1 else None
+    h = hash_fraction("/".join(rel))
+    return "val" if h < val_fraction else "test" if h < val_fraction + test_fraction else flat_split
+
+def _xml_doc(path:Path, rd:_Reading, count:int=1):
+    "The parsed root of `path`, or None (counted) when it is malformed."
+    try: return ET.parse(path).getroot()
+    except ET.ParseError as e:
+        rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})"); return None
+
+def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm, corpus:str):
+    "Add the `(id, text, points)` lines of one page whose image file name is `image`."
+    if not image:
+        for lid, _, _ in lines: rd.skip("page names no image file", f"{xml} (line {lid})")
+        return
+    page = xml.parent/image.replace("\\", "/")
+    for lid, raw, pts in lines:
+        where = f"{xml} (line {lid})"
+        if not rd.new_id(f"{rel}/{lid}", where): continue
+        text = normalise_folder(raw, norm)
+        if not text: rd.skip("empty transcription", where); continue
+        if len(pts) < 3: rd.skip("line without a polygon or box", where); continue
+        if not rd.image_ok(page): continue
+        box, size = polygon_box(pts), rd.sizes.get(str(page))
+        if size and (box[0] >= size[0] or box[1] >= size[1] or box[2] <= 0 or box[3] <= 0):
+            rd.skip("line outside the page image", f"{where} {box} on {size[0]}×{size[1]}"); continue
+        if crop == "box": rd.add(Line(f"{rel}/{lid}", text, str(page), split, corpus, box=box))
+        else: rd.add(Line(f"{rel}/{lid}", text, polygon_address(page, pts), split, corpus))
+
+# %% ../nbs/04_readers.ipynb #28c17472
+def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fraction:float, crop:str, norm, check_images, strict:bool) -> tuple:
+    "The lines of the PAGE (`kind` `page`) or ALTO (`alto`) files at `root` (a file or a folder)."
+    if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
+    if crop not in ("polygon", "box"): raise ValueError(f"crop must be 'polygon' or 'box', got {crop!r}")
+    root, norm = Path(root), norm_options("folder", norm)
+    if not root.exists(): raise DataError(root, f"{kind} file or folder not found")
+    rd, base = _Reading(f"{kind}:{root}", check_images, strict), root.parent if root.is_file() else root
+    layered = root.is_dir() and any((root/s).is_dir() for s in SPLITS)
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix.lower() == ".xml" and p.is_file()
+                                                 and not any(q.startswith(".") for q in p.relative_to(root).parts))
+    for xml in files:
+        rel = xml.relative_to(base).with_suffix("")
+        doc = _xml_doc(xml, rd)
+        if doc is None: continue
+        if _local(doc.tag) != {"page": "PcGts", "alto": "alto"}[kind]:
+            rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False); continue
+        image, lines, *unit = _page_lines(doc) if kind == "page" else _alto_lines(doc)
+        if unit and unit[0] != "pixel":
+            for lid, _, _ in lines: rd.skip("ALTO coordinates not in pixels (MeasurementUnit)", f"{xml} (MeasurementUnit {unit[0]})")
+            continue
+        split = _xml_split(rel.parts, layered, flat_split, val_fraction, test_fraction)
+        if split is None:
+            for lid, _, _ in lines: rd.skip("outside the train/val/test folders", f"{xml} (line {lid})", problem=False)
+            continue
+        _add_page_lines(rd, xml, rel.as_posix(), split, image, lines, crop, norm, kind)
+    return rd.finish(root)
+
+def read_page(root, # A PAGE-XML file, or a folder of them (optionally in `train/ val/ test/`), images beside them
+              flat_split:str="train", # Split of every page when there are no split folders
+              val_fraction:float=0.0, # Without split folders: share of pages sent to `val` (by path hash)
+              test_fraction:float=0.0, # Without split folders: share of pages sent to `test` (by path hash)
+              crop:str="polygon", # `polygon`: cut each line by its polygon (outside white); `box`: by its bounding box
+              norm:FolderNorm|None=None, # Text normalisation options
+              check_images=True, # True/`header`: check page headers; `full`: decode them; False: no check
+              strict:bool=False, # Raise on the first data problem instead of skipping and counting
+             ) -> tuple:
+    "Lines of PAGE-XML pages (Transkribus, eScriptorium, kraken exports) as `(lines, report)`."
+    return _read_layout("page", root, flat_split, val_fraction, test_fraction, crop, norm, check_images, strict)
+
+def read_alto(root, # An ALTO file, or a folder of them (optionally in `train/ val/ test/`), images beside them
+              flat_split:str="train", # Split of every page when there are no split folders
+              val_fraction:float=0.0, # Without split folders: share of pages sent to `val` (by path hash)
+              test_fraction:float=0.0, # Without split folders: share of pages sent to `test` (by path hash)
+              crop:str="polygon", # `polygon`: cut each line by its polygon (outside white); `box`: by its bounding box
+              norm:FolderNorm|None=None, # Text normalisation options
+              check_images=True, # True/`header`: check page headers; `full`: decode them; False: no check
+              strict:bool=False, # Raise on the first data problem instead of skipping and counting
+             ) -> tuple:
+    "Lines of ALTO v2–v4 pages as `(lines, report)`."
+    return _read_layout("alto", root, flat_split, val_fraction, test_fraction, crop, norm, check_images, strict)
+
 # %% ../nbs/04_readers.ipynb #aee6f3b2
-READERS = {"iam": read_iam, "rimes": read_rimes, "bentham": read_bentham, "folder": read_folder}
+READERS = {"iam": read_iam, "rimes": read_rimes, "bentham": read_bentham, "folder": read_folder,
+           "parquet": read_parquet, "page": read_page, "alto": read_alto}
 WRITERS = {"iam": write_iam, "rimes": write_rimes, "bentham": write_bentham, "folder": write_folder}
 
-def read_corpus(kind:str, # `iam`, `rimes`, `bentham` or `folder`
+def read_corpus(kind:str, # A key of `READERS`: `iam`, `rimes`, `bentham`, `folder`, `parquet`, `page`, `alto`
                 root, # The corpus root (see each reader for its layout)
                 **options, # Options of the reader for `kind`
                ) -> tuple:
