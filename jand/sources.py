@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_sources.ipynb #56e02459
 from __future__ import annotations
-import inspect, math, re
+import inspect, math, re, types, typing
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,17 +13,20 @@ import numpy as np
 from torch.utils.data import Sampler
 from .core import DataError, Line, Report
 from .charset import Charset
-from .loading import BucketBatchSampler, load_line
-from .readers import READERS, SPLITS, read_corpus, summary as report_summary
+from .loading import BucketBatchSampler, LineList, load_line
+from .readers import READERS, SPLITS, read_corpus, published_counts, summary as report_summary
 from .synth import DOMAINS, SynthConfig, SynthCorpus
 
 # %% auto #0
-__all__ = ['SOURCE_KINDS', 'DOMAINS_ORDER', 'SourceSpec', 'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader',
-           'DataBundle', 'open_data', 'WeightedBucketBatchSampler']
+__all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceSpec', 'reader_options', 'option_value',
+           'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle', 'spec_options',
+           'open_data', 'WeightedBucketBatchSampler']
 
 # %% ../nbs/05a_sources.ipynb #27295870
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?") # What "looks like a number" after an `@`
+
+def _options_text(tail:str) -> bool: return tail == "" or "=" in tail # What "looks like options" after a `?`
 
 def _fmt_weight(w:float) -> str:
     s = f"{w:g}"
@@ -36,6 +39,7 @@ class SourceSpec:
     arg: str = "" # The corpus root (corpus kinds); the domains, comma-separated in `DOMAINS` order (`synth`; empty = the config's)
     weight: float = 1.0 # Sampling weight in joint training (normalised over the sources drawn from)
     name: str = "" # Unique in its spec: `iam`, `folder-2`, `synth`, `synth-en-fr`
+    options: tuple = () # Reader options as written: `(("split", "official"), ("check_counts", "false"))`
 
     @property
     def domains(self) -> tuple:
@@ -45,6 +49,8 @@ class SourceSpec:
     def __str__(self) -> str:
         "The source as spec text (the weight is written when it is not 1, or when the path would swallow it)."
         text = self.kind + (f":{self.arg}" if self.arg else "")
+        if self.options or (self.kind != "synth" and "?" in self.arg and _options_text(self.arg.rpartition("?")[2])):
+            text += "?" + "&".join(f"{k}={v}" for k, v in self.options)
         head, at, tail = text.rpartition("@")
         if self.weight != 1 or (at and self.kind != "synth" and _NUMBER.fullmatch(tail.strip())):
             text += "@" + _fmt_weight(self.weight)
@@ -76,19 +82,72 @@ def _synth_arg(part:str, arg:str, colon:str) -> str:
     if twice: raise _part_error(part, f"domain(s) {', '.join(twice)} named twice")
     return ",".join(d for d in DOMAINS if d in names)
 
+def _split_options(part:str, body:str) -> tuple:
+    "`(body, options)`: the `key=value` pairs after the last `?` (see the grammar), as written."
+    head, q, tail = body.rpartition("?")
+    if not q or not _options_text(tail): return body, ()
+    pairs = []
+    for item in tail.split("&") if tail else []:
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
+            raise _part_error(part, f"bad reader option {item!r}: write KEY=VALUE pairs joined by '&' after the path and a '?'")
+        pairs.append((key.strip(), value.strip()))
+    twice = [k for k, n in Counter(k for k, _ in pairs).items() if n > 1]
+    if twice: raise _part_error(part, f"reader option(s) {', '.join(twice)} given twice")
+    return head, tuple(pairs)
+
+FILE_KINDS = ("parquet", "page", "alto") # Source kinds whose path may be one file rather than a folder
+
 def _parse_part(part:str, check_paths:bool) -> tuple:
-    "`(kind, arg, weight)` of one spec part, checked."
+    "`(kind, arg, weight, options)` of one spec part, checked."
     body, weight = _split_weight(part)
+    body, options = _split_options(part, body)
     kind, colon, arg = body.partition(":")
     kind, arg = kind.strip(), arg.strip()
     if kind not in SOURCE_KINDS:
         raise _part_error(part, f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
-    if kind == "synth": return kind, _synth_arg(part, arg, colon), weight
+    if kind == "synth":
+        if options: raise _part_error(part, "a synthetic source takes no reader options; configure it with a SynthConfig (--synth-* options)")
+        return kind, _synth_arg(part, arg, colon), weight, ()
     if not arg: raise _part_error(part, f"missing path: write {kind}:PATH with the root folder of the {kind} corpus")
+    for k, v in options: option_value(part, kind, k, v)  # unknown options and bad values fail here, before any reading
     path = Path(arg).expanduser()
     if check_paths and not path.exists(): raise _part_error(part, f"path {str(path)!r} does not exist")
-    if check_paths and not path.is_dir(): raise _part_error(part, f"path {str(path)!r} is not a folder (a corpus root is a folder)")
-    return kind, str(path), weight
+    if check_paths and not path.is_dir() and kind not in FILE_KINDS:
+        raise _part_error(part, f"path {str(path)!r} is not a folder (a corpus root is a folder)")
+    return kind, str(path), weight, options
+
+# %% ../nbs/05a_sources.ipynb #1ec8aab3
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+def _simple_type(hint, default):
+    "bool, int, float or str for a parameter a spec can set (None: unannotated, a bool word or text); `object` otherwise."
+    if hint is None: return None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1: hint = args[0]
+    return hint if hint in (bool, int, float, str) else object
+
+def reader_options(kind:str) -> dict:
+    "Name → `(type, default, help)` of every option of `kind`'s reader; type `object` for those a spec cannot set."
+    from fastcore.docments import docments
+    fn = READERS[kind]
+    hints, helps = typing.get_type_hints(fn), docments(fn)
+    return {n: (_simple_type(hints.get(n), p.default), p.default, helps.get(n) or "")
+            for n, p in inspect.signature(fn).parameters.items() if n != "root"}
+
+def option_value(part:str, kind:str, key:str, text:str):
+    "The value of spec option `key=text` of a `kind` source, parsed by the reader parameter's type."
+    opts = reader_options(kind)
+    settable = [k for k, (tp, _, _) in opts.items() if tp is not object]
+    if key not in opts: raise _part_error(part, f"unknown option {key!r} for {kind}; the {kind} reader takes {', '.join(settable)}")
+    tp = opts[key][0]
+    if tp is object: raise _part_error(part, f"option {key} takes an object; set it with open_data(reader_options=...) (a spec can set {', '.join(settable)})")
+    if tp in (bool, None) and text.lower() in BOOL_WORDS: return BOOL_WORDS[text.lower()]
+    if tp is bool: raise _part_error(part, f"option {key}={text!r}: {key} is true or false (also yes/no, 1/0)")
+    if tp in (int, float):
+        try: return tp(text)
+        except ValueError: raise _part_error(part, f"option {key}={text!r}: {key} takes {'an integer' if tp is int else 'a number'}") from None
+    return text
 
 # %% ../nbs/05a_sources.ipynb #3a96f3f1
 def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`), or a list of sources (paths may then hold `+`)
@@ -103,21 +162,21 @@ def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`
     for i, part in enumerate(parts, 1):
         part = part.strip()
         if not part: raise DataError(f"data spec {spec!r}", f"source {i} is empty (two '+' in a row, or a '+' at an end)")
-        kind, arg, weight = _parse_part(part, check_paths)
+        kind, arg, weight, options = _parse_part(part, check_paths)
         key = (kind, arg if kind == "synth" else str(Path(arg).resolve()))
         if key in seen: raise _part_error(part, f"duplicate source: it names the same source as {seen[key]!r}")
         seen[key] = part
-        parsed.append((kind, arg, weight))
-    per_kind, kth, out = Counter(k for k, _, _ in parsed), Counter(), []
-    for kind, arg, weight in parsed:
+        parsed.append((kind, arg, weight, options))
+    per_kind, kth, out = Counter(p[0] for p in parsed), Counter(), []
+    for kind, arg, weight, options in parsed:
         if kind == "synth": name = "synth" + ("-" + arg.replace(",", "-") if arg else "")
         elif per_kind[kind] > 1: kth[kind] += 1; name = f"{kind}-{kth[kind]}"
         else: name = kind
-        out.append(SourceSpec(kind, arg, weight, name))
+        out.append(SourceSpec(kind, arg, weight, name, options))
     return out
 
 def format_data_spec(specs:Sequence[SourceSpec]) -> str:
-    "The canonical spec text of `specs` (parsing it gives the same sources, unless a path holds a `+`)."
+    "The canonical spec text of `specs`, options included (parsing it gives the same sources, unless a path holds a `+`)."
     return "+".join(map(str, specs))
 
 # %% ../nbs/05a_sources.ipynb #ded2d2f6
@@ -211,7 +270,17 @@ class DataBundle:
                     out.append(l if ls == l.source else replace(l, source=ls))
             if len({l.id for l in out}) != len(out): raise DataError(self.spec, f"duplicate line ids in the {split} split")
             self._cache[split] = out
-        return list(self._cache[split])
+        return LineList.of(self._cache[split], "" if self._cache[split] else self.why_empty(split))
+
+    def why_empty(self, split:str) -> str:
+        "Why `split` has no line: per source, its lines in the other splits and what its reader kept and skipped."
+        parts = []
+        for s in self.specs:
+            n = ({sp: self._synth[s.name].cfg.size(sp) for sp in SPLITS} if s.kind == "synth"
+                 else Counter(l.split for l in self._disk[s.name]))
+            others = ", ".join(f"{sp} {n.get(sp, 0)}" for sp in SPLITS if sp != split)
+            parts.append(f"{s.name} has no {split} lines ({others}); its reader: {report_summary(self.reports[s.name])}")
+        return "; ".join(parts)
 
     def charset(self) -> Charset:
         "The unified charset: every character of every split of every source (PAPER.md F8)."
@@ -263,7 +332,7 @@ class DataBundle:
 
 # %% ../nbs/05a_sources.ipynb #078f7fda
 def _reader_options(specs:list, options:dict|None) -> dict:
-    "Source name → the options of its reader: its kind's, updated with its name's; unknown keys and options are errors."
+    "Source name → the options of its reader: its kind's, updated with its name's, then its spec options; unknown ones are errors."
     options, names = dict(options or {}), {s.name for s in specs if s.kind != "synth"}
     for key, val in options.items():
         if key == "synth" or str(key).startswith("synth-"):
@@ -275,16 +344,20 @@ def _reader_options(specs:list, options:dict|None) -> dict:
     out = {}
     for s in specs:
         if s.kind == "synth": continue
-        opts = {**options.get(s.kind, {}), **options.get(s.name, {})}
+        opts = {**options.get(s.kind, {}), **options.get(s.name, {}), **spec_options(s)}
         accepted = [p for p in inspect.signature(READERS[s.kind]).parameters if p != "root"]
         bad = sorted(set(opts) - set(accepted))
         if bad: raise ValueError(f"{s.name}: the {s.kind} reader has no option(s) {', '.join(bad)}; it takes {', '.join(accepted)}")
         out[s.name] = opts
     return out
 
+def spec_options(src:SourceSpec) -> dict:
+    "The reader options written in a source's spec text, parsed by the reader's types."
+    return {k: option_value(str(src), src.kind, k, v) for k, v in src.options}
+
 def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+synth@0.3`, or a list of sources
               synth:SynthConfig=SynthConfig(), # Config of bare `synth`; a domain subset derives its own (`synth_config`)
-              reader_options:dict|None=None, # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`)
+              reader_options:dict|None=None, # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`); a source's spec options (`?key=value`) override both
              ) -> DataBundle:
     "Open every source of `spec`: read the corpora (with their reports) and set up the synthetic corpora."
     specs = parse_data_spec(spec)
