@@ -15,8 +15,8 @@ from .synth import DOMAINS, SPLITS, SynthConfig, SynthCorpus, benchmark_synth, s
 from . import readers
 
 # %% auto #0
-__all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'write_synth', 'add_config_options', 'config_from_args', 'run_eval', 'image_files',
-           'run_predict', 'build_parser', 'main']
+__all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'PAGE_HEIGHT', 'write_synth', 'add_config_options', 'config_from_args', 'run_eval',
+           'image_files', 'page_warning', 'run_predict', 'run_check_data', 'check_corpora', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -52,6 +52,7 @@ def config_from_args(cls, args, **fixed):
 
 # %% ../nbs/90_cli.ipynb #8457cb10
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+PAGE_HEIGHT = 400 # Pixels: a line image taller than this is probably a page or a paragraph
 
 def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16, synth:SynthConfig=SynthConfig(), device="cpu",
              postprocess="none", # Post-processing stages: none, lbc, t5, t5+lbc, a comma-separated list, or all
@@ -84,12 +85,34 @@ def image_files(items) -> list:
     if not files: raise DataError(", ".join(map(str, items)), "no image files found")
     return files
 
+def page_warning(a:np.ndarray) -> str|None:
+    "Why a grayscale image looks like a page (or a paragraph) rather than one text line, or None."
+    h, w = a.shape
+    if w < h: return f"{w}×{h} is taller than wide: a page or a column, not a text line?"
+    if h > PAGE_HEIGHT: return f"{w}×{h} is {h} px high: a page or a paragraph, not a text line?"
+    return None
+
+def _predict_files(predictor, files:list, chunk:int=256) -> list:
+    "`{image, text}` rows for `files` (`{image, error}` for an unreadable one, reported on stderr), `chunk` images at a time."
+    from jand.images import load_image
+    rows = []
+    for s in range(0, len(files), chunk):
+        got = []
+        for f in files[s:s + chunk]:
+            try: a = load_image(f)
+            except DataError as e:
+                print(f"jand: {f}: {e.problem} (skipped)", file=sys.stderr); rows.append({"image": str(f), "error": e.problem}); continue
+            if page_warning(a): print(f"jand: warning: {f}: {page_warning(a)}", file=sys.stderr)
+            got.append((f, a))
+        rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, predictor.predict([a for _, a in got]) if got else [])]
+    return rows
+
 def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16, decoder:str="greedy", device="cpu",
                 onnx:bool=False, # Run in ONNX Runtime (a `.onnx` model file always does)
                 quantized:bool=False, # int8 weights (dynamic quantization)
                 threads:int|None=None, # CPU threads
                ) -> list:
-    "Read the images named by `items` with the model at `model_path`; print or write the texts."
+    "Read the images named by `items` with the model at `model_path`; print or write the texts. Rows of unreadable files hold an `error`."
     from jand.model import Predictor
     if onnx or quantized or Path(model_path).suffix == ".onnx":
         if device != "cpu": raise ValueError("--onnx and --quantized run on the CPU: drop --device")
@@ -98,18 +121,40 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
     else:
         if threads: import torch; torch.set_num_threads(threads)
         predictor = Predictor.from_file(model_path, batch_size=batch_size, decoder=decoder, device=device)  # a bad model fails first
-    files = image_files(items)
-    texts = predictor.predict(files)
-    rows = [{"image": str(f), "text": t} for f, t in zip(files, texts)]
-    if fmt == "json": text = json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+    rows = _predict_files(predictor, image_files(items))
+    ok = [r for r in rows if "error" not in r]
+    if fmt == "json": text = json.dumps(ok, ensure_ascii=False, indent=1) + "\n"
     elif fmt == "csv":
-        buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=["image", "text"], lineterminator="\n"); w.writeheader(); w.writerows(rows); text = buf.getvalue()
-    else: text = "".join(f"{r['image']}\t{r['text']}\n" for r in rows)
+        buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=["image", "text"], lineterminator="\n"); w.writeheader(); w.writerows(ok); text = buf.getvalue()
+    else: text = "".join(f"{r['image']}\t{r['text']}\n" for r in ok)
     if out is None: sys.stdout.write(text)
     else:
         from jand.core import atomic_write_text
         atomic_write_text(out, text)
     return rows
+
+# %% ../nbs/90_cli.ipynb #7a015b55
+def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_json:bool=False) -> dict:
+    "Check `spec` as training would read it (with `model`'s charset when given); print the account."
+    from jand.sources import check_data, format_check
+    charset = None
+    if model is not None:
+        from jand.model import load_model
+        charset = load_model(model)[1]
+    res = check_data(spec, charset=charset, synth=synth)
+    print(json.dumps(res, ensure_ascii=False, indent=1) if as_json else format_check(res))
+    return res
+
+def check_corpora(data_root) -> list:
+    "Run `check_data` on every real corpus under `data_root` (what `reproduce --profile full` trains on); raise if one is unreadable."
+    from jand.reproduce import datasets
+    from jand.sources import check_data, format_check
+    results = [check_data(ds.spec) for ds in datasets(data_root) if not ds.stand_in]
+    for r in results: print(format_check(r))
+    bad = [r for r in results if not r["readable"]]
+    if bad: raise DataError(", ".join(r["spec"] for r in bad), "unreadable corpus, so no training was started: "
+                            + "; ".join(bad[0]["problems"]) + ". Check it with jand check-data SPEC")
+    return results
 
 # %% ../nbs/90_cli.ipynb #87171123
 def _domains(s:str) -> tuple:
@@ -185,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar (default: True)")
     add_config_options(c, T5CorrectorConfig)
 
+    v = sub.add_parser("check-data", help="read a data spec as training would: lines, writers, charset, image sizes, skips, published counts")
+    v.add_argument("spec", help="data spec, e.g. iam:/data/IAM?split=official or parquet:/data/IAM-line")
+    v.add_argument("--model", type=Path, help="a model file: also list the characters outside its charset")
+    v.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_config_options(v, TrainConfig, skip=[f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")])
+
     r = sub.add_parser("predict", help="read images: print or write their text")
     r.add_argument("--model", type=Path, required=True, help="model file")
     r.add_argument("images", nargs="+", help="image files or folders")
@@ -259,8 +310,14 @@ def _run(args) -> int:
         print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
         print(f"corrector written to {args.out}")
     elif args.command == "predict":
-        run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
-                    args.onnx, args.quantized, args.threads)
+        rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
+                           args.onnx, args.quantized, args.threads)
+        failed = [r for r in rows if "error" in r]
+        if failed: print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (listed above)", file=sys.stderr)
+        return 1 if failed else 0
+    elif args.command == "check-data":
+        synth = SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
+        return 0 if run_check_data(args.spec, args.model, synth, args.json)["readable"] else 1
     elif args.command == "export":
         from jand.deploy import export_onnx, quantize_onnx
         from jand.model import load_model
@@ -271,6 +328,7 @@ def _run(args) -> int:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
     elif args.command == "reproduce":
         from jand.reproduce import reproduce
+        if args.profile == "full": check_corpora(args.data_root)  # a corpus that cannot be read stops us before any training
         s = reproduce(args.profile, args.only, args.data_root, args.device, args.seeds, args.budget, args.out, args.results, args.figures)
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":

@@ -13,6 +13,7 @@ import numpy as np
 from torch.utils.data import Sampler
 from .core import DataError, Line, Report
 from .charset import Charset
+from .images import check_image, polygon_box, split_polygon
 from .loading import BucketBatchSampler, LineList, load_line
 from .readers import READERS, SPLITS, read_corpus, published_counts, summary as report_summary
 from .synth import DOMAINS, SynthConfig, SynthCorpus
@@ -20,7 +21,7 @@ from .synth import DOMAINS, SynthConfig, SynthCorpus
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceSpec', 'reader_options', 'option_value',
            'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle', 'spec_options',
-           'open_data', 'WeightedBucketBatchSampler']
+           'open_data', 'line_size', 'check_data', 'format_check', 'WeightedBucketBatchSampler']
 
 # %% ../nbs/05a_sources.ipynb #27295870
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
@@ -370,6 +371,79 @@ def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+sy
                                      kept=sum(c.cfg.size(sp) for sp in SPLITS))
         else: disk[s.name], reports[s.name] = read_corpus(s.kind, s.arg, **opts[s.name])
     return DataBundle(specs, corpora, disk, reports)
+
+# %% ../nbs/05a_sources.ipynb #48af5c7e
+def line_size(line:Line) -> tuple|None:
+    "`(width, height)` of a line's image, from its box, its polygon or its image header; None for a synthetic line."
+    if line.image.startswith("synth:"): return None
+    if line.box is not None: return line.box[2] - line.box[0], line.box[3] - line.box[1]
+    if line.image.startswith("polygon:"):
+        l, t, r, b = polygon_box(split_polygon(line.image)[0])
+        return r - l, b - t
+    return check_image(line.image)
+
+def _split_check(lines:list, charset:Charset|None) -> dict:
+    "Lines, writers, characters and image-size ranges of one split of one source."
+    chars, sizes, bad = set("".join(l.text for l in lines)), [], []
+    for l in lines:
+        try: s = line_size(l)
+        except DataError as e: bad.append(f"{e.where} ({e.problem})"); continue
+        if s is not None: sizes.append(s)
+    rng = lambda k: [min(s[k] for s in sizes), max(s[k] for s in sizes)] if sizes else None
+    return {"lines": len(lines), "writers": len({l.writer for l in lines if l.writer}) or None, "characters": len(chars),
+            "outside_charset": "".join(sorted(chars - set(charset.symbols))) if charset is not None else None,
+            "width": rng(0), "height": rng(1), "unreadable": len(bad), "unreadable_examples": bad[:3]}
+
+# %% ../nbs/05a_sources.ipynb #61ba9d52
+def _source_check(bundle:DataBundle, s:SourceSpec, charset:Charset|None) -> dict:
+    "What `check_data` reports for one source of `bundle`."
+    rep = bundle.reports[s.name]
+    own = {sp: [l for l in bundle.lines(sp) if bundle.source_of(l).name == s.name] for sp in SPLITS}
+    counted = getattr(rep, "counted", None) or {sp: len(v) for sp, v in own.items()}
+    key = getattr(rep, "counts_key", None)
+    return {"kind": s.kind, "read_as": rep.source, "weight": s.weight, "options": dict(s.options), "kept": rep.kept,
+            "skipped": {r: {"lines": n, "example": rep.examples.get(r, [""])[0]} for r, n in rep.skipped.most_common()},
+            "changed": {r: {"lines": n, "example": rep.examples.get(r, [""])[0]} for r, n in rep.changed.most_common()},
+            "published_scheme": " ".join(key) if key else None,
+            "published": {sp: {"read": counted.get(sp, 0), "published": n} for sp, n in published_counts(rep).items()},
+            "splits": {sp: _split_check(own[sp], charset) for sp in SPLITS}}
+
+def check_data(spec, # A data spec, as `open_data` takes it
+               charset:Charset|None=None, # A model's charset: report the characters outside it
+               synth:SynthConfig=SynthConfig(), # As in `open_data`
+               reader_options:dict|None=None, # As in `open_data`
+              ) -> dict:
+    "What a training run would read from `spec`, per source and split; `readable` is False (with `problems`) when it could not."
+    try: bundle = open_data(spec, synth, reader_options)
+    except DataError as e:
+        return {"spec": spec if isinstance(spec, str) else "+".join(spec), "readable": False, "problems": [str(e)], "sources": {}}
+    sources = {s.name: _source_check(bundle, s, charset) for s in bundle.specs}
+    problems = [f"{name} {sp}: {r['unreadable']} line image(s) unreadable, e.g. {r['unreadable_examples'][0]}"
+                for name, src in sources.items() for sp, r in src["splits"].items() if r["unreadable"]]
+    problems += [f"{sp}: the dataset is empty ({bundle.why_empty(sp)})" for sp in ("train", "val") if not bundle.lines(sp)]
+    return {"spec": bundle.spec, "readable": not problems, "problems": problems, "sources": sources}
+
+# %% ../nbs/05a_sources.ipynb #0976ede9
+def _range(r) -> str: return "–" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}–{r[1]}")
+
+def format_check(res:dict) -> str:
+    "A printable account of a `check_data` result."
+    out = [f"data: {res['spec']}"]
+    for name, src in res["sources"].items():
+        out.append(f"\n{name}: {src['read_as']}  (weight {src['weight']:g}; kept {src['kept']} lines)")
+        out.append(f"  {'split':<6} {'lines':>7} {'writers':>8} {'chars':>6}  {'width':>11} {'height':>9}  outside the model's charset")
+        for sp, r in src["splits"].items():
+            outside = "(no model given)" if r["outside_charset"] is None else (repr(r["outside_charset"]) if r["outside_charset"] else "none")
+            out.append(f"  {sp:<6} {r['lines']:>7} {r['writers'] or '–':>8} {r['characters']:>6}  {_range(r['width']):>11} "
+                       f"{_range(r['height']):>9}  {outside}")
+        if src["published"]:
+            cmp = ", ".join(f"{sp} {v['read']} / {v['published']}" + ("" if v["read"] == v["published"] else " (differs)")
+                            for sp, v in src["published"].items())
+            out.append(f"  published counts ({src['published_scheme']}), read / published: {cmp}")
+        for what in ("skipped", "changed"):
+            out += [f"  {what} {v['lines']} × {r} (e.g. {v['example']})" for r, v in src[what].items()]
+    out.append("\nreadable: " + ("yes" if res["readable"] else "NO") + "".join(f"\n  problem: {p}" for p in res["problems"]))
+    return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #8180a989
 class WeightedBucketBatchSampler(Sampler):
