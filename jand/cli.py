@@ -93,15 +93,14 @@ def page_warning(a:np.ndarray) -> str|None:
     return None
 
 def _predict_files(predictor, files:list, chunk:int=256) -> list:
-    "`{image, text}` rows for `files` (`{image, error}` for an unreadable one, reported on stderr), `chunk` images at a time."
+    "`{image, text}` rows for `files` (`{image, error}` for an unreadable one), `chunk` images at a time; page-like inputs warned about."
     from jand.images import load_image
     rows = []
     for s in range(0, len(files), chunk):
         got = []
         for f in files[s:s + chunk]:
             try: a = load_image(f)
-            except DataError as e:
-                print(f"jand: {f}: {e.problem} (skipped)", file=sys.stderr); rows.append({"image": str(f), "error": e.problem}); continue
+            except DataError as e: rows.append({"image": str(f), "error": e.problem}); continue
             if page_warning(a): print(f"jand: warning: {f}: {page_warning(a)}", file=sys.stderr)
             got.append((f, a))
         rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, predictor.predict([a for _, a in got]) if got else [])]
@@ -122,7 +121,10 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
         if threads: import torch; torch.set_num_threads(threads)
         predictor = Predictor.from_file(model_path, batch_size=batch_size, decoder=decoder, device=device)  # a bad model fails first
     rows = _predict_files(predictor, image_files(items))
-    ok = [r for r in rows if "error" not in r]
+    ok, failed = [r for r in rows if "error" not in r], [r for r in rows if "error" in r]
+    if len(rows) == 1 and failed: raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
+    for r in failed: print(f"jand: {r['image']}: {r['error']} (not read)", file=sys.stderr)
+    if not ok: raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} images could be read (each is listed above)")
     if fmt == "json": text = json.dumps(ok, ensure_ascii=False, indent=1) + "\n"
     elif fmt == "csv":
         buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=["image", "text"], lineterminator="\n"); w.writeheader(); w.writerows(ok); text = buf.getvalue()
