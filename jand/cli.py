@@ -195,17 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
 
     from jand.training import TrainConfig
-    t = sub.add_parser("train", help="train a Teacher or a Student")
+    from jand.sources import spec_options_help
+    more = dict(epilog=spec_options_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser("train", help="train a Teacher or a Student", **more)
     t.add_argument("--out", type=Path, required=True, help="run folder (config, logs, checkpoints, model.pt)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_config_options(t, TrainConfig)
 
-    k = sub.add_parser("distill", help="train a Student from a Teacher (knowledge distillation)")
+    k = sub.add_parser("distill", help="train a Student from a Teacher (knowledge distillation)", **more)
     k.add_argument("--out", type=Path, required=True, help="run folder")
     k.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_config_options(k, TrainConfig, skip=("model",))
 
-    e = sub.add_parser("eval", help="CER and WER of a model on a data split, with a per-line CSV")
+    e = sub.add_parser("eval", help="CER and WER of a model on a data split, with a per-line CSV", **more)
     e.add_argument("--model", type=Path, required=True, help="model file (model.pt of a run)")
     e.add_argument("--data", default="synth", help="data spec (default: synth)")
     e.add_argument("--split", choices=["train", "val", "test"], default="test")
@@ -232,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar (default: True)")
     add_config_options(c, T5CorrectorConfig)
 
-    v = sub.add_parser("check-data", help="read a data spec as training would: lines, writers, charset, image sizes, skips, published counts")
+    v = sub.add_parser("check-data", help="read a data spec as training would: lines, writers, charset, image sizes, skips, published counts",
+                       **more)
     v.add_argument("spec", help="data spec, e.g. iam:/data/IAM?split=official or parquet:/data/IAM-line")
     v.add_argument("--model", type=Path, help="a model file: also list the characters outside its charset")
     v.add_argument("--json", action="store_true", help="print the result as JSON")

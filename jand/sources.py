@@ -20,8 +20,8 @@ from .synth import DOMAINS, SynthConfig, SynthCorpus
 
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceSpec', 'reader_options', 'option_value',
-           'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle', 'spec_options',
-           'open_data', 'line_size', 'check_data', 'format_check', 'WeightedBucketBatchSampler']
+           'spec_options_help', 'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle',
+           'spec_options', 'open_data', 'line_size', 'check_data', 'format_check', 'WeightedBucketBatchSampler']
 
 # %% ../nbs/05a_sources.ipynb #27295870
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
@@ -149,6 +149,16 @@ def option_value(part:str, kind:str, key:str, text:str):
         try: return tp(text)
         except ValueError: raise _part_error(part, f"option {key}={text!r}: {key} takes {'an integer' if tp is int else 'a number'}") from None
     return text
+
+# %% ../nbs/05a_sources.ipynb #dc288c6d
+def spec_options_help(kinds:Sequence[str]|None=None) -> str:
+    "The reader options a data spec can set, per source kind, as `--help` text."
+    out = ["data spec reader options: KIND:PATH?key=value&key=value (e.g. iam:/data/IAM?split=official&check_counts=false)"]
+    for kind in kinds or READERS:
+        show = lambda d: "true" if d is True else "false" if d is False else "…" if d is None else d
+        opts = [f"{k}={show(d)}" for k, (tp, d, _) in reader_options(kind).items() if tp is not object]
+        out.append(f"  {kind}: " + ", ".join(opts))
+    return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #3a96f3f1
 def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`), or a list of sources (paths may then hold `+`)

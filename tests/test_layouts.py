@@ -96,3 +96,42 @@ def test_check_data_and_predict_report_problems(tmp_path):
     assert rc == 1 and "val: the dataset is empty (folder has no val lines (train 3, test 3)" in out
     rc, out, err = cli("check-data", f"iam:{tmp_path}")
     assert rc == 1 and "lines.txt not found" in out
+
+
+# ---------------------------------------------------------------- IAM and RIMES detection, reader level ----------
+def test_iam_split_layouts_detected_and_chosen(tmp_path):
+    from jand.readers import read_iam, read_rimes
+    root = layouts.iam_official(samples(), tmp_path / "IAM", val2=["p01-001-02"])
+    lines, rep = read_iam(root, check_counts=False)
+    assert rep.counts_key == ("iam", "official") and "largeWriterIndependentTextLineRecognitionTask" in rep.source
+    assert Counter(l.split for l in lines) == {"train": 3, "val": 3, "test": 3} and rep.counted["val"] == 2  # validationset2 not counted
+    layouts.iam_openslr(samples(), root)  # both layouts present: the Aachen lists are preferred, the official split on request
+    assert read_iam(root, check_counts=False)[1].counts_key == ("iam", "aachen")
+    assert read_iam(root, split="official", check_counts=False)[1].counts_key == ("iam", "official")
+    top = layouts.iam_openslr(samples(), tmp_path / "IAM2")
+    (top / "ascii" / "lines.txt").rename(top / "lines.txt")  # ascii.tgz unpacked at the root
+    assert len(read_iam(top, check_counts=False)[0]) == 9
+
+
+def test_iam_and_rimes_roots_holding_only_parquet(tmp_path):
+    from jand.readers import read_iam, read_rimes
+    lines, rep = read_iam(layouts.parquet_lines(samples(), tmp_path / "IAM-line", jpeg=True), check_counts=False)
+    assert (rep.kept, rep.counts_key, {l.source for l in lines}) == (9, ("iam", "aachen"), {"iam"})
+    with pytest.raises(Exception, match="train has 3 lines, published 6482"): read_iam(tmp_path / "IAM-line")
+    lines, rep = read_rimes(layouts.parquet_lines(samples(), tmp_path / "RIMES-line", layout="shards"), check_counts=False)
+    assert (rep.kept, rep.counts_key) == (9, ("rimes", "2011-lines"))
+    lines, rep = read_rimes(layouts.rimes_lines(samples(), tmp_path / "RIMES"), check_counts=False)
+    assert lines[0].id == "train2011-0-00" and load_image(lines[0].image).shape == samples()[0][1].shape
+
+
+def test_reproduce_full_checks_real_corpora_before_training(tmp_path):
+    (tmp_path / "data" / "IAM").mkdir(parents=True)  # an IAM folder without lines.txt
+    rc, out, err = cli("reproduce", "--profile", "full", "--data-root", tmp_path / "data", "--out", tmp_path / "runs")
+    assert rc == 2 and "unreadable corpus, so no training was started" in err and "lines.txt not found" in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_help_names_the_spec_options(capsys):
+    with pytest.raises(SystemExit): main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "iam:/data/IAM?split=official" in out and "  iam: split_scheme=auto" in out and "  page: flat_split=train" in out
