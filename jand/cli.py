@@ -93,7 +93,7 @@ def page_warning(a:np.ndarray) -> str|None:
     return None
 
 def _predict_files(predictor, files:list, chunk:int=256) -> list:
-    "`{image, text}` rows for `files` (`{image, error}` for an unreadable one), `chunk` images at a time; page-like inputs warned about."
+    "`{image, text}` rows for `files` (`{image, error}` for an unreadable one), `chunk` at a time; pages warned of."
     from jand.images import load_image
     rows = []
     for s in range(0, len(files), chunk):
@@ -103,7 +103,8 @@ def _predict_files(predictor, files:list, chunk:int=256) -> list:
             except DataError as e: rows.append({"image": str(f), "error": e.problem}); continue
             if page_warning(a): print(f"jand: warning: {f}: {page_warning(a)}", file=sys.stderr)
             got.append((f, a))
-        rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, predictor.predict([a for _, a in got]) if got else [])]
+        texts = predictor.predict([a for _, a in got]) if got else []
+        rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, texts)]
     return rows
 
 def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16, decoder:str="greedy", device="cpu",
@@ -111,7 +112,7 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
                 quantized:bool=False, # int8 weights (dynamic quantization)
                 threads:int|None=None, # CPU threads
                ) -> list:
-    "Read the images named by `items` with the model at `model_path`; print or write the texts. Rows of unreadable files hold an `error`."
+    "Read the images named by `items` with the model at `model_path`; print or write the texts (unreadable: `error`)."
     from jand.model import Predictor
     if onnx or quantized or Path(model_path).suffix == ".onnx":
         if device != "cpu": raise ValueError("--onnx and --quantized run on the CPU: drop --device")
@@ -124,7 +125,8 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
     ok, failed = [r for r in rows if "error" not in r], [r for r in rows if "error" in r]
     if len(rows) == 1 and failed: raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
     for r in failed: print(f"jand: {r['image']}: {r['error']} (not read)", file=sys.stderr)
-    if not ok: raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} images could be read (each is listed above)")
+    if not ok:
+        raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} images could be read (each listed above)")
     if fmt == "json": text = json.dumps(ok, ensure_ascii=False, indent=1) + "\n"
     elif fmt == "csv":
         buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=["image", "text"], lineterminator="\n"); w.writeheader(); w.writerows(ok); text = buf.getvalue()
@@ -148,7 +150,7 @@ def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_jso
     return res
 
 def check_corpora(data_root) -> list:
-    "Run `check_data` on every real corpus under `data_root` (what `reproduce --profile full` trains on); raise if one is unreadable."
+    "`check_data` of every real corpus under `data_root` (what `reproduce --profile full` reads); raise if one fails."
     from jand.reproduce import datasets
     from jand.sources import check_data, format_check
     results = [check_data(ds.spec) for ds in datasets(data_root) if not ds.stand_in]
@@ -234,8 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar (default: True)")
     add_config_options(c, T5CorrectorConfig)
 
-    v = sub.add_parser("check-data", help="read a data spec as training would: lines, writers, charset, image sizes, skips, published counts",
-                       **more)
+    v = sub.add_parser("check-data", **more,
+                       help="read a data spec as training would: lines, writers, charset, sizes, skips, counts")
     v.add_argument("spec", help="data spec, e.g. iam:/data/IAM?split=official or parquet:/data/IAM-line")
     v.add_argument("--model", type=Path, help="a model file: also list the characters outside its charset")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -318,7 +320,7 @@ def _run(args) -> int:
         rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
                            args.onnx, args.quantized, args.threads)
         failed = [r for r in rows if "error" in r]
-        if failed: print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (listed above)", file=sys.stderr)
+        if failed: print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (see above)", file=sys.stderr)
         return 1 if failed else 0
     elif args.command == "check-data":
         synth = SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
@@ -333,7 +335,7 @@ def _run(args) -> int:
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
     elif args.command == "reproduce":
         from jand.reproduce import reproduce
-        if args.profile == "full": check_corpora(args.data_root)  # a corpus that cannot be read stops us before any training
+        if args.profile == "full": check_corpora(args.data_root)  # an unreadable corpus stops us before any training
         s = reproduce(args.profile, args.only, args.data_root, args.device, args.seeds, args.budget, args.out, args.results, args.figures)
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":

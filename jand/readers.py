@@ -319,8 +319,10 @@ def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or 
     root, norm = Path(root), norm_options("iam", norm)
     lines_txt = _iam_file(root, "lines.txt")
     if not lines_txt.is_file() and _only_parquet(root):
-        return _read_parquet(root, "iam", ("iam", "aachen"), lambda t: normalise_iam(t, norm), "train", check_images, check_counts, strict)
-    if not lines_txt.is_file(): raise DataError(root/"ascii"/"lines.txt", "IAM lines.txt not found (expected ROOT/ascii/lines.txt from IAM's ascii.tgz)")
+        return _read_parquet(root, "iam", ("iam", "aachen"), lambda t: normalise_iam(t, norm), "train",
+                             check_images, check_counts, strict)
+    if not lines_txt.is_file():
+        raise DataError(root/"ascii"/"lines.txt", "IAM lines.txt not found (expected ROOT/ascii/lines.txt, ascii.tgz)")
     split_scheme, folder = iam_split_folder(root, split_scheme, splits_dir)
     rd = _Reading(f"iam:{root} ({split_scheme} split, files in {folder})", check_images, strict)
     writers, forms_txt = {}, _iam_file(root, "forms.txt")
@@ -422,16 +424,18 @@ def read_rimes(root, # RIMES root: holds the two XML files and the page images t
                check_counts:bool=True, # Assert the published sizes (test 778; the line layout's 10,188 / 1,138 / 778)
                strict:bool=False, # Raise on the first data problem instead of skipping and counting
               ) -> tuple:
-    "RIMES 2011 lines as `(lines, report)`: page images with crop boxes, or the line-image layout (`Sets/`), or parquet."
+    "RIMES 2011 lines as `(lines, report)`: page images with crop boxes, or line images (`Sets/`), or parquet."
     root, norm = Path(root), norm_options("rimes", norm)
     has_xml = any((root/n).is_file() for n in RIMES_FILES.values())
     if not has_xml and (root/"Sets").is_dir():
         rd = _Reading(f"rimes:{root} (line images, Sets/)", check_images, strict)
         sets = {s: root/"Sets"/n for s, n in RIMES_LINE_SETS.items()}
-        _read_listed(rd, sets, "set", "rimes", root/"Transcriptions", root/"Images", IMAGE_EXTS, lambda t: normalise_rimes(t, norm))
+        _read_listed(rd, sets, "set", "rimes", root/"Transcriptions", root/"Images", IMAGE_EXTS,
+                     lambda t: normalise_rimes(t, norm))
         return rd.finish(root, ("rimes", "2011-lines"), check_counts)
     if not has_xml and _only_parquet(root):
-        return _read_parquet(root, "rimes", ("rimes", "2011-lines"), lambda t: normalise_rimes(t, norm), "train", check_images, check_counts, strict)
+        return _read_parquet(root, "rimes", ("rimes", "2011-lines"), lambda t: normalise_rimes(t, norm), "train",
+                             check_images, check_counts, strict)
     rd = _Reading(f"rimes:{root}", check_images, strict)
     for kind, name in RIMES_FILES.items():
         path = root/name
@@ -485,14 +489,15 @@ def _line_image(folder:Path, stem:str, exts:tuple) -> Path:
     return next((folder/f"{stem}{e}" for e in exts if (folder/f"{stem}{e}").exists()), folder/f"{stem}{exts[0]}")
 
 def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, images:Path, exts:tuple, normalise):
-    "Add the lines named by the list files `{split: path}`: `texts/STEM.txt` + `images/STEM.EXT`; unlisted files are counted."
+    "Add the lines the list files `{split: path}` name: `texts/STEM.txt` + `images/STEM.EXT`; unlisted ones counted."
     listed = {}
     for split, path in lists.items():
         if not path.is_file(): raise DataError(path, f"{what} file not found")
         for i, entry in list_entries(path):
             stem, where = _entry_id(entry), f"{path}:{i}"
             if listed.get(stem, split) != split:
-                raise DataError(path, f"line {stem} is also listed in {lists[listed[stem]].name}: a line cannot be in two {what}s")
+                raise DataError(path, f"line {stem} is also listed in {lists[listed[stem]].name}: "
+                                f"a line cannot be in two {what}s")
             listed[stem] = split
             txt, img = texts/f"{stem}.txt", _line_image(images, stem, exts)
             if not txt.exists() and not img.exists():
@@ -611,11 +616,13 @@ def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally i
 PARQUET_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 _SHARD = re.compile(r"(?P<split>[A-Za-z]+)(-\d{5}-of-\d{5}(-[0-9a-f]+)?)?")
 
+def _hidden(p:Path, root:Path) -> bool: return any(q.startswith(".") for q in p.relative_to(root).parts)
+
 def parquet_files(root) -> list:
     "`(file, split or None)` of the parquet files at `root` (a file, or a folder searched recursively)."
     root = Path(root)
     if root.is_file(): files = [root]
-    else: files = sorted(p for p in root.rglob("*.parquet") if not any(q.startswith(".") for q in p.relative_to(root).parts))
+    else: files = sorted(p for p in root.rglob("*.parquet") if not _hidden(p, root))
     out = []
     for f in files:
         m = _SHARD.fullmatch(f.stem)
@@ -631,14 +638,17 @@ def _parquet_texts(file:Path) -> list:
     except Exception as e: raise DataError(file, f"not a readable parquet file ({e})") from None
     schema = pf.schema_arrow
     missing = [c for c in ("image", "text") if c not in schema.names]
-    if missing: raise DataError(file, f"parquet column(s) {', '.join(missing)} missing (columns: {', '.join(schema.names)}); "
-                                "a line set has image (struct of bytes and path) and text")
+    if missing:
+        raise DataError(file, f"parquet column(s) {', '.join(missing)} missing (columns: {', '.join(schema.names)}); "
+                        "a line set has image (struct of bytes and path) and text")
     im = schema.field("image").type
-    if not (pa.types.is_binary(im) or pa.types.is_large_binary(im) or (pa.types.is_struct(im) and im.get_field_index("bytes") >= 0)):
+    binary = pa.types.is_binary(im) or pa.types.is_large_binary(im)
+    if not (binary or (pa.types.is_struct(im) and im.get_field_index("bytes") >= 0)):
         raise DataError(file, f"parquet column image is {im}, expected a struct {{bytes, path}} or binary")
     return pf.read(columns=["text"]).column("text").to_pylist()
 
-def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check_images, check_counts:bool, strict:bool) -> tuple:
+def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check_images, check_counts:bool,
+                  strict:bool) -> tuple:
     "The lines of the parquet files at `root` for corpus `corpus` (texts normalised by `normalise`)."
     if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
     root = Path(root)
@@ -660,12 +670,13 @@ def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check
 def read_parquet(root, # A `.parquet` file, or a folder of them (Hugging Face layouts above)
                  flat_split:str="train", # Split of the rows of a file whose name names none
                  norm:FolderNorm|None=None, # Text normalisation options
-                 check_images=True, # True/`header`: check every row's image header; `full`: decode them; False: no check
+                 check_images=True, # True/`header`: check each row's image header; `full`: decode; False: no check
                  strict:bool=False, # Raise on the first data problem instead of skipping and counting
                 ) -> tuple:
     "Lines of Hugging Face-style parquet line sets as `(lines, report)`, images addressed `parquet:FILE#ROW`."
     norm = norm_options("folder", norm)
-    return _read_parquet(root, "parquet", None, lambda t: normalise_folder(t, norm), flat_split, check_images, False, strict)
+    return _read_parquet(root, "parquet", None, lambda t: normalise_folder(t, norm), flat_split, check_images,
+                         False, strict)
 
 # %% ../nbs/04_readers.ipynb #345a2816
 def _local(tag:str) -> str: return tag.rsplit("}", 1)[-1]
@@ -690,15 +701,18 @@ def _page_lines(doc:ET.Element) -> tuple:
     out = []
     for k, line in enumerate(l for p in pages for l in _all(p, "TextLine")):
         coords = (_kids(line, "Coords") or [None])[0]
-        pts = [] if coords is None else _points(coords.get("points")) or [(float(q.get("x", "nan")), float(q.get("y", "nan"))) for q in _kids(coords, "Point")]
+        kids = [] if coords is None else _kids(coords, "Point")  # PAGE 2010 writes Point elements
+        pts = [] if coords is None else _points(coords.get("points"))
+        pts = pts or [(float(q.get("x")), float(q.get("y"))) for q in kids]
         out.append((line.get("id") or f"l{k}", _page_text(line), pts))
     return image, out
 
 # %% ../nbs/04_readers.ipynb #cb93aaf8
 def _alto_text(line:ET.Element) -> str:
-    "The text of an ALTO `TextLine`: its strings, with a space at each `SP`; one space between them when it has no `SP`."
+    "The text of an ALTO `TextLine`: its strings, a space at each `SP`; one space between them when it has no `SP`."
     parts = [c for c in line if _local(c.tag) in ("String", "SP", "HYP")]
-    if not any(_local(c.tag) == "SP" for c in parts): return " ".join(c.get("CONTENT", "") for c in parts if _local(c.tag) == "String")
+    if not any(_local(c.tag) == "SP" for c in parts):
+        return " ".join(c.get("CONTENT", "") for c in parts if _local(c.tag) == "String")
     return "".join(" " if _local(c.tag) == "SP" else c.get("CONTENT", "") for c in parts)
 
 def _alto_points(line:ET.Element) -> list:
@@ -712,7 +726,8 @@ def _alto_points(line:ET.Element) -> list:
 def _alto_lines(doc:ET.Element) -> tuple:
     "`(image file name or None, [(line id, text, points)], measurement unit)` of one ALTO document."
     unit = next((u.text.strip() for u in _all(doc, "MeasurementUnit") if u.text), "pixel")
-    image = next((f.text.strip() for s in _all(doc, "sourceImageInformation") for f in _kids(s, "fileName") if f.text), None)
+    names = [f for s in _all(doc, "sourceImageInformation") for f in _kids(s, "fileName")]
+    image = next((f.text.strip() for f in names if f.text), None)
     lines = [(l.get("ID") or f"l{k}", _alto_text(l), _alto_points(l)) for k, l in enumerate(_all(doc, "TextLine"))]
     return image, lines, unit
 
@@ -729,7 +744,8 @@ def _xml_doc(path:Path, rd:_Reading, count:int=1):
     except ET.ParseError as e:
         rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})"); return None
 
-def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm, corpus:str):
+def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm,
+                    corpus:str):
     "Add the `(id, text, points)` lines of one page whose image file name is `image`."
     if not image:
         for lid, _, _ in lines: rd.skip("page names no image file", f"{xml} (line {lid})")
@@ -749,7 +765,8 @@ def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list
         else: rd.add(Line(f"{rel}/{lid}", text, polygon_address(page, pts), split, corpus))
 
 # %% ../nbs/04_readers.ipynb #28c17472
-def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fraction:float, crop:str, norm, check_images, strict:bool) -> tuple:
+def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fraction:float, crop:str, norm,
+                 check_images, strict:bool) -> tuple:
     "The lines of the PAGE (`kind` `page`) or ALTO (`alto`) files at `root` (a file or a folder)."
     if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
     if crop not in ("polygon", "box"): raise ValueError(f"crop must be 'polygon' or 'box', got {crop!r}")
@@ -757,17 +774,19 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
     if not root.exists(): raise DataError(root, f"{kind} file or folder not found")
     rd, base = _Reading(f"{kind}:{root}", check_images, strict), root.parent if root.is_file() else root
     layered = root.is_dir() and any((root/s).is_dir() for s in SPLITS)
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.suffix.lower() == ".xml" and p.is_file()
-                                                 and not any(q.startswith(".") for q in p.relative_to(root).parts))
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*.[xX][mM][lL]")
+                                                 if p.is_file() and not _hidden(p, root))
     for xml in files:
         rel = xml.relative_to(base).with_suffix("")
         doc = _xml_doc(xml, rd)
         if doc is None: continue
         if _local(doc.tag) != {"page": "PcGts", "alto": "alto"}[kind]:
-            rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False); continue
+            rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False)
+            continue
         image, lines, *unit = _page_lines(doc) if kind == "page" else _alto_lines(doc)
         if unit and unit[0] != "pixel":
-            for lid, _, _ in lines: rd.skip("ALTO coordinates not in pixels (MeasurementUnit)", f"{xml} (MeasurementUnit {unit[0]})")
+            for _ in lines:
+                rd.skip("ALTO coordinates not in pixels (MeasurementUnit)", f"{xml} (MeasurementUnit {unit[0]})")
             continue
         split = _xml_split(rel.parts, layered, flat_split, val_fraction, test_fraction)
         if split is None:

@@ -91,7 +91,7 @@ def _split_options(part:str, body:str) -> tuple:
     for item in tail.split("&") if tail else []:
         key, eq, value = item.partition("=")
         if not eq or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
-            raise _part_error(part, f"bad reader option {item!r}: write KEY=VALUE pairs joined by '&' after the path and a '?'")
+            raise _part_error(part, f"bad reader option {item!r}: write KEY=VALUE pairs joined by '&' after PATH?")
         pairs.append((key.strip(), value.strip()))
     twice = [k for k, n in Counter(k for k, _ in pairs).items() if n > 1]
     if twice: raise _part_error(part, f"reader option(s) {', '.join(twice)} given twice")
@@ -108,7 +108,8 @@ def _parse_part(part:str, check_paths:bool) -> tuple:
     if kind not in SOURCE_KINDS:
         raise _part_error(part, f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
     if kind == "synth":
-        if options: raise _part_error(part, "a synthetic source takes no reader options; configure it with a SynthConfig (--synth-* options)")
+        if options:
+            raise _part_error(part, "a synthetic source takes no reader options; a SynthConfig sets it (--synth-*)")
         return kind, _synth_arg(part, arg, colon), weight, ()
     if not arg: raise _part_error(part, f"missing path: write {kind}:PATH with the root folder of the {kind} corpus")
     for k, v in options: option_value(part, kind, k, v)  # unknown options and bad values fail here, before any reading
@@ -122,7 +123,7 @@ def _parse_part(part:str, check_paths:bool) -> tuple:
 BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 def _simple_type(hint, default):
-    "bool, int, float or str for a parameter a spec can set (None: unannotated, a bool word or text); `object` otherwise."
+    "bool, int, float or str for a parameter a spec can set (None: unannotated: a bool word or text); else `object`."
     if hint is None: return None
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1: hint = args[0]
@@ -140,20 +141,25 @@ def option_value(part:str, kind:str, key:str, text:str):
     "The value of spec option `key=text` of a `kind` source, parsed by the reader parameter's type."
     opts = reader_options(kind)
     settable = [k for k, (tp, _, _) in opts.items() if tp is not object]
-    if key not in opts: raise _part_error(part, f"unknown option {key!r} for {kind}; the {kind} reader takes {', '.join(settable)}")
+    if key not in opts:
+        raise _part_error(part, f"unknown option {key!r} for {kind}; the {kind} reader takes {', '.join(settable)}")
     tp = opts[key][0]
-    if tp is object: raise _part_error(part, f"option {key} takes an object; set it with open_data(reader_options=...) (a spec can set {', '.join(settable)})")
+    if tp is object:
+        raise _part_error(part, f"option {key} takes an object; set it with open_data(reader_options=...) "
+                          f"(a spec can set {', '.join(settable)})")
     if tp in (bool, None) and text.lower() in BOOL_WORDS: return BOOL_WORDS[text.lower()]
     if tp is bool: raise _part_error(part, f"option {key}={text!r}: {key} is true or false (also yes/no, 1/0)")
     if tp in (int, float):
         try: return tp(text)
-        except ValueError: raise _part_error(part, f"option {key}={text!r}: {key} takes {'an integer' if tp is int else 'a number'}") from None
+        except ValueError:
+            what = "an integer" if tp is int else "a number"
+            raise _part_error(part, f"option {key}={text!r}: {key} takes {what}") from None
     return text
 
 # %% ../nbs/05a_sources.ipynb #dc288c6d
 def spec_options_help(kinds:Sequence[str]|None=None) -> str:
     "The reader options a data spec can set, per source kind, as `--help` text."
-    out = ["data spec reader options: KIND:PATH?key=value&key=value (e.g. iam:/data/IAM?split=official&check_counts=false)"]
+    out = ["data spec reader options: KIND:PATH?key=value&key=value (iam:/data/IAM?split=official&check_counts=false)"]
     for kind in kinds or READERS:
         show = lambda d: "true" if d is True else "false" if d is False else "…" if d is None else d
         opts = [f"{k}={show(d)}" for k, (tp, d, _) in reader_options(kind).items() if tp is not object]
@@ -187,7 +193,7 @@ def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`
     return out
 
 def format_data_spec(specs:Sequence[SourceSpec]) -> str:
-    "The canonical spec text of `specs`, options included (parsing it gives the same sources, unless a path holds a `+`)."
+    "The canonical spec text of `specs`, options included (parsing it gives the same sources unless a path holds `+`)."
     return "+".join(map(str, specs))
 
 # %% ../nbs/05a_sources.ipynb #ded2d2f6
@@ -290,7 +296,8 @@ class DataBundle:
             n = ({sp: self._synth[s.name].cfg.size(sp) for sp in SPLITS} if s.kind == "synth"
                  else Counter(l.split for l in self._disk[s.name]))
             others = ", ".join(f"{sp} {n.get(sp, 0)}" for sp in SPLITS if sp != split)
-            parts.append(f"{s.name} has no {split} lines ({others}); its reader: {report_summary(self.reports[s.name])}")
+            parts.append(f"{s.name} has no {split} lines ({others}); its reader: "
+                         f"{report_summary(self.reports[s.name])}")
         return "; ".join(parts)
 
     def charset(self) -> Charset:
@@ -343,7 +350,7 @@ class DataBundle:
 
 # %% ../nbs/05a_sources.ipynb #078f7fda
 def _reader_options(specs:list, options:dict|None) -> dict:
-    "Source name → the options of its reader: its kind's, updated with its name's, then its spec options; unknown ones are errors."
+    "Source name → its reader's options: its kind's, updated with its name's, then its spec options; unknown: errors."
     options, names = dict(options or {}), {s.name for s in specs if s.kind != "synth"}
     for key, val in options.items():
         if key == "synth" or str(key).startswith("synth-"):
@@ -368,7 +375,7 @@ def spec_options(src:SourceSpec) -> dict:
 
 def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+synth@0.3`, or a list of sources
               synth:SynthConfig=SynthConfig(), # Config of bare `synth`; a domain subset derives its own (`synth_config`)
-              reader_options:dict|None=None, # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`); a source's spec options (`?key=value`) override both
+              reader_options:dict|None=None, # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`)
              ) -> DataBundle:
     "Open every source of `spec`: read the corpora (with their reports) and set up the synthetic corpora."
     specs = parse_data_spec(spec)
@@ -400,7 +407,8 @@ def _split_check(lines:list, charset:Charset|None) -> dict:
         except DataError as e: bad.append(f"{e.where} ({e.problem})"); continue
         if s is not None: sizes.append(s)
     rng = lambda k: [min(s[k] for s in sizes), max(s[k] for s in sizes)] if sizes else None
-    return {"lines": len(lines), "writers": len({l.writer for l in lines if l.writer}) or None, "characters": len(chars),
+    return {"lines": len(lines), "writers": len({l.writer for l in lines if l.writer}) or None,
+            "characters": len(chars),
             "outside_charset": "".join(sorted(chars - set(charset.symbols))) if charset is not None else None,
             "width": rng(0), "height": rng(1), "unreadable": len(bad), "unreadable_examples": bad[:3]}
 
@@ -423,14 +431,16 @@ def check_data(spec, # A data spec, as `open_data` takes it
                synth:SynthConfig=SynthConfig(), # As in `open_data`
                reader_options:dict|None=None, # As in `open_data`
               ) -> dict:
-    "What a training run would read from `spec`, per source and split; `readable` is False (with `problems`) when it could not."
+    "What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it cannot."
     try: bundle = open_data(spec, synth, reader_options)
     except DataError as e:
-        return {"spec": spec if isinstance(spec, str) else "+".join(spec), "readable": False, "problems": [str(e)], "sources": {}}
+        text = spec if isinstance(spec, str) else "+".join(spec)
+        return {"spec": text, "readable": False, "problems": [str(e)], "sources": {}}
     sources = {s.name: _source_check(bundle, s, charset) for s in bundle.specs}
     problems = [f"{name} {sp}: {r['unreadable']} line image(s) unreadable, e.g. {r['unreadable_examples'][0]}"
                 for name, src in sources.items() for sp, r in src["splits"].items() if r["unreadable"]]
-    problems += [f"{sp}: the dataset is empty ({bundle.why_empty(sp)})" for sp in ("train", "val") if not bundle.lines(sp)]
+    empty = [sp for sp in ("train", "val") if not bundle.lines(sp)]
+    problems += [f"{sp}: the dataset is empty ({bundle.why_empty(sp)})" for sp in empty]
     return {"spec": bundle.spec, "readable": not problems, "problems": problems, "sources": sources}
 
 # %% ../nbs/05a_sources.ipynb #0976ede9
@@ -441,18 +451,21 @@ def format_check(res:dict) -> str:
     out = [f"data: {res['spec']}"]
     for name, src in res["sources"].items():
         out.append(f"\n{name}: {src['read_as']}  (weight {src['weight']:g}; kept {src['kept']} lines)")
-        out.append(f"  {'split':<6} {'lines':>7} {'writers':>8} {'chars':>6}  {'width':>11} {'height':>9}  outside the model's charset")
+        out.append(f"  {'split':<6} {'lines':>7} {'writers':>8} {'chars':>6}  {'width':>11} {'height':>9}  "
+                   "outside the model's charset")
         for sp, r in src["splits"].items():
-            outside = "(no model given)" if r["outside_charset"] is None else (repr(r["outside_charset"]) if r["outside_charset"] else "none")
-            out.append(f"  {sp:<6} {r['lines']:>7} {r['writers'] or '–':>8} {r['characters']:>6}  {_range(r['width']):>11} "
-                       f"{_range(r['height']):>9}  {outside}")
+            outside = r["outside_charset"]
+            outside = "(no model given)" if outside is None else repr(outside) if outside else "none"
+            out.append(f"  {sp:<6} {r['lines']:>7} {r['writers'] or '–':>8} {r['characters']:>6}  "
+                       f"{_range(r['width']):>11} {_range(r['height']):>9}  {outside}")
         if src["published"]:
-            cmp = ", ".join(f"{sp} {v['read']} / {v['published']}" + ("" if v["read"] == v["published"] else " (differs)")
+            cmp = ", ".join(f"{sp} {v['read']} / {v['published']}" + (" (differs)" * (v["read"] != v["published"]))
                             for sp, v in src["published"].items())
             out.append(f"  published counts ({src['published_scheme']}), read / published: {cmp}")
         for what in ("skipped", "changed"):
             out += [f"  {what} {v['lines']} × {r} (e.g. {v['example']})" for r, v in src[what].items()]
-    out.append("\nreadable: " + ("yes" if res["readable"] else "NO") + "".join(f"\n  problem: {p}" for p in res["problems"]))
+    out.append("\nreadable: " + ("yes" if res["readable"] else "NO"))
+    out += [f"  problem: {p}" for p in res["problems"]]
     return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #8180a989
