@@ -32,7 +32,7 @@ def put(path: Path, data) -> Path:
 
 # ---------------------------------------------------------------- IAM as distributed -----------------------------
 def iam_lines(samples, root: Path, lines_txt_at_root: bool = False) -> Path:
-    "FKI's lines.tgz + ascii.tgz: `lines/a01/a01-000u/a01-000u-00.png` and `ascii/lines.txt` (9 fields, words joined by |)."
+    "FKI's lines.tgz + ascii.tgz: `lines/a01/a01-000u/a01-000u-00.png`, `ascii/lines.txt` (9 fields, words joined by |)."
     rows = ["#--- lines.txt ---------------------------------------------------------------#",
             "# format: a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from", "#"]
     for line, a in samples:
@@ -54,7 +54,7 @@ def iam_official(samples, root: Path, val2: list = ()) -> Path:
     put(task / "validationset1.txt", "".join(i + "\n" for i in by["val"] if i not in val2))
     put(task / "validationset2.txt", "".join(i + "\n" for i in val2))
     put(task / "testset.txt", "".join(i + "\n" for i in by["test"]))
-    put(task / "LargeWriterIndependentTextLineRecognitionTask.txt", "Large Writer Independent Text Line Recognition Task\n")
+    put(task / "LargeWriterIndependentTextLineRecognitionTask.txt", "Large Writer Independent Line Recognition Task\n")
     return root
 
 
@@ -63,7 +63,8 @@ def iam_openslr(samples, root: Path) -> Path:
     iam_lines(samples, root)
     forms = defaultdict(dict)
     for line, _ in samples: forms[line.split][line.id.rsplit("-", 1)[0]] = None
-    for split, name in SPLIT_NAMES.items(): put(root / "splits" / f"{name}.uttlist", "".join(f + "\n" for f in forms[split]))
+    for split, name in SPLIT_NAMES.items():
+        put(root / "splits" / f"{name}.uttlist", "".join(f + "\n" for f in forms[split]))
     return root
 
 
@@ -87,7 +88,7 @@ def parquet_lines(samples, root: Path, layout: str = "data", jpeg: bool = False)
 
 # ---------------------------------------------------------------- RIMES line images ------------------------------
 def rimes_lines(samples, root: Path) -> Path:
-    "Teklia's RIMES-2011-Lines.zip unpacked: `Images/*.jpg`, `Transcriptions/*.txt`, `Sets/{Train,Validation,Test}Lines.txt`."
+    "Teklia's RIMES-2011-Lines.zip unpacked: `Images/*.jpg`, `Transcriptions/*.txt`, `Sets/*Lines.txt`."
     sets = defaultdict(list)
     for k, (line, a) in enumerate(samples):
         lid = f"{'eval' if line.split == 'test' else 'train'}2011-{k // 3}-{k % 3:02d}"
@@ -128,12 +129,21 @@ PAGE_NS = {"2013": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07
 
 
 def _page_line(k: int, box, text: str, words: bool = False) -> str:
+    "One PAGE TextLine: Coords, Baseline, and its text as its own TextEquiv or (`words`) as Word elements only."
     l, t, r, b = box
-    body = ("".join(f'<Word id="w{k}_{j}"><Coords points="{_rect(box)}"/><TextEquiv><Unicode>{escape(w)}</Unicode></TextEquiv></Word>'
-                    for j, w in enumerate(text.split())) if words else
-            f"<TextEquiv><Unicode>{escape(text)}</Unicode></TextEquiv>")
-    return (f'<TextLine id="line_{k + 1}" custom="readingOrder {{index:{k};}}"><Coords points="{_rect(box)}"/>'
+    equiv = lambda s: f"<TextEquiv><Unicode>{escape(s)}</Unicode></TextEquiv>"
+    body = ("".join(f'<Word id="w{k}_{j}"><Coords points="{_rect(box)}"/>{equiv(w)}</Word>' for j, w in enumerate(text.split()))
+            if words else equiv(text))
+    return (f'\n   <TextLine id="line_{k + 1}" custom="readingOrder {{index:{k};}}"><Coords points="{_rect(box)}"/>'
             f'<Baseline points="{l},{b - 2} {r - 1},{b - 2}"/>{body}</TextLine>')
+
+
+def _region(tag: str, id: str, w: int, h: int, inside: str, custom: str = "") -> str:
+    return f'\n  <{tag} id="{id}"{custom}><Coords points="0,0 {w},0 {w},{h} 0,{h}"/>{inside}</{tag}>'
+
+
+EMPTY_LINE = '\n   <TextLine id="line_{n}"><Coords points="0,0 3,0 3,3 0,3"/><TextEquiv><Unicode/></TextEquiv></TextLine>'
+ORDER = '<ReadingOrder><OrderedGroup id="ro1"><RegionRefIndexed index="0" regionRef="r1"/></OrderedGroup></ReadingOrder>'
 
 
 def page_xml(samples, root: Path, version: str = "2013", per_page: int = 3, empty_line: bool = False,
@@ -142,43 +152,43 @@ def page_xml(samples, root: Path, version: str = "2013", per_page: int = 3, empt
     `custom` reading order; with `empty_line`, one extra line with an empty `<Unicode/>` per page); plain for 2019."""
     for split, p, rows in _pages(samples, per_page):
         page, boxes = compose([a for _, a in rows])
-        name = f"page_{p + 1:04d}"
+        name, (h, w) = f"page_{p + 1:04d}", page.shape
         put(root / split / f"{name}.png", encode(page))
         lines = [_page_line(k, box, l.text, words) for k, ((l, _), box) in enumerate(zip(rows, boxes))]
-        if empty_line:
-            lines.append(f'<TextLine id="line_{len(rows) + 1}"><Coords points="0,0 3,0 3,3 0,3"/><TextEquiv><Unicode/></TextEquiv></TextLine>')
-        h, w = page.shape
-        if version == "2013":  # nested: line 1 in the outer region, line 2 in an inner TextRegion, the rest in a table cell
-            regions = (f'<TextRegion id="r1" custom="readingOrder {{index:0;}}"><Coords points="0,0 {w},0 {w},{h} 0,{h}"/>{lines[0]}'
-                       f'<TextRegion id="r1a"><Coords points="0,0 {w},0 {w},{h} 0,{h}"/>{"".join(lines[1:2])}</TextRegion>'
-                       f'<TableRegion id="t1"><Coords points="0,0 {w},0 {w},{h} 0,{h}"/><TextRegion id="c1">'
-                       f'<Coords points="0,0 {w},0 {w},{h} 0,{h}"/>{"".join(lines[2:])}</TextRegion></TableRegion></TextRegion>')
-            meta = "<Metadata><Creator>Transkribus</Creator><Created>2026-01-01T00:00:00</Created></Metadata>"
-            order = '<ReadingOrder><OrderedGroup id="ro1"><RegionRefIndexed index="0" regionRef="r1"/></OrderedGroup></ReadingOrder>'
+        if empty_line: lines.append(EMPTY_LINE.format(n=len(rows) + 1))
+        if version == "2013":  # line 1 in the outer region, line 2 in an inner TextRegion, the rest in a table's cell
+            table = _region("TableRegion", "t1", w, h, _region("TextRegion", "c1", w, h, "".join(lines[2:])))
+            inner = _region("TextRegion", "r1a", w, h, "".join(lines[1:2]))
+            regions = _region("TextRegion", "r1", w, h, lines[0] + inner + table, ' custom="readingOrder {index:0;}"')
+            meta, order = "<Metadata><Creator>Transkribus</Creator><Created>2026-01-01T00:00:00</Created></Metadata>", ORDER
         else:
-            regions = f'<TextRegion id="r1"><Coords points="0,0 {w},0 {w},{h} 0,{h}"/>{"".join(lines)}</TextRegion>'
+            regions = _region("TextRegion", "r1", w, h, "".join(lines))
             meta, order = "<Metadata><Creator>eScriptorium</Creator></Metadata>", ""
-        put(root / split / f"{name}.xml", f'<?xml version="1.0" encoding="UTF-8"?>\n<PcGts xmlns="{PAGE_NS[version]}">{meta}'
-            f'<Page imageFilename="{name}.png" imageWidth="{w}" imageHeight="{h}">{order}{regions}</Page></PcGts>\n')
+        put(root / split / f"{name}.xml", f'<?xml version="1.0" encoding="UTF-8"?>\n<PcGts xmlns="{PAGE_NS[version]}">'
+            f'{meta}\n <Page imageFilename="{name}.png" imageWidth="{w}" imageHeight="{h}">{order}{regions}</Page></PcGts>\n')
     return root
+
+
+ALTO_HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">\n'
+             "<Description><MeasurementUnit>{unit}</MeasurementUnit>\n"
+             "<sourceImageInformation><fileName>{name}.png</fileName></sourceImageInformation></Description>\n")
 
 
 def alto_xml(samples, root: Path, per_page: int = 3, unit: str = "pixel") -> Path:
     "ALTO v4 pages in `train/ val/ test/`, kraken style but without `SP` elements: strings joined by one space."
     for split, p, rows in _pages(samples, per_page):
         page, boxes = compose([a for _, a in rows])
-        name = f"page_{p + 1:04d}"
+        name, (h, w) = f"page_{p + 1:04d}", page.shape
         put(root / split / f"{name}.png", encode(page))
         lines = []
         for k, ((l, _), (x0, y0, x1, y1)) in enumerate(zip(rows, boxes)):
-            strings = "".join(f"<String CONTENT={quoteattr(w)}/>" for w in l.text.split())
-            lines.append(f'<TextLine ID="line_{k + 1}" HPOS="{x0}" VPOS="{y0}" WIDTH="{x1 - x0}" HEIGHT="{y1 - y0}" BASELINE="{y1 - 2}">'
-                         f'<Shape><Polygon POINTS="{_rect((x0, y0, x1, y1))}"/></Shape>{strings}</TextLine>')
-        h, w = page.shape
-        put(root / split / f"{name}.xml", f'<?xml version="1.0" encoding="UTF-8"?>\n<alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">'
-            f"<Description><MeasurementUnit>{unit}</MeasurementUnit><sourceImageInformation><fileName>{name}.png</fileName>"
-            f'</sourceImageInformation></Description><Layout><Page ID="p1" WIDTH="{w}" HEIGHT="{h}" PHYSICAL_IMG_NR="1">'
-            f'<PrintSpace><TextBlock ID="b1">{"".join(lines)}</TextBlock></PrintSpace></Page></Layout></alto>\n')
+            strings = "".join(f"<String CONTENT={quoteattr(s)}/>" for s in l.text.split())
+            shape = f'<Shape><Polygon POINTS="{_rect((x0, y0, x1, y1))}"/></Shape>'
+            lines.append(f'\n  <TextLine ID="line_{k + 1}" HPOS="{x0}" VPOS="{y0}" WIDTH="{x1 - x0}" HEIGHT="{y1 - y0}" '
+                         f'BASELINE="{y1 - 2}">{shape}{strings}</TextLine>')
+        layout = (f'<Layout><Page ID="p1" WIDTH="{w}" HEIGHT="{h}" PHYSICAL_IMG_NR="1"><PrintSpace>'
+                  f'<TextBlock ID="b1">{"".join(lines)}</TextBlock></PrintSpace></Page></Layout></alto>\n')
+        put(root / split / f"{name}.xml", ALTO_HEAD.format(unit=unit, name=name) + layout)
     return root
 
 
