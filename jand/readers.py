@@ -116,6 +116,10 @@ PUBLISHED_COUNTS = {
     ("iam", "official"): ({"train": 6161, "val": 900, "test": 1861},
                           "IAM Large Writer Independent Text Line Recognition Task, trainset.txt, validationset1.txt "
                           "and testset.txt (validationset2.txt, 940 lines, not counted)"),
+    # IAM variants in use (FORMATS.md; shonenkov/IAM-Splitting): never asserted, named when a copy matches one
+    ("iam", "iam-a"): ({"train": 6161, "val": 966, "test": 2915}, "IAM-A: PyLaia egs data/part/lines/aachen/*.lst"),
+    ("iam", "iam-c"): ({"train": 6161, "val": 940, "test": 1861}, "IAM-C: official train/test, validationset2 as val"),
+    ("iam", "iam-d"): ({"train": 9652, "val": 1840, "test": 1861}, "IAM-D: official test, the rest as train/val"),
     ("rimes", "2011"): ({"test": 778}, "ICDAR 2011 RIMES line-level evaluation set, eval_2011_annotated.xml"),
     ("rimes", "2011-lines"): ({"train": 10188, "val": 1138, "test": 778},
                               "Teklia's RIMES-2011 line sets (RIMES-2011-Lines.zip Sets/, Teklia/RIMES-2011-line)"),
@@ -134,6 +138,9 @@ def check_published_counts(lines:list, # The lines read
     bad = [f"{s} has {got.get(s, 0)} lines, published {n}" for s, n in expected.items() if got.get(s, 0) != n]
     if not bad: return
     skipped = f"; while reading, {summary(report)}" if report is not None else ""
+    same = [k[1] for k, (c, _) in PUBLISHED_COUNTS.items() if k[0] == corpus and c == {s: got.get(s, 0) for s in c}]
+    if same: skipped += f"; the copy has the published counts of {corpus} {same[0]} " \
+                        f"({PUBLISHED_COUNTS[(corpus, same[0])][1]})"
     e = DataError(where, f"line counts differ from the published {corpus} {scheme} split ({'; '.join(bad)}; "
                   f"source: {provenance}){skipped}. Check that the copy and its split files are complete, or read it "
                   f"anyway: add ?check_counts=false to the source in the data spec ({corpus}:ROOT?check_counts=false), "
