@@ -15,7 +15,7 @@ from .images import load_image
 from .preprocess import PreprocessConfig, AugmentConfig, prepare
 
 # %% auto #0
-__all__ = ['load_line', 'LineDataset', 'BucketBatchSampler', 'pad_images', 'collate_lines', 'make_loader']
+__all__ = ['load_line', 'LineList', 'LineDataset', 'BucketBatchSampler', 'pad_images', 'collate_lines', 'make_loader']
 
 # %% ../nbs/07_loading.ipynb #8ecc89bd
 def load_line(line:Line) -> np.ndarray:
@@ -23,6 +23,20 @@ def load_line(line:Line) -> np.ndarray:
     if line.image.startswith("synth:"):
         raise DataError(line.id, "a synthetic line has no image file; load it with its SynthCorpus (pass `load=corpus.load`)")
     return load_image(line.image, line.box)
+
+# %% ../nbs/07_loading.ipynb #ea2d67e0
+class LineList(list):
+    "A list of lines that can say why it is empty (`why`); slicing keeps the reason."
+    why: str = "" # Why there is no line (set by whoever selected the lines)
+
+    def __getitem__(self, i):
+        out = super().__getitem__(i)
+        return LineList.of(out, self.why) if isinstance(i, slice) else out
+
+    @classmethod
+    def of(cls, lines, why:str="") -> "LineList":
+        out = cls(lines); out.why = why
+        return out
 
 # %% ../nbs/07_loading.ipynb #c479ee10
 class LineDataset(Dataset):
@@ -38,7 +52,9 @@ class LineDataset(Dataset):
                  replacement:str|None=None,
                  name:str="data", # Named in messages and reports
                 ):
-        if not lines: raise DataError(name, "the dataset is empty: no lines to load")
+        if not lines:
+            why = getattr(lines, "why", "")
+            raise DataError(name, "the dataset is empty: no lines to load" + (f" ({why})" if why else ""))
         by_key = {f"{l.source or name}:{l.id}": l for l in lines}
         if len(by_key) != len(lines): raise DataError(name, "duplicate line ids: every line needs a unique (source, id)")
         kept, self.report = apply_charset_policy(((k, l.text) for k, l in by_key.items()), charset, policy, replacement, Report(name))

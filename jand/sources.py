@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_sources.ipynb #56e02459
 from __future__ import annotations
-import inspect, math, re
+import inspect, math, re, types, typing
 from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,17 +13,21 @@ import numpy as np
 from torch.utils.data import Sampler
 from .core import DataError, Line, Report
 from .charset import Charset
-from .loading import BucketBatchSampler, load_line
-from .readers import READERS, SPLITS, read_corpus, summary as report_summary
+from .images import check_image, polygon_box, split_polygon
+from .loading import BucketBatchSampler, LineList, load_line
+from .readers import READERS, SPLITS, read_corpus, published_counts, summary as report_summary
 from .synth import DOMAINS, SynthConfig, SynthCorpus
 
 # %% auto #0
-__all__ = ['SOURCE_KINDS', 'DOMAINS_ORDER', 'SourceSpec', 'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader',
-           'DataBundle', 'open_data', 'WeightedBucketBatchSampler']
+__all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceSpec', 'reader_options', 'option_value',
+           'spec_options_help', 'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle',
+           'spec_options', 'open_data', 'line_size', 'check_data', 'format_check', 'WeightedBucketBatchSampler']
 
 # %% ../nbs/05a_sources.ipynb #27295870
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?") # What "looks like a number" after an `@`
+
+def _options_text(tail:str) -> bool: return tail == "" or "=" in tail # What "looks like options" after a `?`
 
 def _fmt_weight(w:float) -> str:
     s = f"{w:g}"
@@ -36,6 +40,7 @@ class SourceSpec:
     arg: str = "" # The corpus root (corpus kinds); the domains, comma-separated in `DOMAINS` order (`synth`; empty = the config's)
     weight: float = 1.0 # Sampling weight in joint training (normalised over the sources drawn from)
     name: str = "" # Unique in its spec: `iam`, `folder-2`, `synth`, `synth-en-fr`
+    options: tuple = () # Reader options as written: `(("split", "official"), ("check_counts", "false"))`
 
     @property
     def domains(self) -> tuple:
@@ -45,6 +50,8 @@ class SourceSpec:
     def __str__(self) -> str:
         "The source as spec text (the weight is written when it is not 1, or when the path would swallow it)."
         text = self.kind + (f":{self.arg}" if self.arg else "")
+        if self.options or (self.kind != "synth" and "?" in self.arg and _options_text(self.arg.rpartition("?")[2])):
+            text += "?" + "&".join(f"{k}={v}" for k, v in self.options)
         head, at, tail = text.rpartition("@")
         if self.weight != 1 or (at and self.kind != "synth" and _NUMBER.fullmatch(tail.strip())):
             text += "@" + _fmt_weight(self.weight)
@@ -76,19 +83,88 @@ def _synth_arg(part:str, arg:str, colon:str) -> str:
     if twice: raise _part_error(part, f"domain(s) {', '.join(twice)} named twice")
     return ",".join(d for d in DOMAINS if d in names)
 
+def _split_options(part:str, body:str) -> tuple:
+    "`(body, options)`: the `key=value` pairs after the last `?` (see the grammar), as written."
+    head, q, tail = body.rpartition("?")
+    if not q or not _options_text(tail): return body, ()
+    pairs = []
+    for item in tail.split("&") if tail else []:
+        key, eq, value = item.partition("=")
+        if not eq or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()):
+            raise _part_error(part, f"bad reader option {item!r}: write KEY=VALUE pairs joined by '&' after PATH?")
+        pairs.append((key.strip(), value.strip()))
+    twice = [k for k, n in Counter(k for k, _ in pairs).items() if n > 1]
+    if twice: raise _part_error(part, f"reader option(s) {', '.join(twice)} given twice")
+    return head, tuple(pairs)
+
+FILE_KINDS = ("parquet", "page", "alto") # Source kinds whose path may be one file rather than a folder
+
 def _parse_part(part:str, check_paths:bool) -> tuple:
-    "`(kind, arg, weight)` of one spec part, checked."
+    "`(kind, arg, weight, options)` of one spec part, checked."
     body, weight = _split_weight(part)
+    body, options = _split_options(part, body)
     kind, colon, arg = body.partition(":")
     kind, arg = kind.strip(), arg.strip()
     if kind not in SOURCE_KINDS:
         raise _part_error(part, f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
-    if kind == "synth": return kind, _synth_arg(part, arg, colon), weight
+    if kind == "synth":
+        if options:
+            raise _part_error(part, "a synthetic source takes no reader options; a SynthConfig sets it (--synth-*)")
+        return kind, _synth_arg(part, arg, colon), weight, ()
     if not arg: raise _part_error(part, f"missing path: write {kind}:PATH with the root folder of the {kind} corpus")
+    for k, v in options: option_value(part, kind, k, v)  # unknown options and bad values fail here, before any reading
     path = Path(arg).expanduser()
     if check_paths and not path.exists(): raise _part_error(part, f"path {str(path)!r} does not exist")
-    if check_paths and not path.is_dir(): raise _part_error(part, f"path {str(path)!r} is not a folder (a corpus root is a folder)")
-    return kind, str(path), weight
+    if check_paths and not path.is_dir() and kind not in FILE_KINDS:
+        raise _part_error(part, f"path {str(path)!r} is not a folder (a corpus root is a folder)")
+    return kind, str(path), weight, options
+
+# %% ../nbs/05a_sources.ipynb #1ec8aab3
+BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+def _simple_type(hint, default):
+    "bool, int, float or str for a parameter a spec can set (None: unannotated: a bool word or text); else `object`."
+    if hint is None: return None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1: hint = args[0]
+    return hint if hint in (bool, int, float, str) else object
+
+def reader_options(kind:str) -> dict:
+    "Name → `(type, default, help)` of every option of `kind`'s reader; type `object` for those a spec cannot set."
+    from fastcore.docments import docments
+    fn = READERS[kind]
+    hints, helps = typing.get_type_hints(fn), docments(fn)
+    return {n: (_simple_type(hints.get(n), p.default), p.default, helps.get(n) or "")
+            for n, p in inspect.signature(fn).parameters.items() if n != "root"}
+
+def option_value(part:str, kind:str, key:str, text:str):
+    "The value of spec option `key=text` of a `kind` source, parsed by the reader parameter's type."
+    opts = reader_options(kind)
+    settable = [k for k, (tp, _, _) in opts.items() if tp is not object]
+    if key not in opts:
+        raise _part_error(part, f"unknown option {key!r} for {kind}; the {kind} reader takes {', '.join(settable)}")
+    tp = opts[key][0]
+    if tp is object:
+        raise _part_error(part, f"option {key} takes an object; set it with open_data(reader_options=...) "
+                          f"(a spec can set {', '.join(settable)})")
+    if tp in (bool, None) and text.lower() in BOOL_WORDS: return BOOL_WORDS[text.lower()]
+    if tp is bool: raise _part_error(part, f"option {key}={text!r}: {key} is true or false (also yes/no, 1/0)")
+    if tp in (int, float):
+        try: return tp(text)
+        except ValueError:
+            what = "an integer" if tp is int else "a number"
+            raise _part_error(part, f"option {key}={text!r}: {key} takes {what}") from None
+    return text
+
+# %% ../nbs/05a_sources.ipynb #dc288c6d
+def spec_options_help(kinds:Sequence[str]|None=None) -> str:
+    "The reader options a data spec can set, per source kind, as `--help` text."
+    out = ["data spec reader options: KIND:PATH?key=value&key=value (iam:/data/IAM?split=official&check_counts=false)"]
+    for kind in kinds or READERS:
+        show = lambda d: "true" if d is True else "false" if d is False else "…" if d is None else d
+        opts = [f"{k}={show(d)}" for k, (tp, d, _) in reader_options(kind).items() if tp is not object]
+        out.append(f"  {kind}: " + ", ".join(opts))
+    return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #3a96f3f1
 def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`), or a list of sources (paths may then hold `+`)
@@ -103,21 +179,21 @@ def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`
     for i, part in enumerate(parts, 1):
         part = part.strip()
         if not part: raise DataError(f"data spec {spec!r}", f"source {i} is empty (two '+' in a row, or a '+' at an end)")
-        kind, arg, weight = _parse_part(part, check_paths)
+        kind, arg, weight, options = _parse_part(part, check_paths)
         key = (kind, arg if kind == "synth" else str(Path(arg).resolve()))
         if key in seen: raise _part_error(part, f"duplicate source: it names the same source as {seen[key]!r}")
         seen[key] = part
-        parsed.append((kind, arg, weight))
-    per_kind, kth, out = Counter(k for k, _, _ in parsed), Counter(), []
-    for kind, arg, weight in parsed:
+        parsed.append((kind, arg, weight, options))
+    per_kind, kth, out = Counter(p[0] for p in parsed), Counter(), []
+    for kind, arg, weight, options in parsed:
         if kind == "synth": name = "synth" + ("-" + arg.replace(",", "-") if arg else "")
         elif per_kind[kind] > 1: kth[kind] += 1; name = f"{kind}-{kth[kind]}"
         else: name = kind
-        out.append(SourceSpec(kind, arg, weight, name))
+        out.append(SourceSpec(kind, arg, weight, name, options))
     return out
 
 def format_data_spec(specs:Sequence[SourceSpec]) -> str:
-    "The canonical spec text of `specs` (parsing it gives the same sources, unless a path holds a `+`)."
+    "The canonical spec text of `specs`, options included (parsing it gives the same sources unless a path holds `+`)."
     return "+".join(map(str, specs))
 
 # %% ../nbs/05a_sources.ipynb #ded2d2f6
@@ -211,7 +287,18 @@ class DataBundle:
                     out.append(l if ls == l.source else replace(l, source=ls))
             if len({l.id for l in out}) != len(out): raise DataError(self.spec, f"duplicate line ids in the {split} split")
             self._cache[split] = out
-        return list(self._cache[split])
+        return LineList.of(self._cache[split], "" if self._cache[split] else self.why_empty(split))
+
+    def why_empty(self, split:str) -> str:
+        "Why `split` has no line: per source, its lines in the other splits and what its reader kept and skipped."
+        parts = []
+        for s in self.specs:
+            n = ({sp: self._synth[s.name].cfg.size(sp) for sp in SPLITS} if s.kind == "synth"
+                 else Counter(l.split for l in self._disk[s.name]))
+            others = ", ".join(f"{sp} {n.get(sp, 0)}" for sp in SPLITS if sp != split)
+            parts.append(f"{s.name} has no {split} lines ({others}); its reader: "
+                         f"{report_summary(self.reports[s.name])}")
+        return "; ".join(parts)
 
     def charset(self) -> Charset:
         "The unified charset: every character of every split of every source (PAPER.md F8)."
@@ -263,7 +350,7 @@ class DataBundle:
 
 # %% ../nbs/05a_sources.ipynb #078f7fda
 def _reader_options(specs:list, options:dict|None) -> dict:
-    "Source name → the options of its reader: its kind's, updated with its name's; unknown keys and options are errors."
+    "Source name → its reader's options: its kind's, updated with its name's, then its spec options; unknown: errors."
     options, names = dict(options or {}), {s.name for s in specs if s.kind != "synth"}
     for key, val in options.items():
         if key == "synth" or str(key).startswith("synth-"):
@@ -275,12 +362,16 @@ def _reader_options(specs:list, options:dict|None) -> dict:
     out = {}
     for s in specs:
         if s.kind == "synth": continue
-        opts = {**options.get(s.kind, {}), **options.get(s.name, {})}
+        opts = {**options.get(s.kind, {}), **options.get(s.name, {}), **spec_options(s)}
         accepted = [p for p in inspect.signature(READERS[s.kind]).parameters if p != "root"]
         bad = sorted(set(opts) - set(accepted))
         if bad: raise ValueError(f"{s.name}: the {s.kind} reader has no option(s) {', '.join(bad)}; it takes {', '.join(accepted)}")
         out[s.name] = opts
     return out
+
+def spec_options(src:SourceSpec) -> dict:
+    "The reader options written in a source's spec text, parsed by the reader's types."
+    return {k: option_value(str(src), src.kind, k, v) for k, v in src.options}
 
 def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+synth@0.3`, or a list of sources
               synth:SynthConfig=SynthConfig(), # Config of bare `synth`; a domain subset derives its own (`synth_config`)
@@ -299,6 +390,85 @@ def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+sy
                                      kept=sum(c.cfg.size(sp) for sp in SPLITS))
         else: disk[s.name], reports[s.name] = read_corpus(s.kind, s.arg, **opts[s.name])
     return DataBundle(specs, corpora, disk, reports)
+
+# %% ../nbs/05a_sources.ipynb #48af5c7e
+def line_size(line:Line) -> tuple|None:
+    "`(width, height)` of a line's image, from its box, its polygon or its image header; None for a synthetic line."
+    if line.image.startswith("synth:"): return None
+    if line.box is not None: return line.box[2] - line.box[0], line.box[3] - line.box[1]
+    if line.image.startswith("polygon:"):
+        l, t, r, b = polygon_box(split_polygon(line.image)[0])
+        return r - l, b - t
+    return check_image(line.image)
+
+def _split_check(lines:list, charset:Charset|None) -> dict:
+    "Lines, writers, characters and image-size ranges of one split of one source."
+    chars, sizes, bad = set("".join(l.text for l in lines)), [], []
+    for l in lines:
+        try: s = line_size(l)
+        except DataError as e: bad.append(f"{e.where} ({e.problem})"); continue
+        if s is not None: sizes.append(s)
+    rng = lambda k: [min(s[k] for s in sizes), max(s[k] for s in sizes)] if sizes else None
+    return {"lines": len(lines), "writers": len({l.writer for l in lines if l.writer}) or None,
+            "characters": len(chars),
+            "outside_charset": "".join(sorted(chars - set(charset.symbols))) if charset is not None else None,
+            "width": rng(0), "height": rng(1), "unreadable": len(bad), "unreadable_examples": bad[:3]}
+
+# %% ../nbs/05a_sources.ipynb #61ba9d52
+def _source_check(bundle:DataBundle, s:SourceSpec, charset:Charset|None) -> dict:
+    "What `check_data` reports for one source of `bundle`."
+    rep = bundle.reports[s.name]
+    own = {sp: [l for l in bundle.lines(sp) if bundle.source_of(l).name == s.name] for sp in SPLITS}
+    counted = getattr(rep, "counted", None) or {sp: len(v) for sp, v in own.items()}
+    key = getattr(rep, "counts_key", None)
+    return {"kind": s.kind, "read_as": rep.source, "weight": s.weight, "options": dict(s.options), "kept": rep.kept,
+            "skipped": {r: {"lines": n, "example": rep.examples.get(r, [""])[0]} for r, n in rep.skipped.most_common()},
+            "changed": {r: {"lines": n, "example": rep.examples.get(r, [""])[0]} for r, n in rep.changed.most_common()},
+            "published_scheme": " ".join(key) if key else None,
+            "published": {sp: {"read": counted.get(sp, 0), "published": n} for sp, n in published_counts(rep).items()},
+            "splits": {sp: _split_check(own[sp], charset) for sp in SPLITS}}
+
+def check_data(spec, # A data spec, as `open_data` takes it
+               charset:Charset|None=None, # A model's charset: report the characters outside it
+               synth:SynthConfig=SynthConfig(), # As in `open_data`
+               reader_options:dict|None=None, # As in `open_data`
+              ) -> dict:
+    "What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it cannot."
+    try: bundle = open_data(spec, synth, reader_options)
+    except DataError as e:
+        text = spec if isinstance(spec, str) else "+".join(spec)
+        return {"spec": text, "readable": False, "problems": [str(e)], "sources": {}}
+    sources = {s.name: _source_check(bundle, s, charset) for s in bundle.specs}
+    problems = [f"{name} {sp}: {r['unreadable']} line image(s) unreadable, e.g. {r['unreadable_examples'][0]}"
+                for name, src in sources.items() for sp, r in src["splits"].items() if r["unreadable"]]
+    empty = [sp for sp in ("train", "val") if not bundle.lines(sp)]
+    problems += [f"{sp}: the dataset is empty ({bundle.why_empty(sp)})" for sp in empty]
+    return {"spec": bundle.spec, "readable": not problems, "problems": problems, "sources": sources}
+
+# %% ../nbs/05a_sources.ipynb #0976ede9
+def _range(r) -> str: return "–" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}–{r[1]}")
+
+def format_check(res:dict) -> str:
+    "A printable account of a `check_data` result."
+    out = [f"data: {res['spec']}"]
+    for name, src in res["sources"].items():
+        out.append(f"\n{name}: {src['read_as']}  (weight {src['weight']:g}; kept {src['kept']} lines)")
+        out.append(f"  {'split':<6} {'lines':>7} {'writers':>8} {'chars':>6}  {'width':>11} {'height':>9}  "
+                   "outside the model's charset")
+        for sp, r in src["splits"].items():
+            outside = r["outside_charset"]
+            outside = "(no model given)" if outside is None else repr(outside) if outside else "none"
+            out.append(f"  {sp:<6} {r['lines']:>7} {r['writers'] or '–':>8} {r['characters']:>6}  "
+                       f"{_range(r['width']):>11} {_range(r['height']):>9}  {outside}")
+        if src["published"]:
+            cmp = ", ".join(f"{sp} {v['read']} / {v['published']}" + (" (differs)" * (v["read"] != v["published"]))
+                            for sp, v in src["published"].items())
+            out.append(f"  published counts ({src['published_scheme']}), read / published: {cmp}")
+        for what in ("skipped", "changed"):
+            out += [f"  {what} {v['lines']} × {r} (e.g. {v['example']})" for r, v in src[what].items()]
+    out.append("\nreadable: " + ("yes" if res["readable"] else "NO"))
+    out += [f"  problem: {p}" for p in res["problems"]]
+    return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #8180a989
 class WeightedBucketBatchSampler(Sampler):

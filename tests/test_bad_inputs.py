@@ -433,3 +433,126 @@ def test_split_files_lists_and_xml(tmp_path, name):
     else:
         assert rep.n_skipped == rep.skipped[text] >= 1, str(rep)
         assert any(where in ex for ex in rep.examples[text]), str(rep)
+
+
+# ---------------------------------------------------------------- issue 14: layouts as distributed -----------------
+# Written from the published format descriptions by `tests/layouts.py`, then broken one thing at a time.
+import layouts  # noqa: E402
+from jand.readers import read_alto, read_page, read_parquet  # noqa: E402
+
+
+def parquet_rows(path: Path, images: list, texts: list):
+    import pyarrow as pa, pyarrow.parquet as pq
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"image": pa.array([None if b is None else {"bytes": b, "path": None} for b in images],
+                                               pa.struct([("bytes", pa.binary()), ("path", pa.string())])), "text": texts}), path)
+    return path
+
+
+def png(a=None) -> bytes: return layouts.encode(ink() if a is None else a)
+
+
+SPEC_OPTIONS = {
+    # name: (the spec, given `tmp`; what the one-line error says)
+    "unknown-spec-option": (lambda t: f"folder:{t}?flat_splt=val", "unknown option 'flat_splt' for folder; the folder reader takes flat_split"),
+    "bad-bool-option": (lambda t: f"iam:{t}?check_counts=perhaps", "option check_counts='perhaps': check_counts is true or false"),
+    "bad-number-option": (lambda t: f"folder:{t}?val_fraction=lots", "val_fraction takes a number"),
+    "option-given-twice": (lambda t: f"folder:{t}?flat_split=val&flat_split=test", "reader option(s) flat_split given twice"),
+    "option-without-key": (lambda t: f"folder:{t}?=val", "bad reader option '=val'"),
+    "object-option": (lambda t: f"iam:{t}?norm=none", "option norm takes an object"),
+    "synth-with-options": (lambda t: "synth?seed=3", "a synthetic source takes no reader options"),
+    "iam-subset-counts": (lambda t: f"iam:{layouts.iam_official(samples(), t / 'IAM')}",
+                          "published iam official split (train has 3 lines, published 6161"),
+    "iam-no-split-files": (lambda t: f"iam:{layouts.iam_lines(samples(), t / 'IAM')}", "no IAM split files found"),
+    "iam-official-asked-not-there": (lambda t: f"iam:{layouts.iam_openslr(samples(), t / 'IAM')}?split=official",
+                                     "split file not found: expected trainset.txt"),
+    "parquet-missing-column": (lambda t: f"parquet:{_text_only(t / 'p/data/train.parquet')}", "parquet column(s) image missing (columns: text)"),
+    "parquet-not-parquet": (lambda t: f"parquet:{layouts.put(t / 'train.parquet', b'PAR1 but not really')}", "not a readable parquet file"),
+    "page-without-image": (lambda t: f"page:{_page_without_image(t / 'pages')}", "no usable lines: kept 0, skipped 3: 3 × page names no image file"),
+    "alto-in-mm10": (lambda t: f"alto:{layouts.alto_xml(samples(), t / 'alto', unit='mm10')}",
+                     "9 × ALTO coordinates not in pixels (MeasurementUnit) (e.g. "),
+    "val-split-empty": (lambda t: f"folder:{_no_val(t / 'f')}", "val: the dataset is empty: no lines to load (folder has no val lines (train 3, test 3)"),
+}
+
+
+def _text_only(path: Path) -> Path:
+    import pyarrow as pa, pyarrow.parquet as pq
+    path.parent.mkdir(parents=True, exist_ok=True); pq.write_table(pa.table({"text": ["a"]}), path)
+    return path
+
+
+def _page_without_image(root: Path) -> Path:
+    layouts.page_xml(samples()[:3], root)
+    xml = root / "train" / "page_0001.xml"
+    xml.write_text(re.sub(r' imageFilename="[^"]*"', "", xml.read_text()))
+    return root
+
+
+def _no_val(root: Path) -> Path:
+    return layouts.folder_repeated([s for s in samples() if s[0].split != "val"], root)
+
+
+@pytest.mark.parametrize("name", SPEC_OPTIONS)
+def test_layouts_and_spec_options_through_cli_train(tmp_path, capsys, name):
+    spec, problem = SPEC_OPTIONS[name]
+    rc, out, err = cli(capsys, "train", "--out", tmp_path / "run", "--data", spec(tmp_path), "--model", "student", "--height", "32",
+                       "--epochs", "1", "--no-progress-bar")
+    assert_one_line_error(rc, err, problem)
+
+
+def test_parquet_rows_without_text_or_image_are_counted(tmp_path):
+    parquet_rows(tmp_path / "data" / "train.parquet", [png(), None, png(), b"not an image"], ["a bad cab", "dab", None, "bead"])
+    lines, rep = read_parquet(tmp_path)
+    assert [l.id for l in lines] == ["data/train-000000"] and rep.kept == 1 and rep.n_skipped == 3, str(rep)
+    assert rep.skipped["text is null"] == 1 and rep.skipped["image unreadable"] == 2, str(rep)
+    assert any("image bytes missing" in e for e in rep.examples["image unreadable"]), str(rep)
+    assert any("train.parquet#3" in e and "not a readable image" in e for e in rep.examples["image unreadable"]), str(rep)
+
+
+def test_page_problems_are_counted_with_the_file(tmp_path):
+    root = layouts.page_xml(samples(), tmp_path / "pages", "2019")
+    (root / "val" / "page_0001.png").unlink()  # a page image missing: its 3 lines
+    xml = root / "test" / "page_0001.xml"
+    xml.write_text(xml.read_text().replace('<Coords points="6,', '<Coordz points="6,', 1))  # one line without geometry
+    layouts.put(root / "train" / "broken.xml", "<PcGts><Page imageFilename='x.png'><TextLine")  # malformed
+    layouts.put(root / "train" / "mets.xml", "<mets><fileSec/></mets>")  # Transkribus's mets.xml: not PAGE
+    layouts.put(root / "stray.xml", (root / "train" / "page_0001.xml").read_text())  # outside the split folders
+    lines, rep = read_page(root)
+    assert rep.kept == len(lines) == 5, str(rep)
+    assert rep.skipped["image file not found"] == 3 and "val/page_0001.png" in rep.examples["image file not found"][0], str(rep)
+    assert rep.skipped["line without a polygon or box"] == 1 and "test/page_0001.xml (line line_1)" in str(rep), str(rep)
+    assert rep.skipped["malformed XML file"] == 1 and "broken.xml (line 1" in str(rep), str(rep)
+    assert rep.skipped["XML file that is not PAGE"] == 1 and rep.skipped["outside the train/val/test folders"] == 3, str(rep)
+    with pytest.raises(DataError, match="line without a polygon or box"): read_page(root, strict=True)  # the first problem, in file order
+
+
+def test_alto_lines_at_any_depth_and_polygon_crops(tmp_path):
+    root = layouts.alto_xml(samples(), tmp_path / "alto")
+    lines, rep = read_alto(root)
+    assert rep.kept == 9 and lines[0].image.startswith("polygon:") and lines[0].id == "test/page_0001/line_1", str(rep)
+    for l, (s, a) in zip(sorted(lines, key=lambda l: TEXTS.index(l.text)), samples()):
+        assert np.array_equal(load_image(l.image, l.box), a)  # a rectangle polygon cuts exactly the line
+
+
+def test_folder_real_duplicate_names_both_files(tmp_path):
+    root = folder(tmp_path)
+    for suffix in (".png", ".gt.txt"): shutil.copy(root / "train" / f"{IDS[0]}{suffix}", root / "val" / f"{IDS[0]}{suffix}")
+    lines, rep = read_folder(root)
+    assert rep.kept == N and rep.skipped["duplicate id"] == 1, str(rep)
+    ex = rep.examples["duplicate id"][0]
+    assert f"train/{IDS[0]}.gt.txt" in ex and f"val/{IDS[0]}.gt.txt" in ex and "the same image and text in two split folders" in ex, ex
+
+
+def test_cli_predict_reads_every_readable_file(tmp_path, capsys, model_file):
+    for k in range(3): Image.fromarray(ink(seed=k)).save(tmp_path / f"{k}.png")
+    (tmp_path / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n but cut")
+    Image.fromarray(np.full((900, 600), 255, np.uint8)).save(tmp_path / "page.png")
+    rc, out, err = cli(capsys, "predict", "--model", model_file, tmp_path)
+    assert rc == 1, err
+    assert [r.split("\t")[0] for r in out.splitlines()] == [str(tmp_path / n) for n in ("0.png", "2.png", "page.png")]
+    assert f"jand: {tmp_path / '1.png'}: " in err and "(not read)" in err and "1 of 4 image(s) could not be read" in err, err
+    assert f"jand: warning: {tmp_path / 'page.png'}: 600×900 is taller than wide" in err, err
+    (tmp_path / "0.png").write_bytes(b""); (tmp_path / "2.png").write_bytes(b"junk"); (tmp_path / "page.png").unlink()
+    rc, out, err = cli(capsys, "predict", "--model", model_file, tmp_path)
+    assert rc == 2 and out == "" and "none of the 3 images could be read" in err.splitlines()[-1], err
+    assert "0.png: image file is empty (0 bytes) (not read)" in err, err

@@ -22,7 +22,7 @@ def run(tmp_path_factory):
 
 def test_help_lists_every_command_and_training_option():
     top = jand("--help").stdout
-    for cmd in ("synth", "train", "distill", "eval", "train-corrector", "predict", "export", "bench", "reproduce"):
+    for cmd in ("synth", "train", "distill", "eval", "train-corrector", "predict", "export", "bench", "reproduce", "check-data"):
         assert cmd in top
     help_train = jand("train", "--help").stdout
     for opt in ("--max-minutes", "--no-se", "--fusion", "--curriculum", "--aux-weight", "--resume", "--seed", "--teacher"):

@@ -20,6 +20,9 @@ from jand.normalise import IAMNorm, BenthamNorm
 from jand import readers as R
 from jand.readers import (read_iam, read_rimes, read_bentham, read_folder, read_corpus,
                           write_iam, write_rimes, write_bentham, write_folder, hash_fraction)
+import layouts
+
+READ_ONLY = {"parquet": layouts.parquet_lines, "page": layouts.page_xml, "alto": layouts.alto_xml}
 
 # ---------------------------------------------------------------- fake corpus ---------------------------------
 SPLIT_OF_FORM = {0: "train", 1: "val", 2: "test"}
@@ -49,11 +52,12 @@ def expected(with_writer=True):
 
 def build(kind: str, root: Path) -> Path:
     if kind == "rimes": return write_rimes(samples(), root, lines_per_page=3, page_ext=".png")
+    if kind in READ_ONLY: return READ_ONLY[kind](samples(), root)  # layouts jand reads but does not write
     return R.WRITERS[kind](samples(), root)
 
 
 def read(kind: str, root: Path, **kw):
-    if kind != "folder": kw.setdefault("check_counts", False)
+    if kind in ("iam", "rimes", "bentham"): kw.setdefault("check_counts", False)
     return read_corpus(kind, root, **kw)
 
 
