@@ -35,8 +35,9 @@ test-slow: sync
 	$(BIN)/nbdev_test --n_workers 2 --flags slow
 	$(BIN)/python -m pytest -m slow
 
+# JupyterLab refuses to start as root unless told to (the usual case in containers).
 lab: $(STAMP)
-	$(BIN)/jupyter lab nbs
+	$(BIN)/jupyter lab nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Re-execute the notebooks so that their committed outputs and figures are current.
 notebooks: $(STAMP)

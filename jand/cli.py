@@ -187,11 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     from jand.reproduce import PROFILES
     d = sub.add_parser("reproduce", help="run the experiment notebooks with papermill: every table and figure of the paper")
     d.add_argument("--profile", choices=list(PROFILES), default="quick", help="smoke (minutes), quick (about an hour on 2 CPU cores), full (real corpora, GPU)")
-    d.add_argument("--only", help="experiments to run, comma-separated (e.g. distillation,ablation); default: all")
+    d.add_argument("--only", help="experiments to run, comma-separated (e.g. distillation,ablation), or all (with the "
+                   "on-request studies, such as regime); default: every experiment but the studies")
     d.add_argument("--data-root", type=Path, help="folder holding IAM/, RIMES/, Bentham/ (default: synthetic stand-ins)")
     d.add_argument("--device", default="cpu", help="cpu or cuda")
     d.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], help="seeds of the key comparisons, comma-separated (default: the profile's)")
-    d.add_argument("--budget", type=float, default=1.0, help="multiply the profile's wall-clock budgets (default: 1)")
+    d.add_argument("--budget", type=float, default=1.0, help="multiply the profile's step budgets (default: 1)")
     d.add_argument("--out", type=Path, help="executed notebooks and runs (default: runs/reproduce/PROFILE)")
     d.add_argument("--results", type=Path, help="tables (default: the project's results/)")
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")

@@ -33,6 +33,8 @@ class Report:
     changed: Counter = field(default_factory=Counter) # Reason -> number of lines kept but modified
     examples: dict = field(default_factory=dict) # Reason -> up to `max_examples` examples
     max_examples: int = 3
+    counts_key: tuple|None = None # The published split sizes that apply (`jand.readers.published_counts`), checked or not
+    counted: Counter = field(default_factory=Counter) # Split -> lines that count toward those sizes
 
     def _example(self, reason, where):
         ex = self.examples.setdefault(reason, [])
@@ -54,7 +56,8 @@ class Report:
     def merge(self, other:Report) -> Report:
         "Add `other`'s counts to this report (for readers made of several files)."
         self.kept += other.kept
-        self.skipped.update(other.skipped); self.changed.update(other.changed)
+        self.skipped.update(other.skipped); self.changed.update(other.changed); self.counted.update(other.counted)
+        self.counts_key = self.counts_key or other.counts_key
         for reason, ex in other.examples.items():
             for w in ex: self._example(reason, w)
         return self
@@ -71,7 +74,7 @@ class Line:
     "One text line of a corpus: where its image is, what it says, and what we know about it."
     id: str # Unique within its corpus, e.g. `a01-000u-00`
     text: str # The transcription (normalised, NFC)
-    image: str # Path of the image file (the line image, or the page it is cut from)
+    image: str # The image file (the line, or its page), or an address such as `parquet:FILE#ROW` (`jand.images`)
     split: str = "train" # `train`, `val` or `test`
     source: str = "" # Which corpus: `iam`, `rimes`, `bentham`, `folder`, `synth`
     writer: str = "" # Writer id when known

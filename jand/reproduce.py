@@ -57,6 +57,7 @@ PROFILES = {p.name: p for p in [
             val_every=3, seeds=(0, 1), sweep=((2.0, 0.5), (4.0, 0.9)), corrector_steps=4, bench_seconds=0.2, val_lines=12,
             curve_steps=4, curve_every=2, workers=1),
     Profile("quick"),
+    Profile("gpu", workers=8),  # quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate, not yet run
     Profile("full", synth_train=20_000, synth_val=2000, synth_test=2000, height=128, min_chars=10, max_chars=60,
             teacher_steps=80_000, student_steps=80_000, short_steps=20_000, val_every=2000, ablation_seeds=(0, 1, 2),
             sweep=((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)), corrector_steps=20_000,
@@ -309,16 +310,19 @@ BASE_MODEL = dict(curriculum="none", aux_weight=0.0, domain_weight=0.0) # The mo
 CURVES = {  # label → options of one learning-curve run
     "Teacher · 32 px · 5–30 chars": dict(model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=True),
     "Teacher · 32 px · 10–60 chars": dict(model="teacher", height=32, synth_min_chars=10, synth_max_chars=60, augment=True),
-    "Student · 32 px · 5–30 chars": dict(model="student", height=32, synth_min_chars=5, synth_max_chars=30, augment=True),
+    "Student · 32 px · 5–30 chars · no augmentation": dict(model="student", height=32, synth_min_chars=5, synth_max_chars=30,
+                                                          augment=False),
     "Teacher · 32 px · 5–30 chars · no augmentation": dict(model="teacher", height=32, synth_min_chars=5, synth_max_chars=30,
                                                           augment=False),
     "Teacher · 32 px · 5–30 chars · no augmentation · lr 3e-3": dict(model="teacher", height=32, synth_min_chars=5,
                                                                     synth_max_chars=30, augment=False, lr=3e-3),
+    "Teacher · 48 px · 5–30 chars · no augmentation": dict(model="teacher", height=48, synth_min_chars=5, synth_max_chars=30,
+                                                          augment=False, budget=2000),  # 2.3× the cost of a step at 32 px
 }
 
 def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profile.curve_every) -> dict:
-    "Label → `Lab.train_all` job of each learning-curve run."
-    return {label: dict(budget=steps, val_every=every, val_lines=None, **BASE_MODEL, **opts) for label, opts in grid.items()}
+    "Label → `Lab.train_all` job of each learning-curve run (an entry's own `budget` wins over `steps`)."
+    return {label: dict(budget=steps, val_every=every, val_lines=None, **BASE_MODEL) | opts for label, opts in grid.items()}
 
 def curve_rows(runs:dict) -> list:
     "One row per validation of each run (label → run folder): setting, step, elapsed seconds, validation CER."
