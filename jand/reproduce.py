@@ -29,13 +29,13 @@ class Profile:
     synth_train: int = 10_000 # Synthetic lines per split: train …
     synth_val: int = 300 # … validation …
     synth_test: int = 300 # … and test (of each stand-in)
-    height: int = 32 # Input height in pixels
+    height: int = 48 # Input height in pixels
     min_chars: int = 5 # Shortest synthetic line, in characters
     max_chars: int = 30 # Longest synthetic line
-    teacher_steps: int = 3000 # Step budget of a main Teacher run
-    student_steps: int = 3000 # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
-    short_steps: int = 1500 # … of an ablation, sweep, curriculum or transfer run
-    val_every: int = 500 # Validate every this many steps (and at the end of the budget)
+    teacher_steps: int = 1500 # Step budget of a main Teacher run
+    student_steps: int = 1500 # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
+    short_steps: int = 750 # … of an ablation, sweep, curriculum or transfer run
+    val_every: int = 250 # Validate every this many steps (and at the end of the budget)
     val_lines: int|None = None # Validate on at most this many lines
     seeds: tuple = (0, 1, 2) # Seeds of the main runs and of the key comparisons
     ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
@@ -53,7 +53,7 @@ class Profile:
     def kd_offline(self) -> bool: return not self.augment
 
 PROFILES = {p.name: p for p in [
-    Profile("smoke", synth_train=48, synth_val=12, synth_test=12, teacher_steps=6, student_steps=6, short_steps=3,
+    Profile("smoke", synth_train=48, synth_val=12, synth_test=12, height=32, teacher_steps=6, student_steps=6, short_steps=3,
             val_every=3, seeds=(0, 1), sweep=((2.0, 0.5), (4.0, 0.9)), corrector_steps=4, bench_seconds=0.2, val_lines=12,
             curve_steps=4, curve_every=2, workers=1),
     Profile("quick"),
