@@ -16,10 +16,10 @@ from .results import PAPER_TARGETS, provenance, verdict, write_table
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'BASE_MODEL', 'CURVES',
            'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile',
            'get_profile', 'Dataset', 'datasets', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
-           'train_run', 'Lab', 'plot_curves', 'curve_jobs', 'curve_rows', 'plot_learning_curves', 'loader_speed',
-           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'online_kd_steps',
-           'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce',
-           'write_report']
+           'train_run', 'Lab', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
+           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
+           'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
+           'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -324,11 +324,25 @@ def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profil
     "Label → `Lab.train_all` job of each learning-curve run (an entry's own `budget` wins over `steps`)."
     return {label: dict(budget=steps, val_every=every, val_lines=None, **BASE_MODEL) | opts for label, opts in grid.items()}
 
-def curve_rows(runs:dict) -> list:
-    "One row per validation of each run (label → run folder): setting, step, elapsed seconds, validation CER."
+def curve_rows(runs:dict, # Label → run folder
+               costs:dict|None=None, # Label → seconds per step measured on a quiet machine (`step_costs`)
+              ) -> list:
+    "One row per validation of each run: setting, step, elapsed seconds, compute seconds (steps × cost), validation CER."
     from jand.training import read_log
-    return [{"setting": label, "step": r["step"], "elapsed_s": r["elapsed"], "val_cer": round(r["val_cer"], 2)}
+    costs = costs or {}
+    return [{"setting": label, "step": r["step"], "elapsed_s": r["elapsed"], "val_cer": round(r["val_cer"], 2),
+             "compute_s": round(r["step"] * costs[label], 1) if label in costs else None}
             for label, run in runs.items() for r in read_log(run) if "val_cer" in r]
+
+def step_costs(lab, jobs:dict, steps:int=30) -> dict:
+    "Label → training seconds per step of each job's setting, timed over `steps` steps, one thread (a benchmark)."
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for i, (label, job) in enumerate(jobs.items()):
+            cfg = lab.config(**{**job, "budget": steps, "val_every": None, "val_lines": 8})
+            lab.render(cfg.data)
+            out[label] = round(step_seconds(Path(train_run(cfg.to_dict(), str(Path(d) / str(i))) ["run"])), 4)
+    return out
 
 def plot_learning_curves(rows:list, target:float|None=None):
     "Validation CER against steps and against wall-clock minutes, one line per setting; `target` draws a level."
@@ -337,8 +351,10 @@ def plot_learning_curves(rows:list, target:float|None=None):
     for label in dict.fromkeys(r["setting"] for r in rows):
         rs = [r for r in rows if r["setting"] == label]
         axs[0].plot([r["step"] for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3, label=label)
-        axs[1].plot([r["elapsed_s"] / 60 for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3, label=label)
-    for ax, x in zip(axs, ("optimiser steps (batch 16)", "wall-clock minutes (1 thread, 2 runs side by side)")):
+        axs[1].plot([(r.get("compute_s") or r["elapsed_s"]) / 60 for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3,
+                    label=label)
+    minutes = "compute minutes (steps × seconds per step, 1 thread)" if rows[0].get("compute_s") else "wall-clock minutes"
+    for ax, x in zip(axs, ("optimiser steps (batch 16)", minutes)):
         ax.set(xlabel=x, yscale="log"); ax.grid(alpha=0.3, which="both")
         if target: ax.axhline(target, color="k", lw=0.8, ls="--")
     axs[0].set_ylabel("validation CER (%)"); axs[1].legend(fontsize=7)
