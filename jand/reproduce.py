@@ -317,12 +317,15 @@ CURVES = {  # label → options of one learning-curve run
     "Teacher · 32 px · 5–30 chars · no augmentation · lr 3e-3": dict(model="teacher", height=32, synth_min_chars=5,
                                                                     synth_max_chars=30, augment=False, lr=3e-3),
     "Teacher · 48 px · 5–30 chars · no augmentation": dict(model="teacher", height=48, synth_min_chars=5, synth_max_chars=30,
-                                                          augment=False, budget=2000),  # 2.3× the cost of a step at 32 px
+                                                          augment=False, share=2 / 3),  # a step costs ≈ 2× one at 32 px
 }
 
 def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profile.curve_every) -> dict:
-    "Label → `Lab.train_all` job of each learning-curve run (an entry's own `budget` wins over `steps`)."
-    return {label: dict(budget=steps, val_every=every, val_lines=None, **BASE_MODEL) | opts for label, opts in grid.items()}
+    "Label → `Lab.train_all` job of each learning-curve run (an entry's `share` of `steps` for costly settings)."
+    def job(opts):
+        opts = dict(opts)
+        return dict(budget=max(1, round(steps * opts.pop("share", 1))), val_every=every, val_lines=None, **BASE_MODEL, **opts)
+    return {label: job(opts) for label, opts in grid.items()}
 
 def curve_rows(runs:dict, # Label → run folder
                costs:dict|None=None, # Label → seconds per step measured on a quiet machine (`step_costs`)
