@@ -232,7 +232,8 @@ def train_all(self:Lab, jobs:list) -> list:
     t0, workers = time.perf_counter(), min(self.profile.workers, len(todo)) or 1
     def report(k, run, cfg, s):
         left = (time.perf_counter() - t0) / k * (len(todo) - k) / workers
-        print(f"[{k}/{len(todo)}] {run.name} ({_describe(cfg)}): best val CER {s.get('best_val_cer'):.2f} % in {s['wall_s']:.0f} s"
+        cer = s.get("best_val_cer", s.get("best_cer"))  # a run found finished on resume reports its state's `best_cer`
+        print(f"[{k}/{len(todo)}] {run.name} ({_describe(cfg)}): best val CER {cer:.2f} % in {s['wall_s']:.0f} s"
               + (" (stopped by the time cap)" if s.get("capped") else "") + (f"; about {left / 60:.0f} min left" if k < len(todo) else ""),
               flush=True)
     if workers == 1:
