@@ -1,13 +1,13 @@
 # jand: the two commands of the README, and a few helpers.
 #   make reproduce   prepare the environment, then regenerate every table and figure (jand reproduce --profile quick)
-#   make test        prepare the environment, then run every test (sync check, nbdev_test, pytest)
+#   make test        prepare the environment, then run every test (sync check, lint, nbdev_test, pytest)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jand-installed
 
-.PHONY: env reproduce test test-slow sync lab notebooks clean-env docs browser
+.PHONY: env reproduce test test-slow sync lint lab notebooks clean-env docs browser
 
 # The virtual environment is created once and reused; it is refreshed when the pins change.
 $(STAMP): settings.ini setup.py
@@ -27,7 +27,12 @@ reproduce: $(STAMP)
 sync: $(STAMP)
 	@PATH="$(abspath $(BIN)):$$PATH" bash tools/check_nbdev_sync.sh
 
-test: sync browser
+# Lint: ruff on the library, and through nbqa on the notebooks (rules and exclusions in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check jand
+	$(BIN)/nbqa ruff nbs
+
+test: sync lint browser
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest
 
