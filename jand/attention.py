@@ -30,7 +30,8 @@ def attention_mask(pad_mask:torch.Tensor|None=None, # (N, T) bool, `True` at pad
                    dtype:torch.dtype=torch.float32, # dtype of the attention logits
                   ) -> torch.Tensor|None:
     "One additive mask broadcastable to `(N, H, T, T)`: `-inf` at padded keys, plus `bias`; `None` when there is neither."
-    if pad_mask is None and bias is None: return None
+    if pad_mask is None and bias is None:
+        return None
     m = None if bias is None else bias.to(dtype)[None]  # (1, H, T, T)
     if pad_mask is not None:
         keys = torch.zeros(pad_mask.shape, dtype=dtype, device=pad_mask.device).masked_fill(pad_mask, float("-inf"))
@@ -51,7 +52,8 @@ def attend(q:torch.Tensor, # (N, H, T, d_head) queries
     if not return_map:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
     logits = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
-    if mask is not None: logits = logits + mask
+    if mask is not None:
+        logits = logits + mask
     w = logits.softmax(-1)
     return F.dropout(w, dropout, training=dropout > 0) @ v, w
 
@@ -65,7 +67,8 @@ class SelfAttention(nn.Module):
                  logit_bias:nn.Module|None=None, # Module mapping `T` to a `(n_heads, T, T)` bias, or `None`
                 ):
         super().__init__()
-        if n_heads < 1 or d_model % n_heads: raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+        if n_heads < 1 or d_model % n_heads:
+            raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
         self.d_model, self.n_heads, self.dropout = d_model, n_heads, dropout
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.out = nn.Linear(d_model, d_model)
@@ -92,7 +95,8 @@ class SelfAttention(nn.Module):
         return 2 * N * T * T * D  # per head T·T·d_head for each product, summed over heads
 
 def _check_mask(x, pad_mask):
-    if x.dim() != 3: raise ValueError(f"x must be (N, T, d_model), got shape {tuple(x.shape)}")
+    if x.dim() != 3:
+        raise ValueError(f"x must be (N, T, d_model), got shape {tuple(x.shape)}")
     if pad_mask is not None and (pad_mask.shape != x.shape[:2] or pad_mask.dtype != torch.bool):
         raise ValueError(f"pad_mask must be a bool tensor of shape {tuple(x.shape[:2])}, got {pad_mask.dtype} {tuple(pad_mask.shape)}")
 
@@ -128,13 +132,19 @@ class ProximaBias(nn.Module):
                 ):
         super().__init__()
         _check_choice("proxima variant", variant, PROXIMA_VARIANTS)
-        if window < 0: raise ValueError(f"window must be ≥ 0 frames, got {window}")
-        if sigma <= _SIGMA_FLOOR: raise ValueError(f"sigma must be > {_SIGMA_FLOOR} frames, got {sigma}")
-        if strength <= 0: raise ValueError(f"strength must be > 0, got {strength}")
+        if window < 0:
+            raise ValueError(f"window must be ≥ 0 frames, got {window}")
+        if sigma <= _SIGMA_FLOOR:
+            raise ValueError(f"sigma must be > {_SIGMA_FLOOR} frames, got {sigma}")
+        if strength <= 0:
+            raise ValueError(f"strength must be > 0, got {strength}")
         self.n_heads, self.variant, self.window = n_heads, variant, window
-        if variant == "log": self.raw = nn.Parameter(torch.full((n_heads,), _inv_softplus(strength)))
-        elif variant == "gaussian": self.raw = nn.Parameter(torch.full((n_heads,), _inv_softplus(sigma - _SIGMA_FLOOR)))
-        else: self.raw = None
+        if variant == "log":
+            self.raw = nn.Parameter(torch.full((n_heads,), _inv_softplus(strength)))
+        elif variant == "gaussian":
+            self.raw = nn.Parameter(torch.full((n_heads,), _inv_softplus(sigma - _SIGMA_FLOOR)))
+        else:
+            self.raw = None
 
     @property
     def strength(self) -> torch.Tensor|None:
@@ -148,15 +158,18 @@ class ProximaBias(nn.Module):
 
     def forward(self, T:int, device=None) -> torch.Tensor:
         d = distances(T, device)
-        if self.variant == "log": return -self.strength[:, None, None] * torch.log1p(d)
-        if self.variant == "gaussian": return -d**2 / (2 * self.sigma[:, None, None] ** 2)
+        if self.variant == "log":
+            return -self.strength[:, None, None] * torch.log1p(d)
+        if self.variant == "gaussian":
+            return -d**2 / (2 * self.sigma[:, None, None] ** 2)
         far = torch.zeros_like(d).masked_fill(d > self.window, float("-inf"))
         return far.expand(self.n_heads, T, T)
 
     def extra_repr(self): return f"n_heads={self.n_heads}, variant={self.variant!r}" + (f", window={self.window}" if self.variant == "window" else "")
 
 def _check_choice(name, value, allowed):
-    if value not in allowed: raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 # %% ../nbs/11_attention.ipynb #2016f987
 def plot_matrices(mats:dict, # Title -> (T, T) matrix (tensor or array); `-inf` cells are left blank
@@ -170,9 +183,12 @@ def plot_matrices(mats:dict, # Title -> (T, T) matrix (tensor or array); `-inf` 
     for ax, (title, m) in zip(axs[0], mats.items()):
         m = torch.as_tensor(m).detach().float().cpu()
         im = ax.imshow(m.masked_fill(torch.isinf(m), float("nan")), cmap=cmap)
-        ax.set_title(title, fontsize=9); ax.set_xlabel("key frame j"); ax.set_ylabel("query frame i")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("key frame j")
+        ax.set_ylabel("query frame i")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    if suptitle: fig.suptitle(suptitle, fontsize=10)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -216,9 +232,12 @@ class CombinedAttention(nn.Module):
         outs, maps = {}, {}
         for name in ("mhsa", "proxima"):
             branch = getattr(self, name)
-            if branch is None: continue
-            if return_maps: outs[name], maps[name] = branch(x, pad_mask, return_map=True)
-            else: outs[name] = branch(x, pad_mask)
+            if branch is None:
+                continue
+            if return_maps:
+                outs[name], maps[name] = branch(x, pad_mask, return_map=True)
+            else:
+                outs[name] = branch(x, pad_mask)
         return outs, maps
 
     def gate(self, a_mhsa, a_prox):
@@ -232,12 +251,17 @@ class CombinedAttention(nn.Module):
                ):
         "The fused output `(N, T, d_model)`, and the maps of each branch when `return_maps`."
         outs, maps = self.branches(x, pad_mask, return_maps)
-        if self.fusion in ("mhsa", "proxima"): out = outs[self.fusion]
+        if self.fusion in ("mhsa", "proxima"):
+            out = outs[self.fusion]
         else:
             a, p = outs["mhsa"], outs["proxima"]
-            if self.fusion == "gate": g = self.gate(a, p); out = g * a + (1 - g) * p
-            elif self.fusion == "sum": out = a + p
-            else: out = self.fuse(torch.cat([a, p], -1))
+            if self.fusion == "gate":
+                g = self.gate(a, p)
+                out = g * a + (1 - g) * p
+            elif self.fusion == "sum":
+                out = a + p
+            else:
+                out = self.fuse(torch.cat([a, p], -1))
         return (out, maps) if return_maps else out
 
 # %% ../nbs/11_attention.ipynb #f9d2b684
@@ -273,9 +297,12 @@ class AttentionConfig:
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("proxima variant", self.proxima, PROXIMA_VARIANTS)
         for name in ("n_blocks", "d_model", "n_heads", "ffn_mult"):
-            if getattr(self, name) < 1: raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads: raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
-        if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 # %% ../nbs/11_attention.ipynb #2ce83a2f
 class AttentionBlock(nn.Module):
@@ -339,10 +366,14 @@ class AttentionStack(nn.Module):
                ):
         "The contextualised frames `(N, T, d_model)`; with `return_maps`, also a list of per-block map dicts."
         _check_mask(x, pad_mask)
-        if self.config.pos_enc: x = x + sinusoidal_encoding(x.shape[1], x.shape[2], x.device, x.dtype)
+        if self.config.pos_enc:
+            x = x + sinusoidal_encoding(x.shape[1], x.shape[2], x.device, x.dtype)
         all_maps = []
         for block in self.blocks:
-            if return_maps: x, maps = block(x, pad_mask, True); all_maps.append(maps)
-            else: x = block(x, pad_mask)
+            if return_maps:
+                x, maps = block(x, pad_mask, True)
+                all_maps.append(maps)
+            else:
+                x = block(x, pad_mask)
         x = self.norm(x)
         return (x, all_maps) if return_maps else x

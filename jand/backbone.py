@@ -32,9 +32,11 @@ class _GateBase(nn.Module):
     max_norm: float|None = None
     def constrain(self):
         "Apply the max-norm constraint to `conv.weight` now (a no-op without a limit)."
-        if self.max_norm: max_norm_(self.conv.weight, self.max_norm)
+        if self.max_norm:
+            max_norm_(self.conv.weight, self.max_norm)
     def train(self, mode:bool=True):
-        if not mode: self.constrain()  # eval-mode forwards never see a filter longer than the limit
+        if not mode:
+            self.constrain()  # eval-mode forwards never see a filter longer than the limit
         return super().train(mode)
 
 class FullGatedConv2d(_GateBase):
@@ -49,10 +51,12 @@ class FullGatedConv2d(_GateBase):
         super().__init__()
         self.channels, self.max_norm = channels, max_norm
         self.conv = nn.Conv2d(in_channels, 2 * channels, kernel_size, padding=padding)
-        nn.init.xavier_uniform_(self.conv.weight); nn.init.zeros_(self.conv.bias)  # Keras defaults (glorot, zeros)
+        nn.init.xavier_uniform_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)  # Keras defaults (glorot, zeros)
 
     def forward(self, x):
-        if self.training: self.constrain()
+        if self.training:
+            self.constrain()
         value, gate = self.conv(x).chunk(2, dim=1)
         return value * torch.sigmoid(gate)
 
@@ -62,10 +66,12 @@ class GatedConv2d(_GateBase):
         super().__init__()
         self.channels, self.max_norm = channels, max_norm
         self.conv = nn.Conv2d(channels, channels, kernel_size, padding=padding)
-        nn.init.xavier_uniform_(self.conv.weight); nn.init.zeros_(self.conv.bias)
+        nn.init.xavier_uniform_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
 
     def forward(self, x):
-        if self.training: self.constrain()
+        if self.training:
+            self.constrain()
         return x * torch.sigmoid(self.conv(x))
 
 # %% ../nbs/10_backbone.ipynb #4d0c8f53
@@ -79,9 +85,12 @@ def frame_lengths(widths, # (N,) true widths in pixels, a tensor or a list
                  ) -> torch.Tensor:
     "Real frames of each item, `ceil(width / stride)`, as a long tensor (the CTC input lengths)."
     w = torch.as_tensor(widths)
-    if w.dim() != 1: raise ValueError(f"widths must be a 1-d sequence, got shape {tuple(w.shape)}")
-    if w.is_floating_point() or w.dtype == torch.bool: raise ValueError(f"widths must be integers, got {w.dtype}")
-    if eager_checks() and (w < 0).any(): raise ValueError(f"widths must be non-negative, got {w.tolist()}")
+    if w.dim() != 1:
+        raise ValueError(f"widths must be a 1-d sequence, got shape {tuple(w.shape)}")
+    if w.is_floating_point() or w.dtype == torch.bool:
+        raise ValueError(f"widths must be integers, got {w.dtype}")
+    if eager_checks() and (w < 0).any():
+        raise ValueError(f"widths must be non-negative, got {w.tolist()}")
     return torch.div(w.long() + stride - 1, stride, rounding_mode="floor")
 
 def frame_mask(widths, # (N,) true widths in pixels (or, with `stride=1`, lengths)
@@ -90,7 +99,8 @@ def frame_mask(widths, # (N,) true widths in pixels (or, with `stride=1`, length
               ) -> torch.Tensor:
     "`(N, T)` boolean mask, `True` at padded frames (frame index ≥ `ceil(width / stride)`)."
     lengths = frame_lengths(widths, stride)
-    if n_frames is None: n_frames = int(lengths.max()) if len(lengths) else 0
+    if n_frames is None:
+        n_frames = int(lengths.max()) if len(lengths) else 0
     return torch.arange(n_frames, device=lengths.device)[None, :] >= lengths[:, None]
 
 # %% ../nbs/10_backbone.ipynb #44e00fd6
@@ -109,7 +119,8 @@ class SEBlock(nn.Module):
               lengths=None, # (N,) real columns of each item; None: average over all columns
              ) -> torch.Tensor:
         "The channel weights `(N, C, 1, 1)`, each in (0, 1)."
-        if lengths is None: s = x.mean(dim=(2, 3))
+        if lengths is None:
+            s = x.mean(dim=(2, 3))
         else:
             real = (~frame_mask(lengths, x.shape[-1], stride=1)).to(device=x.device, dtype=x.dtype)  # (N, W)
             s = (x * real[:, None, None, :]).sum(dim=(2, 3)) / (real.sum(1, keepdim=True) * x.shape[2]).clamp_min(1)
@@ -156,15 +167,20 @@ class BackboneConfig:
     def __post_init__(self):
         if len(self.widths) != 6 or not all(isinstance(w, int) and w > 0 for w in self.widths):
             raise ValueError(f"widths must be six positive ints (one per stage), got {self.widths!r}")
-        if self.se_ratio < 1: raise ValueError(f"se_ratio must be at least 1, got {self.se_ratio}")
-        if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.max_norm is not None and self.max_norm <= 0: raise ValueError(f"max_norm must be positive or None, got {self.max_norm}")
-        if self.gate not in ("full", "simple"): raise ValueError(f"gate must be 'full' or 'simple', got {self.gate!r}")
+        if self.se_ratio < 1:
+            raise ValueError(f"se_ratio must be at least 1, got {self.se_ratio}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.max_norm is not None and self.max_norm <= 0:
+            raise ValueError(f"max_norm must be positive or None, got {self.max_norm}")
+        if self.gate not in ("full", "simple"):
+            raise ValueError(f"gate must be 'full' or 'simple', got {self.gate!r}")
 
 def stage_specs(cfg:BackboneConfig) -> list:
     "The six `StageSpec`s of `cfg`, with Flor's `(W, H)` table turned into PyTorch's `(H, W)`."
     table = list(FLOR_STAGES)
-    if cfg.fast_stem: table[1], table[2] = table[2], table[1]  # the first 2×4 downsampling moves to stage 2
+    if cfg.fast_stem:
+        table[1], table[2] = table[2], table[1]  # the first 2×4 downsampling moves to stage 2
     hw = lambda wh: (wh[1], wh[0])
     return [StageSpec(f, hw(k), hw(s), gated=i < 5, regularised=2 <= i <= 4)
             for i, (f, (k, s)) in enumerate(zip(cfg.widths, table))]
@@ -172,7 +188,8 @@ def stage_specs(cfg:BackboneConfig) -> list:
 # %% ../nbs/10_backbone.ipynb #c0a1b624
 def _keep_real(x:torch.Tensor, lengths) -> torch.Tensor:
     "`x` with its padded columns (index ≥ the item's length) set to zero; `x` itself when `lengths` is None."
-    if lengths is None: return x
+    if lengths is None:
+        return x
     real = ~frame_mask(lengths, x.shape[-1], stride=1).to(x.device)
     return x * real[:, None, None, :].to(x.dtype)
 
@@ -182,7 +199,8 @@ class Stage(nn.Module):
         super().__init__()
         f = spec.channels
         self.conv = nn.Conv2d(in_channels, f, spec.kernel, spec.stride, spec.padding)
-        nn.init.kaiming_uniform_(self.conv.weight, nonlinearity="relu"); nn.init.zeros_(self.conv.bias)  # Keras he_uniform
+        nn.init.kaiming_uniform_(self.conv.weight, nonlinearity="relu")
+        nn.init.zeros_(self.conv.bias)  # Keras he_uniform
         self.act, self.bn = nn.PReLU(f, init=0.0), nn.BatchNorm2d(f)
         limit = cfg.max_norm if spec.regularised else None
         self.gate = None if not (spec.gated and cfg.gated) else (
@@ -192,8 +210,10 @@ class Stage(nn.Module):
 
     def forward(self, x, lengths=None):
         x = _keep_real(self.bn(self.act(self.conv(x))), lengths)
-        if self.gate is not None: x = _keep_real(self.gate(x), lengths)
-        if self.se is not None: x = self.se(x, lengths)
+        if self.gate is not None:
+            x = _keep_real(self.gate(x), lengths)
+        if self.se is not None:
+            x = self.se(x, lengths)
         return self.drop(x)
 
 # %% ../nbs/10_backbone.ipynb #645c9e3a
@@ -233,8 +253,10 @@ def count_params(module:nn.Module, trainable:bool=True) -> int:
 def _mha_macs(m:nn.MultiheadAttention, args, kwargs) -> int:
     q = args[0] if len(args) > 0 else kwargs["query"]
     k = args[1] if len(args) > 1 else kwargs.get("key", q)
-    if q.dim() == 2: q, k = q[None], k[None]  # unbatched (L, E)
-    elif not m.batch_first: q, k = q.transpose(0, 1), k.transpose(0, 1)
+    if q.dim() == 2:
+        q, k = q[None], k[None]  # unbatched (L, E)
+    elif not m.batch_first:
+        q, k = q.transpose(0, 1), k.transpose(0, 1)
     n, l, e = q.shape
     s = k.shape[1]
     return n * (l * e * e + s * m.kdim * e + s * m.vdim * e + 2 * l * s * e + l * e * e)  # q, k, v proj; QKᵀ, AV; out proj
@@ -250,9 +272,12 @@ def count_macs(model:nn.Module,
         def f(m, args, kwargs, out):
             if isinstance(m, nn.Conv2d):
                 add(name, out.shape[0] * m.out_channels * out.shape[-2] * out.shape[-1] * (m.in_channels // m.groups) * math.prod(m.kernel_size))
-            elif isinstance(m, nn.Linear): add(name, out.numel() // m.out_features * m.in_features * m.out_features)
-            elif isinstance(m, nn.MultiheadAttention): add(name, _mha_macs(m, args, kwargs))
-            if callable(getattr(m, "macs", None)): add(name, m.macs(args, out))
+            elif isinstance(m, nn.Linear):
+                add(name, out.numel() // m.out_features * m.in_features * m.out_features)
+            elif isinstance(m, nn.MultiheadAttention):
+                add(name, _mha_macs(m, args, kwargs))
+            if callable(getattr(m, "macs", None)):
+                add(name, m.macs(args, out))
         return f
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear, nn.MultiheadAttention)) or callable(getattr(m, "macs", None)):
@@ -262,10 +287,13 @@ def count_macs(model:nn.Module,
     x = torch.zeros(input_shape, device=p.device if p is not None else "cpu")
     try:
         model.eval()
-        with torch.no_grad(): model(x, **forward_kwargs)
+        with torch.no_grad():
+            model(x, **forward_kwargs)
     finally:
-        for h in hooks: h.remove()
-        for m, t in modes.items(): m.training = t
+        for h in hooks:
+            h.remove()
+        for m, t in modes.items():
+            m.training = t
     return macs
 
 def cost_table(model:nn.Module, input_shape:tuple,
@@ -275,8 +303,10 @@ def cost_table(model:nn.Module, input_shape:tuple,
     key = lambda name: ".".join(name.split(".")[:depth]) or "(root)"
     rows = {}
     for name, p in model.named_parameters():
-        if p.requires_grad: rows.setdefault(key(name.rsplit(".", 1)[0] if "." in name else ""), [0, 0])[0] += p.numel()
-    for name, v in count_macs(model, input_shape, **forward_kwargs).items(): rows.setdefault(key(name), [0, 0])[1] += v
+        if p.requires_grad:
+            rows.setdefault(key(name.rsplit(".", 1)[0] if "." in name else ""), [0, 0])[0] += p.numel()
+    for name, v in count_macs(model, input_shape, **forward_kwargs).items():
+        rows.setdefault(key(name), [0, 0])[1] += v
     out = [dict(name=k, params=p, macs=m) for k, (p, m) in rows.items()]
     return out + [dict(name="total", params=sum(r["params"] for r in out), macs=sum(r["macs"] for r in out))]
 
@@ -294,5 +324,6 @@ def receptive_field(cfg:BackboneConfig=BackboneConfig()) -> int:
     rf, jump = 1, 1
     for s in stage_specs(cfg):
         rf, jump = rf + (s.kernel[1] - 1) * jump, jump * s.stride[1]
-        if s.gated and cfg.gated: rf += 2 * jump  # the 3×3 gate
+        if s.gated and cfg.gated:
+            rf += 2 * jump  # the 3×3 gate
     return rf

@@ -41,16 +41,19 @@ class Charset:
         syms = tuple(self.symbols)
         object.__setattr__(self, "symbols", syms)
         bad = [s for s in syms if not isinstance(s, str) or len(s) != 1 or nfc(s) != s]
-        if bad: raise ValueError(f"charset symbols must be single NFC characters; got {bad[:5]}")
+        if bad:
+            raise ValueError(f"charset symbols must be single NFC characters; got {bad[:5]}")
         dup = [s for s, n in Counter(syms).items() if n > 1]
-        if dup: raise ValueError(f"charset symbols must be unique; repeated: {dup[:5]}")
+        if dup:
+            raise ValueError(f"charset symbols must be unique; repeated: {dup[:5]}")
         object.__setattr__(self, "_index", {s: i + 1 for i, s in enumerate(syms)})
 
     @classmethod
     def from_texts(cls, texts:Iterable[str]) -> Charset:
         "The sorted set of characters used in `texts` (after NFC); line breaks are not symbols."
         chars = set()
-        for t in texts: chars.update(nfc(t))
+        for t in texts:
+            chars.update(nfc(t))
         chars -= {"\n", "\r"}
         return cls(tuple(sorted(chars)))
 
@@ -67,16 +70,20 @@ class Charset:
     def encode(self, text:str, where="text") -> list:
         "Class indices of `text` (after NFC); raises `UnknownCharError` naming `where` on unknown characters."
         text = nfc(text)
-        try: return [self._index[c] for c in text]
-        except KeyError: raise UnknownCharError(where, self.unknown(text)) from None
+        try:
+            return [self._index[c] for c in text]
+        except KeyError:
+            raise UnknownCharError(where, self.unknown(text)) from None
 
     def decode(self, ids:Iterable[int]) -> str:
         "The text of class indices `ids` (blanks skipped; no CTC collapsing, see `jand.decoding`)."
         out = []
         for i in ids:
             i = int(i)
-            if i == BLANK: continue
-            if not 0 < i < len(self): raise ValueError(f"class index {i} is outside this charset (size {len(self)})")
+            if i == BLANK:
+                continue
+            if not 0 < i < len(self):
+                raise ValueError(f"class index {i} is outside this charset (size {len(self)})")
             out.append(self.symbols[i - 1])
         return "".join(out)
 
@@ -93,8 +100,10 @@ def from_dict(cls:Charset, d:dict, where="charset") -> Charset:
     "The charset stored in `d`; a `DataError` naming `where` if `d` is not one."
     if not isinstance(d, dict) or d.get("format") != CHARSET_FORMAT or d.get("blank") != BLANK or not isinstance(d.get("symbols"), list):
         raise DataError(where, f"not a jand charset (expected format {CHARSET_FORMAT} with blank {BLANK} and a symbol list)")
-    try: return cls(tuple(d["symbols"]))
-    except ValueError as e: raise DataError(where, str(e)) from None
+    try:
+        return cls(tuple(d["symbols"]))
+    except ValueError as e:
+        raise DataError(where, str(e)) from None
 
 @patch
 def save(self:Charset, path) -> Path:
@@ -116,7 +125,8 @@ def apply_charset_policy(items:Iterable, # `(where, text)` pairs; `where` names 
                          report:Report|None=None, # Counts go here (a new `Report` if None)
                         ) -> tuple:
     "Check every text against `charset`; returns `(kept, report)` where `kept` lists `(where, text)` in order."
-    if policy not in UNKNOWN_POLICIES: raise ValueError(f"unknown-character policy must be one of {UNKNOWN_POLICIES}, got {policy!r}")
+    if policy not in UNKNOWN_POLICIES:
+        raise ValueError(f"unknown-character policy must be one of {UNKNOWN_POLICIES}, got {policy!r}")
     if policy == "replace" and (replacement is None or replacement not in charset):
         raise ValueError(f"policy 'replace' needs a replacement symbol that is in the charset, got {replacement!r}")
     report = report if report is not None else Report("charset")
@@ -125,10 +135,13 @@ def apply_charset_policy(items:Iterable, # `(where, text)` pairs; `where` names 
         text = nfc(text)
         unknown = charset.unknown(text)
         if unknown:
-            if policy == "error": raise UnknownCharError(where, unknown)
+            if policy == "error":
+                raise UnknownCharError(where, unknown)
             if policy == "drop":
-                report.skip("characters not in the charset", where); continue
+                report.skip("characters not in the charset", where)
+                continue
             text = "".join(replacement if c in unknown else c for c in text)
             report.change("characters not in the charset replaced", where)
-        kept.append((where, text)); report.kept += 1
+        kept.append((where, text))
+        report.kept += 1
     return kept, report

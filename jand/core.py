@@ -38,7 +38,8 @@ class Report:
 
     def _example(self, reason, where):
         ex = self.examples.setdefault(reason, [])
-        if len(ex) < self.max_examples: ex.append(str(where))
+        if len(ex) < self.max_examples:
+            ex.append(str(where))
 
     def skip(self, reason:str, where) -> None:
         "Record that one line was skipped for `reason`; `where` names the file or line id."
@@ -56,10 +57,13 @@ class Report:
     def merge(self, other:Report) -> Report:
         "Add `other`'s counts to this report (for readers made of several files)."
         self.kept += other.kept
-        self.skipped.update(other.skipped); self.changed.update(other.changed); self.counted.update(other.counted)
+        self.skipped.update(other.skipped)
+        self.changed.update(other.changed)
+        self.counted.update(other.counted)
         self.counts_key = self.counts_key or other.counts_key
         for reason, ex in other.examples.items():
-            for w in ex: self._example(reason, w)
+            for w in ex:
+                self._example(reason, w)
         return self
 
     def __str__(self):
@@ -86,7 +90,8 @@ class Line:
     @classmethod
     def from_dict(cls, d:dict) -> Line:
         d = dict(d)
-        if d.get("box") is not None: d["box"] = tuple(d["box"])
+        if d.get("box") is not None:
+            d["box"] = tuple(d["box"])
         return cls(**d)
 
 # %% ../nbs/00_core.ipynb #1bd027b9
@@ -95,11 +100,14 @@ def dataclass_from_dict(cls, d:dict, nested:dict|None=None):
     from dataclasses import fields
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names
-    if unknown: raise ValueError(f"unknown {cls.__name__} options: {sorted(unknown)}")
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} options: {sorted(unknown)}")
     out = {}
     for k, v in d.items():
-        if nested and k in nested and isinstance(v, dict): v = dataclass_from_dict(nested[k], v)
-        elif isinstance(v, list): v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
+        if nested and k in nested and isinstance(v, dict):
+            v = dataclass_from_dict(nested[k], v)
+        elif isinstance(v, list):
+            v = tuple(tuple(x) if isinstance(x, list) else x for x in v)
         out[k] = v
     return cls(**out)
 
@@ -107,18 +115,23 @@ def dataclass_from_dict(cls, d:dict, nested:dict|None=None):
 def atomic_write_bytes(path, data:bytes) -> Path:
     "Write `data` to `path` atomically (temp file in the same folder, fsync, rename); `DataError` naming `path` if it cannot be written."
     path = Path(path)
-    if path.is_dir(): raise DataError(path, "is a folder; expected the path of a file to write")
+    if path.is_dir():
+        raise DataError(path, "is a folder; expected the path of a file to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e: raise DataError(path, f"cannot write here ({e.strerror or e})") from None
+    except OSError as e:
+        raise DataError(path, f"cannot write here ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError): raise DataError(path, f"cannot write the file ({e.strerror or e})") from None
+        if isinstance(e, OSError):
+            raise DataError(path, f"cannot write the file ({e.strerror or e})") from None
         raise
     return path
 
@@ -133,13 +146,17 @@ def atomic_write_json(path, obj, indent:int=1) -> Path:
 def atomic_save_figure(fig, path, dpi:int=130, **kwargs) -> Path:
     "Save matplotlib `fig` as a PNG at `path` atomically (`kwargs` go to `fig.savefig`)."
     import io
-    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=dpi, **kwargs)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/00_core.ipynb #36e0fd4e
 def read_json(path, what:str="file"):
     "The JSON content of `path`; `DataError` naming the file when it is missing or not UTF-8 JSON."
     path = Path(path)
-    try: return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError: raise DataError(path, f"no such {what} (not found)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise DataError(path, f"not a JSON file: the {what} is not valid UTF-8 JSON ({e})") from None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(path, f"no such {what} (not found)") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(path, f"not a JSON file: the {what} is not valid UTF-8 JSON ({e})") from None

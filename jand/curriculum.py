@@ -23,16 +23,20 @@ NORMALISATIONS = ("rank", "minmax", "none")
 
 def _values(values, name:str="values") -> np.ndarray:
     v = np.asarray(values, dtype=float)
-    if v.ndim != 1: raise ValueError(f"{name} must be a flat sequence of numbers, got shape {v.shape}")
-    if np.isnan(v).any(): raise ValueError(f"{name} contain NaN at positions {np.flatnonzero(np.isnan(v))[:5].tolist()}")
+    if v.ndim != 1:
+        raise ValueError(f"{name} must be a flat sequence of numbers, got shape {v.shape}")
+    if np.isnan(v).any():
+        raise ValueError(f"{name} contain NaN at positions {np.flatnonzero(np.isnan(v))[:5].tolist()}")
     return v
 
 def rank_normalise(values:Sequence[float]) -> np.ndarray:
     "Average rank of each value divided by n − 1: scores in [0, 1], ties equal, all-equal → 0.5; ±inf allowed."
     v = _values(values)
     n = len(v)
-    if n == 0: return v
-    if n == 1: return np.full(1, 0.5)
+    if n == 0:
+        return v
+    if n == 1:
+        return np.full(1, 0.5)
     order = np.argsort(v, kind="stable")
     _, first, counts = np.unique(v[order], return_index=True, return_counts=True)
     ranks = np.empty(n)
@@ -42,18 +46,23 @@ def rank_normalise(values:Sequence[float]) -> np.ndarray:
 def minmax_normalise(values:Sequence[float]) -> np.ndarray:
     "(v − min) / (max − min): scores in [0, 1] keeping the raw spacing; all-equal → 0.5; values must be finite."
     v = _values(values)
-    if len(v) == 0: return v
-    if not np.isfinite(v).all(): raise ValueError("minmax normalisation needs finite values (use 'rank' with infinite ones)")
+    if len(v) == 0:
+        return v
+    if not np.isfinite(v).all():
+        raise ValueError("minmax normalisation needs finite values (use 'rank' with infinite ones)")
     lo, hi = v.min(), v.max()
     return np.full(len(v), 0.5) if hi == lo else (v - lo) / (hi - lo)
 
 def normalise(values:Sequence[float], how:str="rank") -> np.ndarray:
     "Scores in [0, 1] from raw `values`: `rank`, `minmax`, or `none` (values already in [0, 1], checked)."
-    if how == "rank": return rank_normalise(values)
-    if how == "minmax": return minmax_normalise(values)
+    if how == "rank":
+        return rank_normalise(values)
+    if how == "minmax":
+        return minmax_normalise(values)
     if how == "none":
         v = _values(values)
-        if len(v) and not (v.min() >= 0 and v.max() <= 1): raise ValueError("with how='none' the values must already lie in [0, 1]")
+        if len(v) and not (v.min() >= 0 and v.max() <= 1):
+            raise ValueError("with how='none' the values must already lie in [0, 1]")
         return v
     raise ValueError(f"unknown normalisation {how!r}; choose from {NORMALISATIONS}")
 
@@ -79,9 +88,12 @@ def degradation_difficulty(lines:Sequence, # `Line` records (plain strings have 
         if v is not None and not 0 <= v <= 1:  # also catches NaN
             raise DataError(_name(l, i), f"degradation level {v!r} is outside [0, 1]")
     known = [v for v in levels if v is not None]
-    if missing == "median": fill = float(np.median(known)) if known else 0.5
-    elif isinstance(missing, (int, float)) and 0 <= missing <= 1: fill = float(missing)
-    else: raise ValueError(f"missing must be 'median' or a number in [0, 1], got {missing!r}")
+    if missing == "median":
+        fill = float(np.median(known)) if known else 0.5
+    elif isinstance(missing, (int, float)) and 0 <= missing <= 1:
+        fill = float(missing)
+    else:
+        raise ValueError(f"missing must be 'median' or a number in [0, 1], got {missing!r}")
     return normalise([fill if v is None else v for v in levels], how)
 
 # %% ../nbs/21_curriculum.ipynb #b19dade5
@@ -109,7 +121,8 @@ def loss_difficulty(losses:Sequence[float], # One loss per line (e.g. the Teache
 # %% ../nbs/21_curriculum.ipynb #4bd9cc8f
 def _progress(p:float) -> float:
     p = float(p)
-    if not p >= 0: raise ValueError(f"training progress must be a number ≥ 0, got {p!r}")
+    if not p >= 0:
+        raise ValueError(f"training progress must be a number ≥ 0, got {p!r}")
     return min(p, 1.0)
 
 def pace_staged(p:float, stages:tuple=((1/3, 0.3), (2/3, 0.3), (1.0, 0.4))) -> float:
@@ -117,7 +130,8 @@ def pace_staged(p:float, stages:tuple=((1/3, 0.3), (2/3, 0.3), (1.0, 0.4))) -> f
     p, total, end = _progress(p), sum(s for _, s in stages), 0.0
     for c, share in stages[:-1]:
         end += share / total
-        if p < end: return float(c)
+        if p < end:
+            return float(c)
     return float(stages[-1][0])
 
 def pace_linear(p:float, c0:float=0.33, full_at:float=0.6) -> float:
@@ -132,7 +146,8 @@ def pace_root(p:float, c0:float=0.33, full_at:float=0.6) -> float:
 
 def pace_none(p:float) -> float:
     "No curriculum: every line from the start."
-    _progress(p); return 1.0
+    _progress(p)
+    return 1.0
 
 # %% ../nbs/21_curriculum.ipynb #050a453e
 PACINGS = {"staged": pace_staged, "linear": pace_linear, "root": pace_root, "none": pace_none}
@@ -149,25 +164,36 @@ class CurriculumConfig:
     weights: tuple = (0.5, 0.5) # (length, degradation) weights of the `combined` score
 
     def __post_init__(self):
-        if self.pacing not in PACINGS: raise ValueError(f"unknown pacing {self.pacing!r}; choose from {sorted(PACINGS)}")
-        if self.scores not in SCORES: raise ValueError(f"unknown scores {self.scores!r}; choose from {SCORES}")
-        if not 0 < self.c0 <= 1: raise ValueError(f"c0 must be in (0, 1], got {self.c0!r}")
-        if not 0 < self.full_at <= 1: raise ValueError(f"full_at must be in (0, 1], got {self.full_at!r}")
-        try: stages = tuple((float(c), float(s)) for c, s in self.stages)
-        except (TypeError, ValueError): raise ValueError(f"stages must be (competence, budget share) pairs, got {self.stages!r}") from None
+        if self.pacing not in PACINGS:
+            raise ValueError(f"unknown pacing {self.pacing!r}; choose from {sorted(PACINGS)}")
+        if self.scores not in SCORES:
+            raise ValueError(f"unknown scores {self.scores!r}; choose from {SCORES}")
+        if not 0 < self.c0 <= 1:
+            raise ValueError(f"c0 must be in (0, 1], got {self.c0!r}")
+        if not 0 < self.full_at <= 1:
+            raise ValueError(f"full_at must be in (0, 1], got {self.full_at!r}")
+        try:
+            stages = tuple((float(c), float(s)) for c, s in self.stages)
+        except (TypeError, ValueError):
+            raise ValueError(f"stages must be (competence, budget share) pairs, got {self.stages!r}") from None
         cs, shares = [c for c, _ in stages], [s for _, s in stages]
-        if not stages: raise ValueError("stages must hold at least one (competence, budget share) pair")
+        if not stages:
+            raise ValueError("stages must hold at least one (competence, budget share) pair")
         if not all(0 < c <= 1 for c in cs) or any(b <= a for a, b in zip(cs, cs[1:])):
             raise ValueError(f"stage competences must increase strictly inside (0, 1], got {cs}")
-        if cs[-1] != 1: raise ValueError(f"the last stage must hold every line (competence 1), got {cs[-1]}")
-        if not all(math.isfinite(s) and s > 0 for s in shares): raise ValueError(f"stage budget shares must be positive, got {shares}")
+        if cs[-1] != 1:
+            raise ValueError(f"the last stage must hold every line (competence 1), got {cs[-1]}")
+        if not all(math.isfinite(s) and s > 0 for s in shares):
+            raise ValueError(f"stage budget shares must be positive, got {shares}")
         object.__setattr__(self, "stages", stages)
         object.__setattr__(self, "weights", _check_weights(self.weights))
 
     def competence(self, p:float) -> float:
         "Fraction c(p) ∈ (0, 1] of the easiest lines available at training progress `p` ∈ [0, 1]."
-        if self.pacing == "staged": return pace_staged(p, self.stages)
-        if self.pacing == "none": return pace_none(p)
+        if self.pacing == "staged":
+            return pace_staged(p, self.stages)
+        if self.pacing == "none":
+            return pace_none(p)
         return PACINGS[self.pacing](p, self.c0, self.full_at)
 
 # %% ../nbs/21_curriculum.ipynb #152d725a
@@ -176,11 +202,16 @@ def difficulty_scores(lines:Sequence, # `Line` records or transcriptions, in dat
                       losses:Sequence[float]|None=None, # Per-line losses, needed when `cfg.scores == 'loss'`
                      ) -> np.ndarray:
     "The difficulty in [0, 1] of every line under `cfg.scores`."
-    if cfg.scores == "length": return length_difficulty(lines)
-    if cfg.scores == "degradation": return degradation_difficulty(lines)
-    if cfg.scores == "combined": return combined_difficulty(lines, cfg.weights)
-    if losses is None: raise ValueError("scores='loss' needs the per-line losses (e.g. the Teacher's CTC loss on each line)")
-    if len(losses) != len(lines): raise ValueError(f"got {len(losses)} losses for {len(lines)} lines")
+    if cfg.scores == "length":
+        return length_difficulty(lines)
+    if cfg.scores == "degradation":
+        return degradation_difficulty(lines)
+    if cfg.scores == "combined":
+        return combined_difficulty(lines, cfg.weights)
+    if losses is None:
+        raise ValueError("scores='loss' needs the per-line losses (e.g. the Teacher's CTC loss on each line)")
+    if len(losses) != len(lines):
+        raise ValueError(f"got {len(losses)} losses for {len(lines)} lines")
     return loss_difficulty(losses)
 
 # %% ../nbs/21_curriculum.ipynb #519abb9c
@@ -195,23 +226,28 @@ class CurriculumBatchSampler(BucketBatchSampler):
                  epochs:int|None=None, # When given, `set_epoch(e)` also sets the progress to e / epochs
                 ):
         super().__init__(lengths, batch_size, shuffle, seed, pool, drop_last, num_replicas, rank)
-        if len(self.lengths) == 0: raise ValueError("no lines to sample from")
-        if epochs is not None and epochs < 1: raise ValueError(f"epochs must be at least 1, got {epochs}")
+        if len(self.lengths) == 0:
+            raise ValueError("no lines to sample from")
+        if epochs is not None and epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {epochs}")
         self.cfg, self.epochs, self.progress = cfg, epochs, 0.0
         self.set_difficulty(difficulty)
 
     def set_difficulty(self, difficulty:Sequence[float]):
         "New difficulty scores (e.g. from a Teacher's losses); the easiest-first order is recomputed."
         d = np.asarray(difficulty, dtype=float)
-        if d.shape != self.lengths.shape: raise ValueError(f"got {d.size} difficulty scores for {len(self.lengths)} lines")
-        if np.isnan(d).any(): raise ValueError("difficulty scores contain NaN")
+        if d.shape != self.lengths.shape:
+            raise ValueError(f"got {d.size} difficulty scores for {len(self.lengths)} lines")
+        if np.isnan(d).any():
+            raise ValueError("difficulty scores contain NaN")
         self.order = np.argsort(d, kind="stable")  # easiest first, ties in dataset order
 
     def set_progress(self, p:float): self.progress = _progress(p)
 
     def set_epoch(self, epoch:int):
         super().set_epoch(epoch)
-        if self.epochs is not None: self.set_progress(epoch / self.epochs)
+        if self.epochs is not None:
+            self.set_progress(epoch / self.epochs)
 
     @property
     def competence(self) -> float: return self.cfg.competence(self.progress)
@@ -230,7 +266,8 @@ class CurriculumBatchSampler(BucketBatchSampler):
         return [idx[b].tolist() for b in inner._batches()]
 
     def _fingerprint(self) -> str:
-        h = hashlib.sha256(self.order.astype(np.int64).tobytes()); h.update(self.lengths.astype(np.int64).tobytes())
+        h = hashlib.sha256(self.order.astype(np.int64).tobytes())
+        h.update(self.lengths.astype(np.int64).tobytes())
         return h.hexdigest()[:16]
 
     def state_dict(self) -> dict:
@@ -243,9 +280,11 @@ class CurriculumBatchSampler(BucketBatchSampler):
         if state["n"] != len(self.order) or state["fingerprint"] != self._fingerprint():
             raise ValueError(f"the saved curriculum was built on other lines or difficulty scores ({state['n']} lines, "
                              f"now {len(self.order)}); rebuild the sampler on the same data to resume")
-        if state["seed"] != self.seed: raise ValueError(f"the saved curriculum used seed {state['seed']}, this sampler {self.seed}")
+        if state["seed"] != self.seed:
+            raise ValueError(f"the saved curriculum used seed {state['seed']}, this sampler {self.seed}")
         saved = CurriculumConfig(**state["config"])
-        if saved != self.cfg: raise ValueError(f"the saved curriculum config differs from this one: {saved} vs {self.cfg}")
+        if saved != self.cfg:
+            raise ValueError(f"the saved curriculum config differs from this one: {saved} vs {self.cfg}")
         self.epoch, self.progress = int(state["epoch"]), float(state["progress"])
 
 # %% ../nbs/21_curriculum.ipynb #a2c10ba4
@@ -284,7 +323,8 @@ def plot_schedule(cfg:CurriculumConfig=CurriculumConfig(),
     bins = np.linspace(0, 1, 21)
     colours = plt.cm.viridis(np.linspace(0.9, 0.2, len(points)))
     for p, colour in zip(sorted(points, reverse=True), colours):  # the largest pool first, smaller ones drawn over it
-        s.set_progress(p); pool = s.pool_indices()
+        s.set_progress(p)
+        pool = s.pool_indices()
         ax2.hist(scores[pool], bins=bins, histtype="stepfilled", color=colour, edgecolor="k", lw=0.5,
                  label=f"p = {p:.2f}: c = {s.competence:.2f}, {len(pool)} lines")
     ax2.set(xlabel=f"difficulty ({cfg.scores})", ylabel="lines in the pool",

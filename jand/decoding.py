@@ -20,19 +20,28 @@ def _as_batch(x, # (T, C) or (N, T, C) log-probs or logits, a torch tensor or an
               lengths=None, # Frames per item: None (all), an int for (T, C), or N ints
              ) -> tuple:
     "`x` as a float numpy array (N, T, C), the lengths as ints (N,), and whether `x` was batched."
-    if isinstance(x, torch.Tensor): x = x.detach().float().cpu().numpy()
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim not in (2, 3): raise ValueError(f"expected posteriors shaped (T, C) or (N, T, C), got shape {x.shape}")
-    if np.isnan(x).any(): raise ValueError("posteriors contain NaN (a diverged model?)")
+    if x.ndim not in (2, 3):
+        raise ValueError(f"expected posteriors shaped (T, C) or (N, T, C), got shape {x.shape}")
+    if np.isnan(x).any():
+        raise ValueError("posteriors contain NaN (a diverged model?)")
     batched = x.ndim == 3
-    if not batched: x = x[None]
+    if not batched:
+        x = x[None]
     n, t, _ = x.shape
-    if lengths is None: return x, np.full(n, t), batched
-    if isinstance(lengths, torch.Tensor): lengths = lengths.detach().cpu().numpy()
+    if lengths is None:
+        return x, np.full(n, t), batched
+    if isinstance(lengths, torch.Tensor):
+        lengths = lengths.detach().cpu().numpy()
     lens = np.asarray(lengths).reshape(-1)
-    if lens.shape != (n,): raise ValueError(f"lengths has {lens.size} entries for a batch of {n}")
-    if not np.issubdtype(lens.dtype, np.integer): raise ValueError(f"lengths must be integers, got {lens.dtype}")
-    if ((lens < 0) | (lens > t)).any(): raise ValueError(f"lengths must be in [0, {t}] (the number of frames), got {lens.tolist()}")
+    if lens.shape != (n,):
+        raise ValueError(f"lengths has {lens.size} entries for a batch of {n}")
+    if not np.issubdtype(lens.dtype, np.integer):
+        raise ValueError(f"lengths must be integers, got {lens.dtype}")
+    if ((lens < 0) | (lens > t)).any():
+        raise ValueError(f"lengths must be in [0, {t}] (the number of frames), got {lens.tolist()}")
     return x, lens.astype(int), batched
 
 def _check_classes(x:np.ndarray, charset:Charset):
@@ -43,9 +52,11 @@ def _check_classes(x:np.ndarray, charset:Charset):
 # %% ../nbs/09_decoding.ipynb #c86db32d
 def ctc_collapse(ids:Iterable[int]) -> list:
     "The label sequence a CTC path reads as: repeated classes merged, then blanks dropped."
-    if isinstance(ids, torch.Tensor): ids = ids.detach().cpu().numpy()
+    if isinstance(ids, torch.Tensor):
+        ids = ids.detach().cpu().numpy()
     ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64).reshape(-1)
-    if ids.size == 0: return []
+    if ids.size == 0:
+        return []
     keep = np.r_[True, ids[1:] != ids[:-1]] & (ids != BLANK)
     return ids[keep].tolist()
 
@@ -71,7 +82,8 @@ def greedy_decode(x, # (T, C) or (N, T, C) log-probs or logits
     _check_classes(a, charset)
     ids = _best_paths(a, lens)
     texts = [charset.decode(i) for i in ids]
-    if not batched: texts, ids = texts[0], ids[0]
+    if not batched:
+        texts, ids = texts[0], ids[0]
     return (texts, ids) if with_ids else texts
 
 # %% ../nbs/09_decoding.ipynb #64d77370
@@ -79,8 +91,10 @@ NEG_INF = float("-inf")
 
 def _lse(a:float, b:float) -> float:
     "log(exp(a) + exp(b)), for two floats (faster than numpy on scalars)."
-    if a < b: a, b = b, a
-    if b == NEG_INF: return a
+    if a < b:
+        a, b = b, a
+    if b == NEG_INF:
+        return a
     return a + math.log1p(math.exp(b - a))
 
 def log_softmax_np(x:np.ndarray) -> np.ndarray:
@@ -91,7 +105,8 @@ def log_softmax_np(x:np.ndarray) -> np.ndarray:
 
 def _beam_floor(nb:dict, nnb:dict, bonus:dict, beam:int) -> float:
     "The `beam`-th best score of the prefixes that stay (−inf if fewer): no new prefix below it can make the beam."
-    if len(nb) < beam: return NEG_INF
+    if len(nb) < beam:
+        return NEG_INF
     return heapq.nlargest(beam, (_lse(b, nnb.get(k, NEG_INF)) + bonus[k] for k, b in nb.items()))[-1]
 
 class Hypothesis(NamedTuple):
@@ -112,11 +127,15 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
                        bonus_unit:str="char", # What `beta` rewards: `char` or `word`
                       ) -> list:
     "The final beam as `Hypothesis` records, best first."
-    if beam < 1: raise ValueError(f"beam must be at least 1, got {beam}")
-    if bonus_unit not in ("char", "word"): raise ValueError(f"bonus_unit must be 'char' or 'word', got {bonus_unit!r}")
+    if beam < 1:
+        raise ValueError(f"beam must be at least 1, got {beam}")
+    if bonus_unit not in ("char", "word"):
+        raise ValueError(f"bonus_unit must be 'char' or 'word', got {bonus_unit!r}")
     x, _, batched = _as_batch(logp)
-    if batched: raise ValueError("prefix_beam_search decodes one line (T, C); use beam_decode for batches")
-    x = x[0]; _check_classes(x, charset)
+    if batched:
+        raise ValueError("prefix_beam_search decodes one line (T, C); use beam_decode for batches")
+    x = x[0]
+    _check_classes(x, charset)
     if len(x) and (x >= 0).all() and np.allclose(x.sum(-1), 1, atol=1e-3):
         raise ValueError("these look like probabilities; pass log-probabilities (e.g. `probs.log()`) or logits")
     lp = log_softmax_np(x)
@@ -128,8 +147,10 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
     def grow(prefix, c, new):  # the bonus of `new` = `prefix` + label `c`
         b = bonus[prefix]
         if lm is not None:
-            b += alpha * lm(texts[prefix], syms[c - 1]); texts[new] = texts[prefix] + syms[c - 1]
-        if beta and (bonus_unit == "char" or (c != space and (not prefix or prefix[-1] == space))): b += beta
+            b += alpha * lm(texts[prefix], syms[c - 1])
+            texts[new] = texts[prefix] + syms[c - 1]
+        if beta and (bonus_unit == "char" or (c != space and (not prefix or prefix[-1] == space))):
+            b += beta
         bonus[new] = b
 
     for row_np in lp:
@@ -137,11 +158,13 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
         nb, nnb = {}, {}  # the next frame's pb and pnb
         for prefix, (pb, pnb) in beams.items():                                    # the prefix stays:
             nb[prefix] = _lse(pb, pnb) + row[BLANK]                                # a blank
-            if prefix: nnb[prefix] = pnb + row[prefix[-1]]                         # its last label again (merges)
+            if prefix:
+                nnb[prefix] = pnb + row[prefix[-1]]                         # its last label again (merges)
         theta = _beam_floor(nb, nnb, bonus, beam) if lm is None else NEG_INF
         merging = {}  # prefix -> labels that extend it into another prefix of the beam: always tried
         for k in beams:
-            if k: merging.setdefault(k[:-1], []).append(k[-1])
+            if k:
+                merging.setdefault(k[:-1], []).append(k[-1])
         for prefix, (pb, pnb) in beams.items():                                    # the prefix grows:
             p, last = _lse(pb, pnb), (prefix[-1] if prefix else None)
             limit = max(floor, theta - p - bonus[prefix] - max(beta, 0.0))        # below this, `new` cannot make the beam
@@ -149,15 +172,18 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
             cands += [c for c in merging.get(prefix, ()) if row[c] < limit]
             for c in cands:
                 s = (pb if c == last else p) + row[c]                              # a repeat only after a blank
-                if s == NEG_INF: continue                                          # an impossible prefix
+                if s == NEG_INF:
+                    continue                                          # an impossible prefix
                 new = prefix + (c,)
                 nnb[new] = _lse(nnb.get(new, NEG_INF), s)
-                if new not in bonus: grow(prefix, c, new)
+                if new not in bonus:
+                    grow(prefix, c, new)
         keys = list(nb) + [k for k in nnb if k not in nb]
         def rank(k): return _lse(nb.get(k, NEG_INF), nnb.get(k, NEG_INF)) + bonus[k]
         beams = {k: (nb.get(k, NEG_INF), nnb.get(k, NEG_INF)) for k in heapq.nlargest(beam, keys, key=rank)}
         bonus = {k: bonus[k] for k in beams}                                       # forget the dropped prefixes
-        if lm is not None: texts = {k: texts[k] for k in beams}
+        if lm is not None:
+            texts = {k: texts[k] for k in beams}
     hyps = [Hypothesis(charset.decode(k), k, _lse(*v) + bonus[k], _lse(*v)) for k, v in beams.items()]
     return sorted(hyps, key=lambda h: h.score, reverse=True)
 
@@ -178,7 +204,8 @@ def beam_decode(x, # (T, C) or (N, T, C) log-probs or logits
     _check_classes(a, charset)
     best = [prefix_beam_search(a[i, :lens[i]], charset, beam, prune, lm, alpha, beta, bonus_unit)[0] for i in range(len(a))]
     texts, ids = [h.text for h in best], [list(h.ids) for h in best]
-    if not batched: texts, ids = texts[0], ids[0]
+    if not batched:
+        texts, ids = texts[0], ids[0]
     return (texts, ids) if with_ids else texts
 
 # %% ../nbs/09_decoding.ipynb #db890eb5
@@ -190,7 +217,8 @@ class CharNGram:
                  n:int=3, # Order: the next character is conditioned on the `n - 1` before it
                  k:float=0.1, # Add-k smoothing constant
                 ):
-        if n < 1 or k <= 0: raise ValueError(f"CharNGram needs n >= 1 and k > 0, got n={n}, k={k}")
+        if n < 1 or k <= 0:
+            raise ValueError(f"CharNGram needs n >= 1 and k > 0, got n={n}, k={k}")
         self.n, self.k = n, k
         self.counts, self.totals, self.vocab = Counter(), Counter(), set()
 
@@ -207,7 +235,8 @@ class CharNGram:
             padded = self.BOS * (self.n - 1) + text
             for i, ch in enumerate(text):
                 ctx = padded[i:i + self.n - 1]
-                self.counts[ctx, ch] += 1; self.totals[ctx] += 1
+                self.counts[ctx, ch] += 1
+                self.totals[ctx] += 1
         return self
 
     def __call__(self, prefix:str, ch:str) -> float:

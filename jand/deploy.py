@@ -37,15 +37,19 @@ def speed_ratio_rows(rows:list, target:float=SPEED_TARGET) -> list:
     out = []
     for (dev, mode, b, inp, name), v in speed.items():
         t = speed.get((dev, mode, b, inp, "teacher"))
-        if name != "student" or not t: continue
+        if name != "student" or not t:
+            continue
         row = {"model": "student/teacher", "device": dev, "mode": mode, "batch": b, "input": inp, "speed_ratio": round(v / t, 2)}
-        if dev == "cpu" and mode == "inference": row.update(target=target, verdict="met" if v / t >= target else "missed")
+        if dev == "cpu" and mode == "inference":
+            row.update(target=target, verdict="met" if v / t >= target else "missed")
         out.append(row)
     return out
 
 def _as_model(m, default:ModelConfig):
-    if m is None: return default
-    if isinstance(m, (str, Path)): return load_model(m)[0]
+    if m is None:
+        return default
+    if isinstance(m, (str, Path)):
+        return load_model(m)[0]
     return m
 
 def bench_rows(teacher=None, # `HTRJAND`, `ModelConfig` or model file; None: a fresh reference Teacher
@@ -64,7 +68,8 @@ def bench_rows(teacher=None, # `HTRJAND`, `ModelConfig` or model file; None: a f
     for dev in devices:
         kw = dict(seconds=seconds, threads=threads, device=dev, isolate=isolate, verbose=verbose)
         rows += benchmark_inference(models, batches, shapes=shapes, **kw)
-        if train_batch: rows += benchmark_inference(models, (train_batch,), shapes=train_shapes, train=True, **kw)
+        if train_batch:
+            rows += benchmark_inference(models, (train_batch,), shapes=train_shapes, train=True, **kw)
     return rows + speed_ratio_rows(rows)
 
 # %% ../nbs/50_deploy.ipynb #4ae53c63
@@ -82,9 +87,11 @@ def run_bench(out="results", # Folder of `bench.csv` and `bench.md`
         verdict = "met in every case" if worst >= SPEED_TARGET else "missed in at least one case"
         notes += (f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst case {worst}×; "
                   f"target ≥ {SPEED_TARGET}×: {verdict}.**")
-    else: notes += "No CPU rows: no Student/Teacher ratio."
+    else:
+        notes += "No CPU rows: no Student/Teacher ratio."
     import inspect
-    bound = inspect.signature(bench_rows).bind(**kwargs); bound.apply_defaults()
+    bound = inspect.signature(bench_rows).bind(**kwargs)
+    bound.apply_defaults()
     settings = {k: bound.arguments[k] for k in ("seconds", "threads", "isolate")}
     csv_path, md_path = write_table(name, rows, "Inference and training speed: Teacher vs Student", BENCH_COLUMNS, notes, out,
                                     prov=provenance(**settings))
@@ -98,7 +105,8 @@ def _batch(batch:int, height:int, width:int, seed:int=0) -> tuple:
 
 def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, threads:int|None=2, repeats:int=5) -> list:
     "Rows `{part, ms_per_batch, share}`: each backbone stage, projection, attention block and head (`other`: the rest)."
-    if threads: torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     model = model.eval()
     parts = {f"backbone stage {i + 1}": s for i, s in enumerate(model.backbone.stages)}
     parts |= {"projection": model.proj} | {f"attention block {i + 1}": b for i, b in enumerate(model.attention.blocks)}
@@ -112,26 +120,33 @@ def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, thr
     x, w = _batch(batch, height, width)
     try:
         with torch.inference_mode():
-            model(x, w); spent.update(dict.fromkeys(parts, 0.0))
+            model(x, w)
+            spent.update(dict.fromkeys(parts, 0.0))
             t = time.perf_counter()
-            for _ in range(repeats): model(x, w)
+            for _ in range(repeats):
+                model(x, w)
             total = (time.perf_counter() - t) / repeats
     finally:
-        for h in hooks: h.remove()
+        for h in hooks:
+            h.remove()
     rows = [{"part": k, "ms_per_batch": round(1000 * v / repeats, 2)} for k, v in spent.items()]
     rows.append({"part": "other (padding masks, positional encoding, pooling)", "ms_per_batch": round(1000 * total - sum(r["ms_per_batch"] for r in rows), 2)})
-    for r in rows: r["share"] = f"{100 * r['ms_per_batch'] / (1000 * total):.0f} %"
+    for r in rows:
+        r["share"] = f"{100 * r['ms_per_batch'] / (1000 * total):.0f} %"
     return rows + [{"part": "total", "ms_per_batch": round(1000 * total, 2), "share": "100 %"}]
 
 def profile_ops(model:HTRJAND, batch:int=16, height:int=64, width:int=512, threads:int|None=2, repeats:int=3, top:int=10) -> list:
     "The `top` operators by self CPU time: rows `{op, ms_per_batch, share, calls_per_batch}` (torch.profiler)."
     from torch.profiler import profile, ProfilerActivity
-    if threads: torch.set_num_threads(threads)
-    model = model.eval(); x, w = _batch(batch, height, width)
+    if threads:
+        torch.set_num_threads(threads)
+    model = model.eval()
+    x, w = _batch(batch, height, width)
     with torch.inference_mode():
         model(x, w)
         with profile(activities=[ProfilerActivity.CPU]) as p:
-            for _ in range(repeats): model(x, w)
+            for _ in range(repeats):
+                model(x, w)
     ev = sorted(p.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ev)
     return [{"op": e.key, "ms_per_batch": round(e.self_cpu_time_total / 1000 / repeats, 2),
@@ -144,7 +159,9 @@ def _isneginf(g, x): return g.op("IsInf", x, detect_negative_i=1, detect_positiv
 
 class LogProbs(nn.Module):
     "The exported graph: `(images, widths)` → `(log_probs (N, T, C), lengths (N,))`."
-    def __init__(self, model:HTRJAND): super().__init__(); self.model = model
+    def __init__(self, model:HTRJAND):
+        super().__init__()
+        self.model = model
     def forward(self, images, widths):
         o = self.model(images, widths)
         return o["logits"].log_softmax(-1), o["lengths"]
@@ -152,8 +169,10 @@ class LogProbs(nn.Module):
 def _set_meta(proto, meta:dict):
     keep = [p for p in proto.metadata_props if p.key not in meta]
     del proto.metadata_props[:]
-    for p in keep: proto.metadata_props.add(key=p.key, value=p.value)
-    for k, v in meta.items(): proto.metadata_props.add(key=k, value=v)
+    for p in keep:
+        proto.metadata_props.add(key=p.key, value=p.value)
+    for k, v in meta.items():
+        proto.metadata_props.add(key=k, value=v)
 
 def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET) -> Path:
     "Write `model` as ONNX (dynamic batch, height and width) with its config, charset and jand version as metadata; atomic."
@@ -182,11 +201,15 @@ def onnx_session(path, threads:int|None=None):
     "An ONNX Runtime CPU session for `path`; `DataError` if the file is missing or not a readable ONNX model."
     import onnxruntime as ort
     path = Path(path)
-    if not path.is_file(): raise DataError(path, "ONNX model file not found")
+    if not path.is_file():
+        raise DataError(path, "ONNX model file not found")
     so = ort.SessionOptions()
-    if threads: so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    try: return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as e: raise DataError(path, f"not a readable ONNX model: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from None
+    if threads:
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise DataError(path, f"not a readable ONNX model: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from None
 
 class OnnxPredictor(Predictor):
     "`Predictor`'s interface (`predict`, `logits`, `from_file`) over an exported `.onnx` file, run by ONNX Runtime."
@@ -194,15 +217,20 @@ class OnnxPredictor(Predictor):
                  decoder:str="greedy", # `greedy` or `beam`
                  beam:int=10, threads:int|None=None, # ONNX Runtime intra-op threads (None: its default)
                  device="cpu"):
-        if decoder not in ("greedy", "beam"): raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
-        if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        if str(device) != "cpu": raise ValueError(f"the ONNX predictor runs on the CPU (ONNX Runtime's CPU provider), not {device!r}")
+        if decoder not in ("greedy", "beam"):
+            raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if str(device) != "cpu":
+            raise ValueError(f"the ONNX predictor runs on the CPU (ONNX Runtime's CPU provider), not {device!r}")
         self.path, self.session = Path(path), onnx_session(path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("jand_format") != "jand-onnx":
             raise DataError(path, "not a jand ONNX model (no jand metadata): write it with jand.deploy.export_onnx")
-        try: self.cfg = ModelConfig.from_dict(json.loads(meta["jand_config"]))
-        except (KeyError, TypeError, ValueError) as e: raise DataError(path, f"the ONNX file's jand config is invalid: {e}") from None
+        try:
+            self.cfg = ModelConfig.from_dict(json.loads(meta["jand_config"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError(path, f"the ONNX file's jand config is invalid: {e}") from None
         self.charset = Charset.from_dict(json.loads(meta["jand_charset"]), path)
         self.model, self.preprocess, self.device, self.bf16 = None, self.cfg.preprocess, "cpu", False
         self.batch_size, self.decoder, self.beam = batch_size, decoder, beam
@@ -231,8 +259,10 @@ def quantize_onnx(src, dst, convs:bool=False) -> Path:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d) / "q.onnx"
         logging.disable(logging.WARNING)  # its advice to pre-process the graph first (optional; the tests check the result)
-        try: quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=ops)
-        finally: logging.disable(logging.NOTSET)
+        try:
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=ops)
+        finally:
+            logging.disable(logging.NOTSET)
         proto = onnx.load(str(tmp))
     _set_meta(proto, {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props} | {"jand_quantized": "int8 dynamic: " + "+".join(ops)})
     return atomic_write_bytes(dst, proto.SerializeToString())
@@ -243,16 +273,21 @@ DEPLOY_FORMS = ("eager", "compile", "onnx", "onnx-int8", "torch-int8", "torch-bf
 def deployed_predictor(model:HTRJAND, charset:Charset, form:str, workdir=None, # Where ONNX files are written (a temp dir if None)
                        threads:int|None=None, batch_size:int=16, **kwargs) -> Predictor:
     "A `Predictor` (or `OnnxPredictor`) running `model` in `form` (see `DEPLOY_FORMS`)."
-    if form not in DEPLOY_FORMS: raise ValueError(f"form must be one of {DEPLOY_FORMS}, got {form!r}")
-    if threads: torch.set_num_threads(threads)
+    if form not in DEPLOY_FORMS:
+        raise ValueError(f"form must be one of {DEPLOY_FORMS}, got {form!r}")
+    if threads:
+        torch.set_num_threads(threads)
     if form.startswith("onnx"):
         workdir = Path(workdir or tempfile.mkdtemp(prefix="jand-onnx-"))
         p = export_onnx(model, charset, workdir / f"{model.cfg.name}.onnx")
-        if form == "onnx-int8": p = quantize_onnx(p, workdir / f"{model.cfg.name}.int8.onnx")
+        if form == "onnx-int8":
+            p = quantize_onnx(p, workdir / f"{model.cfg.name}.int8.onnx")
         return OnnxPredictor(p, batch_size=batch_size, threads=threads, **kwargs)
     m = model.cpu().eval()
-    if form == "compile": m = torch.compile(m, dynamic=True)  # one graph (see `eager_checks`); symbolic batch and width
-    elif form == "torch-int8": m = quantize_torch(m)
+    if form == "compile":
+        m = torch.compile(m, dynamic=True)  # one graph (see `eager_checks`); symbolic batch and width
+    elif form == "torch-int8":
+        m = quantize_torch(m)
     return Predictor(m, charset, batch_size=batch_size, bf16=form == "torch-bf16", **kwargs)
 
 def load_deployed(path, # A jand model file (`.pt`) or an exported `.onnx`
@@ -264,9 +299,11 @@ def load_deployed(path, # A jand model file (`.pt`) or an exported `.onnx`
     path = Path(path)
     kw = dict(batch_size=batch_size, decoder=decoder, beam=beam)
     if path.suffix == ".onnx":
-        if quantized or bf16: raise ValueError("an .onnx file runs as it was exported: quantize it with quantize_onnx (or pass the .pt model)")
+        if quantized or bf16:
+            raise ValueError("an .onnx file runs as it was exported: quantize it with quantize_onnx (or pass the .pt model)")
         return OnnxPredictor(path, threads=threads, **kw)
-    if onnx and bf16: raise ValueError("bf16 is a PyTorch option; ONNX Runtime runs the exported fp32 or int8 graph")
+    if onnx and bf16:
+        raise ValueError("bf16 is a PyTorch option; ONNX Runtime runs the exported fp32 or int8 graph")
     model, charset, _ = load_model(path)
     form = ("onnx-int8" if quantized else "onnx") if onnx else ("torch-int8" if quantized else "torch-bf16" if bf16 else "eager")
     return deployed_predictor(model, charset, form, threads=threads, **kw)
@@ -280,25 +317,32 @@ def _form_speed_rows(model:HTRJAND, charset:Charset, form:str, batch:int, shapes
     torch.set_num_threads(threads)
     heads = [{"form": form, "batch": batch, "input": input_label(h, w), "threads": threads} for h, w in shapes]
     t0 = time.perf_counter()
-    try: p = deployed_predictor(model, charset, form, workdir, threads=threads, batch_size=batch)
-    except Exception as e: return [{**row, "error": _error_text(e)} for row in heads]
+    try:
+        p = deployed_predictor(model, charset, form, workdir, threads=threads, batch_size=batch)
+    except Exception as e:
+        return [{**row, "error": _error_text(e)} for row in heads]
     rows = []
     for row, (h, wd) in zip(heads, shapes):
         x, w = _batch(batch, h, wd)
         try:
             with torch.inference_mode():
-                t1 = time.perf_counter(); p._forward(x, w)  # compiles / initialises
+                t1 = time.perf_counter()
+                p._forward(x, w)  # compiles / initialises
                 row["setup_s"] = round(time.perf_counter() - (t1 if rows else t0), 1)
                 dt = time_calls(lambda: p._forward(x, w), seconds)
-        except Exception as e: rows.append({**row, "error": _error_text(e)}); continue
+        except Exception as e:
+            rows.append({**row, "error": _error_text(e)})
+            continue
         rows.append({**row, "lines_per_s": round(batch / dt, 1), "ms_per_line": round(1000 * dt / batch, 2)})
     return rows
 
 def _form_speed_child(cfg:dict, state:dict, charset:dict, args:tuple, q) -> None:
     try:
-        m = HTRJAND(ModelConfig.from_dict(cfg)); m.load_state_dict(state)
+        m = HTRJAND(ModelConfig.from_dict(cfg))
+        m.load_state_dict(state)
         q.put({"rows": _form_speed_rows(m.eval(), Charset.from_dict(charset), *args)})
-    except Exception as e: q.put({"error": _error_text(e)})
+    except Exception as e:
+        q.put({"error": _error_text(e)})
 
 def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:int=16,
                       shapes=DEPLOY_SHAPES, # (height, width) pairs; a None height is the model's own
@@ -317,19 +361,24 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
         for form in forms:
             args = (form, batch, shapes, threads, seconds, workdir)
             if isolate:
-                q = ctx.Queue(); p = ctx.Process(target=child, args=(model.cfg.to_dict(), state, charset.to_dict(), args, q))
-                p.start(); r = _wait_result(p, q)
+                q = ctx.Queue()
+                p = ctx.Process(target=child, args=(model.cfg.to_dict(), state, charset.to_dict(), args, q))
+                p.start()
+                r = _wait_result(p, q)
                 got = r.get("rows") or [{"form": form, "batch": batch, "input": input_label(h, w), "threads": threads, "error": r["error"]}
                                         for h, w in shapes]
-            else: got = _form_speed_rows(model, charset, *args)
-            for row in got: runs.setdefault((row["form"], row["input"]), []).append(row)
+            else:
+                got = _form_speed_rows(model, charset, *args)
+            for row in got:
+                runs.setdefault((row["form"], row["input"]), []).append(row)
     rows = []
     for tries in runs.values():  # the median round of each case (a failed round only when every round failed)
         ok = sorted((r for r in tries if "lines_per_s" in r), key=lambda r: r["lines_per_s"])
         rows.append({**(ok[(len(ok) - 1) // 2] if ok else tries[0]), "setup_s": tries[0].get("setup_s"), "rounds": len(ok)})  # setup: the first, cold round's
     base = {r["input"]: r["lines_per_s"] for r in rows if r["form"] == "eager" and "lines_per_s" in r}
     for r in rows:
-        if "lines_per_s" in r and r["input"] in base: r["speedup"] = round(r["lines_per_s"] / base[r["input"]], 2)
+        if "lines_per_s" in r and r["input"] in base:
+            r["speedup"] = round(r["lines_per_s"] / base[r["input"]], 2)
     return rows
 
 def _error_text(e:Exception) -> str:
@@ -360,12 +409,17 @@ def deploy_cer_rows(model:HTRJAND, charset:Charset, texts:list, images:list, for
     refs, ims = [texts[i] for i in keep], [images[i] for i in keep]
     rows, ref_hyps = [], None
     for form in forms:
-        try: hyps = deployed_predictor(model, charset, form, workdir, threads=threads).predict(ims)
-        except Exception as e: rows.append({"form": form, "error": _error_text(e)}); continue
-        if ref_hyps is None: ref_hyps = hyps
+        try:
+            hyps = deployed_predictor(model, charset, form, workdir, threads=threads).predict(ims)
+        except Exception as e:
+            rows.append({"form": form, "error": _error_text(e)})
+            continue
+        if ref_hyps is None:
+            ref_hyps = hyps
         c = cer(refs, hyps).value
         row = {"form": form, "lines": len(refs), "cer": round(c, 2)}
-        if rows and "cer" in rows[0]: row["delta_cer"] = round(c - rows[0]["cer"], 2)
+        if rows and "cer" in rows[0]:
+            row["delta_cer"] = round(c - rows[0]["cer"], 2)
         row["same_text"] = f"{100 * np.mean([a == b for a, b in zip(hyps, ref_hyps)]):.1f} %"
         rows.append(row)
     return rows
@@ -400,15 +454,19 @@ def _rss_mb() -> float:
     "Resident memory of this process now, in MB (Linux `/proc`; the peak elsewhere)."
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"): return int(line.split()[1]) / 1024
-    except OSError: pass
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     from jand.model import _peak_rss_mb
     return _peak_rss_mb()
 
 def _allocator() -> str:
     "The C allocator this process runs on: `jemalloc` or `tcmalloc` when preloaded (`LD_PRELOAD`), else the C library's."
-    try: maps = Path("/proc/self/maps").read_text()
-    except OSError: return "unknown"
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "unknown"
     return next((a for a in ("jemalloc", "tcmalloc", "mimalloc") if a in maps), "libc")
 
 def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
@@ -418,10 +476,14 @@ def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     torch.set_num_threads(threads)
     samples, done, t0 = [], threading.Event(), time.perf_counter()
     def watch():
-        while not done.is_set(): samples.append((time.perf_counter() - t0, _rss_mb())); done.wait(interval)
+        while not done.is_set():
+            samples.append((time.perf_counter() - t0, _rss_mb()))
+            done.wait(interval)
     threading.Thread(target=watch, daemon=True).start()
-    try: summary, error = train(TrainConfig.from_dict(cfg), out), None
-    except Exception as e: summary, error = None, f"{type(e).__name__}: {e}"
+    try:
+        summary, error = train(TrainConfig.from_dict(cfg), out), None
+    except Exception as e:
+        summary, error = None, f"{type(e).__name__}: {e}"
     done.set()
     q.put({"summary": summary, "samples": samples, "peak_rss_mb": _peak_rss_mb(), "error": error, "allocator": _allocator()})
 
@@ -451,9 +513,12 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
         cfg = TrainConfig(model="student", **data, val_lines=100, height=height, epochs=1000,
                           max_minutes=minutes, progress_bar=False, augment=True, log_every=50)
         run = work / f"run-{i}"
-        q = ctx.Queue(); p = ctx.Process(target=probe, args=(cfg.to_dict(), str(run), interval, threads, q))
-        p.start(); r = _wait_result(p, q)  # an error, not a hang, when the process dies
-        if r.get("error"): raise RuntimeError(f"memory run on {corpus} failed: {r['error']}")
+        q = ctx.Queue()
+        p = ctx.Process(target=probe, args=(cfg.to_dict(), str(run), interval, threads, q))
+        p.start()
+        r = _wait_result(p, q)  # an error, not a hang, when the process dies
+        if r.get("error"):
+            raise RuntimeError(f"memory run on {corpus} failed: {r['error']}")
         samples = r["samples"]
         t_end = samples[-1][0]
         warm = next(v for t, v in samples if t >= t_end / 4)
@@ -491,16 +556,22 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
         f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h."
         + (f" Runs this short give the trend only within the sample noise ({noise:.0f} MB between consecutive samples, median); judge it on runs of "
            "20 minutes or more." if rows[0]["minutes"] < 20 else ""), out, prov))
-    buf = io.StringIO(); w = csv.writer(buf, lineterminator="\n"); w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
     for r in rows:
-        for t, v in r["timeline"]["samples"]: w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])
+        for t, v in r["timeline"]["samples"]:
+            w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])
     paths.append(atomic_write_text(Path(out) / f"{name}_timeline.csv", buf.getvalue()))
-    fig = Figure(figsize=(7, 3.2)); ax = fig.subplots()
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
     for r in rows:
         t, v = np.array(r["timeline"]["samples"]).T
         line, = ax.plot(t / 60, v, lw=1, label=f"{r['corpus']}, {r['corpus_lines']:,} lines")
-        for s in r["timeline"]["validations_s"]: ax.axvline(s / 60, color=line.get_color(), lw=0.6, ls=":")
+        for s in r["timeline"]["validations_s"]:
+            ax.axvline(s / 60, color=line.get_color(), lw=0.6, ls=":")
     ax.set(xlabel="minutes of training (dotted: validations, on the training clock)", ylabel="RSS (MB)", ylim=(0, None))
-    ax.legend(fontsize=8, loc="lower right"); fig.tight_layout()
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
     paths.append(atomic_save_figure(fig, Path(figures) / f"{name}.png", bbox_inches="tight"))
     return paths

@@ -40,9 +40,11 @@ def directives(src:str) -> dict:
     "The nbdev directives at the top of cell source `src`, as `{name: arguments}` (`#| export` → `{'export': ''}`)."
     out = {}
     for line in src.splitlines():
-        if not line.strip(): continue
+        if not line.strip():
+            continue
         m = _re_directive.match(line)
-        if not m: break
+        if not m:
+            break
         out[m.group(1).rstrip(":")] = m.group(2).strip()
     return out
 
@@ -54,12 +56,17 @@ def strip_directives(src:str) -> str:
 def title_cell(nb) -> tuple:
     "`(index, title, summary, rest)` of the first markdown cell of `nb` that starts with `# `; index -1 if none."
     for i, c in enumerate(nb.cells):
-        if c.cell_type != "markdown": continue
+        if c.cell_type != "markdown":
+            continue
         lines = c.source.strip().splitlines()
-        if not lines or not lines[0].startswith("# "): return -1, "", "", ""
+        if not lines or not lines[0].startswith("# "):
+            return -1, "", "", ""
         summary, rest, j = [], [], 1
-        while j < len(lines) and not lines[j].strip(): j += 1
-        while j < len(lines) and lines[j].startswith(">"): summary.append(lines[j].lstrip("> ").strip()); j += 1
+        while j < len(lines) and not lines[j].strip():
+            j += 1
+        while j < len(lines) and lines[j].startswith(">"):
+            summary.append(lines[j].lstrip("> ").strip())
+            j += 1
         return i, lines[0][2:].strip(), " ".join(summary), "\n".join(lines[j:]).strip()
     return -1, "", "", ""
 
@@ -73,15 +80,19 @@ def _dec_names(node) -> set:
 
 def exported_names(src:str) -> list:
     "`(qualname, kind)` of the public functions, classes, methods and `@patch`ed methods defined by cell source `src`."
-    try: tree = ast.parse(strip_directives(src))
-    except SyntaxError: return []
+    try:
+        tree = ast.parse(strip_directives(src))
+    except SyntaxError:
+        return []
     out = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if any(_is_patch(d) for d in node.decorator_list):
                 a = node.args.args[0].annotation if node.args.args else None
-                if isinstance(a, ast.Name) and not node.name.startswith("_"): out.append((f"{a.id}.{node.name}", "method"))
-            elif not node.name.startswith("_"): out.append((node.name, "function"))
+                if isinstance(a, ast.Name) and not node.name.startswith("_"):
+                    out.append((f"{a.id}.{node.name}", "method"))
+            elif not node.name.startswith("_"):
+                out.append((node.name, "function"))
         elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
             out.append((node.name, "class"))
             for m in node.body:
@@ -97,18 +108,23 @@ def resolve(module, qualname:str):
     obj = module
     for part in qualname.split("."):
         obj = inspect.getattr_static(obj, part) if inspect.isclass(obj) else getattr(obj, part)
-        if isinstance(obj, (staticmethod, classmethod)): obj = obj.__func__
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__
     return obj
 
 # %% ../nbs/95_docs.ipynb #2c978625
 def _anno(a) -> str:
-    if a is inspect.Parameter.empty or a is None or a is type(None): return ""  # docments infers `NoneType` from `=None`
-    if isinstance(a, str): return a
-    if isinstance(a, type): return a.__qualname__
+    if a is inspect.Parameter.empty or a is None or a is type(None):
+        return ""  # docments infers `NoneType` from `=None`
+    if isinstance(a, str):
+        return a
+    if isinstance(a, type):
+        return a.__qualname__
     return inspect.formatannotation(a)
 
 def _default(v) -> str:
-    if v is inspect.Parameter.empty: return ""
+    if v is inspect.Parameter.empty:
+        return ""
     r = repr(v)
     return "factory" if r == "<factory>" else r
 
@@ -116,28 +132,42 @@ def _short(s:str, n:int=60) -> str: return s if len(s) <= n else s[:n - 1] + "�
 
 def _params(obj) -> list:
     "The parameters of `obj`'s signature that a caller passes (`self` and `cls` dropped); [] when it has none we can read."
-    try: ps = list(inspect.signature(obj).parameters.values())
-    except (TypeError, ValueError): return []
+    try:
+        ps = list(inspect.signature(obj).parameters.values())
+    except (TypeError, ValueError):
+        return []
     return ps[1:] if ps and ps[0].name in ("self", "cls") else ps
 
 def signature(obj, name:str) -> str:
     "`name(param:type=default, …) -> type`, as nbdev shows it, or `name` alone when `obj` has no signature."
-    if not callable(obj) or isinstance(obj, property): return name
+    if not callable(obj) or isinstance(obj, property):
+        return name
     parts, star_done, pos_only = [], False, False
     for p in _params(obj):
-        if p.kind == p.POSITIONAL_ONLY: pos_only = True
-        elif pos_only: parts.append("/"); pos_only = False
-        if p.kind == p.KEYWORD_ONLY and not star_done: parts.append("*"); star_done = True
+        if p.kind == p.POSITIONAL_ONLY:
+            pos_only = True
+        elif pos_only:
+            parts.append("/")
+            pos_only = False
+        if p.kind == p.KEYWORD_ONLY and not star_done:
+            parts.append("*")
+            star_done = True
         s = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
-        if p.kind == p.VAR_POSITIONAL: star_done = True
-        if _anno(p.annotation): s += ":" + _anno(p.annotation)
-        if p.default is not p.empty: s += "=" + _short(_default(p.default))
+        if p.kind == p.VAR_POSITIONAL:
+            star_done = True
+        if _anno(p.annotation):
+            s += ":" + _anno(p.annotation)
+        if p.default is not p.empty:
+            s += "=" + _short(_default(p.default))
         parts.append(s)
-    if pos_only: parts.append("/")
+    if pos_only:
+        parts.append("/")
     ret = ""
     if not inspect.isclass(obj):
-        try: ret = _anno(inspect.signature(obj).return_annotation)
-        except (TypeError, ValueError): pass
+        try:
+            ret = _anno(inspect.signature(obj).return_annotation)
+        except (TypeError, ValueError):
+            pass
     return f"{name}({', '.join(parts)})" + (f" -> {ret}" if ret else "")
 
 # %% ../nbs/95_docs.ipynb #3a324522
@@ -145,34 +175,45 @@ def md2html(text:str, inline:bool=False) -> str:
     "Markdown `text` as HTML (nbconvert's mistune renderer: tables, code, raw HTML); `inline` drops one outer `<p>`."
     from nbconvert.filters.markdown import markdown2html
     out = markdown2html(text or "").strip()
-    if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1: out = out[3:-4]
+    if inline and out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
+        out = out[3:-4]
     return out
 
 def _doc(obj) -> str:
-    if isinstance(obj, property): obj = obj.fget
+    if isinstance(obj, property):
+        obj = obj.fget
     if inspect.isclass(obj):
         doc = obj.__dict__.get("__doc__")
-        if is_dataclass(obj) and doc and doc.startswith(obj.__name__ + "("): doc = None  # dataclass's generated text
-    else: doc = getattr(obj, "__doc__", None)
+        if is_dataclass(obj) and doc and doc.startswith(obj.__name__ + "("):
+            doc = None  # dataclass's generated text
+    else:
+        doc = getattr(obj, "__doc__", None)
     return inspect.cleandoc(doc) if doc else ""
 
 def param_table(obj) -> str:
     "An HTML table of `obj`'s parameters (and return value) with type, default and docment; '' when there are none."
-    if isinstance(obj, property) or not callable(obj): return ""
-    try: info = docments(obj, full=True)
-    except Exception: return ""
+    if isinstance(obj, property) or not callable(obj):
+        return ""
+    try:
+        info = docments(obj, full=True)
+    except Exception:
+        return ""
     names = {p.name for p in _params(obj)}
     rows = []
     for k, v in info.items():
         if k == "return":
-            if inspect.isclass(obj) or not (_anno(v.get("anno")) or v.get("docment")): continue
+            if inspect.isclass(obj) or not (_anno(v.get("anno")) or v.get("docment")):
+                continue
             label = "<strong>Returns</strong>"
-        elif k not in names: continue
-        else: label = html.escape(k)
+        elif k not in names:
+            continue
+        else:
+            label = html.escape(k)
         anno, dflt = _anno(v.get("anno")), _default(v.get("default", inspect.Parameter.empty))
         anno, dflt = (f"<code>{html.escape(x)}</code>" if x else "" for x in (anno, dflt))
         rows.append(f"<tr><td>{label}</td><td>{anno}</td><td>{dflt}</td><td>{md2html(v.get('docment') or '', inline=True)}</td></tr>")
-    if not rows: return ""
+    if not rows:
+        return ""
     return ('<table class="params"><thead><tr><th></th><th>Type</th><th>Default</th><th>Details</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
@@ -212,30 +253,39 @@ def reader_notebook(nb, module=None, report:Report|None=None, where="notebook"):
     for i, c in enumerate(nb.cells):
         if i == ti:
             rest = title_cell(nb)[3]
-            if rest: cells.append(nbformat.v4.new_markdown_cell(rest))
+            if rest:
+                cells.append(nbformat.v4.new_markdown_cell(rest))
             continue
         if c.cell_type != "code":
             lines = [l for l in c.source.splitlines() if l.strip()]
             if c.cell_type == "markdown" and len(lines) > 1 and all(l.startswith("# ") for l in lines):
                 report.change("markdown cell written as comments (every line starts with '# ')", f"{where}: cell {i}")
-            cells.append(c); continue
+            cells.append(c)
+            continue
         d = directives(c.source)
-        if "hide" in d: continue
+        if "hide" in d:
+            continue
         code = strip_directives(c.source)
         if "export" in d or "exports" in d or "exporti" in d:
             entries = []
             for qualname, kind in ([] if "exporti" in d else exported_names(c.source)):
                 a, n = anchor(qualname), 1
-                while a in used: n += 1; a = f"{anchor(qualname)}-{n}"  # `Score` and `score` both want `#score`
+                while a in used:
+                    n += 1
+                    a = f"{anchor(qualname)}-{n}"  # `Score` and `score` both want `#score`
                 used.add(a)
-                try: entries.append(api_entry(resolve(module, qualname), qualname, kind, a))
-                except Exception as e: report.skip("API entry: symbol not found in module", f"{where}: {qualname} ({type(e).__name__})")
-            if code: cells.append(_raw(nb, "".join(entries) + _source_fold(code)))
+                try:
+                    entries.append(api_entry(resolve(module, qualname), qualname, kind, a))
+                except Exception as e:
+                    report.skip("API entry: symbol not found in module", f"{where}: {qualname} ({type(e).__name__})")
+            if code:
+                cells.append(_raw(nb, "".join(entries) + _source_fold(code)))
             if c.get("outputs"):
                 c.source, c.metadata["transient"] = code, {"remove_source": True}
                 cells.append(c)
             continue
-        if not code and not c.get("outputs"): continue
+        if not code and not c.get("outputs"):
+            continue
         c.source = code
         cells.append(c)
     nb.cells = cells
@@ -246,7 +296,8 @@ def render_body(nb) -> str:
     "The HTML of notebook `nb`'s cells: nbconvert's `HTMLExporter`, `basic` template, no prompts."
     from nbconvert import HTMLExporter
     body, _ = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
-    for i, htm in enumerate(nb.metadata.get("jand_slots", [])): body = body.replace(f"@@jand-slot-{i}@@", htm)
+    for i, htm in enumerate(nb.metadata.get("jand_slots", [])):
+        body = body.replace(f"@@jand-slot-{i}@@", htm)
     return body
 
 # %% ../nbs/95_docs.ipynb #600baf41
@@ -257,18 +308,24 @@ def rewrite_links(htm:str, nbs, root, site, pages:dict, report:Report, where="pa
     nbs, root, site = Path(nbs), Path(root), Path(site)
     def fix(m):
         url = html.unescape(m.group(2))
-        if not url or re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", url, re.I): return m.group(0)
+        if not url or re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", url, re.I):
+            return m.group(0)
         path, _, frag = url.partition("#")
         path = path.split("?")[0]
         if path.endswith(".ipynb"):
             target = pages.get(Path(path).name)
-            if target is None: report.skip("link to a notebook that does not exist", f"{where}: {url}"); return m.group(0)
+            if target is None:
+                report.skip("link to a notebook that does not exist", f"{where}: {url}")
+                return m.group(0)
             new = target + (f"#{frag}" if frag else "")
-        elif (path.endswith(".html") and path in pages.values()) or (site / path).is_file(): return m.group(0)  # already in the site
+        elif (path.endswith(".html") and path in pages.values()) or (site / path).is_file():
+            return m.group(0)  # already in the site
         else:
             src = next((p for p in (nbs / path, root / path) if p.is_file()), None)
             rel = src.resolve().relative_to(root.resolve()) if src and src.resolve().is_relative_to(root.resolve()) else None
-            if rel is None: report.skip("link to a file that does not exist", f"{where}: {url}"); return m.group(0)
+            if rel is None:
+                report.skip("link to a file that does not exist", f"{where}: {url}")
+                return m.group(0)
             (site / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, site / rel)
             new = rel.as_posix() + (f"#{frag}" if frag else "")
@@ -281,7 +338,8 @@ def link_code_refs(htm:str, anchors:dict) -> str:
     "`htm` with each `<code>name</code>` (outside links and code blocks) linked when `anchors` knows `name`."
     def fix(m):
         name = m.group(1)
-        if name is None: return m.group(0)
+        if name is None:
+            return m.group(0)
         url = anchors.get(html.unescape(name).strip().removesuffix("()"))
         return f'<a href="{html.escape(url)}" class="code-ref">{m.group(0)}</a>' if url else m.group(0)
     return _re_code_ref.sub(fix, htm)
@@ -294,9 +352,12 @@ def unique_heading_ids(htm:str, taken=()) -> str:
     def fix(m):
         level, hid, inner = m.groups()
         new, n = hid, 1
-        while new in seen: n += 1; new = f"{hid}-{n}"
+        while new in seen:
+            n += 1
+            new = f"{hid}-{n}"
         seen.add(new)
-        if new == hid: return m.group(0)
+        if new == hid:
+            return m.group(0)
         inner = inner.replace(f'class="anchor-link" href="#{hid}"', f'class="anchor-link" href="#{new}"')
         return f'<h{level} id="{new}">{inner}</h{level}>'
     return _re_heading.sub(fix, htm)
@@ -457,9 +518,11 @@ def _project(root:Path) -> dict:
 
 def _swap_in(tmp:Path, out:Path) -> None:
     old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
-    if old: out.rename(old)
+    if old:
+        out.rename(old)
     tmp.rename(out)
-    if old: shutil.rmtree(old, ignore_errors=True)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 def experiment_pages(nbs, executed=None) -> list:
     "`(source, notebook to show, page name)` per experiment notebook in `nbs/experiments`: the executed copy when there is one."
@@ -472,7 +535,8 @@ def experiment_pages(nbs, executed=None) -> list:
 
 def _default_exp(nb) -> str|None:
     for c in nb.cells:
-        if c.cell_type == "code" and "default_exp" in directives(c.source): return directives(c.source)["default_exp"].split()[0]
+        if c.cell_type == "code" and "default_exp" in directives(c.source):
+            return directives(c.source)["default_exp"].split()[0]
     return None
 
 def build_site(out=None, # The site folder, replaced whole; default `_site/` in the project root
@@ -492,7 +556,8 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
         raise ValueError(f"refusing to replace {out}: it holds the notebooks, results or project")
     project, report = _project(root), Report(f"docs:{nbs}")
     paths = [p for p in reading_order(nbs) if only is None or p.name in only or p.stem == "index"]
-    if not paths: raise ValueError(f"no notebooks in {nbs}")
+    if not paths:
+        raise ValueError(f"no notebooks in {nbs}")
     experiments = experiment_pages(nbs, executed if executed is not None else root / "runs" / "reproduce" / "quick" / "notebooks") if only is None else []
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
@@ -506,8 +571,10 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
             mod_name = mods[p.name] = _default_exp(nb)
             module = None
             if mod_name:
-                try: module = importlib.import_module(f"{project['lib']}.{mod_name}")
-                except Exception as e: report.skip("module does not import", f"{p.name}: {mod_name} ({e})")
+                try:
+                    module = importlib.import_module(f"{project['lib']}.{mod_name}")
+                except Exception as e:
+                    report.skip("module does not import", f"{p.name}: {mod_name} ({e})")
             _, title, summary, _ = title_cell(nb)
             m = re.match(r"^(\d+[a-z]*)_", p.name)
             body = render_body(reader_notebook(nb, module, report, p.name))
@@ -524,20 +591,24 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
         anchors, found = {}, {}
         for p, pg in zip(paths, pages):
             mod = mods[p.name]
-            if mod: anchors[f"{project['lib']}.{mod}"] = pg.name
+            if mod:
+                anchors[f"{project['lib']}.{mod}"] = pg.name
             for a, qual in re.findall(r'<section class="api[^"]*" id="([^"]+)" data-qualname="([^"]+)"', pg.body):
                 url, qual = f"{pg.name}#{html.unescape(a)}", html.unescape(qual)
-                if mod: anchors[f"{project['lib']}.{mod}.{qual}"] = url
+                if mod:
+                    anchors[f"{project['lib']}.{mod}.{qual}"] = url
                 found.setdefault(qual, set()).add(url)
         anchors.update({q: next(iter(urls)) for q, urls in found.items() if len(urls) == 1})  # bare names: unambiguous only
         for pg in pages:
             pg.body = unique_heading_ids(pg.body, set(re.findall(r'<section class="api[^"]*" id="([^"]+)"', pg.body)))
             pg.body = link_code_refs(pg.body, anchors)
             pg.body = rewrite_links(pg.body, nbs, root, tmp, names, report, pg.source or pg.name)
-        for pg in pages: atomic_write_text(tmp / pg.name, page_html(pg, pages, project))
+        for pg in pages:
+            atomic_write_text(tmp / pg.name, page_html(pg, pages, project))
         atomic_write_text(tmp / "style.css", stylesheet())
         atomic_write_text(tmp / ".nojekyll", "")  # GitHub Pages: serve the folder as it is
-        for f in tmp.rglob("*"): os.chmod(f, 0o755 if f.is_dir() else 0o644)  # atomic writes make private files
+        for f in tmp.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)  # atomic writes make private files
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -545,6 +616,8 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
     site = Site(out, pages, report, time.time() - t0)
     if not quiet:
         print(f"docs: {len(pages)} pages written to {out} in {site.seconds:.1f} s")
-        for reason, n in report.skipped.items(): print(f"  problem: {reason}: {n} (e.g. {'; '.join(report.examples.get(reason, []))})")
-        for reason, n in report.changed.items(): print(f"  warning: {reason}: {n} (e.g. {'; '.join(report.examples.get(reason, []))})")
+        for reason, n in report.skipped.items():
+            print(f"  problem: {reason}: {n} (e.g. {'; '.join(report.examples.get(reason, []))})")
+        for reason, n in report.changed.items():
+            print(f"  warning: {reason}: {n} (e.g. {'; '.join(report.examples.get(reason, []))})")
     return site

@@ -20,10 +20,14 @@ MAX_PIXELS = 40_000 * 40_000 # Larger images are refused (Pillow's decompression
 
 def _source(path):
     "What `Image.open` reads for `path`: the file, or the bytes of a `parquet:` address (see below)."
-    if isinstance(path, str) and path.startswith("parquet:"): return io.BytesIO(parquet_image_bytes(path))
-    if not path.exists(): raise DataError(path, "image file not found")
-    if path.is_dir(): raise DataError(path, "expected an image file, found a folder")
-    if path.stat().st_size == 0: raise DataError(path, "image file is empty (0 bytes)")
+    if isinstance(path, str) and path.startswith("parquet:"):
+        return io.BytesIO(parquet_image_bytes(path))
+    if not path.exists():
+        raise DataError(path, "image file not found")
+    if path.is_dir():
+        raise DataError(path, "expected an image file, found a folder")
+    if path.stat().st_size == 0:
+        raise DataError(path, "image file is empty (0 bytes)")
     return path
 
 def _open(path) -> Image.Image:
@@ -42,12 +46,14 @@ def _open(path) -> Image.Image:
 
 def _path(path):
     "A file path as a `Path`; an address (`parquet:…`, `polygon:…`) as its file part, a string."
-    if isinstance(path, str) and path.startswith("polygon:"): path = split_polygon(path)[1]
+    if isinstance(path, str) and path.startswith("polygon:"):
+        path = split_polygon(path)[1]
     return path if isinstance(path, str) and path.startswith("parquet:") else Path(path)
 
 def _one_frame(path, im:Image.Image):
     n = getattr(im, "n_frames", 1)
-    if n > 1: raise DataError(path, f"animated or multi-page image with {n} frames; a line image must have one")
+    if n > 1:
+        raise DataError(path, f"animated or multi-page image with {n} frames; a line image must have one")
 
 def check_image(path) -> tuple:
     "Cheap header check of the image at `path` (a file or an address): returns `(width, height)` or raises `DataError`."
@@ -55,7 +61,8 @@ def check_image(path) -> tuple:
     with _open(path) as im:
         _one_frame(path, im)
         w, h = im.size
-    if w == 0 or h == 0: raise DataError(path, f"image has no pixels ({w}×{h})")
+    if w == 0 or h == 0:
+        raise DataError(path, f"image has no pixels ({w}×{h})")
     return w, h
 
 # %% ../nbs/02_images.ipynb #fab5a314
@@ -63,14 +70,17 @@ def to_gray(im:Image.Image) -> np.ndarray:
     "A Pillow image of any mode as a 2-D `uint8` array (0 = black ink, 255 = white paper)."
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16"): a = a / 257.0
+        if im.mode.startswith("I;16"):
+            a = a / 257.0
         else:
             ok = np.isfinite(a)
             lo, hi = (float(a[ok].min()), float(a[ok].max())) if ok.any() else (0.0, 0.0)
             a = np.where(ok, (a - lo) / (hi - lo) * 255.0, 255.0) if hi > lo else np.full_like(a, 255.0)
         return np.clip(np.rint(a), 0, 255).astype(np.uint8)
-    if im.mode == "LAB": return np.asarray(im.getchannel("L"), dtype=np.uint8)  # L* is lightness: the gray we want
-    if im.mode == "P": im = im.convert("RGBA")
+    if im.mode == "LAB":
+        return np.asarray(im.getchannel("L"), dtype=np.uint8)  # L* is lightness: the gray we want
+    if im.mode == "P":
+        im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA"):
         paper = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(paper, im.convert("RGBA"))
@@ -84,7 +94,8 @@ def parquet_address(file, row:int) -> str:
 def split_parquet(address:str) -> tuple:
     "`(file, row)` of a `parquet:FILE#ROW` address."
     file, _, row = address.removeprefix("parquet:").rpartition("#")
-    if not file or not row.isdigit(): raise DataError(address, "not a parquet address (expected parquet:FILE#ROW)")
+    if not file or not row.isdigit():
+        raise DataError(address, "not a parquet address (expected parquet:FILE#ROW)")
     return Path(file), int(row)
 
 # %% ../nbs/02_images.ipynb #7c8f43ee
@@ -92,20 +103,26 @@ class _ParquetImages:
     "The `image` column of one parquet file, one row group in memory at a time."
     def __init__(self, file:Path):
         import pyarrow.parquet as pq
-        try: self.pf = pq.ParquetFile(file)
-        except FileNotFoundError: raise DataError(file, "parquet file not found") from None
-        except Exception as e: raise DataError(file, f"not a readable parquet file ({e})") from None
+        try:
+            self.pf = pq.ParquetFile(file)
+        except FileNotFoundError:
+            raise DataError(file, "parquet file not found") from None
+        except Exception as e:
+            raise DataError(file, f"not a readable parquet file ({e})") from None
         md = self.pf.metadata
         self.starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
         self.group, self.column = None, None
 
     def get(self, row:int, where:str) -> bytes:
-        if not 0 <= row < self.starts[-1]: raise DataError(where, f"row {row} is past the end ({self.starts[-1]} rows)")
+        if not 0 <= row < self.starts[-1]:
+            raise DataError(where, f"row {row} is past the end ({self.starts[-1]} rows)")
         g = int(np.searchsorted(self.starts, row, side="right") - 1)
-        if g != self.group: self.column, self.group = self.pf.read_row_group(g, columns=["image"]).column("image"), g
+        if g != self.group:
+            self.column, self.group = self.pf.read_row_group(g, columns=["image"]).column("image"), g
         cell = self.column[row - int(self.starts[g])].as_py()
         data = cell.get("bytes") if isinstance(cell, dict) else cell
-        if not data: raise DataError(where, "image bytes missing (null or empty in the parquet row)")
+        if not data:
+            raise DataError(where, "image bytes missing (null or empty in the parquet row)")
         return data
 
 _PARQUET, _PARQUET_FILES = {}, 4 # (process, file) → `_ParquetImages`; at most this many files kept open
@@ -116,7 +133,8 @@ def parquet_image_bytes(address:str) -> bytes:
     file, row = split_parquet(address)
     key = (os.getpid(), str(file))
     if key not in _PARQUET:
-        if len(_PARQUET) >= _PARQUET_FILES: _PARQUET.pop(next(iter(_PARQUET)))
+        if len(_PARQUET) >= _PARQUET_FILES:
+            _PARQUET.pop(next(iter(_PARQUET)))
         _PARQUET[key] = _ParquetImages(file)
     return _PARQUET[key].get(row, address)
 
@@ -130,8 +148,10 @@ def polygon_address(page, # The page image file
 def split_polygon(address:str) -> tuple:
     "`(points, page path)` of a `polygon:…|PAGE` address."
     pts, bar, page = address.removeprefix("polygon:").partition("|")
-    try: points = [tuple(float(v) for v in p.split(",")) for p in pts.split()]
-    except ValueError: points = []
+    try:
+        points = [tuple(float(v) for v in p.split(",")) for p in pts.split()]
+    except ValueError:
+        points = []
     if not bar or not page or len(points) < 3 or any(len(p) != 2 for p in points):
         raise DataError(address[:80], "not a polygon address (expected polygon:x,y x,y x,y…|PAGE, 3 points or more)")
     return points, Path(page)
@@ -146,7 +166,8 @@ def load_image(path, # Image file (a line, or a page when `box` is given), or an
                box:tuple|None=None, # (left, top, right, bottom) crop inside the image, clipped to it
               ) -> np.ndarray:
     "The image at `path` (cropped to `box`) as a grayscale `uint8` array; `DataError` if it cannot be read."
-    if isinstance(path, str) and path.startswith("polygon:"): return load_polygon(path)
+    if isinstance(path, str) and path.startswith("polygon:"):
+        return load_polygon(path)
     path = _path(path)
     with _open(path) as im:
         _one_frame(path, im)
@@ -155,16 +176,21 @@ def load_image(path, # Image file (a line, or a page when `box` is given), or an
             if box is not None:
                 l, t, r, b = (int(round(v)) for v in box)
                 l, t, r, b = max(l, 0), max(t, 0), min(r, im.width), min(b, im.height)
-                if r <= l or b <= t: raise DataError(path, f"crop box {tuple(box)} is empty inside the {im.width}×{im.height} image")
+                if r <= l or b <= t:
+                    raise DataError(path, f"crop box {tuple(box)} is empty inside the {im.width}×{im.height} image")
                 im = im.crop((l, t, r, b))
-            if box is None: im = ImageOps.exif_transpose(im)
-        except DataError: raise
+            if box is None:
+                im = ImageOps.exif_transpose(im)
+        except DataError:
+            raise
         except (OSError, SyntaxError, ValueError) as e:
             raise DataError(path, f"image data is truncated or corrupt ({e})") from None
-        try: a = to_gray(im)
+        try:
+            a = to_gray(im)
         except (OSError, ValueError) as e:
             raise DataError(path, f"cannot convert an image of mode {im.mode} to grayscale ({e})") from None
-    if a.size == 0: raise DataError(path, "image has no pixels")
+    if a.size == 0:
+        raise DataError(path, "image has no pixels")
     return a
 
 # %% ../nbs/02_images.ipynb #22a1c475

@@ -21,15 +21,19 @@ BLANK = 0 # Index of the CTC blank in every jand charset
 
 def _check_lengths(lengths, N:int, T:int, name:str="lengths") -> torch.Tensor:
     lengths = torch.as_tensor(lengths)
-    if lengths.shape != (N,): raise ValueError(f"{name} must have shape ({N},), got {tuple(lengths.shape)}")
-    if lengths.is_floating_point() or lengths.dtype == torch.bool: raise ValueError(f"{name} must be integers, got {lengths.dtype}")
+    if lengths.shape != (N,):
+        raise ValueError(f"{name} must have shape ({N},), got {tuple(lengths.shape)}")
+    if lengths.is_floating_point() or lengths.dtype == torch.bool:
+        raise ValueError(f"{name} must be integers, got {lengths.dtype}")
     if N and (int(lengths.min()) < 0 or int(lengths.max()) > T):
         raise ValueError(f"{name} must lie in [0, {T}], got {lengths.tolist()}")
     return lengths.long()
 
 def _check_logits(logits:torch.Tensor, name:str="logits"):
-    if logits.dim() != 3: raise ValueError(f"{name} must be (N, T, C), got shape {tuple(logits.shape)}")
-    if logits.shape[-1] < 2: raise ValueError(f"{name} need at least 2 classes (blank + one character), got {logits.shape[-1]}")
+    if logits.dim() != 3:
+        raise ValueError(f"{name} must be (N, T, C), got shape {tuple(logits.shape)}")
+    if logits.shape[-1] < 2:
+        raise ValueError(f"{name} need at least 2 classes (blank + one character), got {logits.shape[-1]}")
 
 def _check_pair(student_logits, teacher_logits, lengths) -> torch.Tensor:
     _check_logits(student_logits, "student_logits")
@@ -61,7 +65,8 @@ def ctc_loss(logits:torch.Tensor, # (N, T, C) CTC logits, class 0 = blank
     if target_lengths.shape != (N,) or target_lengths.is_floating_point() or (target_lengths < 0).any():
         raise ValueError(f"target_lengths must be {N} integers ≥ 0, got {target_lengths.dtype} {target_lengths.tolist()}")
     targets = torch.as_tensor(targets)
-    if targets.dim() != 1 or targets.is_floating_point(): raise ValueError(f"targets must be a 1-d integer tensor, got {targets.dtype} {tuple(targets.shape)}")
+    if targets.dim() != 1 or targets.is_floating_point():
+        raise ValueError(f"targets must be a 1-d integer tensor, got {targets.dtype} {tuple(targets.shape)}")
     if len(targets) != int(target_lengths.sum()):
         raise ValueError(f"targets has {len(targets)} labels but target_lengths add up to {int(target_lengths.sum())}")
     if len(targets) and (int(targets.min()) < 1 or int(targets.max()) >= C):
@@ -101,7 +106,8 @@ def kl_parts(student_logits:torch.Tensor, # (..., C) Student logits, class 0 = b
 BLANK_MODES = ("plain", "nonblank", "dropblank")
 
 def _check_blank(blank):
-    if blank not in BLANK_MODES: raise ValueError(f"blank must be one of {BLANK_MODES}, got {blank!r}")
+    if blank not in BLANK_MODES:
+        raise ValueError(f"blank must be one of {BLANK_MODES}, got {blank!r}")
 
 def kd_kl(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0 = blank
           teacher_logits:torch.Tensor, # (N, T, C) Teacher CTC logits (detached here)
@@ -110,7 +116,8 @@ def kd_kl(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0 =
           blank:str="plain", # Blank handling: `plain`, `nonblank` or `dropblank` (see the table above)
          ) -> torch.Tensor:
     "Frame-wise KL(Teacher_τ ∥ Student_τ), summed over classes and averaged (weighted for `nonblank`) over real frames."
-    _check_tau(tau); _check_blank(blank)
+    _check_tau(tau)
+    _check_blank(blank)
     lengths = _check_pair(student_logits, teacher_logits, lengths)
     pad = pad_mask_from_lengths(lengths, student_logits.shape[1])[..., None]
     s = student_logits.float().masked_fill(pad, 0.0)  # padding may hold anything: make it inert
@@ -120,7 +127,8 @@ def kd_kl(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0 =
         w = w * (t.argmax(-1) != BLANK)
         kl = _frame_kl(soft_log_probs(t[..., 1:], tau), soft_log_probs(s[..., 1:], tau))
     else:
-        if blank == "nonblank": w = w * soft_log_probs(t, 1.0)[..., 1:].logsumexp(-1).exp()  # 1 − p_T(blank), precise near 1
+        if blank == "nonblank":
+            w = w * soft_log_probs(t, 1.0)[..., 1:].logsumexp(-1).exp()  # 1 − p_T(blank), precise near 1
         kl = _frame_kl(soft_log_probs(t, tau), soft_log_probs(s, tau))
     return (w * kl).sum() / w.sum().clamp_min(1e-12)
 
@@ -145,7 +153,10 @@ def kd_loss(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0
             feature_weight:float=1.0, # β ≥ 0, the weight of `feature_loss` when one is given
            ) -> dict:
     "`{loss, ctc, kl[, feat]}` with loss = (1 − α)·CTC + α·τ²·KL (+ β·feat)."
-    _check_alpha(alpha); _check_tau(tau); _check_blank(blank); _check_weight(feature_weight)
+    _check_alpha(alpha)
+    _check_tau(tau)
+    _check_blank(blank)
+    _check_weight(feature_weight)
     ctc = ctc_loss(student_logits, lengths, targets, target_lengths)
     kl = kd_kl(student_logits, teacher_logits, lengths, tau, blank)
     out = dict(loss=(1 - alpha) * ctc + alpha * tau**2 * kl, ctc=ctc, kl=kl)
@@ -164,7 +175,10 @@ class KDConfig:
     feature_weight:float = 0.0 # β ≥ 0 of the feature term; 0 = no feature distillation
 
     def __post_init__(self):
-        _check_alpha(self.alpha); _check_tau(self.tau); _check_blank(self.blank); _check_weight(self.feature_weight)
+        _check_alpha(self.alpha)
+        _check_tau(self.tau)
+        _check_blank(self.blank)
+        _check_weight(self.feature_weight)
 
     @property
     def use_features(self) -> bool:
@@ -201,7 +215,8 @@ def freeze_teacher(model:nn.Module, # The trained Teacher
                   ) -> nn.Module:
     "Put `model` in eval mode with `requires_grad=False` on every parameter; returns it."
     model.eval()
-    for p in model.parameters(): p.requires_grad_(False)
+    for p in model.parameters():
+        p.requires_grad_(False)
     return model
 
 @contextmanager
@@ -209,13 +224,15 @@ def teacher_context(teacher:nn.Module, # The (frozen) Teacher
                    ):
     "`with teacher_context(teacher):` — the Teacher in eval mode, and no autograd graph inside the block."
     teacher.eval()
-    with torch.no_grad(): yield teacher
+    with torch.no_grad():
+        yield teacher
 
 def teacher_forward(teacher:nn.Module, # The (frozen) Teacher
                     *args, **kwargs, # Passed to `teacher(...)`
                    ):
     "`teacher(*args, **kwargs)` in eval mode under `torch.no_grad()`."
-    with teacher_context(teacher): return teacher(*args, **kwargs)
+    with teacher_context(teacher):
+        return teacher(*args, **kwargs)
 
 # %% ../nbs/20_kd.ipynb #d0ff0002
 class PosteriorCache:
@@ -230,12 +247,14 @@ class PosteriorCache:
               batch_size:int=16, device="cpu") -> PosteriorCache:
         "Run `teacher` once over `ds`, in length-sorted batches."
         from jand.loading import BucketBatchSampler, collate_lines
-        if ds.aug is not None: raise ValueError("offline distillation needs augmentation-free views: build it on a dataset without aug")
+        if ds.aug is not None:
+            raise ValueError("offline distillation needs augmentation-free views: build it on a dataset without aug")
         out, sampler = [None] * len(ds), BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
         with torch.random.fork_rng(devices=[]):  # a DataLoader draws from torch's generator: leave the run's randomness as it was
             for b in torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_lines):
                 o = teacher_forward(teacher, b["images"].to(device), b["widths"].to(device))
-                for k, i in enumerate(b["indices"].tolist()): out[i] = o["logits"][k, :int(o["lengths"][k])].to("cpu", torch.float16)
+                for k, i in enumerate(b["indices"].tolist()):
+                    out[i] = o["logits"][k, :int(o["lengths"][k])].to("cpu", torch.float16)
         return cls(out)
 
     def batch(self, indices, # Dataset indices of the batch's lines
@@ -247,7 +266,8 @@ class PosteriorCache:
         if not torch.equal(have, lengths.cpu()):
             raise ValueError(f"cached Teacher frames {have.tolist()} differ from the Student's {lengths.tolist()}: same height and strides?")
         x = torch.zeros(len(indices), frames, self.logits[indices[0]].shape[-1])
-        for k, i in enumerate(indices): x[k, :len(self.logits[i])] = self.logits[i].float()
+        for k, i in enumerate(indices):
+            x[k, :len(self.logits[i])] = self.logits[i].float()
         return x
 
     @property

@@ -35,17 +35,22 @@ def words_of(text:str) -> list:
     out = []
     for tok in nfc(text).split():
         core = split_token(tok)[1]
-        if core and not is_number(core) and any(c.isalpha() for c in core): out.append(core)
+        if core and not is_number(core) and any(c.isalpha() for c in core):
+            out.append(core)
     return out
 
 # %% ../nbs/31_lexicon.ipynb #6dc866bd
 def case_pattern(word:str) -> str:
     "`upper`, `title`, `lower` or `mixed`."
     letters = [c for c in word if c.isalpha()]
-    if not letters: return "lower"
-    if all(c.isupper() for c in letters): return "upper" if len(letters) > 1 else "title"
-    if all(c.islower() for c in letters): return "lower"
-    if letters[0].isupper() and all(c.islower() for c in letters[1:]): return "title"
+    if not letters:
+        return "lower"
+    if all(c.isupper() for c in letters):
+        return "upper" if len(letters) > 1 else "title"
+    if all(c.islower() for c in letters):
+        return "lower"
+    if letters[0].isupper() and all(c.islower() for c in letters[1:]):
+        return "title"
     return "mixed"
 
 def apply_case(key:str, # The lexicon word, lower case
@@ -55,26 +60,36 @@ def apply_case(key:str, # The lexicon word, lower case
               ) -> str:
     "`key` written with `pattern`."
     form = form or key
-    if pattern == "upper": return key.upper()
-    if pattern == "mixed": return form
-    if pattern == "title": return (form if cased else key)[:1].upper() + (form if cased else key)[1:]
+    if pattern == "upper":
+        return key.upper()
+    if pattern == "mixed":
+        return form
+    if pattern == "title":
+        return (form if cased else key)[:1].upper() + (form if cased else key)[1:]
     return form if cased else key
 
 # %% ../nbs/31_lexicon.ipynb #b1fbfdb5
 def read_wordlist(path) -> list:
     "The words of a word-list file (UTF-8, one word per line, blank lines ignored)."
     path = Path(path)
-    if not path.exists(): raise DataError(path, "no such word-list file")
-    if not path.is_file(): raise DataError(path, "not a file (a word list is a UTF-8 text file, one word per line)")
-    try: text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e: raise DataError(path, f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    if not path.exists():
+        raise DataError(path, "no such word-list file")
+    if not path.is_file():
+        raise DataError(path, "not a file (a word list is a UTF-8 text file, one word per line)")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
     out = []
     for i, line in enumerate(text.splitlines(), 1):
         w = nfc(line.strip())
-        if not w: continue
-        if any(c.isspace() for c in w): raise DataError(f"{path}:{i}", f"{w!r} holds whitespace: a word list has one word per line")
+        if not w:
+            continue
+        if any(c.isspace() for c in w):
+            raise DataError(f"{path}:{i}", f"{w!r} holds whitespace: a word list has one word per line")
         out.append(w)
-    if not out: raise DataError(path, "no words in the word list")
+    if not out:
+        raise DataError(path, "no words in the word list")
     return out
 
 # %% ../nbs/31_lexicon.ipynb #5301f915
@@ -86,7 +101,8 @@ class Lexicon:
                 ):
         self.counts, by_key = Counter(), {}
         for w, n in forms.items():
-            k = w.lower(); self.counts[k] += n
+            k = w.lower()
+            self.counts[k] += n
             by_key.setdefault(k, Counter())[w] += n
         self.form = {k: c.most_common(1)[0][0] for k, c in by_key.items()}
         self.cased = {k for k, c in by_key.items() if k not in c}
@@ -102,7 +118,8 @@ class Lexicon:
         trusted = {w.lower() for w in listed}
         forms = Counter(w for t in texts for w in words_of(t))
         low = Counter()
-        for w, n in forms.items(): low[w.lower()] += n
+        for w, n in forms.items():
+            low[w.lower()] += n
         forms = Counter({w: n for w, n in forms.items() if low[w.lower()] >= min_count or w.lower() in trusted})
         forms.update(listed)
         return cls(forms, **kwargs)
@@ -124,7 +141,8 @@ def deletions(word:str, d:int) -> set:
 def _build_index(self:Lexicon, d:int):
     idx = {}
     for k in self.counts:
-        for s in deletions(k[:self.prefix_length], d): idx.setdefault(s, []).append(k)
+        for s in deletions(k[:self.prefix_length], d):
+            idx.setdefault(s, []).append(k)
     self._index, self._index_d, self._cache = idx, d, {}
 
 @patch
@@ -134,15 +152,19 @@ def candidates(self:Lexicon, word:str, # The word to look up (any case)
     "Lexicon words within `max_distance` of `word`, as `(key, distance, count)`, best first."
     q = nfc(word).lower()
     hit = self._cache.get((q, max_distance))
-    if hit is not None: return hit
-    if max_distance > self._index_d: _build_index(self, max_distance)
+    if hit is not None:
+        return hit
+    if max_distance > self._index_d:
+        _build_index(self, max_distance)
     keys = set()
-    for s in deletions(q[:self.prefix_length], max_distance): keys.update(self._index.get(s, ()))
+    for s in deletions(q[:self.prefix_length], max_distance):
+        keys.update(self._index.get(s, ()))
     out = []
     for k in keys:
         if abs(len(k) - len(q)) <= max_distance:
             dist = editdistance.eval(q, k)
-            if dist <= max_distance: out.append((k, dist, self.counts[k]))
+            if dist <= max_distance:
+                out.append((k, dist, self.counts[k]))
     out.sort(key=lambda x: (x[1], -x[2], x[0]))
     self._cache[(q, max_distance)] = out
     return out
@@ -161,14 +183,18 @@ def lbc_changes(line:str, # A recognized line
     "The corrections LBC would make: `(token_index, old_token, new_token)` per changed token."
     out = []
     for i, tok in enumerate(_WS.split(nfc(line))):
-        if not tok or tok.isspace(): continue
+        if not tok or tok.isspace():
+            continue
         lead, core, trail = split_token(tok)
-        if len(core) < min_length or is_number(core) or core in lexicon: continue
+        if len(core) < min_length or is_number(core) or core in lexicon:
+            continue
         cands = lexicon.candidates(core, allowed_distance(len(core), max_distance, max_ratio))
-        if not cands: continue
+        if not cands:
+            continue
         key = cands[0][0]
         new = lead + apply_case(key, case_pattern(core), lexicon.form[key], key in lexicon.cased) + trail
-        if new != tok: out.append((i, tok, new))
+        if new != tok:
+            out.append((i, tok, new))
     return out
 
 def lbc_correct(line:str, # A recognized line
@@ -179,7 +205,8 @@ def lbc_correct(line:str, # A recognized line
                ) -> str:
     "`line` with its out-of-lexicon words snapped to the most frequent nearest lexicon word."
     parts = _WS.split(nfc(line))
-    for i, _, new in lbc_changes(line, lexicon, max_distance, max_ratio, min_length): parts[i] = new
+    for i, _, new in lbc_changes(line, lexicon, max_distance, max_ratio, min_length):
+        parts[i] = new
     return "".join(parts)
 
 def lbc_correct_lines(lines:Sequence[str], lexicon:Lexicon, **kwargs) -> list:
@@ -197,16 +224,19 @@ class LexiconScorer:
         self.words, self.prefixes, self.penalty = set(), set(), penalty
         for k in keys:
             for piece in re.findall(r"[^\W\d_]+", k):
-                self.words.add(piece); self.prefixes.update(piece[:i] for i in range(1, len(piece) + 1))
+                self.words.add(piece)
+                self.prefixes.update(piece[:i] for i in range(1, len(piece) + 1))
 
     def _word(self, text:str) -> str:
         "The run of letters at the end of `text`, lower case."
         i = len(text)
-        while i and text[i - 1].isalpha(): i -= 1
+        while i and text[i - 1].isalpha():
+            i -= 1
         return text[i:].lower()
 
     def __call__(self, prefix_text:str, next_char:str) -> float:
         "Bonus (0 or `penalty`) for appending `next_char` to `prefix_text`."
         w = self._word(prefix_text)
-        if next_char.isalpha(): return 0.0 if w + next_char.lower() in self.prefixes else self.penalty
+        if next_char.isalpha():
+            return 0.0 if w + next_char.lower() in self.prefixes else self.penalty
         return self.penalty if w in self.prefixes and w not in self.words else 0.0

@@ -35,7 +35,8 @@ class LineList(list):
 
     @classmethod
     def of(cls, lines, why:str="") -> "LineList":
-        out = cls(lines); out.why = why
+        out = cls(lines)
+        out.why = why
         return out
 
 # %% ../nbs/07_loading.ipynb #c479ee10
@@ -56,9 +57,11 @@ class LineDataset(Dataset):
             why = getattr(lines, "why", "")
             raise DataError(name, "the dataset is empty: no lines to load" + (f" ({why})" if why else ""))
         by_key = {f"{l.source or name}:{l.id}": l for l in lines}
-        if len(by_key) != len(lines): raise DataError(name, "duplicate line ids: every line needs a unique (source, id)")
+        if len(by_key) != len(lines):
+            raise DataError(name, "duplicate line ids: every line needs a unique (source, id)")
         kept, self.report = apply_charset_policy(((k, l.text) for k, l in by_key.items()), charset, policy, replacement, Report(name))
-        if not kept: raise DataError(name, f"no line is left after the unknown-character policy {policy!r}")
+        if not kept:
+            raise DataError(name, f"no line is left after the unknown-character policy {policy!r}")
         self.lines = [by_key[k] for k, _ in kept]
         self.texts = [t for _, t in kept]
         self.targets = [torch.tensor(charset.encode(t), dtype=torch.long) for t in self.texts]
@@ -82,8 +85,10 @@ class BucketBatchSampler(Sampler):
     "Batches of indices of similar length, shuffled reproducibly per epoch; shardable across processes."
     def __init__(self, lengths:Sequence[int], batch_size:int, shuffle:bool=True, seed:int=0, pool:int=50,
                  drop_last:bool=False, num_replicas:int=1, rank:int=0):
-        if batch_size < 1: raise ValueError("batch_size must be at least 1")
-        if not 0 <= rank < num_replicas: raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank {rank} is outside 0..{num_replicas - 1}")
         self.lengths, self.bs, self.shuffle, self.seed, self.pool = np.asarray(lengths), batch_size, shuffle, seed, pool
         self.drop_last, self.num_replicas, self.rank, self.epoch = drop_last, num_replicas, rank, 0
 
@@ -102,7 +107,8 @@ class BucketBatchSampler(Sampler):
                 chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
                 batches += [chunk[i:i + self.bs] for i in range(0, len(chunk), self.bs)]
             batches = [batches[i] for i in rng.permutation(len(batches))]
-        if self.drop_last: batches = [b for b in batches if len(b) == self.bs]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.bs]
         if self.num_replicas > 1:
             per_rank = math.ceil(len(batches) / self.num_replicas)
             batches = (batches * 2)[:per_rank * self.num_replicas]  # repeat a few batches so every rank gets as many
@@ -119,7 +125,8 @@ def pad_images(images:list, width_multiple:int=8) -> tuple:
     widths = torch.tensor([im.shape[2] for im in images])
     w = int(math.ceil(int(widths.max()) / width_multiple) * width_multiple)
     batch = torch.zeros(len(images), 1, h, w)
-    for k, im in enumerate(images): batch[k, :, :, :im.shape[2]] = im
+    for k, im in enumerate(images):
+        batch[k, :, :, :im.shape[2]] = im
     return batch, widths
 
 def collate_lines(items:list, width_multiple:int=8) -> dict:

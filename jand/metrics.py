@@ -19,7 +19,8 @@ VARIANTS = ("corpus", "line-max")
 CASES = ("sensitive", "folded")
 
 def _check(name, value, allowed):
-    if value not in allowed: raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 def scored_text(text:str, case:str="sensitive") -> str:
     "`text` in NFC, case-folded when `case` is `folded`."
@@ -46,10 +47,12 @@ def edits(ref:Sequence, hyp:Sequence) -> int:
 # %% ../nbs/08_metrics.ipynb #a3115883
 def _check_pairs(refs, hyps):
     for name, xs in (("refs", refs), ("hyps", hyps)):
-        if isinstance(xs, str): raise TypeError(f"{name} must be a sequence of lines, not a single string")
+        if isinstance(xs, str):
+            raise TypeError(f"{name} must be a sequence of lines, not a single string")
     if len(refs) != len(hyps):
         raise ValueError(f"refs has {len(refs)} lines but hyps has {len(hyps)}: they must be paired line by line")
-    if len(refs) == 0: raise ValueError("no lines to score: refs and hyps are empty")
+    if len(refs) == 0:
+        raise ValueError("no lines to score: refs and hyps are empty")
 
 def line_counts(refs:Sequence[str], # Reference (ground-truth) lines
                 hyps:Sequence[str], # Predicted lines, paired with `refs`
@@ -77,7 +80,9 @@ class Score:
     ref_len: int = 0 # Σ reference lengths (characters or words)
 
     def __post_init__(self):
-        _check("metric", self.metric, METRICS); _check("variant", self.variant, VARIANTS); _check("case", self.case, CASES)
+        _check("metric", self.metric, METRICS)
+        _check("variant", self.variant, VARIANTS)
+        _check("case", self.case, CASES)
 
     @property
     def key(self) -> str: return f"{self.metric}_{self.variant}_{self.case}"  # column name in results tables
@@ -92,10 +97,13 @@ def aggregate(counts:Sequence, # `(edits, ref_len, hyp_len)` per line, as from `
              ) -> Score:
     "The `variant` error rate of per-line `counts`, as a `Score` in percent."
     _check("variant", variant, VARIANTS)
-    if not counts: raise ValueError("no lines to score")
-    e = sum(c[0] for c in counts); n = sum(c[1] for c in counts)
+    if not counts:
+        raise ValueError("no lines to score")
+    e = sum(c[0] for c in counts)
+    n = sum(c[1] for c in counts)
     if variant == "corpus":
-        if n == 0: raise ValueError(f"every reference line is empty: the corpus {metric.upper()} is undefined (0 reference tokens)")
+        if n == 0:
+            raise ValueError(f"every reference line is empty: the corpus {metric.upper()} is undefined (0 reference tokens)")
         value = 100 * e / n
     else:
         value = 100 * sum(ed / max(r, h) if max(r, h) else 0.0 for ed, r, h in counts) / len(counts)
@@ -149,6 +157,7 @@ def line_details(refs:Sequence[str], # Reference (ground-truth) lines
     "One dict per line pair with the keys of `DETAIL_FIELDS`: texts, char and word edits and lengths."
     chars, words = line_counts(refs, hyps, "cer", case), line_counts(refs, hyps, "wer", case)
     ids = range(len(refs)) if ids is None else ids
-    if len(ids) != len(refs): raise ValueError(f"ids has {len(ids)} entries but there are {len(refs)} lines")
+    if len(ids) != len(refs):
+        raise ValueError(f"ids has {len(ids)} entries but there are {len(refs)} lines")
     return [dict(zip(DETAIL_FIELDS, (i, nfc(r), nfc(h), *c, *w)))
             for i, r, h, c, w in zip(ids, refs, hyps, chars, words)]

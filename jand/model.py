@@ -41,7 +41,8 @@ class ModelConfig:
     name: str = "custom" # `teacher`, `student` or anything descriptive
 
     def __post_init__(self):
-        if self.n_classes < 2: raise ValueError(f"n_classes must count the blank and at least one symbol, got {self.n_classes}")
+        if self.n_classes < 2:
+            raise ValueError(f"n_classes must count the blank and at least one symbol, got {self.n_classes}")
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -69,7 +70,8 @@ def student_config(n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
 def model_config(kind:str, n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
     "`teacher` or `student` config by name."
     makers = {"teacher": teacher_config, "student": student_config}
-    if kind not in makers: raise ValueError(f"model must be one of {sorted(makers)}, got {kind!r}")
+    if kind not in makers:
+        raise ValueError(f"model must be one of {sorted(makers)}, got {kind!r}")
     return makers[kind](n_classes, **overrides)
 
 # %% ../nbs/12_model.ipynb #1a2724c0
@@ -93,18 +95,21 @@ class HTRJAND(nn.Module):
                ) -> dict:
         "`logits` (N, T, C) and frame `lengths` (N,), plus `features`, `cnn` and the optional heads' outputs."
         n, _, _, w = images.shape
-        if widths is None: widths = torch.full((n,), w, dtype=torch.long, device=images.device)
+        if widths is None:
+            widths = torch.full((n,), w, dtype=torch.long, device=images.device)
         cnn = self.backbone(images, widths)                        # (N, T, F)
         lengths = frame_lengths(widths).to(images.device)          # (N,)
         pad = frame_mask(widths, cnn.shape[1]).to(images.device)   # (N, T), True = padding
         x = self.attention(self.proj(cnn), pad, return_maps)       # (N, T, d)
         x, maps = x if return_maps else (x, None)
         out = {"logits": self.head(x), "lengths": lengths, "features": x, "cnn": cnn, "pad_mask": pad}
-        if self.aux_head is not None: out["aux_logits"] = self.aux_head(cnn)
+        if self.aux_head is not None:
+            out["aux_logits"] = self.aux_head(cnn)
         if self.domain_head is not None:
             real = (~pad).unsqueeze(-1).to(x.dtype)
             out["domain_logits"] = self.domain_head((x * real).sum(1) / real.sum(1).clamp(min=1))
-        if return_maps: out["maps"] = maps
+        if return_maps:
+            out["maps"] = maps
         return out
 
 # %% ../nbs/12_model.ipynb #2321a46b
@@ -132,15 +137,19 @@ def model_payload(model:HTRJAND, charset:Charset, **extra) -> dict:
 
 def save_model(path, model:HTRJAND, charset:Charset, **extra) -> Path:
     "Write `model` with its config, charset and jand version to `path`, atomically."
-    buf = io.BytesIO(); torch.save(model_payload(model, charset, **extra), buf)
+    buf = io.BytesIO()
+    torch.save(model_payload(model, charset, **extra), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 def read_payload(path) -> dict:
     "The dict of a jand model file or training checkpoint; `DataError` if it is missing, corrupt or foreign."
     path = Path(path)
-    if path.is_dir(): raise DataError(path, "is a folder, not a model file")
-    if not path.is_file(): raise DataError(path, "model file not found")
-    try: d = torch.load(path, map_location="cpu", weights_only=True)
+    if path.is_dir():
+        raise DataError(path, "is a folder, not a model file")
+    if not path.is_file():
+        raise DataError(path, "model file not found")
+    try:
+        d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         text = str(e)  # torch's weights-only errors are paragraphs: keep the one line that says what is wrong
         msg = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0] if "WeightsUnpickler error:" in text else (text.strip().splitlines() or [""])[0]
@@ -160,20 +169,26 @@ def read_payload(path) -> dict:
 
 def check_device(device) -> torch.device:
     "`device` as a `torch.device`; a `ValueError` naming it when torch does not know it, or it is a GPU this machine lacks."
-    try: d = torch.device(device)
-    except (RuntimeError, TypeError, ValueError): raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
-    if d.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device {device!r} was asked for but no GPU is available")
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but no GPU is available")
     return d
 
 # %% ../nbs/12_model.ipynb #8922f1b8
 def _resize_rows(weight:torch.Tensor, old:Charset, new:Charset) -> torch.Tensor:
     "Rows of a per-class tensor re-indexed from `old` to `new` charset (blank and shared symbols kept, new rows fresh)."
     out = torch.empty((len(new),) + tuple(weight.shape[1:]), dtype=weight.dtype)
-    if weight.dim() > 1: nn.init.normal_(out, std=0.02)
-    else: out.fill_(float(weight[1:].mean()) if len(weight) > 1 else 0.0)
+    if weight.dim() > 1:
+        nn.init.normal_(out, std=0.02)
+    else:
+        out.fill_(float(weight[1:].mean()) if len(weight) > 1 else 0.0)
     out[0] = weight[0]
     for i, ch in enumerate(new.symbols, 1):
-        if ch in old: out[i] = weight[old.encode(ch)[0]]
+        if ch in old:
+            out[i] = weight[old.encode(ch)[0]]
     return out
 
 def load_model(path, charset:Charset|None=None, # Expected charset; None accepts the file's own
@@ -184,12 +199,14 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
     d = read_payload(path)
     try:
         cfg, saved = ModelConfig.from_dict(d["config"]), Charset.from_dict(d["charset"], path)
-    except (KeyError, TypeError, ValueError) as e: raise DataError(path, f"the model file's config is invalid: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(path, f"the model file's config is invalid: {e}") from None
     if len(saved) != cfg.n_classes:
         raise DataError(path, f"the file's charset has {len(saved)} classes (blank included) but its model has {cfg.n_classes}: "
                         "the charset and the weights do not belong together")
     state = d.get("state_dict")
-    if not isinstance(state, dict) or not state: raise DataError(path, "the file holds no weights (no 'state_dict' of tensors)")
+    if not isinstance(state, dict) or not state:
+        raise DataError(path, "the file holds no weights (no 'state_dict' of tensors)")
     if charset is not None and charset != saved:
         missing, extra = sorted(set(charset.symbols) - set(saved.symbols)), sorted(set(saved.symbols) - set(charset.symbols))
         if not resize_head:
@@ -201,7 +218,8 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
             state[k] = _resize_rows(state[k], saved, charset)
         cfg, saved = replace(cfg, n_classes=len(charset)), charset
     model = HTRJAND(cfg)
-    try: model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError, ValueError) as e:
         raise DataError(path, f"weights do not fit the saved config: {str(e).splitlines()[0]}") from None
     return model.to(device).eval(), saved, d
@@ -214,8 +232,10 @@ class Predictor:
                  beam:int=10,
                  bf16:bool=False, # Run the network under bfloat16 autocast
                 ):
-        if decoder not in ("greedy", "beam"): raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
-        if batch_size < 1: raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if decoder not in ("greedy", "beam"):
+            raise ValueError(f"decoder must be 'greedy' or 'beam', got {decoder!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         check_device(device)
         self.model, self.charset = model.to(device).eval(), charset
         self.preprocess = model.cfg.preprocess
@@ -247,13 +267,17 @@ class Predictor:
         "Per-line log-probabilities `(T_i, C)`, in input order."
         prepared = []
         for n, im in enumerate(images, 1):
-            try: prepared.append(prepare(self._image(im), self.preprocess))
-            except DataError: raise  # a file's problem already names the file
-            except ValueError as e: raise ValueError(f"image {n} of {len(images)}: {e}") from None
+            try:
+                prepared.append(prepare(self._image(im), self.preprocess))
+            except DataError:
+                raise  # a file's problem already names the file
+            except ValueError as e:
+                raise ValueError(f"image {n} of {len(images)}: {e}") from None
         out = [None] * len(prepared)
         for idx in self.batches(prepared):
             lp, lengths = self._forward(*pad_images([prepared[i] for i in idx]))
-            for k, i in enumerate(idx): out[i] = lp[k, :int(lengths[k])]
+            for k, i in enumerate(idx):
+                out[i] = lp[k, :int(lengths[k])]
         return out
 
     def predict(self, images:Sequence) -> list:
@@ -268,10 +292,15 @@ def time_calls(fn, # Called with no argument; one call = one timed unit
     """Median seconds per call of `fn` after `warmup` calls (`sync()`, e.g. `torch.cuda.synchronize`, before each
     clock read). The median, not the mean: a call that another process on the machine interrupted does not count."""
     sync = sync or (lambda: None)
-    for _ in range(warmup): fn()
-    sync(); times, start = [], time.perf_counter()
+    for _ in range(warmup):
+        fn()
+    sync()
+    times, start = [], time.perf_counter()
     while len(times) < min_calls or time.perf_counter() - start < seconds:
-        t = time.perf_counter(); fn(); sync(); times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t)
     return float(np.median(times))
 
 def _peak_rss_mb() -> float:
@@ -281,7 +310,8 @@ def _peak_rss_mb() -> float:
 def bench_widths(batch:int, width, # An int (every line that wide) or `(lo, hi)`: random text-like widths
                  seed:int=0) -> list:
     "The widths of one benchmark batch."
-    if isinstance(width, int): return [width] * batch
+    if isinstance(width, int):
+        return [width] * batch
     g = torch.Generator().manual_seed(seed)
     return torch.randint(int(width[0]), int(width[1]) + 1, (batch,), generator=g).tolist()
 
@@ -298,16 +328,20 @@ def measure_speed(model, # An `HTRJAND` or a `ModelConfig` (a fresh model is bui
     import copy
     import torch.nn.functional as F
     dev = torch.device(device)
-    if threads: torch.set_num_threads(threads)
-    if isinstance(model, ModelConfig): m = HTRJAND(model)
-    else: m = copy.deepcopy(model) if train else model  # training steps must not change the caller's model
+    if threads:
+        torch.set_num_threads(threads)
+    if isinstance(model, ModelConfig):
+        m = HTRJAND(model)
+    else:
+        m = copy.deepcopy(model) if train else model  # training steps must not change the caller's model
     m = m.to(dev)
     ws = bench_widths(batch, width, seed)
     g = torch.Generator().manual_seed(seed)
     x, w = torch.rand(batch, 1, height, max(ws), generator=g).to(dev), torch.tensor(ws, device=dev)
     cuda = dev.type == "cuda"
     sync = torch.cuda.synchronize if cuda else None
-    if cuda: torch.cuda.reset_peak_memory_stats(dev)
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
     if train:
         m.train()
         opt = torch.optim.AdamW(m.parameters(), lr=1e-5)
@@ -316,30 +350,40 @@ def measure_speed(model, # An `HTRJAND` or a `ModelConfig` (a fresh model is bui
         def step():
             o = m(x, w)
             loss = F.ctc_loss(o["logits"].float().log_softmax(-1).transpose(0, 1), targets, o["lengths"], tlen.to(dev), zero_infinity=True)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
         dt = time_calls(step, seconds, warmup, sync=sync)
     else:
         m.eval()
-        with torch.inference_mode(): dt = time_calls(lambda: m(x, w), seconds, warmup, sync=sync)
+        with torch.inference_mode():
+            dt = time_calls(lambda: m(x, w), seconds, warmup, sync=sync)
     r = {"lines_per_s": batch / dt, "ms_per_line": 1000 * dt / batch, "peak_rss_mb": _peak_rss_mb()}
-    if cuda: r["cuda_max_alloc_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    if cuda:
+        r["cuda_max_alloc_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return r
 
 # %% ../nbs/12_model.ipynb #5b1c2d3e
 def _bench_one(cfg_dict:dict, state:dict|None, kwargs:dict, q) -> None:
     try:
         m = HTRJAND(ModelConfig.from_dict(cfg_dict))
-        if state is not None: m.load_state_dict(state)
+        if state is not None:
+            m.load_state_dict(state)
         q.put(measure_speed(m, **kwargs))
-    except Exception as e: q.put({"error": f"{type(e).__name__}: {e}"})
+    except Exception as e:
+        q.put({"error": f"{type(e).__name__}: {e}"})
 
 def _wait_result(p, q) -> dict:
     "The child's result; an error instead of a hang when it dies before reporting (e.g. an unguarded `__main__`)."
     import queue
     while True:
-        try: r = q.get(timeout=1.0); p.join(); return r
+        try:
+            r = q.get(timeout=1.0)
+            p.join()
+            return r
         except queue.Empty:
-            if not p.is_alive(): return {"error": f"the benchmark process died (exit code {p.exitcode}) before reporting"}
+            if not p.is_alive():
+                return {"error": f"the benchmark process died (exit code {p.exitcode}) before reporting"}
 
 def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTRJAND`; None: fresh Teacher and Student
                         batches=(1, 16), height:int=64, width=512, seconds:float=3.0, threads:int=2,
@@ -359,14 +403,19 @@ def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTR
             for b in batches:
                 kw = dict(batch=b, height=h, width=w, seconds=seconds, threads=threads, device=str(device), train=train)
                 if isolate:
-                    q = ctx.Queue(); p = ctx.Process(target=_bench_one, args=(cfg.to_dict(), state, kw, q))
-                    p.start(); r = _wait_result(p, q)
-                    if "error" in r: raise RuntimeError(f"benchmark of {name} {kw} failed: {r['error']}")
-                else: r = measure_speed(model, **kw)
+                    q = ctx.Queue()
+                    p = ctx.Process(target=_bench_one, args=(cfg.to_dict(), state, kw, q))
+                    p.start()
+                    r = _wait_result(p, q)
+                    if "error" in r:
+                        raise RuntimeError(f"benchmark of {name} {kw} failed: {r['error']}")
+                else:
+                    r = measure_speed(model, **kw)
                 row = {"model": name, "device": torch.device(device).type, "mode": "train" if train else "inference", "batch": b,
                        "input": input_label(h, w), "threads": threads, **{k: round(v, 2) for k, v in r.items()}}
                 rows.append(row)
-                if verbose: print(f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: {r['lines_per_s']:8.1f} lines/s "
+                if verbose:
+                    print(f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: {r['lines_per_s']:8.1f} lines/s "
                                   f"{r['ms_per_line']:8.2f} ms/line  peak RSS {r['peak_rss_mb']:.0f} MB"
                                   + (f"  CUDA {r['cuda_max_alloc_mb']:.0f} MB" if "cuda_max_alloc_mb" in r else ""))
     return rows

@@ -31,8 +31,10 @@ _OPENING = re.compile(r"[(\[{]+")
 _CONTRACTION = re.compile(r"'(?:s|t|d|m|ll|re|ve)|n't", re.IGNORECASE)
 
 def _is_opening_quote(i:int, n:int, seen:int) -> bool:
-    if i == 0: return True
-    if i == n - 1: return False
+    if i == 0:
+        return True
+    if i == n - 1:
+        return False
     return seen % 2 == 0
 
 def join_tokens(words:list, # The words of one line, as tokenised by IAM
@@ -44,12 +46,17 @@ def join_tokens(words:list, # The words of one line, as tokenised by IAM
     for i, w in enumerate(words):
         left = right = False
         if punctuation and w == '"':
-            opening = _is_opening_quote(i, len(words), quotes); quotes += 1
+            opening = _is_opening_quote(i, len(words), quotes)
+            quotes += 1
             left, right = not opening, opening
-        elif punctuation and _CLOSING.fullmatch(w): left = True
-        elif punctuation and _OPENING.fullmatch(w): right = True
-        elif contractions and _CONTRACTION.fullmatch(w): left = True
-        if out and not (left or glue_next): out += " "
+        elif punctuation and _CLOSING.fullmatch(w):
+            left = True
+        elif punctuation and _OPENING.fullmatch(w):
+            right = True
+        elif contractions and _CONTRACTION.fullmatch(w):
+            left = True
+        if out and not (left or glue_next):
+            out += " "
         out += w
         glue_next = right
     return out
@@ -60,7 +67,8 @@ def normalise_iam(text:str, # A transcription as in `lines.txt` (words joined by
                  ) -> str:
     "An IAM transcription as plain text: entities unescaped, `|` to spaces, punctuation re-attached, NFC, tidy spaces."
     o = opts or IAMNorm()
-    if o.unescape_entities: text = html.unescape(text)
+    if o.unescape_entities:
+        text = html.unescape(text)
     words = (text.replace("|", " ") if o.bars_to_spaces else text).split()
     return tidy(join_tokens(words, o.join_punctuation, o.join_contractions))
 
@@ -80,9 +88,12 @@ def normalise_rimes(text:str, # A RIMES `Value` attribute, as the XML parser ret
                    ) -> str:
     "A RIMES transcription as plain text: optional straight apostrophes and quotes, NFC, tidy spaces."
     o = opts or RimesNorm()
-    if o.unescape_entities: text = html.unescape(text)
-    if o.straight_apostrophes: text = text.translate(_APOSTROPHES)
-    if o.straight_quotes: text = text.translate(_QUOTES)
+    if o.unescape_entities:
+        text = html.unescape(text)
+    if o.straight_apostrophes:
+        text = text.translate(_APOSTROPHES)
+    if o.straight_quotes:
+        text = text.translate(_QUOTES)
     return tidy(text)
 
 # %% ../nbs/03_normalise.ipynb #9dcc60b8
@@ -102,9 +113,11 @@ def normalise_bentham(text:str, # The content of one `Transcriptions/*.txt` file
                      ) -> str:
     "A Bentham transcription as plain text: entities unescaped, gaps dropped (or marked), tags stripped, NFC, tidy spaces."
     o = opts or BenthamNorm()
-    if o.unescape_entities: text = html.unescape(text)
+    if o.unescape_entities:
+        text = html.unescape(text)
     text = _GAP.sub(" " if o.drop_gaps else f" {o.gap_symbol} ", text)
-    if o.strip_tags: text = _TAG.sub("", text)
+    if o.strip_tags:
+        text = _TAG.sub("", text)
     return tidy(text)
 
 # %% ../nbs/03_normalise.ipynb #d91f6006
@@ -126,10 +139,13 @@ NORMALISERS = {"iam": (IAMNorm, normalise_iam), "rimes": (RimesNorm, normalise_r
 
 def norm_options(corpus:str, opts=None):
     "The options for `corpus`: `opts` checked to be of the right class, or the defaults when None."
-    if corpus not in NORMALISERS: raise ValueError(f"unknown corpus {corpus!r}; expected one of {sorted(NORMALISERS)}")
+    if corpus not in NORMALISERS:
+        raise ValueError(f"unknown corpus {corpus!r}; expected one of {sorted(NORMALISERS)}")
     cls = NORMALISERS[corpus][0]
-    if opts is None: return cls()
-    if not isinstance(opts, cls): raise TypeError(f"options for {corpus!r} must be a {cls.__name__}, got {type(opts).__name__}")
+    if opts is None:
+        return cls()
+    if not isinstance(opts, cls):
+        raise TypeError(f"options for {corpus!r} must be a {cls.__name__}, got {type(opts).__name__}")
     return opts
 
 def normalise(text:str, # Raw transcription as stored by the corpus

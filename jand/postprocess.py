@@ -30,10 +30,13 @@ def parse_stages(spec, # `'lbc'`, `'t5,t5+lbc'`, `'all'`, or a list of stage nam
     "The stages named by `spec`, in `STAGES` order, `none` (the raw recognizer) always included."
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [_ALIASES.get(p.strip().lower(), p.strip().lower()) for p in parts if p.strip()]
-    if not names: raise ValueError(f"no post-processing stage given ({spec!r}): choose from {', '.join(STAGES)}, a comma-separated list of them, or all")
-    if "all" in names: names = list(STAGES)
+    if not names:
+        raise ValueError(f"no post-processing stage given ({spec!r}): choose from {', '.join(STAGES)}, a comma-separated list of them, or all")
+    if "all" in names:
+        names = list(STAGES)
     bad = [n for n in names if n not in STAGES]
-    if bad: raise ValueError(f"unknown post-processing stage {bad[0]!r}: choose from {', '.join(STAGES)}, a comma-separated list of them, or all")
+    if bad:
+        raise ValueError(f"unknown post-processing stage {bad[0]!r}: choose from {', '.join(STAGES)}, a comma-separated list of them, or all")
     return [s for s in STAGES if s in names or s == "none"]
 
 def uses_t5(stages:Sequence[str]) -> bool:
@@ -50,7 +53,8 @@ _LAST_PART = re.compile(r"[-_/][^-_/]*$")
 def page_key(line:Line) -> str:
     "The page (or writer) `line` belongs to: its source and its id without the last `-`/`_`/`/` part."
     head = _LAST_PART.sub("", line.id)
-    if head and head != line.id: return f"{line.source}:{head}"
+    if head and head != line.id:
+        return f"{line.source}:{head}"
     return f"{line.source}:writer:{line.writer}" if line.writer else f"{line.source}:line:{line.id}"
 
 # %% ../nbs/32_postprocess.ipynb #1c011dbb
@@ -71,18 +75,23 @@ def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
                 ) -> dict:
     "`{stage: StageOutput}` for each of `stages`."
     stages, hyps, lbc_options = parse_stages(stages), list(hyps), lbc_options or {}
-    if uses_t5(stages) and corrector is None: raise ValueError("the t5 stages need a corrector (jand eval --corrector DIR)")
-    if uses_lbc(stages) and lexicon is None: raise ValueError("the lbc stages need a lexicon")
+    if uses_t5(stages) and corrector is None:
+        raise ValueError("the t5 stages need a corrector (jand eval --corrector DIR)")
+    if uses_lbc(stages) and lexicon is None:
+        raise ValueError("the lbc stages need a lexicon")
     def lbc(lines):
-        t0 = time.perf_counter(); out = lbc_correct_lines(lines, lexicon, **lbc_options)
+        t0 = time.perf_counter()
+        out = lbc_correct_lines(lines, lexicon, **lbc_options)
         return out, time.perf_counter() - t0
     out = {"none": StageOutput("none", hyps)}
-    if "lbc" in stages: out["lbc"] = StageOutput("lbc", *lbc(hyps))
+    if "lbc" in stages:
+        out["lbc"] = StageOutput("lbc", *lbc(hyps))
     if uses_t5(stages):
         t0 = time.perf_counter()
         res = corrector.correct(hyps, previous_lines(hyps, groups, corrector.cfg.context_lines))
         t5 = StageOutput("t5", [r.text for r in res], time.perf_counter() - t0, res)
-        if "t5" in stages: out["t5"] = t5
+        if "t5" in stages:
+            out["t5"] = t5
         if "t5+lbc" in stages:
             fixed, secs = lbc(t5.hyps)
             out["t5+lbc"] = StageOutput("t5+lbc", fixed, t5.seconds + secs, res)
@@ -100,7 +109,8 @@ def stage_rows(refs:Sequence[str], # The true lines
     for name, o in outputs.items():
         row = {"stage": name, **score_row(score_all(refs, o.hyps), ndigits), "lines": len(o.hyps),
                "lines_changed": sum(a != b for a, b in zip(raw, o.hyps))}
-        if name != "none": row.update(seconds=round(o.seconds, 3), lines_per_s=round(len(o.hyps) / max(o.seconds, 1e-9), 1))
+        if name != "none":
+            row.update(seconds=round(o.seconds, 3), lines_per_s=round(len(o.hyps) / max(o.seconds, 1e-9), 1))
         rows.append(row)
     return rows
 
@@ -111,7 +121,8 @@ def stage_line_rows(refs:Sequence[str], # The true lines
     "Per-line dicts: `line_details` of the raw lines plus `hyp_<stage>`, `char_edits_<stage>`, `word_edits_<stage>` per stage."
     rows = line_details(refs, outputs["none"].hyps, ids)
     for name, o in outputs.items():
-        if name == "none": continue
+        if name == "none":
+            continue
         for r, d in zip(rows, line_details(refs, o.hyps, ids)):
             r.update({f"hyp_{name}": d["hyp"], f"char_edits_{name}": d["char_edits"], f"word_edits_{name}": d["word_edits"]})
     return rows
@@ -121,11 +132,15 @@ def run_config(run):
     "The `TrainConfig` of run folder `run`."
     from jand.training import TrainConfig
     run = Path(run)
-    if not run.is_dir(): raise DataError(run, "no such run folder (a folder written by jand train)")
+    if not run.is_dir():
+        raise DataError(run, "no such run folder (a folder written by jand train)")
     path = run / "config.json"
-    if not path.is_file(): raise DataError(run, "not a run folder (no config.json)")
-    try: return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as e: raise DataError(path, f"unreadable run config: {e}") from None
+    if not path.is_file():
+        raise DataError(run, "not a run folder (no config.json)")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise DataError(path, f"unreadable run config: {e}") from None
 
 def run_bundle(run):
     "The run's data, opened as the run opened it: `(TrainConfig, DataBundle)`."
@@ -138,7 +153,8 @@ def make_lexicon(texts:Sequence[str], # Training transcriptions
                 ) -> Lexicon:
     "The LBC lexicon: the words of `texts` plus a word list; `DataError` if it would be empty."
     lex = Lexicon.from_texts(texts, min_count=min_count, wordlist=wordlist)
-    if not len(lex): raise DataError(wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (--wordlist FILE)")
+    if not len(lex):
+        raise DataError(wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (--wordlist FILE)")
     return lex
 
 # %% ../nbs/32_postprocess.ipynb #b98287cd
@@ -180,7 +196,8 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     from jand.sources import open_data
     from jand.synth import SynthConfig
     stages, model_path = parse_stages(stages), Path(model_path)
-    if uses_t5(stages) and corrector is None: raise ValueError(f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR (see jand train-corrector)")
+    if uses_t5(stages) and corrector is None:
+        raise ValueError(f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR (see jand train-corrector)")
     if corrector is not None and not isinstance(corrector, T5Corrector):
         corrector = load_corrector(corrector, device=device) if uses_t5(stages) else None
     if wordlist is not None:
@@ -189,15 +206,18 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     model, charset, _ = load_model(model_path, device=device)
     bundle = open_data(data, synth=replace(synth or SynthConfig(), height=model.cfg.preprocess.height))
     lines = bundle.lines(split)
-    if not lines: raise DataError(data, f"the {split} split is empty")
+    if not lines:
+        raise DataError(data, f"the {split} split is empty")
     rec = recognize(model, charset, lines, bundle.load, batch_size, device, name=f"{data}:{split}")
     lexicon, lexicon_from = None, None
     if uses_lbc(stages):
         if (model_path.parent / "config.json").is_file():
             texts, lexicon_from = [l.text for l in run_bundle(model_path.parent)[1].lines("train")], f"training lines of run {model_path.parent}"
-        else: texts, lexicon_from = [l.text for l in bundle.lines("train")], f"training split of {data}"
+        else:
+            texts, lexicon_from = [l.text for l in bundle.lines("train")], f"training split of {data}"
         lexicon = make_lexicon(texts, wordlist)
-        if wordlist is not None: lexicon_from += f" + word list {wordlist}"
+        if wordlist is not None:
+            lexicon_from += f" + word list {wordlist}"
     outputs = apply_stages(rec["hyps"], stages, corrector, lexicon, [page_key(l) for l in rec["lines"]], lbc_options)
     return {"rows": stage_rows(rec["refs"], outputs), "lines": stage_line_rows(rec["refs"], outputs, rec["ids"]),
             "outputs": outputs, "scores": score_all(rec["refs"], rec["hyps"]), "refs": rec["refs"], "ids": rec["ids"],
@@ -208,9 +228,11 @@ def _install_dir(tmp:Path, out:Path):
     "Rename the finished folder `tmp` to `out`, replacing a previous `out` only once `tmp` is complete."
     old = None
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}"); out.rename(old)
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
     tmp.rename(out)
-    if old is not None: shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 def _check_out(out:Path, run:Path):
     if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
@@ -238,7 +260,8 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     run, out, cfg = Path(run), Path(out), cfg or T5CorrectorConfig()
     t_start = time.perf_counter()
     tcfg, bundle = run_bundle(run)
-    if not (run / "model.pt").is_file(): raise DataError(run, "no model.pt in the run folder (has a validation epoch finished?)")
+    if not (run / "model.pt").is_file():
+        raise DataError(run, "no model.pt in the run folder (has a validation epoch finished?)")
     _check_out(out, run)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     corrector = (T5Corrector.from_local(pretrained, cfg, device=device) if pretrained is not None
@@ -246,13 +269,15 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     model, charset, _ = load_model(run / "model.pt", device=device)
     # 1. the recognizer's errors on its validation lines
     val = bundle.lines("val")
-    if tcfg.val_lines: val = val[:tcfg.val_lines]
+    if tcfg.val_lines:
+        val = val[:tcfg.val_lines]
     rec = recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val") if val else {"refs": [], "hyps": [], "lines": []}
     cm = ConfusionModel.from_pairs(zip(rec["refs"], rec["hyps"])) if rec["refs"] else ConfusionModel()
     del model
     # 2. simulated pairs from the training lines, real pairs from the validation lines
     train_lines = bundle.lines("train")[:max_lines] if max_lines else bundle.lines("train")
-    if not train_lines: raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
+    if not train_lines:
+        raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
     k = cfg.context_lines
     sim = simulate_pairs([l.text for l in train_lines], cm, seed, [page_key(l) for l in train_lines], k, copies, cer_range)
     real = recognizer_pairs(rec["refs"], rec["hyps"], [page_key(l) for l in rec["lines"]], k) if rec["refs"] else []
@@ -278,5 +303,6 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
         cm.save(tmp / "corrector" / "confusion.json")
         atomic_write_json(tmp / "corrector" / "training.json", summary)
         _install_dir(tmp / "corrector", out)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return summary

@@ -26,7 +26,8 @@ class PreprocessConfig:
 def estimate_slant(img:np.ndarray, candidates=np.linspace(-0.8, 0.8, 17)) -> float:
     "The shear (dx per dy) that makes the writing of a uint8 line image most upright."
     _, ink = cv2.threshold(img, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    ink = ink.astype(np.float32); h, w = ink.shape
+    ink = ink.astype(np.float32)
+    h, w = ink.shape
     def score(s):
         m = np.float32([[1, s, -s * h / 2 if s > 0 else -s * h / 2], [0, 1, 0]])
         sheared = cv2.warpAffine(ink, m, (w + int(abs(s) * h) + 1, h), flags=cv2.INTER_NEAREST)
@@ -65,11 +66,13 @@ def augment(img:np.ndarray, cfg:AugmentConfig, rng:np.random.Generator) -> np.nd
         sx = float(rng.uniform(*cfg.stretch))
         out = cv2.resize(out, (max(8, int(round(out.shape[1] * sx))), h), interpolation=cv2.INTER_LINEAR)
     if fire():
-        ang = float(rng.uniform(-cfg.rotate, cfg.rotate)); ww = out.shape[1]
+        ang = float(rng.uniform(-cfg.rotate, cfg.rotate))
+        ww = out.shape[1]
         m = cv2.getRotationMatrix2D((ww / 2, h / 2), ang, 1.0)
         out = cv2.warpAffine(out, m, (ww, h), flags=cv2.INTER_LINEAR, borderValue=255)
     if fire() and cfg.elastic > 0:
-        hh, ww = out.shape; a = cfg.elastic * h
+        hh, ww = out.shape
+        a = cfg.elastic * h
         xs, ys = np.meshgrid(np.arange(ww, dtype=np.float32), np.arange(hh, dtype=np.float32))
         out = cv2.remap(out, xs + a * smooth_field(rng, hh, ww, h / 3), ys + a * smooth_field(rng, hh, ww, h / 3),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255)
@@ -80,15 +83,18 @@ def augment(img:np.ndarray, cfg:AugmentConfig, rng:np.random.Generator) -> np.nd
     if fire():
         c = 1 + float(rng.uniform(-cfg.contrast, cfg.contrast))
         f = (f - 128) * c + 128 + float(rng.uniform(-cfg.brightness, cfg.brightness)) * 255
-    if fire() and cfg.blur > 0: f = cv2.GaussianBlur(f, (0, 0), float(rng.uniform(0.3, cfg.blur)))
-    if fire() and cfg.noise > 0: f = f + rng.normal(0, float(rng.uniform(0, cfg.noise)), f.shape).astype(np.float32)
+    if fire() and cfg.blur > 0:
+        f = cv2.GaussianBlur(f, (0, 0), float(rng.uniform(0.3, cfg.blur)))
+    if fire() and cfg.noise > 0:
+        f = f + rng.normal(0, float(rng.uniform(0, cfg.noise)), f.shape).astype(np.float32)
     return np.clip(f, 0, 255).astype(np.uint8)
 
 # %% ../nbs/06_preprocess.ipynb #e6f1bdd2
 def to_height(img:np.ndarray, height:int) -> np.ndarray:
     "Resize a uint8 line image to `height` px, keeping its aspect ratio."
     h, w = img.shape
-    if h == height: return img
+    if h == height:
+        return img
     nw = max(1, int(round(w * height / h)))
     return cv2.resize(img, (nw, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
 
@@ -98,12 +104,18 @@ def prepare(img:np.ndarray, # Grayscale uint8 line image (as `jand.images.load_i
             rng:np.random.Generator|None=None, # Random generator for `aug`
            ) -> torch.Tensor:
     "Model input for one line: a float tensor `(1, height, width)` with ink = 1, paper = 0."
-    if img.ndim != 2 or img.dtype != np.uint8: raise ValueError(f"expected a 2-D uint8 grayscale image, got {img.dtype} {img.shape}")
-    if img.size == 0: raise ValueError(f"the image is empty ({img.shape[0]}×{img.shape[1]})")
-    if cfg.deslant: img = shear(img, estimate_slant(img))
+    if img.ndim != 2 or img.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 grayscale image, got {img.dtype} {img.shape}")
+    if img.size == 0:
+        raise ValueError(f"the image is empty ({img.shape[0]}×{img.shape[1]})")
+    if cfg.deslant:
+        img = shear(img, estimate_slant(img))
     img = to_height(img, cfg.height)
-    if aug is not None: img = to_height(augment(img, aug, rng if rng is not None else np.random.default_rng()), cfg.height)
-    if cfg.max_width and img.shape[1] > cfg.max_width: img = cv2.resize(img, (cfg.max_width, cfg.height), interpolation=cv2.INTER_AREA)
+    if aug is not None:
+        img = to_height(augment(img, aug, rng if rng is not None else np.random.default_rng()), cfg.height)
+    if cfg.max_width and img.shape[1] > cfg.max_width:
+        img = cv2.resize(img, (cfg.max_width, cfg.height), interpolation=cv2.INTER_AREA)
     x = 1.0 - torch.from_numpy(img.astype(np.float32) / 255.0)
-    if x.shape[1] < cfg.min_width: x = torch.nn.functional.pad(x, (0, cfg.min_width - x.shape[1]))
+    if x.shape[1] < cfg.min_width:
+        x = torch.nn.functional.pad(x, (0, cfg.min_width - x.shape[1]))
     return x[None]

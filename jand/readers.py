@@ -51,19 +51,28 @@ class _Reading:
 
     def image_ok(self, path) -> bool:
         "Whether the image at `path` passes the check (checked once per file); failures are counted."
-        if self.mode is None: return True
+        if self.mode is None:
+            return True
         key = str(path)
         if key not in self.problems:
             try:
-                if self.mode == "full": h, w = load_image(path).shape; self.sizes[key] = (w, h)
-                else: self.sizes[key] = check_image(path)
+                if self.mode == "full":
+                    h, w = load_image(path).shape
+                    self.sizes[key] = (w, h)
+                else:
+                    self.sizes[key] = check_image(path)
                 self.problems[key] = None
-            except DataError as e: self.problems[key] = e.problem
+            except DataError as e:
+                self.problems[key] = e.problem
         problem = self.problems[key]
-        if problem is None: return True
-        if self.strict: raise DataError(path, problem)
-        if problem == "image file not found" or problem.startswith("image file is empty"): self.skip(problem, path)
-        else: self.skip("image unreadable", f"{path} ({problem})")
+        if problem is None:
+            return True
+        if self.strict:
+            raise DataError(path, problem)
+        if problem == "image file not found" or problem.startswith("image file is empty"):
+            self.skip(problem, path)
+        else:
+            self.skip("image unreadable", f"{path} ({problem})")
         return False
 
     def add(self, line:Line): self.lines.append(line)
@@ -74,7 +83,9 @@ class _Reading:
         self.report.counts_key = counts_key  # the published counts that apply (`published_counts`), checked or not
         self.report.counted = Counter(l.split for l in self.lines if l.id not in uncounted)
         if not self.lines:
-            e = DataError(root, f"no usable lines: {summary(self.report)}"); e.report = self.report; raise e
+            e = DataError(root, f"no usable lines: {summary(self.report)}")
+            e.report = self.report
+            raise e
         if check_counts and counts_key:
             counted = [l for l in self.lines if l.id not in uncounted]
             check_published_counts(counted, *counts_key, where=root, report=self.report)
@@ -90,10 +101,12 @@ def read_utf8(path) -> str:
     "The text of `path` decoded as UTF-8 (BOM tolerated); `DataError` naming the file and byte if it is not UTF-8."
     path = Path(path)
     data = path.read_bytes()
-    try: text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(path, f"not UTF-8 text (byte {e.start} is {data[e.start:e.start+1]!r})") from None
-    if "\0" in text: raise DataError(path, f"not UTF-8 text (byte {data.index(0)} is a NUL byte: UTF-16 text?)")
+    if "\0" in text:
+        raise DataError(path, f"not UTF-8 text (byte {data.index(0)} is a NUL byte: UTF-16 text?)")
     return text
 
 def list_entries(path) -> list:
@@ -101,7 +114,8 @@ def list_entries(path) -> list:
     out = []
     for i, row in enumerate(read_utf8(path).splitlines(), 1):
         row = row.strip()
-        if row and not row.startswith("#"): out.append((i, row.split()[0]))
+        if row and not row.startswith("#"):
+            out.append((i, row.split()[0]))
     return out
 
 def hash_fraction(name:str) -> float:
@@ -136,10 +150,12 @@ def check_published_counts(lines:list, # The lines read
     expected, provenance = PUBLISHED_COUNTS[(corpus, scheme)]
     got = Counter(l.split for l in lines)
     bad = [f"{s} has {got.get(s, 0)} lines, published {n}" for s, n in expected.items() if got.get(s, 0) != n]
-    if not bad: return
+    if not bad:
+        return
     skipped = f"; while reading, {summary(report)}" if report is not None else ""
     same = [k[1] for k, (c, _) in PUBLISHED_COUNTS.items() if k[0] == corpus and c == {s: got.get(s, 0) for s in c}]
-    if same: skipped += f"; the copy has the published counts of {corpus} {same[0]} " \
+    if same:
+        skipped += f"; the copy has the published counts of {corpus} {same[0]} " \
                         f"({PUBLISHED_COUNTS[(corpus, same[0])][1]})"
     e = DataError(where, f"line counts differ from the published {corpus} {scheme} split ({'; '.join(bad)}; "
                   f"source: {provenance}){skipped}. Check that the copy and its split files are complete, or read it "
@@ -158,7 +174,8 @@ def _check_sample(line:Line, image) -> np.ndarray:
     a = np.asarray(image)
     if a.ndim != 2 or a.dtype != np.uint8 or a.size == 0:
         raise ValueError(f"{line.id}: the image must be a non-empty 2-D uint8 array, got {a.dtype} {a.shape}")
-    if line.split not in SPLITS: raise ValueError(f"{line.id}: split must be one of {SPLITS}, got {line.split!r}")
+    if line.split not in SPLITS:
+        raise ValueError(f"{line.id}: split must be one of {SPLITS}, got {line.split!r}")
     if not line.text.strip() or "\n" in line.text or "\r" in line.text:
         raise ValueError(f"{line.id}: the text must be one non-empty line, got {line.text!r}")
     if not line.id or re.search(r"\s", line.id) or line.id.startswith(".") or "\\" in line.id:
@@ -171,7 +188,8 @@ def _encode(a:np.ndarray, fmt:str="PNG") -> bytes:
     return buf.getvalue()
 
 def _unique(seen:set, id:str):
-    if id in seen: raise ValueError(f"{id}: duplicate id in the samples")
+    if id in seen:
+        raise ValueError(f"{id}: duplicate id in the samples")
     seen.add(id)
 
 # %% ../nbs/04_readers.ipynb #9e4e5225
@@ -200,18 +218,22 @@ def write_iam(samples:Iterable, # `(Line, image)` pairs; ids `form-NN` such as `
     writers, splits, tops, nwords = {}, defaultdict(list), defaultdict(int), Counter()
     for line, image in samples:
         a = _check_sample(line, image)
-        if "-" not in line.id or "/" in line.id: raise ValueError(f"{line.id}: IAM ids are 'form-NN' (e.g. a01-000u-00), without '/'")
-        if "|" in line.text: raise ValueError(f"{line.id}: '|' is IAM's word separator and cannot be in a text")
+        if "-" not in line.id or "/" in line.id:
+            raise ValueError(f"{line.id}: IAM ids are 'form-NN' (e.g. a01-000u-00), without '/'")
+        if "|" in line.text:
+            raise ValueError(f"{line.id}: '|' is IAM's word separator and cannot be in a text")
         _unique(seen, line.id)
         form = line.id.rsplit("-", 1)[0]
-        if re.search(r"\s", line.writer): raise ValueError(f"{line.id}: writer ids cannot contain spaces")
+        if re.search(r"\s", line.writer):
+            raise ValueError(f"{line.id}: writer ids cannot contain spaces")
         writers.setdefault(form, set()).add(line.writer)
         atomic_write_bytes(root/"lines"/form.split("-")[0]/form/f"{line.id}.png", _encode(a))
         words = line.text.split()
         h, w = a.shape
         gray = (int(a.min()) + int(a.max())) // 2  # a plausible binarisation threshold; readers ignore it
         rows.append(f"{line.id} ok {gray} {len(words)} 0 {tops[form]} {w} {h} {'|'.join(map(_iam_escape, words))}")
-        tops[form] += h; nwords[form] += len(words)
+        tops[form] += h
+        nwords[form] += len(words)
         splits[line.split].append(line.id)
     head = ("#--- lines.txt, written by jand.readers.write_iam in the layout of the IAM database ---#\n#\n"
             "# format: a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from\n"
@@ -219,7 +241,8 @@ def write_iam(samples:Iterable, # `(Line, image)` pairs; ids `form-NN` such as `
     atomic_write_text(root/"ascii"/"lines.txt", head + "".join(r + "\n" for r in rows))
     nlines = Counter(r.split()[0].rsplit("-", 1)[0] for r in rows)
     mixed = sorted(f for f, ws in writers.items() if len(ws) > 1)
-    if mixed: warnings.warn(f"write_iam: {len(mixed)} form(s) (e.g. {mixed[0]}) hold lines of several writers; IAM's forms.txt "
+    if mixed:
+        warnings.warn(f"write_iam: {len(mixed)} form(s) (e.g. {mixed[0]}) hold lines of several writers; IAM's forms.txt "
                             "has one writer per form, so these lines are written without a writer")
     atomic_write_text(root/"ascii"/"forms.txt", "#--- forms.txt: form writer sentences seg lines lines-ok words words-ok ---#\n" +
                       "".join(f"{f} {next(iter(ws))} 1 all {nlines[f]} {nlines[f]} {nwords[f]} {nwords[f]}\n"
@@ -237,20 +260,29 @@ def _rows(path:Path, rd:_Reading) -> list:
     "The `(line_number, text)` of the data rows of an IAM ascii file (a BOM tolerated); undecodable rows are counted."
     out = []
     for i, raw in enumerate(path.read_bytes().splitlines(), 1):
-        try: row = raw.decode("utf-8-sig" if i == 1 else "utf-8")
+        try:
+            row = raw.decode("utf-8-sig" if i == 1 else "utf-8")
         except UnicodeDecodeError as e:
-            rd.skip("row is not UTF-8 text", f"{path}:{i} (byte {e.start})"); continue
-        if "\0" in row: rd.skip("row is not UTF-8 text", f"{path}:{i} (byte {raw.index(0)} is a NUL byte)"); continue
-        if row.strip() and not row.lstrip().startswith("#"): out.append((i, row.strip()))
+            rd.skip("row is not UTF-8 text", f"{path}:{i} (byte {e.start})")
+            continue
+        if "\0" in row:
+            rd.skip("row is not UTF-8 text", f"{path}:{i} (byte {raw.index(0)} is a NUL byte)")
+            continue
+        if row.strip() and not row.lstrip().startswith("#"):
+            out.append((i, row.strip()))
     return out
 
 def _iam_row(path:Path, i:int, row:str):
     "The fields of one `lines.txt` row as `(id, flag, raw_text)`, or a string saying what is wrong."
     f = row.split()
-    if len(f) < 9: return f"has {len(f)} fields, expected 9 (id ok|err graylevel ncomp x y w h transcription)"
-    if f[1] not in ("ok", "err"): return f"field 2 is {f[1]!r}, expected ok or err"
-    if not all(re.fullmatch(r"-?\d+", x) for x in f[2:8]): return "fields 3 to 8 must be integers"
-    if not re.fullmatch(r"[^-/\\]+(-[^-/\\]+)+", f[0]): return f"id {f[0]!r} is not of the form a01-000u-00"
+    if len(f) < 9:
+        return f"has {len(f)} fields, expected 9 (id ok|err graylevel ncomp x y w h transcription)"
+    if f[1] not in ("ok", "err"):
+        return f"field 2 is {f[1]!r}, expected ok or err"
+    if not all(re.fullmatch(r"-?\d+", x) for x in f[2:8]):
+        return "fields 3 to 8 must be integers"
+    if not re.fullmatch(r"[^-/\\]+(-[^-/\\]+)+", f[0]):
+        return f"id {f[0]!r} is not of the form a01-000u-00"
     return f[0], f[1], " ".join(f[8:])
 
 def _entry_id(entry:str) -> str:
@@ -259,8 +291,10 @@ def _entry_id(entry:str) -> str:
 
 def _find_split_file(folder:Path, names:tuple) -> Path:
     found = [folder/n for n in names if (folder/n).is_file()]
-    if not found: raise DataError(folder, f"split file not found: expected {' or '.join(names)} in this folder")
-    if len(found) > 1: raise DataError(folder, f"ambiguous split files {', '.join(p.name for p in found)}: keep one")
+    if not found:
+        raise DataError(folder, f"split file not found: expected {' or '.join(names)} in this folder")
+    if len(found) > 1:
+        raise DataError(folder, f"ambiguous split files {', '.join(p.name for p in found)}: keep one")
     return found[0]
 
 def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Reading) -> tuple:
@@ -272,12 +306,14 @@ def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Re
             e = _entry_id(entry)
             ids = [e] if e in known else forms.get(e)
             if not ids:
-                rd.skip("split entry names no line or form of lines.txt", f"{path}:{i} ({entry})"); continue
+                rd.skip("split entry names no line or form of lines.txt", f"{path}:{i} ({entry})")
+                continue
             for lid in ids:
                 if assign.setdefault(lid, split) != split:
                     raise DataError(path, f"line {lid} is also listed in {source[lid].name}: a line cannot be in two splits")
                 source.setdefault(lid, path)
-                if key == "val2": from_val2.add(lid)
+                if key == "val2":
+                    from_val2.add(lid)
     return assign, from_val2
 
 def _has_split_files(folder:Path, scheme:str) -> bool:
@@ -295,8 +331,10 @@ def iam_split_folder(root, # The IAM root
         found = [s for s in wanted if _has_split_files(Path(splits_dir), s)]
         return (found or wanted)[0], Path(splits_dir)
     for s, sub in IAM_SPLIT_FOLDERS:
-        if s in wanted and _has_split_files(root/sub, s): return s, root/sub
-    if scheme != "auto": return scheme, root/next(sub for s, sub in IAM_SPLIT_FOLDERS if s == scheme)
+        if s in wanted and _has_split_files(root/sub, s):
+            return s, root/sub
+    if scheme != "auto":
+        return scheme, root/next(sub for s, sub in IAM_SPLIT_FOLDERS if s == scheme)
     looked = "; ".join(f"{sub}/{IAM_SPLIT_FILES[s][1]['train'][0]} ({s})" for s, sub in IAM_SPLIT_FOLDERS)
     raise DataError(root, f"no IAM split files found: looked for {looked}. Unpack the official task zip or "
                     "OpenSLR's splits.zip into the IAM root, or name a folder with splits_dir")
@@ -322,7 +360,8 @@ def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or 
             ) -> tuple:
     "IAM lines as `(lines, report)`, split by the scheme found on disk or chosen."
     split_scheme = split if split is not None else split_scheme
-    if val2 not in ("val", "train", "test", "drop"): raise ValueError(f"val2 must be 'val', 'train', 'test' or 'drop', got {val2!r}")
+    if val2 not in ("val", "train", "test", "drop"):
+        raise ValueError(f"val2 must be 'val', 'train', 'test' or 'drop', got {val2!r}")
     root, norm = Path(root), norm_options("iam", norm)
     lines_txt = _iam_file(root, "lines.txt")
     if not lines_txt.is_file() and _only_parquet(root):
@@ -336,27 +375,41 @@ def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or 
     if forms_txt.is_file():
         for i, row in _rows(forms_txt, rd):
             f = row.split()
-            if len(f) >= 2: writers[f[0]] = f[1]
-            else: rd.skip("malformed forms.txt row", f"{forms_txt}:{i}")
+            if len(f) >= 2:
+                writers[f[0]] = f[1]
+            else:
+                rd.skip("malformed forms.txt row", f"{forms_txt}:{i}")
     rows, forms = [], defaultdict(list)
     for i, row in _rows(lines_txt, rd):
         r = _iam_row(lines_txt, i, row)
-        if isinstance(r, str): rd.skip("malformed lines.txt row", f"{lines_txt}:{i} ({r})"); continue
+        if isinstance(r, str):
+            rd.skip("malformed lines.txt row", f"{lines_txt}:{i} ({r})")
+            continue
         rows.append((i,) + r)
         forms[r[0].rsplit("-", 1)[0]].append(r[0])
     assign, from_val2 = _iam_splits(folder, split_scheme, val2, {r[1] for r in rows}, forms, rd)
     for i, lid, flag, raw in rows:
         where = f"{lines_txt}:{i}"
-        if not rd.new_id(lid, where): continue
+        if not rd.new_id(lid, where):
+            continue
         split = assign.get(lid)
-        if split is None: rd.skip("not in any split file", lid, problem=False); continue
-        if split == "drop": rd.skip("in validationset2 (val2='drop')", lid, problem=False); continue
-        if flag == "err" and not keep_err: rd.skip("segmentation flagged err (keep_err=False)", lid, problem=False); continue
+        if split is None:
+            rd.skip("not in any split file", lid, problem=False)
+            continue
+        if split == "drop":
+            rd.skip("in validationset2 (val2='drop')", lid, problem=False)
+            continue
+        if flag == "err" and not keep_err:
+            rd.skip("segmentation flagged err (keep_err=False)", lid, problem=False)
+            continue
         text = normalise_iam(raw, norm)
-        if not text: rd.skip("empty transcription", where); continue
+        if not text:
+            rd.skip("empty transcription", where)
+            continue
         form = lid.rsplit("-", 1)[0]
         img = root/"lines"/form.split("-")[0]/form/f"{lid}.png"
-        if not rd.image_ok(img): continue
+        if not rd.image_ok(img):
+            continue
         rd.add(Line(lid, text, str(img), split, "iam", writers.get(form, "")))
     return rd.finish(root, ("iam", split_scheme), check_counts, uncounted=from_val2)  # published sizes exclude validationset2
 
@@ -392,15 +445,19 @@ def write_rimes(samples:Iterable, # `(Line, image)` pairs; `train` and `val` go 
     docs = {k: ET.Element("DocumentList") for k in RIMES_FILES}
     pending, npages = {k: [] for k in RIMES_FILES}, Counter()
     def flush(k):
-        if not pending[k]: return
+        if not pending[k]:
+            return
         stem = "train2011" if k == "train" else "eval2011"
         docs[k].append(_rimes_page(pending[k], f"{stem}-{npages[k]}", root, page_ext, margin, gap))
-        npages[k] += 1; pending[k] = []
+        npages[k] += 1
+        pending[k] = []
     for line, image in samples:
-        a = _check_sample(line, image); _unique(seen, line.id)
+        a = _check_sample(line, image)
+        _unique(seen, line.id)
         k = "test" if line.split == "test" else "train"
         pending[k].append((line, a))
-        if len(pending[k]) >= lines_per_page: flush(k)
+        if len(pending[k]) >= lines_per_page:
+            flush(k)
     for k, name in RIMES_FILES.items():
         flush(k)
         ET.indent(docs[k])
@@ -410,8 +467,10 @@ def write_rimes(samples:Iterable, # `(Line, image)` pairs; `train` and `val` go 
 # %% ../nbs/04_readers.ipynb #07a76ce9
 def _parse_xml(path:Path) -> ET.Element:
     "The root of a RIMES XML file; `DataError` if it is missing, malformed, or not a RIMES file (neither a `DocumentList` nor any `SinglePage`)."
-    if not path.is_file(): raise DataError(path, "RIMES XML file not found (expected training_2011.xml and eval_2011_annotated.xml in the root)")
-    try: root = ET.parse(path).getroot()
+    if not path.is_file():
+        raise DataError(path, "RIMES XML file not found (expected training_2011.xml and eval_2011_annotated.xml in the root)")
+    try:
+        root = ET.parse(path).getroot()
     except ET.ParseError as e:
         line, col = e.position
         raise DataError(path, f"malformed XML at line {line}, column {col + 1} ({e})") from None
@@ -420,8 +479,10 @@ def _parse_xml(path:Path) -> ET.Element:
     return root
 
 def _box(el:ET.Element):
-    try: l, t, r, b = (int(round(float(el.get(k)))) for k in ("Left", "Top", "Right", "Bottom"))
-    except (TypeError, ValueError): return None
+    try:
+        l, t, r, b = (int(round(float(el.get(k)))) for k in ("Left", "Top", "Right", "Bottom"))
+    except (TypeError, ValueError):
+        return None
     return l, t, r, b
 
 def read_rimes(root, # RIMES root: holds the two XML files and the page images they name
@@ -450,23 +511,32 @@ def read_rimes(root, # RIMES root: holds the two XML files and the page images t
             fname = (page.get("FileName") or "").replace("\\", "/")
             elements = list(page.iter("Line"))
             if not fname:
-                for _ in elements: rd.skip("SinglePage without FileName", path)
+                for _ in elements:
+                    rd.skip("SinglePage without FileName", path)
                 continue
             stem, img = PurePosixPath(fname).stem, root/fname
             split = "test" if kind == "test" else ("val" if hash_fraction(PurePosixPath(fname).name) < val_fraction else "train")
             for k, el in enumerate(elements):
                 lid, where = f"{stem}-{k:02d}", f"{path}: page {fname}, Line {k}"
-                if not rd.new_id(lid, path): continue
+                if not rd.new_id(lid, path):
+                    continue
                 box, value = _box(el), el.get("Value")
                 if box is None or value is None:
-                    rd.skip("malformed Line element (needs Left, Top, Right, Bottom and Value)", where); continue
-                if box[2] <= box[0] or box[3] <= box[1]: rd.skip("empty or inverted box", f"{where} {box}"); continue
+                    rd.skip("malformed Line element (needs Left, Top, Right, Bottom and Value)", where)
+                    continue
+                if box[2] <= box[0] or box[3] <= box[1]:
+                    rd.skip("empty or inverted box", f"{where} {box}")
+                    continue
                 text = normalise_rimes(value, norm)
-                if not text: rd.skip("empty transcription", where); continue
-                if not rd.image_ok(img): continue
+                if not text:
+                    rd.skip("empty transcription", where)
+                    continue
+                if not rd.image_ok(img):
+                    continue
                 size = rd.sizes.get(str(img))
                 if size and (box[0] >= size[0] or box[1] >= size[1] or box[2] <= 0 or box[3] <= 0):
-                    rd.skip("box outside the page image", f"{where} {box} on {size[0]}×{size[1]}"); continue
+                    rd.skip("box outside the page image", f"{where} {box} on {size[0]}×{size[1]}")
+                    continue
                 rd.add(Line(lid, text, str(img), split, "rimes", box=box))
     return rd.finish(root, ("rimes", "2011"), check_counts)
 
@@ -482,8 +552,10 @@ def write_bentham(samples:Iterable, # `(Line, image)` pairs; ids become file ste
     root, seen, parts = Path(root), set(), defaultdict(list)
     base = root/BENTHAM_SUBFOLDER if subfolder else root
     for line, image in samples:
-        a = _check_sample(line, image); _unique(seen, line.id)
-        if "/" in line.id: raise ValueError(f"{line.id}: Bentham ids are file stems, without '/'")
+        a = _check_sample(line, image)
+        _unique(seen, line.id)
+        if "/" in line.id:
+            raise ValueError(f"{line.id}: Bentham ids are file stems, without '/'")
         atomic_write_bytes(base/"Images"/"Lines"/f"{line.id}.png", _encode(a))
         atomic_write_text(base/"Transcriptions"/f"{line.id}.txt", html.escape(line.text, quote=False) + "\n")
         parts[line.split].append(line.id)
@@ -499,7 +571,8 @@ def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, imag
     "Add the lines the list files `{split: path}` name: `texts/STEM.txt` + `images/STEM.EXT`; unlisted ones counted."
     listed = {}
     for split, path in lists.items():
-        if not path.is_file(): raise DataError(path, f"{what} file not found")
+        if not path.is_file():
+            raise DataError(path, f"{what} file not found")
         for i, entry in list_entries(path):
             stem, where = _entry_id(entry), f"{path}:{i}"
             if listed.get(stem, split) != split:
@@ -508,16 +581,27 @@ def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, imag
             listed[stem] = split
             txt, img = texts/f"{stem}.txt", _line_image(images, stem, exts)
             if not txt.exists() and not img.exists():
-                rd.skip(f"{what} entry names no line (no image, no transcription)", f"{where} ({entry})"); continue
-            if not rd.new_id(stem, where): continue
-            if not txt.is_file(): rd.skip("transcription file not found", txt); continue
-            try: text = normalise(read_utf8(txt))
-            except DataError as e: rd.skip("transcription is not UTF-8", f"{txt} ({e.problem})"); continue
-            if not text: rd.skip("empty transcription", txt); continue
-            if not rd.image_ok(img): continue
+                rd.skip(f"{what} entry names no line (no image, no transcription)", f"{where} ({entry})")
+                continue
+            if not rd.new_id(stem, where):
+                continue
+            if not txt.is_file():
+                rd.skip("transcription file not found", txt)
+                continue
+            try:
+                text = normalise(read_utf8(txt))
+            except DataError as e:
+                rd.skip("transcription is not UTF-8", f"{txt} ({e.problem})")
+                continue
+            if not text:
+                rd.skip("empty transcription", txt)
+                continue
+            if not rd.image_ok(img):
+                continue
             rd.add(Line(stem, text, str(img), split, corpus))
     present = {p.stem for p in texts.glob("*.txt")} | {p.stem for e in exts for p in images.glob(f"*{e}")}
-    for stem in sorted(present - set(listed)): rd.skip(f"not in any {what} file", stem, problem=False)
+    for stem in sorted(present - set(listed)):
+        rd.skip(f"not in any {what} file", stem, problem=False)
 
 def bentham_root(root) -> Path:
     "The folder holding `Partitions/`: `root` itself or its `BenthamDatasetR0-GT` subfolder."
@@ -534,7 +618,8 @@ def read_bentham(root, # The Bentham R0 root, or the folder that contains `Benth
     base, norm = bentham_root(root), norm_options("bentham", norm)
     rd = _Reading(f"bentham:{base}", check_images, strict)
     for sub in ("Partitions", "Images/Lines", "Transcriptions"):
-        if not (base/sub).is_dir(): raise DataError(base/sub, f"Bentham folder not found (expected {sub}/ in {base} or in its {BENTHAM_SUBFOLDER}/)")
+        if not (base/sub).is_dir():
+            raise DataError(base/sub, f"Bentham folder not found (expected {sub}/ in {base} or in its {BENTHAM_SUBFOLDER}/)")
     parts = {s: base/"Partitions"/n for s, n in BENTHAM_PARTITIONS.items()}
     _read_listed(rd, parts, "partition", "bentham", base/"Transcriptions", base/"Images"/"Lines", (".png",),
                  lambda t: normalise_bentham(t, norm))
@@ -550,8 +635,10 @@ def write_folder(samples:Iterable, # `(Line, image)` pairs; an id may contain `/
     "Write `samples` as `NAME.png` + `NAME.gt.txt` pairs, by split folder; returns `root`."
     root, seen = Path(root), set()
     for line, image in samples:
-        a = _check_sample(line, image); _unique(seen, line.id)
-        if line.id.startswith("/") or ".." in line.id.split("/"): raise ValueError(f"{line.id}: ids must be relative paths")
+        a = _check_sample(line, image)
+        _unique(seen, line.id)
+        if line.id.startswith("/") or ".." in line.id.split("/"):
+            raise ValueError(f"{line.id}: ids must be relative paths")
         base = (root/line.split if subfolders else root)/line.id
         atomic_write_bytes(base.with_name(base.name + ".png"), _encode(a))
         atomic_write_text(base.with_name(base.name + ".gt.txt"), line.text + "\n")
@@ -562,7 +649,8 @@ def _split_names(root:Path, pairs:dict) -> dict:
     out = defaultdict(set)
     for key in pairs:
         rel = key.relative_to(root).parts
-        if len(rel) > 1 and rel[0] in SPLITS: out["/".join(rel[1:])].add(rel[0])
+        if len(rel) > 1 and rel[0] in SPLITS:
+            out["/".join(rel[1:])].add(rel[0])
     return out
 
 def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:dict) -> bool:
@@ -584,38 +672,59 @@ def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally i
                 strict:bool=False, # Raise on the first data problem instead of skipping and counting
                ) -> tuple:
     "Lines of a kraken/Calamari-style folder as `(lines, report)`."
-    if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
+    if flat_split not in SPLITS:
+        raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
     root, norm = Path(root), norm_options("folder", norm)
-    if not root.is_dir(): raise DataError(root, "folder not found")
+    if not root.is_dir():
+        raise DataError(root, "folder not found")
     rd = _Reading(f"folder:{root}", check_images, strict)
     layered = any((root/s).is_dir() for s in SPLITS)
     pairs = defaultdict(lambda: {"gt": None, "images": []})
     for p in sorted(root.rglob("*")):
-        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts): continue
-        if p.name.endswith(".gt.txt"): pairs[p.parent/p.name[:-len(".gt.txt")]]["gt"] = p
-        elif p.suffix.lower() in IMAGE_EXTS: pairs[p.with_suffix("")]["images"].append(p)
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        if p.name.endswith(".gt.txt"):
+            pairs[p.parent/p.name[:-len(".gt.txt")]]["gt"] = p
+        elif p.suffix.lower() in IMAGE_EXTS:
+            pairs[p.with_suffix("")]["images"].append(p)
     splits_of, first = _split_names(root, pairs) if layered else {}, {}
     for key in sorted(pairs):
         gt, images = pairs[key]["gt"], pairs[key]["images"]
         rel = key.relative_to(root).parts
         if layered:
             if rel[0] not in SPLITS or len(rel) < 2:
-                rd.skip("outside the train/val/test folders", gt or images[0], problem=False); continue
+                rd.skip("outside the train/val/test folders", gt or images[0], problem=False)
+                continue
             split, lid = rel[0], "/".join(rel[1:])
         else:
-            lid = "/".join(rel); h = hash_fraction(lid)
+            lid = "/".join(rel)
+            h = hash_fraction(lid)
             split = "val" if h < val_fraction else "test" if h < val_fraction + test_fraction else flat_split
-        if gt is None: rd.skip("image without .gt.txt", images[0]); continue
-        if not images: rd.skip(".gt.txt without image", gt); continue
-        if len(images) > 1: rd.skip("several images for one .gt.txt", f"{gt} ({', '.join(i.name for i in images)})"); continue
+        if gt is None:
+            rd.skip("image without .gt.txt", images[0])
+            continue
+        if not images:
+            rd.skip(".gt.txt without image", gt)
+            continue
+        if len(images) > 1:
+            rd.skip("several images for one .gt.txt", f"{gt} ({', '.join(i.name for i in images)})")
+            continue
         if layered and len(splits_of[lid]) > 1:
-            if not _repeated_name(rd, lid, split, gt, images[0], first): continue
+            if not _repeated_name(rd, lid, split, gt, images[0], first):
+                continue
             lid = f"{split}/{lid}"
-        if not rd.new_id(lid, gt): continue
-        try: text = normalise_folder(read_utf8(gt), norm)
-        except DataError as e: rd.skip("transcription is not UTF-8", f"{gt} ({e.problem})"); continue
-        if not text: rd.skip("empty transcription", gt); continue
-        if not rd.image_ok(images[0]): continue
+        if not rd.new_id(lid, gt):
+            continue
+        try:
+            text = normalise_folder(read_utf8(gt), norm)
+        except DataError as e:
+            rd.skip("transcription is not UTF-8", f"{gt} ({e.problem})")
+            continue
+        if not text:
+            rd.skip("empty transcription", gt)
+            continue
+        if not rd.image_ok(images[0]):
+            continue
         rd.add(Line(lid, text, str(images[0]), split, "folder"))
     return rd.finish(root)
 
@@ -628,8 +737,10 @@ def _hidden(p:Path, root:Path) -> bool: return any(q.startswith(".") for q in p.
 def parquet_files(root) -> list:
     "`(file, split or None)` of the parquet files at `root` (a file, or a folder searched recursively)."
     root = Path(root)
-    if root.is_file(): files = [root]
-    else: files = sorted(p for p in root.rglob("*.parquet") if not _hidden(p, root))
+    if root.is_file():
+        files = [root]
+    else:
+        files = sorted(p for p in root.rglob("*.parquet") if not _hidden(p, root))
     out = []
     for f in files:
         m = _SHARD.fullmatch(f.stem)
@@ -641,8 +752,10 @@ def parquet_files(root) -> list:
 def _parquet_texts(file:Path) -> list:
     "The `text` column of a parquet line set, after checking that it has `image` and `text` columns."
     import pyarrow as pa, pyarrow.parquet as pq
-    try: pf = pq.ParquetFile(file)
-    except Exception as e: raise DataError(file, f"not a readable parquet file ({e})") from None
+    try:
+        pf = pq.ParquetFile(file)
+    except Exception as e:
+        raise DataError(file, f"not a readable parquet file ({e})") from None
     schema = pf.schema_arrow
     missing = [c for c in ("image", "text") if c not in schema.names]
     if missing:
@@ -657,20 +770,27 @@ def _parquet_texts(file:Path) -> list:
 def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check_images, check_counts:bool,
                   strict:bool) -> tuple:
     "The lines of the parquet files at `root` for corpus `corpus` (texts normalised by `normalise`)."
-    if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
+    if flat_split not in SPLITS:
+        raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
     root = Path(root)
-    if not root.exists(): raise DataError(root, "parquet file or folder not found")
+    if not root.exists():
+        raise DataError(root, "parquet file or folder not found")
     rd = _Reading(f"{corpus}:{root} (parquet)", check_images, strict)
     for file, split in parquet_files(root):
         rel = file.stem if root.is_file() else file.relative_to(root).with_suffix("").as_posix()
         for row, raw in enumerate(_parquet_texts(file)):
             where = f"{file}#{row}"
-            if split is None: rd.report.change(f"split not named by the file name: flat_split={flat_split!r}", where)
-            if not rd.new_id(f"{rel}-{row:06d}", where): continue
+            if split is None:
+                rd.report.change(f"split not named by the file name: flat_split={flat_split!r}", where)
+            if not rd.new_id(f"{rel}-{row:06d}", where):
+                continue
             text = normalise(raw) if isinstance(raw, str) else ""
-            if not text: rd.skip("empty transcription" if raw is not None else "text is null", where); continue
+            if not text:
+                rd.skip("empty transcription" if raw is not None else "text is null", where)
+                continue
             addr = parquet_address(file, row)
-            if not rd.image_ok(addr): continue
+            if not rd.image_ok(addr):
+                continue
             rd.add(Line(f"{rel}-{row:06d}", text, addr, split or flat_split, corpus))
     return rd.finish(root, counts_key, check_counts)
 
@@ -698,7 +818,8 @@ def _points(text:str|None) -> list:
 def _page_text(el:ET.Element) -> str:
     "A PAGE line's (or word's) own `TextEquiv/Unicode`, lowest `@index` first; else its words joined by spaces."
     eqs = sorted(_kids(el, "TextEquiv"), key=lambda e: int(e.get("index", "0")) if e.get("index", "0").isdigit() else 0)
-    if eqs: return "".join(u.text or "" for u in _kids(eqs[0], "Unicode")[:1])
+    if eqs:
+        return "".join(u.text or "" for u in _kids(eqs[0], "Unicode")[:1])
     return " ".join(t for t in (_page_text(w) for w in _kids(el, "Word")) if t.strip())
 
 def _page_lines(doc:ET.Element) -> tuple:
@@ -725,9 +846,12 @@ def _alto_text(line:ET.Element) -> str:
 def _alto_points(line:ET.Element) -> list:
     "The outline of an ALTO line: `Shape/Polygon/@POINTS`, else its `HPOS VPOS WIDTH HEIGHT` rectangle."
     poly = [p for s in _kids(line, "Shape") for p in _kids(s, "Polygon")]
-    if poly and len(_points(poly[0].get("POINTS"))) >= 3: return _points(poly[0].get("POINTS"))
-    try: x, y, w, h = (float(line.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
-    except (TypeError, ValueError): return []
+    if poly and len(_points(poly[0].get("POINTS"))) >= 3:
+        return _points(poly[0].get("POINTS"))
+    try:
+        x, y, w, h = (float(line.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+    except (TypeError, ValueError):
+        return []
     return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)] if w > 0 and h > 0 else []
 
 def _alto_lines(doc:ET.Element) -> tuple:
@@ -741,44 +865,60 @@ def _alto_lines(doc:ET.Element) -> tuple:
 # %% ../nbs/04_readers.ipynb #8c359790
 def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test_fraction:float):
     "The split of a page at `rel` (path parts inside the root), or None when it lies outside the split folders."
-    if layered: return rel[0] if rel[0] in SPLITS and len(rel) > 1 else None
+    if layered:
+        return rel[0] if rel[0] in SPLITS and len(rel) > 1 else None
     h = hash_fraction("/".join(rel))
     return "val" if h < val_fraction else "test" if h < val_fraction + test_fraction else flat_split
 
 def _xml_doc(path:Path, rd:_Reading, count:int=1):
     "The parsed root of `path`, or None (counted) when it is malformed."
-    try: return ET.parse(path).getroot()
+    try:
+        return ET.parse(path).getroot()
     except ET.ParseError as e:
-        rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})"); return None
+        rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})")
+        return None
 
 def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm,
                     corpus:str):
     "Add the `(id, text, points)` lines of one page whose image file name is `image`."
     if not image:
-        for lid, _, _ in lines: rd.skip("page names no image file", f"{xml} (line {lid})")
+        for lid, _, _ in lines:
+            rd.skip("page names no image file", f"{xml} (line {lid})")
         return
     page = xml.parent/image.replace("\\", "/")
     for lid, raw, pts in lines:
         where = f"{xml} (line {lid})"
-        if not rd.new_id(f"{rel}/{lid}", where): continue
+        if not rd.new_id(f"{rel}/{lid}", where):
+            continue
         text = normalise_folder(raw, norm)
-        if not text: rd.skip("empty transcription", where); continue
-        if len(pts) < 3: rd.skip("line without a polygon or box", where); continue
-        if not rd.image_ok(page): continue
+        if not text:
+            rd.skip("empty transcription", where)
+            continue
+        if len(pts) < 3:
+            rd.skip("line without a polygon or box", where)
+            continue
+        if not rd.image_ok(page):
+            continue
         box, size = polygon_box(pts), rd.sizes.get(str(page))
         if size and (box[0] >= size[0] or box[1] >= size[1] or box[2] <= 0 or box[3] <= 0):
-            rd.skip("line outside the page image", f"{where} {box} on {size[0]}×{size[1]}"); continue
-        if crop == "box": rd.add(Line(f"{rel}/{lid}", text, str(page), split, corpus, box=box))
-        else: rd.add(Line(f"{rel}/{lid}", text, polygon_address(page, pts), split, corpus))
+            rd.skip("line outside the page image", f"{where} {box} on {size[0]}×{size[1]}")
+            continue
+        if crop == "box":
+            rd.add(Line(f"{rel}/{lid}", text, str(page), split, corpus, box=box))
+        else:
+            rd.add(Line(f"{rel}/{lid}", text, polygon_address(page, pts), split, corpus))
 
 # %% ../nbs/04_readers.ipynb #28c17472
 def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fraction:float, crop:str, norm,
                  check_images, strict:bool) -> tuple:
     "The lines of the PAGE (`kind` `page`) or ALTO (`alto`) files at `root` (a file or a folder)."
-    if flat_split not in SPLITS: raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
-    if crop not in ("polygon", "box"): raise ValueError(f"crop must be 'polygon' or 'box', got {crop!r}")
+    if flat_split not in SPLITS:
+        raise ValueError(f"flat_split must be one of {SPLITS}, got {flat_split!r}")
+    if crop not in ("polygon", "box"):
+        raise ValueError(f"crop must be 'polygon' or 'box', got {crop!r}")
     root, norm = Path(root), norm_options("folder", norm)
-    if not root.exists(): raise DataError(root, f"{kind} file or folder not found")
+    if not root.exists():
+        raise DataError(root, f"{kind} file or folder not found")
     rd, base = _Reading(f"{kind}:{root}", check_images, strict), root.parent if root.is_file() else root
     layered = root.is_dir() and any((root/s).is_dir() for s in SPLITS)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*.[xX][mM][lL]")
@@ -786,7 +926,8 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
     for xml in files:
         rel = xml.relative_to(base).with_suffix("")
         doc = _xml_doc(xml, rd)
-        if doc is None: continue
+        if doc is None:
+            continue
         if _local(doc.tag) != {"page": "PcGts", "alto": "alto"}[kind]:
             rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False)
             continue
@@ -797,7 +938,8 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
             continue
         split = _xml_split(rel.parts, layered, flat_split, val_fraction, test_fraction)
         if split is None:
-            for lid, _, _ in lines: rd.skip("outside the train/val/test folders", f"{xml} (line {lid})", problem=False)
+            for lid, _, _ in lines:
+                rd.skip("outside the train/val/test folders", f"{xml} (line {lid})", problem=False)
             continue
         _add_page_lines(rd, xml, rel.as_posix(), split, image, lines, crop, norm, kind)
     return rd.finish(root)
@@ -836,5 +978,6 @@ def read_corpus(kind:str, # A key of `READERS`: `iam`, `rimes`, `bentham`, `fold
                 **options, # Options of the reader for `kind`
                ) -> tuple:
     "`(lines, report)` of the corpus of `kind` at `root`."
-    if kind not in READERS: raise ValueError(f"unknown corpus kind {kind!r}; expected one of {sorted(READERS)}")
+    if kind not in READERS:
+        raise ValueError(f"unknown corpus kind {kind!r}; expected one of {sorted(READERS)}")
     return READERS[kind](root, **options)

@@ -64,8 +64,10 @@ VERDICTS = ("reproduced", "within tolerance", "gap", "direction only", "not meas
 
 def verdict(paper:float, ours:float|None, tol:float, stand_in:bool=False) -> str:
     "The verdict for `ours` against `paper` with absolute tolerance `tol` (see the table above)."
-    if ours is None or (isinstance(ours, float) and math.isnan(ours)): return "not measured"
-    if stand_in: return "direction only"
+    if ours is None or (isinstance(ours, float) and math.isnan(ours)):
+        return "not measured"
+    if stand_in:
+        return "direction only"
     d = abs(ours - paper)
     return "reproduced" if d <= tol else "within tolerance" if d <= 5 * tol else "gap"
 
@@ -77,7 +79,8 @@ def git_revision(root=None) -> str:
         rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
-    except (OSError, subprocess.SubprocessError): return "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 KEY_PACKAGES = ("torch", "numpy", "pillow", "opencv-python-headless", "editdistance", "transformers", "wordfreq", "hershey-fonts")
 
@@ -86,8 +89,10 @@ def package_versions(names=KEY_PACKAGES) -> dict:
     from importlib.metadata import version, PackageNotFoundError
     out = {}
     for n in names:
-        try: out[n] = version(n)
-        except PackageNotFoundError: out[n] = "not installed"
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            out[n] = "not installed"
     return out
 
 def provenance(**extra) -> dict:
@@ -100,10 +105,14 @@ def provenance(**extra) -> dict:
 
 # %% ../nbs/40_results.ipynb #e77bc3e6
 def _fmt(v) -> str:
-    if v is None: return "not measured"
-    if isinstance(v, bool): return "yes" if v else "no"
-    if isinstance(v, float): return f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"
-    if isinstance(v, int): return f"{v:,}"
+    if v is None:
+        return "not measured"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:,.2f}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
     return str(v)
 
 def markdown_table(rows:list, columns:list|None=None) -> str:
@@ -125,16 +134,20 @@ def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
                 reading:str="", # A short reading of the table, in words, above it
                ) -> tuple:
     "Write `out/name.csv` and `out/name.md`; returns both paths."
-    if not rows: raise ValueError(f"table {name!r} has no rows: nothing was measured")
+    if not rows:
+        raise ValueError(f"table {name!r} has no rows: nothing was measured")
     prov = prov or provenance()
     out = Path(out)
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=keys + [f"prov_{k}" for k in prov], lineterminator="\n")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys + [f"prov_{k}" for k in prov], lineterminator="\n")
     w.writeheader()
-    for r in rows: w.writerow({**r, **{f"prov_{k}": v for k, v in prov.items()}})
+    for r in rows:
+        w.writerow({**r, **{f"prov_{k}": v for k, v in prov.items()}})
     csv_path = atomic_write_text(out / f"{name}.csv", buf.getvalue())
     md = [f"# {title}", ""] + ([reading, ""] if reading else []) + [markdown_table(summary or rows, columns), ""]
-    if notes: md += [notes, ""]
+    if notes:
+        md += [notes, ""]
     md += ["<sub>Made by jand " + f"{prov['jand']} (git {prov['git']}), torch {prov['torch']}, Python {prov['python']}, "
            f"{prov['cpus']} CPUs{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>", ""]
     md_path = atomic_write_text(out / f"{name}.md", "\n".join(md))

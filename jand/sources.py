@@ -63,30 +63,39 @@ def _part_error(part:str, problem:str) -> DataError: return DataError(f"data spe
 def _split_weight(part:str) -> tuple:
     "`(body, weight)` of one spec part, by the `@` rule above."
     head, at, tail = part.rpartition("@")
-    if not at: return part, 1.0
+    if not at:
+        return part, 1.0
     kind = part.split(":", 1)[0].split("@", 1)[0].strip()
-    if kind != "synth" and ":" in head and not _NUMBER.fullmatch(tail.strip()): return part, 1.0  # the '@' is in the path
-    try: w = float(tail) if _NUMBER.fullmatch(tail.strip()) else math.nan
-    except ValueError: w = math.nan
+    if kind != "synth" and ":" in head and not _NUMBER.fullmatch(tail.strip()):
+        return part, 1.0  # the '@' is in the path
+    try:
+        w = float(tail) if _NUMBER.fullmatch(tail.strip()) else math.nan
+    except ValueError:
+        w = math.nan
     if not (math.isfinite(w) and w > 0):
         raise _part_error(part, f"bad weight {tail!r}: a weight is a positive number, as in 'synth@0.3'")
     return head, w
 
 def _synth_arg(part:str, arg:str, colon:str) -> str:
     "The canonical domain list of `synth:ARG` (`DOMAINS` order), or '' for bare `synth`."
-    if not colon: return ""
+    if not colon:
+        return ""
     names = [d.strip() for d in arg.split(",")]
-    if not all(names): raise _part_error(part, f"empty domain name; write synth:DOMAIN[,DOMAIN…] with domains from {', '.join(DOMAINS)}")
+    if not all(names):
+        raise _part_error(part, f"empty domain name; write synth:DOMAIN[,DOMAIN…] with domains from {', '.join(DOMAINS)}")
     bad = [d for d in names if d not in DOMAINS]
-    if bad: raise _part_error(part, f"unknown synthetic domain(s) {', '.join(map(repr, bad))}; expected some of {', '.join(DOMAINS)}")
+    if bad:
+        raise _part_error(part, f"unknown synthetic domain(s) {', '.join(map(repr, bad))}; expected some of {', '.join(DOMAINS)}")
     twice = [d for d, n in Counter(names).items() if n > 1]
-    if twice: raise _part_error(part, f"domain(s) {', '.join(twice)} named twice")
+    if twice:
+        raise _part_error(part, f"domain(s) {', '.join(twice)} named twice")
     return ",".join(d for d in DOMAINS if d in names)
 
 def _split_options(part:str, body:str) -> tuple:
     "`(body, options)`: the `key=value` pairs after the last `?` (see the grammar), as written."
     head, q, tail = body.rpartition("?")
-    if not q or not _options_text(tail): return body, ()
+    if not q or not _options_text(tail):
+        return body, ()
     pairs = []
     for item in tail.split("&") if tail else []:
         key, eq, value = item.partition("=")
@@ -94,7 +103,8 @@ def _split_options(part:str, body:str) -> tuple:
             raise _part_error(part, f"bad reader option {item!r}: write KEY=VALUE pairs joined by '&' after PATH?")
         pairs.append((key.strip(), value.strip()))
     twice = [k for k, n in Counter(k for k, _ in pairs).items() if n > 1]
-    if twice: raise _part_error(part, f"reader option(s) {', '.join(twice)} given twice")
+    if twice:
+        raise _part_error(part, f"reader option(s) {', '.join(twice)} given twice")
     return head, tuple(pairs)
 
 FILE_KINDS = ("parquet", "page", "alto") # Source kinds whose path may be one file rather than a folder
@@ -111,10 +121,13 @@ def _parse_part(part:str, check_paths:bool) -> tuple:
         if options:
             raise _part_error(part, "a synthetic source takes no reader options; a SynthConfig sets it (--synth-*)")
         return kind, _synth_arg(part, arg, colon), weight, ()
-    if not arg: raise _part_error(part, f"missing path: write {kind}:PATH with the root folder of the {kind} corpus")
-    for k, v in options: option_value(part, kind, k, v)  # unknown options and bad values fail here, before any reading
+    if not arg:
+        raise _part_error(part, f"missing path: write {kind}:PATH with the root folder of the {kind} corpus")
+    for k, v in options:
+        option_value(part, kind, k, v)  # unknown options and bad values fail here, before any reading
     path = Path(arg).expanduser()
-    if check_paths and not path.exists(): raise _part_error(part, f"path {str(path)!r} does not exist")
+    if check_paths and not path.exists():
+        raise _part_error(part, f"path {str(path)!r} does not exist")
     if check_paths and not path.is_dir() and kind not in FILE_KINDS:
         raise _part_error(part, f"path {str(path)!r} is not a folder (a corpus root is a folder)")
     return kind, str(path), weight, options
@@ -124,9 +137,11 @@ BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False,
 
 def _simple_type(hint, default):
     "bool, int, float or str for a parameter a spec can set (None: unannotated: a bool word or text); else `object`."
-    if hint is None: return None
+    if hint is None:
+        return None
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1: hint = args[0]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
     return hint if hint in (bool, int, float, str) else object
 
 def reader_options(kind:str) -> dict:
@@ -147,10 +162,13 @@ def option_value(part:str, kind:str, key:str, text:str):
     if tp is object:
         raise _part_error(part, f"option {key} takes an object; set it with open_data(reader_options=...) "
                           f"(a spec can set {', '.join(settable)})")
-    if tp in (bool, None) and text.lower() in BOOL_WORDS: return BOOL_WORDS[text.lower()]
-    if tp is bool: raise _part_error(part, f"option {key}={text!r}: {key} is true or false (also yes/no, 1/0)")
+    if tp in (bool, None) and text.lower() in BOOL_WORDS:
+        return BOOL_WORDS[text.lower()]
+    if tp is bool:
+        raise _part_error(part, f"option {key}={text!r}: {key} is true or false (also yes/no, 1/0)")
     if tp in (int, float):
-        try: return tp(text)
+        try:
+            return tp(text)
         except ValueError:
             what = "an integer" if tp is int else "a number"
             raise _part_error(part, f"option {key}={text!r}: {key} takes {what}") from None
@@ -172,23 +190,30 @@ def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`
                    ) -> list:
     "The `SourceSpec`s of a data spec, in order, with unique names; a `DataError` naming the part on any problem."
     parts = spec.split("+") if isinstance(spec, str) else list(spec)
-    if not all(isinstance(p, str) for p in parts): raise DataError("data spec", f"sources must be strings, got {spec!r}")
+    if not all(isinstance(p, str) for p in parts):
+        raise DataError("data spec", f"sources must be strings, got {spec!r}")
     if not any(p.strip() for p in parts):
         raise DataError("data spec", f"empty data spec {spec!r}: name at least one source, e.g. 'synth' or 'iam:/data/IAM@0.7+synth@0.3'")
     parsed, seen = [], {}
     for i, part in enumerate(parts, 1):
         part = part.strip()
-        if not part: raise DataError(f"data spec {spec!r}", f"source {i} is empty (two '+' in a row, or a '+' at an end)")
+        if not part:
+            raise DataError(f"data spec {spec!r}", f"source {i} is empty (two '+' in a row, or a '+' at an end)")
         kind, arg, weight, options = _parse_part(part, check_paths)
         key = (kind, arg if kind == "synth" else str(Path(arg).resolve()))
-        if key in seen: raise _part_error(part, f"duplicate source: it names the same source as {seen[key]!r}")
+        if key in seen:
+            raise _part_error(part, f"duplicate source: it names the same source as {seen[key]!r}")
         seen[key] = part
         parsed.append((kind, arg, weight, options))
     per_kind, kth, out = Counter(p[0] for p in parsed), Counter(), []
     for kind, arg, weight, options in parsed:
-        if kind == "synth": name = "synth" + ("-" + arg.replace(",", "-") if arg else "")
-        elif per_kind[kind] > 1: kth[kind] += 1; name = f"{kind}-{kth[kind]}"
-        else: name = kind
+        if kind == "synth":
+            name = "synth" + ("-" + arg.replace(",", "-") if arg else "")
+        elif per_kind[kind] > 1:
+            kth[kind] += 1
+            name = f"{kind}-{kth[kind]}"
+        else:
+            name = kind
         out.append(SourceSpec(kind, arg, weight, name, options))
     return out
 
@@ -203,11 +228,14 @@ def synth_config(src:SourceSpec, # A `synth` source
                  base:SynthConfig=SynthConfig(), # The config of bare `synth`
                 ) -> SynthConfig:
     "The `SynthConfig` of a synthetic source: `base` for bare `synth`; for a domain subset, its domains, mix and own seed."
-    if src.kind != "synth": raise ValueError(f"{src.name or src.kind} is not a synthetic source")
-    if not src.arg: return base
+    if src.kind != "synth":
+        raise ValueError(f"{src.name or src.kind} is not a synthetic source")
+    if not src.arg:
+        return base
     doms, have = src.domains, dict(zip(base.domains, base.weights))
     weights = tuple(float(have[d]) for d in doms) if all(d in have for d in doms) else (1.0,) * len(doms)
-    if sum(weights) <= 0: raise DataError(f"data spec part {str(src)!r}", f"the SynthConfig gives weight 0 to every domain of {', '.join(doms)}")
+    if sum(weights) <= 0:
+        raise DataError(f"data spec part {str(src)!r}", f"the SynthConfig gives weight 0 to every domain of {', '.join(doms)}")
     mask = sum(1 << DOMAINS_ORDER.index(d) for d in doms)
     return replace(base, seed=base.seed + mask, domains=doms, weights=weights)
 
@@ -219,7 +247,8 @@ class LineLoader:
 
     def __call__(self, line:Line) -> np.ndarray:
         corpus = self.synth.get(line.source)
-        if corpus is not None: return corpus.load(line)
+        if corpus is not None:
+            return corpus.load(line)
         if line.image.startswith("synth:"):
             raise DataError(line.id, f"a synthetic line of source {line.source!r}, which is not a synthetic source here "
                             f"({', '.join(self.synth) or 'none'}); load it with the bundle that listed it")
@@ -243,11 +272,18 @@ class DataBundle:
         self.domains, self._owner, self._line_source, by_source = [], {}, {}, {}
         for k, s in enumerate(self.specs):
             for d in made.get(s.name, [None]):
-                if d is None: ls = s.name
-                elif clash[d] > 1: kth[d] += 1; ls = f"synth-{d}-{kth[d]}"
-                else: ls = f"synth-{d}"
-                if d is not None: self._line_source[(s.name, d)] = ls; by_source[ls] = self._synth[s.name]
-                self.domains.append(ls); self._owner[ls] = k
+                if d is None:
+                    ls = s.name
+                elif clash[d] > 1:
+                    kth[d] += 1
+                    ls = f"synth-{d}-{kth[d]}"
+                else:
+                    ls = f"synth-{d}"
+                if d is not None:
+                    self._line_source[(s.name, d)] = ls
+                    by_source[ls] = self._synth[s.name]
+                self.domains.append(ls)
+                self._owner[ls] = k
         self._domain_index = {d: i for i, d in enumerate(self.domains)}
         self._loader = LineLoader(by_source)
         self._disk = self._rename(disk)
@@ -257,11 +293,13 @@ class DataBundle:
         synth_ids = tuple(f"synth{c.cfg.seed}_" for c in self._synth.values())
         seen, out = set(), {}
         for s in self.specs:
-            if s.kind == "synth": continue
+            if s.kind == "synth":
+                continue
             ids = [l.id for l in disk[s.name]]
             prefix = f"{s.name}/" if seen.intersection(ids) or any(i.startswith(synth_ids) for i in ids) else ""
             new = {prefix + i for i in ids}
-            if seen & new: raise DataError(s.name, f"line ids clash with another source even after prefixing, e.g. {sorted(seen & new)[0]!r}")
+            if seen & new:
+                raise DataError(s.name, f"line ids clash with another source even after prefixing, e.g. {sorted(seen & new)[0]!r}")
             seen |= new
             out[s.name] = [replace(l, source=s.name, id=prefix + l.id) for l in disk[s.name]]
         return out
@@ -277,15 +315,19 @@ class DataBundle:
 
     def lines(self, split:str) -> list:
         "The lines of `split` from every source, in spec order (listed once, then cached)."
-        if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if split not in self._cache:
             out = []
             for s in self.specs:
-                if s.kind != "synth": out += [l for l in self._disk[s.name] if l.split == split]; continue
+                if s.kind != "synth":
+                    out += [l for l in self._disk[s.name] if l.split == split]
+                    continue
                 for l in self._synth[s.name].lines(split):
                     ls = self._line_source[(s.name, l.source.removeprefix("synth-"))]
                     out.append(l if ls == l.source else replace(l, source=ls))
-            if len({l.id for l in out}) != len(out): raise DataError(self.spec, f"duplicate line ids in the {split} split")
+            if len({l.id for l in out}) != len(out):
+                raise DataError(self.spec, f"duplicate line ids in the {split} split")
             self._cache[split] = out
         return LineList.of(self._cache[split], "" if self._cache[split] else self.why_empty(split))
 
@@ -302,12 +344,14 @@ class DataBundle:
 
     def charset(self) -> Charset:
         "The unified charset: every character of every split of every source (PAPER.md F8)."
-        if self._charset is None: self._charset = Charset.from_texts(l.text for sp in SPLITS for l in self.lines(sp))
+        if self._charset is None:
+            self._charset = Charset.from_texts(l.text for sp in SPLITS for l in self.lines(sp))
         return self._charset
 
     def _spec_index(self, line:Line) -> int:
         k = self._owner.get(line.source)
-        if k is None: raise DataError(line.id, f"line of source {line.source!r}, which is not a source of this bundle ({', '.join(self.domains)})")
+        if k is None:
+            raise DataError(line.id, f"line of source {line.source!r}, which is not a source of this bundle ({', '.join(self.domains)})")
         return k
 
     def source_of(self, line:Line) -> SourceSpec:
@@ -332,7 +376,8 @@ class DataBundle:
         rows = {d: {"source": self.specs[self._owner[d]].name, "weight": round(self.specs[self._owner[d]].weight / total, 4),
                     **{sp: 0 for sp in SPLITS}} for d in self.domains}
         for sp in SPLITS:
-            for l in self.lines(sp): rows[l.source][sp] += 1
+            for l in self.lines(sp):
+                rows[l.source][sp] += 1
         return rows
 
     def summary(self) -> str:
@@ -358,14 +403,17 @@ def _reader_options(specs:list, options:dict|None) -> dict:
         if key not in READERS and key not in names:
             raise ValueError(f"reader options for {key!r}, which is neither a corpus kind ({', '.join(READERS)}) "
                              f"nor a corpus source of this spec ({', '.join(sorted(names)) or 'none'})")
-        if not isinstance(val, dict): raise ValueError(f"reader options for {key!r} must be a dict of keyword arguments, got {val!r}")
+        if not isinstance(val, dict):
+            raise ValueError(f"reader options for {key!r} must be a dict of keyword arguments, got {val!r}")
     out = {}
     for s in specs:
-        if s.kind == "synth": continue
+        if s.kind == "synth":
+            continue
         opts = {**options.get(s.kind, {}), **options.get(s.name, {}), **spec_options(s)}
         accepted = [p for p in inspect.signature(READERS[s.kind]).parameters if p != "root"]
         bad = sorted(set(opts) - set(accepted))
-        if bad: raise ValueError(f"{s.name}: the {s.kind} reader has no option(s) {', '.join(bad)}; it takes {', '.join(accepted)}")
+        if bad:
+            raise ValueError(f"{s.name}: the {s.kind} reader has no option(s) {', '.join(bad)}; it takes {', '.join(accepted)}")
         out[s.name] = opts
     return out
 
@@ -388,14 +436,17 @@ def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+sy
             how = f"read from {c.folder}" if c.folder else "drawn on demand"
             reports[s.name] = Report(f"synth{':' + s.arg if s.arg else ''} (seed {c.cfg.seed}, {how})",
                                      kept=sum(c.cfg.size(sp) for sp in SPLITS))
-        else: disk[s.name], reports[s.name] = read_corpus(s.kind, s.arg, **opts[s.name])
+        else:
+            disk[s.name], reports[s.name] = read_corpus(s.kind, s.arg, **opts[s.name])
     return DataBundle(specs, corpora, disk, reports)
 
 # %% ../nbs/05a_sources.ipynb #48af5c7e
 def line_size(line:Line) -> tuple|None:
     "`(width, height)` of a line's image, from its box, its polygon or its image header; None for a synthetic line."
-    if line.image.startswith("synth:"): return None
-    if line.box is not None: return line.box[2] - line.box[0], line.box[3] - line.box[1]
+    if line.image.startswith("synth:"):
+        return None
+    if line.box is not None:
+        return line.box[2] - line.box[0], line.box[3] - line.box[1]
     if line.image.startswith("polygon:"):
         l, t, r, b = polygon_box(split_polygon(line.image)[0])
         return r - l, b - t
@@ -405,9 +456,13 @@ def _split_check(lines:list, charset:Charset|None) -> dict:
     "Lines, writers, characters and image-size ranges of one split of one source."
     chars, sizes, bad = set("".join(l.text for l in lines)), [], []
     for l in lines:
-        try: s = line_size(l)
-        except DataError as e: bad.append(f"{e.where} ({e.problem})"); continue
-        if s is not None: sizes.append(s)
+        try:
+            s = line_size(l)
+        except DataError as e:
+            bad.append(f"{e.where} ({e.problem})")
+            continue
+        if s is not None:
+            sizes.append(s)
     rng = lambda k: [min(s[k] for s in sizes), max(s[k] for s in sizes)] if sizes else None
     return {"lines": len(lines), "writers": len({l.writer for l in lines if l.writer}) or None,
             "characters": len(chars),
@@ -434,7 +489,8 @@ def check_data(spec, # A data spec, as `open_data` takes it
                reader_options:dict|None=None, # As in `open_data`
               ) -> dict:
     "What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it cannot."
-    try: bundle = open_data(spec, synth, reader_options)
+    try:
+        bundle = open_data(spec, synth, reader_options)
     except DataError as e:
         text = spec if isinstance(spec, str) else "+".join(spec)
         return {"spec": text, "readable": False, "problems": [str(e)], "sources": {}}
@@ -487,7 +543,8 @@ class WeightedBucketBatchSampler(Sampler):
         if w.size == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
             raise ValueError("weights must be finite, non-negative and not all zero")
         self.n = len(w) if n is None else int(n)
-        if self.n < 1: raise ValueError(f"n must be at least 1, got {n}")
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
         BucketBatchSampler([], batch_size, num_replicas=num_replicas, rank=rank)  # its own checks of batch_size and rank
         self.p, self.bs, self.seed, self.pool, self.drop_last = w / w.sum(), batch_size, seed, pool, drop_last
         self.num_replicas, self.rank, self.epoch, self._memo = num_replicas, rank, 0, None

@@ -39,11 +39,16 @@ def vocabulary(lang:str, size:int=20_000, flatten:float=0.6) -> tuple:
     allowed = set(SYNTH_ALPHABET)
     words, probs = [], []
     for w in wordfreq.top_n_list(lang, size):
-        if w in ELISIONS and lang == "fr": pass
-        elif not all(c in allowed for c in w) or not any(c.isalpha() for c in w): continue
-        elif len(w) == 1 and w not in SINGLE_LETTER_WORDS.get(lang, ""): continue  # stray tokens such as 's', 't'
-        words.append(w); probs.append(wordfreq.word_frequency(w, lang) ** flatten)
-    p = np.asarray(probs); return tuple(words), p / p.sum()
+        if w in ELISIONS and lang == "fr":
+            pass
+        elif not all(c in allowed for c in w) or not any(c.isalpha() for c in w):
+            continue
+        elif len(w) == 1 and w not in SINGLE_LETTER_WORDS.get(lang, ""):
+            continue  # stray tokens such as 's', 't'
+        words.append(w)
+        probs.append(wordfreq.word_frequency(w, lang) ** flatten)
+    p = np.asarray(probs)
+    return tuple(words), p / p.sum()
 
 # %% ../nbs/05_synth.ipynb #85665495
 @dataclass(frozen=True)
@@ -62,9 +67,13 @@ def _join_elision(words:list) -> list:
     while i < len(words):
         w = words[i]
         if w in ELISIONS and i + 1 < len(words):
-            out.append(w + "'" + words[i + 1]); i += 2
-        elif w in ELISIONS: i += 1
-        else: out.append(w); i += 1
+            out.append(w + "'" + words[i + 1])
+            i += 2
+        elif w in ELISIONS:
+            i += 1
+        else:
+            out.append(w)
+            i += 1
     return out
 
 def sample_text(rng:np.random.Generator, lang:str="en", cfg:TextConfig=TextConfig()) -> str:
@@ -72,21 +81,27 @@ def sample_text(rng:np.random.Generator, lang:str="en", cfg:TextConfig=TextConfi
     words, p = vocabulary(lang, cfg.vocab_size)
     target = int(rng.integers(cfg.min_chars, cfg.max_chars + 1))
     picked = [words[i] for i in rng.choice(len(words), size=target // 2 + 4, p=p)]
-    if lang == "fr": picked = _join_elision(picked)
+    if lang == "fr":
+        picked = _join_elision(picked)
     out, misses = [], 0
     for w in picked:
-        if rng.random() < cfg.p_number: w = str(int(rng.integers(1, 2000)))
-        if w == "i" or w.startswith("i'"): w = "I" + w[1:]
-        if rng.random() < cfg.p_capital or not out: w = w[0].upper() + w[1:]
+        if rng.random() < cfg.p_number:
+            w = str(int(rng.integers(1, 2000)))
+        if w == "i" or w.startswith("i'"):
+            w = "I" + w[1:]
+        if rng.random() < cfg.p_capital or not out:
+            w = w[0].upper() + w[1:]
         comma = bool(out) and rng.random() < cfg.p_comma
         candidate = out[:-1] + [out[-1] + ","] if comma else list(out)
         if out and len(" ".join(candidate + [w])) > target - 1:  # keep room for a full stop
             misses += 1
-            if misses > 3: break
+            if misses > 3:
+                break
             continue
         out = candidate + [w]
     text = " ".join(out).rstrip(",")
-    if rng.random() < cfg.p_full_stop: text += "."
+    if rng.random() < cfg.p_full_stop:
+        text += "."
     return unicodedata.normalize("NFC", text)
 
 # %% ../nbs/05_synth.ipynb #76e3962d
@@ -102,7 +117,9 @@ FACES = HERSHEY_FACES + tuple(TTF_FACES)
 def hershey_face(name:str):
     "The Hershey font `name` (loaded once per process)."
     import HersheyFonts
-    f = HersheyFonts.HersheyFonts(); f.load_default_font(name); return f
+    f = HersheyFonts.HersheyFonts()
+    f.load_default_font(name)
+    return f
 
 @lru_cache(maxsize=64)
 def ttf_face(name:str, size:int) -> ImageFont.FreeTypeFont:
@@ -155,9 +172,11 @@ def _hershey_strokes(face:str, text:str, writer:Writer, rng:np.random.Generator,
         for part in _LIGATURES.get(ch, ch):
             base, *marks = unicodedata.normalize("NFD", part)
             if base == " ":
-                x += writer.word_space * scale; continue
+                x += writer.word_space * scale
+                continue
             g = font.all_glyphs.get(base)
-            if g is None: raise ValueError(f"face {face!r} cannot draw {base!r}")
+            if g is None:
+                raise ValueError(f"face {face!r} cannot draw {base!r}")
             k = s * (1 + writer.wobble * rng.standard_normal())
             left, top = g.left_offset, 0.0
             glyph = []
@@ -166,7 +185,8 @@ def _hershey_strokes(face:str, text:str, writer:Writer, rng:np.random.Generator,
                 pts = np.stack([x + (pts[:, 0] - left) * k * writer.width, (pts[:, 1] - 9.0) * k], 1)
                 glyph.append(pts)
             if glyph:
-                ys = np.concatenate(glyph)[:, 1]; top = float(ys.min())
+                ys = np.concatenate(glyph)[:, 1]
+                top = float(ys.min())
                 cx = float(np.concatenate(glyph)[:, 0].mean())
                 for m in marks:
                     for acc in _ACCENTS.get(m, []):
@@ -198,12 +218,14 @@ def draw_ink(text:str, writer:Writer, xh:float, rng:np.random.Generator) -> tupl
     space = writer.letter_space * xh / max(writer.width, 0.5)  # letters are stretched by `width` afterwards
     xs, x = [], float(pad)
     for c in text:
-        xs.append(x); x += font.getlength(c) + space + (writer.word_space - 0.5) * xh * (c == " ")
+        xs.append(x)
+        x += font.getlength(c) + space + (writer.word_space - 0.5) * xh * (c == " ")
     h = int(ascent + descent + 2 * xh)
     im = Image.new("L", (int(math.ceil(x + pad)), h), 0)
     d = ImageDraw.Draw(im)
     for c, x in zip(text, xs):
-        if c != " ": d.text((x, xh), c, font=font, fill=255)
+        if c != " ":
+            d.text((x, xh), c, font=font, fill=255)
     ink = np.asarray(im, dtype=np.float32) / 255.0
     ink = cv2.resize(ink, (max(1, int(round(ink.shape[1] * writer.width))), h), interpolation=cv2.INTER_LINEAR)
     if writer.pen:
@@ -259,7 +281,8 @@ def warp_ink(ink:np.ndarray, base:int, writer:Writer, xh:float, level:float, deg
 def crop_to_ink(ink:np.ndarray, rng, xh:float) -> np.ndarray:
     "The ink map cropped to its ink with a small random margin."
     rows, cols = np.nonzero(ink.max(1) > 0.1)[0], np.nonzero(ink.max(0) > 0.1)[0]
-    if len(rows) == 0: return ink
+    if len(rows) == 0:
+        return ink
     m = lambda: int(rng.uniform(0.25, 0.8) * xh)
     t, b = max(rows[0] - m(), 0), min(rows[-1] + m() + 1, ink.shape[0])
     l, r = max(cols[0] - m(), 0), min(cols[-1] + m() + 1, ink.shape[1])
@@ -287,9 +310,11 @@ def finish(img:np.ndarray, height:int, level:float, deg:Degradation, rng) -> np.
     h, w = img.shape
     out = cv2.resize(img, (max(1, int(round(w * height / h))), height), interpolation=cv2.INTER_AREA)
     sigma = _lerp(deg.blur, level) * rng.uniform(0.5, 1)
-    if sigma > 0.2: out = cv2.GaussianBlur(out, (0, 0), sigma)
+    if sigma > 0.2:
+        out = cv2.GaussianBlur(out, (0, 0), sigma)
     n = _lerp(deg.noise, level) * rng.uniform(0.3, 1)
-    if n > 0: out = out + rng.normal(0, n, out.shape).astype(np.float32)
+    if n > 0:
+        out = out + rng.normal(0, n, out.shape).astype(np.float32)
     return np.clip(out, 0, 255).astype(np.uint8)
 
 # %% ../nbs/05_synth.ipynb #b1e7a002
@@ -311,7 +336,8 @@ def legibility(img:np.ndarray, # A finished uint8 line
     "The measures the guard checks: `contrast` (in the worst stretch of the line), `cnr`, `xheight`, `clipped`."
     core, paper = ink >= 0.5 * max(float(ink.max()), 1e-6), ink < 0.02
     out = dict(contrast=0.0, cnr=0.0, xheight=round(float(xheight), 2), clipped=bool(clipped))
-    if not core.any() or not paper.any(): return out
+    if not core.any() or not paper.any():
+        return out
     f, step = img.astype(np.float32), 2 * img.shape[0]  # stretches two line-heights wide: a stain or a fade is local
     local = [float(np.median(f[:, x:x + step][paper[:, x:x + step]]) - np.median(f[:, x:x + step][core[:, x:x + step]]))
              for x in range(0, img.shape[1], step) if core[:, x:x + step].sum() >= 10 and paper[:, x:x + step].any()]
@@ -344,15 +370,19 @@ class SynthConfig:
 
     def __post_init__(self):
         bad = [d for d in self.domains if d not in DOMAINS]
-        if bad: raise ValueError(f"unknown synthetic domains {bad}; choose from {sorted(DOMAINS)}")
-        if len(self.weights) != len(self.domains): raise ValueError("give one weight per domain")
-        if len(self.writers) != 3 or min(self.writers) < 1: raise ValueError("give a positive number of writers for train, val and test")
+        if bad:
+            raise ValueError(f"unknown synthetic domains {bad}; choose from {sorted(DOMAINS)}")
+        if len(self.weights) != len(self.domains):
+            raise ValueError("give one weight per domain")
+        if len(self.writers) != 3 or min(self.writers) < 1:
+            raise ValueError("give a positive number of writers for train, val and test")
 
     def size(self, split:str) -> int: return {"train": self.n_train, "val": self.n_val, "test": self.n_test}[split]
 
     def writer_ids(self, split:str) -> range:
         "The writer numbers of `split`: consecutive, disjoint ranges."
-        i = SPLITS.index(split); start = sum(self.writers[:i])
+        i = SPLITS.index(split)
+        start = sum(self.writers[:i])
         return range(start, start + self.writers[i])
 
 # %% ../nbs/05_synth.ipynb #afb5e592
@@ -366,8 +396,10 @@ class SynthLine:
 
 def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
     "Text, writer, domain and level of line `index` of `split` — without drawing it."
-    if split not in SPLITS: raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not 0 <= index < cfg.size(split): raise IndexError(f"{split} has {cfg.size(split)} lines, no line {index}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not 0 <= index < cfg.size(split):
+        raise IndexError(f"{split} has {cfg.size(split)} lines, no line {index}")
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
     w = np.asarray(cfg.weights, dtype=float)
     domain = cfg.domains[int(rng.choice(len(w), p=w / w.sum()))]
@@ -404,7 +436,8 @@ def render_attempts(cfg:SynthConfig, split:str, index:int) -> Iterator:
         img, m = draw_line(s, cfg.height, level, rng)
         fails = illegible(m, g)
         yield attempt, level, img, m, fails
-        if not fails: return
+        if not fails:
+            return
 
 def render_line(cfg:SynthConfig, split:str, index:int) -> tuple:
     "Line `index` of `split`: `(Line, image)` with a legible grayscale uint8 image `cfg.height` px high."
@@ -425,7 +458,8 @@ class SynthCorpus:
                  cache=None, # Folder of rendered corpora (`render_cache`); used when it holds a complete copy of this one
                 ):
         self.cfg, self.folder = cfg, None
-        if cache is not None and (Path(cache) / corpus_key(cfg) / "corpus.json").exists(): self.folder = Path(cache) / corpus_key(cfg)
+        if cache is not None and (Path(cache) / corpus_key(cfg) / "corpus.json").exists():
+            self.folder = Path(cache) / corpus_key(cfg)
 
     def lines(self, split:str) -> list:
         "The `Line` records of `split` (texts, writers, difficulty; no images drawn)."
@@ -434,14 +468,16 @@ class SynthCorpus:
     def load(self, line:Line) -> np.ndarray:
         "The image of a synthetic `line` (redrawn from its id)."
         split, index = line.image.removeprefix("synth:").split("/")
-        if self.folder is not None: return load_image(self.folder / split / f"{line.id}.png")
+        if self.folder is not None:
+            return load_image(self.folder / split / f"{line.id}.png")
         return render_line(self.cfg, split, int(index))[1]
 
     def samples(self, split:str, workers:int=2, chunksize:int=16) -> Iterator:
         "Yield `(Line, image)` for every line of `split`, in order, drawn by `workers` processes."
         jobs = ((self.cfg, split, i) for i in range(self.cfg.size(split)))
         if workers <= 1:
-            yield from map(_render_args, jobs); return
+            yield from map(_render_args, jobs)
+            return
         with get_context("spawn").Pool(workers) as pool:
             yield from pool.imap(_render_args, jobs, chunksize=chunksize)
 
@@ -452,7 +488,8 @@ def render_cache(cfg:SynthConfig, # The corpus to draw
                 ) -> Path:
     "Draw every line of `cfg` once into `cache` (skipped when a complete copy exists); returns the copy's folder."
     folder = Path(cache) / corpus_key(cfg)
-    if (folder / "corpus.json").exists(): return folder
+    if (folder / "corpus.json").exists():
+        return folder
     t, corpus = time.perf_counter(), SynthCorpus(cfg)
     for split in SPLITS:
         (folder / split).mkdir(parents=True, exist_ok=True)
@@ -471,8 +508,10 @@ def sample_grid(cfg:SynthConfig=SynthConfig(), n:int=12, split:str="train", path
     n = min(n, cfg.size(split))
     fig, axs = plt.subplots(n, 1, figsize=(11, 0.95 * n))
     for ax, i in zip(np.atleast_1d(axs), range(n)):
-        s = describe_line(cfg, split, i); _, img = render_line(cfg, split, i)
-        ax.imshow(img, cmap="gray", vmin=0, vmax=255, aspect="equal"); ax.set_axis_off()
+        s = describe_line(cfg, split, i)
+        _, img = render_line(cfg, split, i)
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255, aspect="equal")
+        ax.set_axis_off()
         ax.set_title(f"{s.line.text}    [{s.domain}, writer {s.writer.id} ({s.writer.face}), difficulty {s.level:.2f}]", fontsize=8, loc="left")
     fig.tight_layout()
     if path is not None:
@@ -487,12 +526,15 @@ def plot_rejected(cfg:SynthConfig=SynthConfig(), n:int=6, split:str="train", pat
     found = []
     for i in range(cfg.size(split)):
         tries = list(render_attempts(cfg, split, i))
-        if len(tries) > 1: found.append((i, tries[0], tries[-1]))
-        if len(found) == n: break
+        if len(tries) > 1:
+            found.append((i, tries[0], tries[-1]))
+        if len(found) == n:
+            break
     fig, axs = plt.subplots(max(len(found), 1), 2, figsize=(13, 0.95 * max(len(found), 1)), squeeze=False)
     for (ax0, ax1), (i, first, last) in zip(axs, found):
         for ax, (att, level, img, m, fails) in ((ax0, first), (ax1, last)):
-            ax.imshow(img, cmap="gray", vmin=0, vmax=255); ax.set_axis_off()
+            ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+            ax.set_axis_off()
             why = f"rejected: {', '.join(fails)}" if fails else f"emitted (attempt {att + 1})"
             ax.set_title(f"{split} {i} · {why} · contrast {m['contrast']:.0f}, CNR {m['cnr']:.1f}, level {level:.2f}",
                          fontsize=7, loc="left")

@@ -36,9 +36,15 @@ def align(truth:str, # The true line
     ops, i, j = [], n, m
     while i or j:
         if i and j and d[i][j] == d[i - 1][j - 1] + (truth[i - 1] != pred[j - 1]):
-            ops.append(("=" if truth[i - 1] == pred[j - 1] else "s", truth[i - 1], pred[j - 1])); i -= 1; j -= 1
-        elif i and d[i][j] == d[i - 1][j] + 1: ops.append(("d", truth[i - 1], "")); i -= 1
-        else: ops.append(("i", "", pred[j - 1])); j -= 1
+            ops.append(("=" if truth[i - 1] == pred[j - 1] else "s", truth[i - 1], pred[j - 1]))
+            i -= 1
+            j -= 1
+        elif i and d[i][j] == d[i - 1][j] + 1:
+            ops.append(("d", truth[i - 1], ""))
+            i -= 1
+        else:
+            ops.append(("i", "", pred[j - 1]))
+            j -= 1
     return ops[::-1]
 
 # %% ../nbs/30_t5.ipynb #7681fd64
@@ -51,7 +57,8 @@ DEFAULT_ALPHABET = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456
 def _similar_map() -> dict:
     out = {}
     for group in SIMILAR:
-        for c in group: out.setdefault(c, set()).update(x for x in group if x != c)
+        for c in group:
+            out.setdefault(c, set()).update(x for x in group if x != c)
     return {c: "".join(sorted(s)) for c, s in out.items()}
 
 def _kind(c:str) -> str: return "space" if c == " " else "alpha" if c.isalpha() else "digit" if c.isdigit() else "punct"
@@ -75,7 +82,8 @@ class ConfusionModel:
 
     def __post_init__(self):
         for name in ("char_sub", "char_del", "sub_counts", "ins_counts"):
-            if getattr(self, name) is None: setattr(self, name, {})
+            if getattr(self, name) is None:
+                setattr(self, name, {})
         self._similar, self._tables = _similar_map(), {}
 
     def p_sub(self, c:str) -> float: return self.char_sub.get(c, self.sub_rate)
@@ -83,18 +91,21 @@ class ConfusionModel:
 
 # %% ../nbs/30_t5.ipynb #7cd16f0e
 def _scale_rates(cm, text, cer_target):
-    if cer_target is None: return 1.0
+    if cer_target is None:
+        return 1.0
     e = cm.expected_cer(text)
     return cer_target / e if e > 0 else 1.0
 
 @patch
 def expected_cer(self:ConfusionModel, text:str, scale:float=1.0) -> float:
     "Expected character error rate of `corrupt(text)` (errors per character of `text`)."
-    if not text: return 0.0
+    if not text:
+        return 0.0
     e = 0.0
     for i, c in enumerate(text):
         e += min(0.95, scale * (self.p_sub(c) + self.p_del(c))) + min(0.95, scale * self.ins_rate)
-        if c != " " and i + 1 < len(text) and text[i + 1] != " ": e += min(0.95, scale * self.split_rate)
+        if c != " " and i + 1 < len(text) and text[i + 1] != " ":
+            e += min(0.95, scale * self.split_rate)
     return e / len(text)
 
 # %% ../nbs/30_t5.ipynb #60b0db4f
@@ -108,16 +119,26 @@ def from_pairs(cls:ConfusionModel, pairs:Iterable, # (truth, prediction) pairs, 
     chars = set()
     for truth, pred in pairs:
         truth, pred = nfc(truth), nfc(pred)
-        n_pairs += 1; seen.update(truth); chars.update(truth); chars.update(pred)
+        n_pairs += 1
+        seen.update(truth)
+        chars.update(truth)
+        chars.update(pred)
         n_inner += sum(a != " " and b != " " for a, b in zip(truth, truth[1:]))
         for op, t, p in align(truth, pred):
-            if op == "s": subs[t] += 1; sub_counts.setdefault(t, Counter())[p] += 1
-            elif op == "d": dels[t] += 1
+            if op == "s":
+                subs[t] += 1
+                sub_counts.setdefault(t, Counter())[p] += 1
+            elif op == "d":
+                dels[t] += 1
             elif op == "i":
-                if p == " ": n_split += 1
-                else: ins_counts[p] += 1
-    if n_pairs == 0: raise ValueError("ConfusionModel.from_pairs needs at least one (truth, prediction) pair")
-    n_chars = sum(seen.values()); n_ns = n_chars - seen[" "]
+                if p == " ":
+                    n_split += 1
+                else:
+                    ins_counts[p] += 1
+    if n_pairs == 0:
+        raise ValueError("ConfusionModel.from_pairs needs at least one (truth, prediction) pair")
+    n_chars = sum(seen.values())
+    n_ns = n_chars - seen[" "]
     prior = cls()
     rate = lambda k, n, default: k / n if n else default
     sub_rate = rate(sum(v for c, v in subs.items() if c != " "), n_ns, prior.sub_rate)
@@ -139,17 +160,21 @@ def _substitute(self, c:str, rng:random.Random) -> str:
     n = sum(obs.values())
     if n and rng.random() < n / (n + 5.0):
         keys = self._tables.get(("s", c))
-        if keys is None: keys = self._tables[("s", c)] = (list(obs), list(obs.values()))
+        if keys is None:
+            keys = self._tables[("s", c)] = (list(obs), list(obs.values()))
         return rng.choices(keys[0], keys[1])[0]
     sim = self._similar.get(c, "")
-    if sim and rng.random() < 0.7: return rng.choice(sim)
+    if sim and rng.random() < 0.7:
+        return rng.choice(sim)
     same = self._tables.get(("k", _kind(c)))
-    if same is None: same = self._tables[("k", _kind(c))] = [x for x in self.alphabet if _kind(x) == _kind(c)] or [" "]
+    if same is None:
+        same = self._tables[("k", _kind(c))] = [x for x in self.alphabet if _kind(x) == _kind(c)] or [" "]
     out = rng.choice(same)
     return out if out != c else (sim[0] if sim else ("x" if c != "x" else "y"))
 
 def _insertion(self, rng:random.Random) -> str:
-    if self.ins_counts: return rng.choices(list(self.ins_counts), list(self.ins_counts.values()))[0]
+    if self.ins_counts:
+        return rng.choices(list(self.ins_counts), list(self.ins_counts.values()))[0]
     return rng.choice("ilnmeu.,'")
 
 @patch
@@ -158,20 +183,27 @@ def corrupt(self:ConfusionModel, text:str, # The clean line
              cer_target:float|None=None, # Rescale the rates so that the expected CER of this line is this
             ) -> str:
     "A noisy version of `text`, as an HTR recognizer might have read it."
-    if not isinstance(rng, random.Random): rng = random.Random(rng)
+    if not isinstance(rng, random.Random):
+        rng = random.Random(rng)
     text = nfc(text)
     s = _scale_rates(self, text, cer_target)
     ins, split = min(0.95, s * self.ins_rate), min(0.95, s * self.split_rate)
     out = []
     for i, c in enumerate(text):
         pd, ps = s * self.p_del(c), s * self.p_sub(c)
-        if pd + ps > 0.95: pd, ps = 0.95 * pd / (pd + ps), 0.95 * ps / (pd + ps)
+        if pd + ps > 0.95:
+            pd, ps = 0.95 * pd / (pd + ps), 0.95 * ps / (pd + ps)
         r = rng.random()
-        if r < pd: pass
-        elif r < pd + ps: out.append(_substitute(self, c, rng))
-        else: out.append(c)
-        if c != " " and i + 1 < len(text) and text[i + 1] != " " and rng.random() < split: out.append(" ")
-        if rng.random() < ins: out.append(_insertion(self, rng))
+        if r < pd:
+            pass
+        elif r < pd + ps:
+            out.append(_substitute(self, c, rng))
+        else:
+            out.append(c)
+        if c != " " and i + 1 < len(text) and text[i + 1] != " " and rng.random() < split:
+            out.append(" ")
+        if rng.random() < ins:
+            out.append(_insertion(self, rng))
     return "".join(out)
 
 # %% ../nbs/30_t5.ipynb #0a3b841e
@@ -190,8 +222,10 @@ def load(cls:ConfusionModel, path) -> ConfusionModel:
     d = read_json(path)
     if not isinstance(d, dict) or d.pop("format", None) != "jand-confusion-1":
         raise DataError(path, "not a jand ConfusionModel file (missing format 'jand-confusion-1')")
-    try: return dataclass_from_dict(cls, d)
-    except (TypeError, ValueError) as e: raise DataError(path, str(e)) from None
+    try:
+        return dataclass_from_dict(cls, d)
+    except (TypeError, ValueError) as e:
+        raise DataError(path, str(e)) from None
 
 # %% ../nbs/30_t5.ipynb #d4599a7c
 @dataclass(frozen=True)
@@ -248,7 +282,8 @@ def recognizer_pairs(truths:Sequence[str], # True lines in reading order
                      context_lines:int=1, # How many previous lines to attach
                     ) -> list:
     "(recognized line → true line) `Pair`s, with the recognized previous lines as context."
-    if len(truths) != len(preds): raise ValueError(f"{len(truths)} truths but {len(preds)} predictions")
+    if len(truths) != len(preds):
+        raise ValueError(f"{len(truths)} truths but {len(preds)} predictions")
     ctx = previous_lines([nfc(p) for p in preds], groups, context_lines)
     return [Pair(nfc(p), nfc(t), c, "real") for t, p, c in zip(truths, preds, ctx)]
 
@@ -261,18 +296,24 @@ def select_pairs(pairs:Sequence[Pair], # Candidate pairs (simulated and/or real)
                  report:Report|None=None, # Where dropped pairs are counted
                 ) -> list:
     "Pairs with line CER in [min_cer, max_cer], plus `clean_share` of identity pairs, shuffled."
-    if not 0 <= clean_share < 1: raise ValueError(f"clean_share must be in [0, 1), got {clean_share}")
+    if not 0 <= clean_share < 1:
+        raise ValueError(f"clean_share must be in [0, 1), got {clean_share}")
     report = report if report is not None else Report("select_pairs")
     rng, noisy, clean = random.Random(seed), [], []
     for p in pairs:
         c = line_cer(p.target, p.source)
-        if c == 0: clean.append(replace(p, origin="clean"))
-        elif c < min_cer: report.skip(f"line CER below {min_cer:.0%}", p.target)
-        elif c > max_cer: report.skip(f"line CER above {max_cer:.0%}", p.target)
-        else: noisy.append(p)
+        if c == 0:
+            clean.append(replace(p, origin="clean"))
+        elif c < min_cer:
+            report.skip(f"line CER below {min_cer:.0%}", p.target)
+        elif c > max_cer:
+            report.skip(f"line CER above {max_cer:.0%}", p.target)
+        else:
+            noisy.append(p)
     want = round(clean_share / (1 - clean_share) * len(noisy)) if noisy else len(clean)
     rng.shuffle(clean)
-    for p in clean[want:]: report.skip("clean pair beyond clean_share", p.target)
+    for p in clean[want:]:
+        report.skip("clean pair beyond clean_share", p.target)
     clean = clean[:want]
     extra = rng.sample(noisy, min(len(noisy), want - len(clean)))
     clean += [Pair(p.target, p.target, tuple(p.context), "clean") for p in extra]
@@ -290,7 +331,8 @@ def format_input(line:str, # The line to correct
     "The corrector's input text."
     ctx = list(context)[-context_lines:] if context_lines > 0 else []
     ctx = [c for c in ctx if c]
-    if not ctx: return "correct: " + line
+    if not ctx:
+        return "correct: " + line
     return f"context: {' | '.join(ctx)[-max_context_chars:]} | correct: {line}"
 
 # %% ../nbs/30_t5.ipynb #876bfebe
@@ -342,7 +384,8 @@ class CorrectionResult:
 
 def normalised_change(original:str, candidate:str) -> float:
     "Edits between the two lines / length of the original (an empty original: 1 unless both are empty)."
-    if not original: return 0.0 if not candidate else 1.0
+    if not original:
+        return 0.0 if not candidate else 1.0
     return editdistance.eval(original, candidate) / len(original)
 
 def guard_decision(original:str, # The recognizer's line
@@ -352,9 +395,12 @@ def guard_decision(original:str, # The recognizer's line
                    max_change:float=0.3, # Largest accepted normalised change
                   ) -> tuple:
     "`(accepted, reason)` for one candidate."
-    if candidate == original: return True, "unchanged"
-    if not (score >= min_logp): return False, "low confidence"
-    if normalised_change(original, candidate) > max_change: return False, "change too large"
+    if candidate == original:
+        return True, "unchanged"
+    if not (score >= min_logp):
+        return False, "low confidence"
+    if normalised_change(original, candidate) > max_change:
+        return False, "change too large"
     return True, "accepted"
 
 # %% ../nbs/30_t5.ipynb #21edf355
@@ -364,9 +410,11 @@ def _quiet_transformers():
     from transformers.utils import logging as hf_logging
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
-    try: yield
+    try:
+        yield
     finally:
-        if was: hf_logging.enable_progress_bar()
+        if was:
+            hf_logging.enable_progress_bar()
 
 def _byt5():
     from transformers import ByT5Tokenizer
@@ -407,7 +455,8 @@ class T5Corrector:
     def inputs(self, lines:Sequence[str], contexts:Sequence|None=None) -> list:
         "The input texts for `lines` (with their contexts when `cfg.context_lines > 0`)."
         contexts = contexts if contexts is not None else [()] * len(lines)
-        if len(contexts) != len(lines): raise ValueError(f"{len(lines)} lines but {len(contexts)} contexts")
+        if len(contexts) != len(lines):
+            raise ValueError(f"{len(lines)} lines but {len(contexts)} contexts")
         return [format_input(l, c, self.cfg.context_lines, self.cfg.max_context_chars) for l, c in zip(lines, contexts)]
 
     def n_tokens(self, text:str) -> int: return len(self.tok(text).input_ids)  # EOS included
@@ -425,7 +474,8 @@ class T5Corrector:
 # %% ../nbs/30_t5.ipynb #d4676a81
 def _lr_factor(step:int, total:int, warmup:float) -> float:
     w = max(1, int(total * warmup))
-    if step < w: return (step + 1) / w
+    if step < w:
+        return (step + 1) / w
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, total - w))))
 
 @patch
@@ -442,10 +492,13 @@ def fit(self:T5Corrector, pairs:Sequence[Pair], # Training pairs (see `select_pa
     usable = []
     for p in pairs:
         src = format_input(p.source, p.context, cfg.context_lines, cfg.max_context_chars)
-        if max(self.n_tokens(p.source), self.n_tokens(p.target)) > cfg.max_len: report.skip("longer than max_len bytes", p.target)
-        else: usable.append((src, p.target))
+        if max(self.n_tokens(p.source), self.n_tokens(p.target)) > cfg.max_len:
+            report.skip("longer than max_len bytes", p.target)
+        else:
+            usable.append((src, p.target))
     report.kept += len(usable)
-    if not usable: raise ValueError("no usable training pairs (none given, or all longer than max_len)")
+    if not usable:
+        raise ValueError("no usable training pairs (none given, or all longer than max_len)")
     bs = batch_size or cfg.batch_size
     total = steps if steps is not None else max(1, math.ceil((epochs or 1) * len(usable) / bs))
     opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -458,14 +511,20 @@ def fit(self:T5Corrector, pairs:Sequence[Pair], # Training pairs (see `select_pa
     try:
         for _ in bar:
             if len(order) < bs:
-                more = list(range(len(usable))); rng.shuffle(more); order += more
-            batch = [usable[i] for i in order[:bs]]; del order[:bs]
+                more = list(range(len(usable)))
+                rng.shuffle(more)
+                order += more
+            batch = [usable[i] for i in order[:bs]]
+            del order[:bs]
             loss = self.model(**self._encode([s for s, _ in batch]), labels=self._labels([t for _, t in batch])).loss
-            opt.zero_grad(set_to_none=True); loss.backward()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-            opt.step(); sched.step()
+            opt.step()
+            sched.step()
             losses.append(loss.item())
-            if progress_bar: bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            if progress_bar:
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
     finally:
         self.model.eval()
     secs = time.perf_counter() - t0
@@ -500,15 +559,19 @@ def correct(self:T5Corrector, lines:Sequence[str], # Recognized lines
             ) -> list:
     "A `CorrectionResult` per line."
     cfg = self.cfg
-    if isinstance(lines, str): raise TypeError("correct takes a list of lines, not a single string")
+    if isinstance(lines, str):
+        raise TypeError("correct takes a list of lines, not a single string")
     lines = [nfc(l) for l in lines]
     inputs = self.inputs(lines, contexts)
     guard = cfg.guard if guard is None else guard
     res, todo = [None] * len(lines), []
     for i, l in enumerate(lines):
-        if not l.strip(): res[i] = CorrectionResult(l, l, math.nan, False, False, l, "empty")
-        elif self.n_tokens(l) > cfg.max_len: res[i] = CorrectionResult(l, l, math.nan, False, False, l, "too long")
-        else: todo.append(i)
+        if not l.strip():
+            res[i] = CorrectionResult(l, l, math.nan, False, False, l, "empty")
+        elif self.n_tokens(l) > cfg.max_len:
+            res[i] = CorrectionResult(l, l, math.nan, False, False, l, "too long")
+        else:
+            todo.append(i)
     todo.sort(key=lambda i: len(inputs[i]))
     for k in range(0, len(todo), cfg.gen_batch_size):
         idx = todo[k:k + cfg.gen_batch_size]
@@ -527,42 +590,55 @@ def _is_byt5(tok) -> bool: return type(tok).__name__ == "ByT5Tokenizer"
 @patch
 def save(self:T5Corrector, path) -> Path:
     "Write the corrector to the directory `path` (atomically: temp dir, then rename)."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         with _quiet_transformers():
             self.model.save_pretrained(tmp)
-            if not _is_byt5(self.tok): self.tok.save_pretrained(tmp)
+            if not _is_byt5(self.tok):
+                self.tok.save_pretrained(tmp)
         atomic_write_json(tmp / "corrector.json", {"format": "jand-t5-corrector-1", "config": asdict(self.cfg),
                                                    "tokenizer": "byt5" if _is_byt5(self.tok) else "local",
                                                    "steps_trained": self.steps_trained})
         old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}"); path.rename(old)
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
         tmp.rename(path)
-        if old is not None: shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return path
 
 def _check_dir(path:Path):
-    if not path.exists(): raise DataError(path, "no such directory (jand never downloads models: give a local checkpoint folder)")
-    if not path.is_dir(): raise DataError(path, "not a directory (a T5 checkpoint is a folder with config.json and the weights)")
-    if not (path / "config.json").is_file(): raise DataError(path, "no config.json: not a transformers checkpoint folder")
+    if not path.exists():
+        raise DataError(path, "no such directory (jand never downloads models: give a local checkpoint folder)")
+    if not path.is_dir():
+        raise DataError(path, "not a directory (a T5 checkpoint is a folder with config.json and the weights)")
+    if not (path / "config.json").is_file():
+        raise DataError(path, "no config.json: not a transformers checkpoint folder")
 
 def _load_t5(path:Path):
     from transformers import T5ForConditionalGeneration
     try:
-        with _quiet_transformers(): return T5ForConditionalGeneration.from_pretrained(path, local_files_only=True)
-    except Exception as e: raise DataError(path, f"cannot load a T5 model from it: {type(e).__name__}: {e}") from None
+        with _quiet_transformers():
+            return T5ForConditionalGeneration.from_pretrained(path, local_files_only=True)
+    except Exception as e:
+        raise DataError(path, f"cannot load a T5 model from it: {type(e).__name__}: {e}") from None
 
 def _load_tokenizer(path:Path, model):
     has_files = any((path / f).exists() for f in ("tokenizer_config.json", "tokenizer.json", "spiece.model"))
     if has_files:
         from transformers import AutoTokenizer
-        try: return AutoTokenizer.from_pretrained(path, local_files_only=True)
-        except Exception as e: raise DataError(path, f"cannot load its tokenizer: {type(e).__name__}: {e}") from None
-    if model.config.vocab_size == 384: return _byt5()
+        try:
+            return AutoTokenizer.from_pretrained(path, local_files_only=True)
+        except Exception as e:
+            raise DataError(path, f"cannot load its tokenizer: {type(e).__name__}: {e}") from None
+    if model.config.vocab_size == 384:
+        return _byt5()
     raise DataError(path, f"no tokenizer files, and the vocabulary ({model.config.vocab_size}) is not ByT5's (384)")
 
 def _arch_from(model, cfg:T5CorrectorConfig) -> T5CorrectorConfig:
@@ -575,13 +651,16 @@ def _arch_from(model, cfg:T5CorrectorConfig) -> T5CorrectorConfig:
 def load(cls:T5Corrector, path, # A folder written by `T5Corrector.save`
           device:str|None=None) -> T5Corrector:
     "Read a corrector written by `save`."
-    path = Path(path); _check_dir(path)
+    path = Path(path)
+    _check_dir(path)
     meta_path = path / "corrector.json"
-    if not meta_path.is_file(): raise DataError(path, "no corrector.json: not a jand corrector (for a plain T5 checkpoint use T5Corrector.from_local)")
+    if not meta_path.is_file():
+        raise DataError(path, "no corrector.json: not a jand corrector (for a plain T5 checkpoint use T5Corrector.from_local)")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         cfg = dataclass_from_dict(T5CorrectorConfig, meta["config"])
-    except (ValueError, KeyError, TypeError) as e: raise DataError(meta_path, f"unreadable corrector.json: {e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(meta_path, f"unreadable corrector.json: {e}") from None
     model = _load_t5(path)
     out = cls(cfg, model, _load_tokenizer(path, model), device=device)
     out.steps_trained = int(meta.get("steps_trained", 0))
@@ -592,7 +671,8 @@ def from_local(cls:T5Corrector, path, # A local T5 / ByT5 / mT5 checkpoint folde
                 cfg:T5CorrectorConfig|None=None, # Training and inference options (the architecture is read from the folder)
                 device:str|None=None) -> T5Corrector:
     "A corrector from a user's pretrained checkpoint directory (never downloaded: `local_files_only=True`)."
-    path = Path(path); _check_dir(path)
+    path = Path(path)
+    _check_dir(path)
     model = _load_t5(path)
     return cls(_arch_from(model, cfg or T5CorrectorConfig()), model, _load_tokenizer(path, model), device=device)
 
@@ -609,7 +689,9 @@ def benchmark_corrector(corrector:T5Corrector, # The corrector to time
         rng = np.random.default_rng(seed)
         lines = [sample_text(rng) for _ in range(n_lines)]
     lines = list(lines)[:n_lines]
-    t0 = time.perf_counter(); corrector.correct(lines); secs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    corrector.correct(lines)
+    secs = time.perf_counter() - t0
     out = {"lines": len(lines), "seconds": secs, "lines_per_s": len(lines) / secs, "beam": corrector.cfg.beam,
            "params": corrector.n_params, "device": str(corrector.device), "threads": torch.get_num_threads()}
     print(f"{len(lines)} lines in {secs:.2f} s: {out['lines_per_s']:.1f} lines/s "

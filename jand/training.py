@@ -87,12 +87,17 @@ class TrainConfig:
     progress_bar: bool = True
 
     def __post_init__(self):
-        if self.model not in ("teacher", "student"): raise ValueError(f"model must be 'teacher' or 'student', got {self.model!r}")
-        if self.curriculum not in CURRICULA: raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
-        if self.epochs < 1 or self.batch_size < 1: raise ValueError("epochs and batch_size must be at least 1")
+        if self.model not in ("teacher", "student"):
+            raise ValueError(f"model must be 'teacher' or 'student', got {self.model!r}")
+        if self.curriculum not in CURRICULA:
+            raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
         for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0: raise ValueError(f"{name} must be positive")
-        if self.curriculum_scores == "loss" and not self.teacher: raise ValueError("curriculum_scores='loss' needs a teacher")
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.curriculum_scores == "loss" and not self.teacher:
+            raise ValueError("curriculum_scores='loss' needs a teacher")
         if self.kd_offline and not (self.teacher and not self.augment and not self.kd_feature):
             raise ValueError("kd_offline needs a teacher, augment=False (the cached views) and kd_feature=0")
         KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)  # validates the KD options
@@ -117,7 +122,8 @@ class TrainConfig:
 def lr_at(p:float, cfg:TrainConfig) -> float:
     "The learning rate at training progress `p ∈ [0, 1]`."
     p = min(max(p, 0.0), 1.0)
-    if cfg.warmup > 0 and p < cfg.warmup: return cfg.lr * max(p / cfg.warmup, 1e-3)
+    if cfg.warmup > 0 and p < cfg.warmup:
+        return cfg.lr * max(p / cfg.warmup, 1e-3)
     q = (p - cfg.warmup) / max(1 - cfg.warmup, 1e-9)
     return cfg.lr * (cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * q)))
 
@@ -132,16 +138,19 @@ def evaluate(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu", det
     for b in dl:
         out = model(b["images"].to(device), b["widths"].to(device))
         hyps += greedy_decode(out["logits"].float().cpu(), ds.charset, out["lengths"].cpu())
-        refs += b["texts"]; ids += b["ids"]
+        refs += b["texts"]
+        ids += b["ids"]
     res = {"scores": score_all(refs, hyps), "refs": refs, "hyps": hyps, "ids": ids}
-    if details: res["lines"] = line_details(refs, hyps, ids)
+    if details:
+        res["lines"] = line_details(refs, hyps, ids)
     return res
 
 # %% ../nbs/22_training.ipynb #49509883
 def save_checkpoint(path, model:HTRJAND, charset:Charset, state:dict) -> Path:
     "Write a training checkpoint (model payload + `state` under `train`) atomically."
     import io
-    buf = io.BytesIO(); torch.save(model_payload(model, charset, train=state), buf)
+    buf = io.BytesIO()
+    torch.save(model_payload(model, charset, train=state), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 CHECKPOINT_PARTS = ("config", "state", "optimizer", "rng") # What a checkpoint's training state must hold
@@ -152,13 +161,15 @@ def read_checkpoint(path) -> dict:
     if not isinstance(d.get("train"), dict):
         raise DataError(path, "this is a model file, not a training checkpoint (no training state to resume from)")
     missing = [k for k in CHECKPOINT_PARTS if k not in d["train"]]
-    if missing: raise DataError(path, f"the training state lacks {', '.join(missing)}: written by another jand version, or damaged")
+    if missing:
+        raise DataError(path, f"the training state lacks {', '.join(missing)}: written by another jand version, or damaged")
     return d
 
 def remove_stale_temporaries(folder) -> list:
     "Delete the temporary files that a killed atomic write left in `folder` (`.NAME.XXXX.tmp`); returns their paths."
     stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
-    for p in stale: p.unlink(missing_ok=True)
+    for p in stale:
+        p.unlink(missing_ok=True)
     return stale
 
 def _rng_state() -> dict:
@@ -166,8 +177,10 @@ def _rng_state() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 def _set_rng_state(s:dict):
-    torch.set_rng_state(s["torch"]); random.setstate(s["python"])
-    if s.get("cuda") and torch.cuda.is_available(): torch.cuda.set_rng_state_all(s["cuda"])
+    torch.set_rng_state(s["torch"])
+    random.setstate(s["python"])
+    if s.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
 
 # %% ../nbs/22_training.ipynb #d8c5f8f3
 def dist_info() -> tuple:
@@ -175,7 +188,8 @@ def dist_info() -> tuple:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 def _all_max(x:float, world:int, device) -> float:
-    if world == 1: return x
+    if world == 1:
+        return x
     t = torch.tensor([x], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return float(t.item())
@@ -186,10 +200,13 @@ def _log_records(path:Path) -> list:
     rows = path.read_text(encoding="utf-8").splitlines()
     out = []
     for i, row in enumerate(rows, 1):
-        if not row.strip(): continue
-        try: out.append(json.loads(row))
+        if not row.strip():
+            continue
+        try:
+            out.append(json.loads(row))
         except json.JSONDecodeError:
-            if i == len(rows): break
+            if i == len(rows):
+                break
             raise DataError(path, f"line {i} is not a JSON record") from None
     return out
 
@@ -201,8 +218,10 @@ class RunLog:
             kept = [r for r in _log_records(self.path) if r.get("step", 0) <= keep_until_step]
             atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     def __call__(self, **rec):
-        if not self.active: return
-        with open(self.path, "a", encoding="utf-8") as f: f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        if not self.active:
+            return
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 def read_log(run_dir) -> list:
     "The records of a run's `metrics.jsonl` (a torn last line, from a killed run, is left out)."
@@ -211,7 +230,8 @@ def read_log(run_dir) -> list:
 
 # %% ../nbs/22_training.ipynb #d438b262
 def _device(name:str) -> torch.device:
-    if name == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return check_device(name)
 
 def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int) -> tuple:
@@ -247,22 +267,32 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     is_main = rank == 0
     device = _device(cfg.device if world == 1 or cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if world > 1:
-        if device.type == "cuda": device = torch.device("cuda", local_rank); torch.cuda.set_device(device)
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
         if not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     ckpt_path = out / "checkpoints" / "last.pt"
-    if out.exists() and not out.is_dir(): raise DataError(out, "is a file, not a folder: the run folder (--out) must be a folder")
-    if resume and not ckpt_path.exists(): raise DataError(ckpt_path, "no checkpoint to resume from")
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "is a file, not a folder: the run folder (--out) must be a folder")
+    if resume and not ckpt_path.exists():
+        raise DataError(ckpt_path, "no checkpoint to resume from")
     if not resume and ckpt_path.exists():
         raise DataError(out, "this run folder already holds a run: pass --resume to continue it, or choose another --out")
     ckpt = read_checkpoint(ckpt_path) if resume else None
     if ckpt is not None:
-        try: saved = TrainConfig.from_dict(ckpt["train"]["config"])
-        except (TypeError, ValueError) as e: raise DataError(ckpt_path, f"the checkpoint's training options are invalid: {e}") from None
-        if saved != cfg: cfg = saved  # a resumed run continues with the options it was started with
+        try:
+            saved = TrainConfig.from_dict(ckpt["train"]["config"])
+        except (TypeError, ValueError) as e:
+            raise DataError(ckpt_path, f"the checkpoint's training options are invalid: {e}") from None
+        if saved != cfg:
+            cfg = saved  # a resumed run continues with the options it was started with
         if is_main:
-            for p in remove_stale_temporaries(out / "checkpoints") + remove_stale_temporaries(out): print(f"removed {p}, left by a killed write")
-    torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
+            for p in remove_stale_temporaries(out / "checkpoints") + remove_stale_temporaries(out):
+                print(f"removed {p}, left by a killed write")
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
 
     # data and charset: the unified charset of every source, or the Teacher's / initial model's when given
     bundle = cfg.bundle()
@@ -270,24 +300,29 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     if cfg.teacher:
         teacher, charset, _ = load_model(cfg.teacher, device=device)
         freeze_teacher(teacher)
-    elif cfg.init: charset = Charset.load(out / "charset.json") if ckpt else bundle.charset()
-    else: charset = Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()
+    elif cfg.init:
+        charset = Charset.load(out / "charset.json") if ckpt else bundle.charset()
+    else:
+        charset = Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()
     train_lines, val_lines = bundle.lines("train"), bundle.lines("val")
-    if cfg.val_lines: val_lines = val_lines[:cfg.val_lines]
+    if cfg.val_lines:
+        val_lines = val_lines[:cfg.val_lines]
     pre = PreprocessConfig(height=cfg.height)
     train_ds = LineDataset(train_lines, charset, load=bundle.load, cfg=pre, aug=AugmentConfig() if cfg.augment else None, seed=cfg.seed, name="train")
     val_ds = LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
     domain_of = torch.tensor([bundle.domain_index(l) for l in train_ds.lines])
 
     kd_cache, t_cache = None, time.perf_counter()
-    if teacher is not None and cfg.kd_offline: kd_cache = PosteriorCache.build(teacher, train_ds, cfg.batch_size, device)
+    if teacher is not None and cfg.kd_offline:
+        kd_cache = PosteriorCache.build(teacher, train_ds, cfg.batch_size, device)
     t_cache = round(time.perf_counter() - t_cache, 1)
     model, mcfg = _build_model(cfg, charset, len(bundle.domains))
     if teacher is not None and teacher.cfg.preprocess != mcfg.preprocess:
         raise ValueError(f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the same --height")
     projector = FeatureProjector(mcfg.attention.d_model, teacher.cfg.attention.d_model) if teacher is not None and cfg.kd.use_features else None
     model.to(device)
-    if projector is not None: projector.to(device)
+    if projector is not None:
+        projector.to(device)
     params = list(model.parameters()) + (list(projector.parameters()) if projector is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
@@ -308,10 +343,14 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     st = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "best_cer": None, "best_epoch": None, "bad_epochs": 0,
           "lines": 0, "train_seconds": 0.0, "done": False}
     if ckpt is not None:
-        model.load_state_dict(ckpt["state_dict"]); opt.load_state_dict(ckpt["train"]["optimizer"])
-        if projector is not None: projector.load_state_dict(ckpt["train"]["projector"])
-        st.update(ckpt["train"]["state"]); _set_rng_state(ckpt["train"]["rng"])
-        if cfg.curriculum != "none": sampler.load_state_dict(ckpt["train"]["curriculum"])
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["train"]["optimizer"])
+        if projector is not None:
+            projector.load_state_dict(ckpt["train"]["projector"])
+        st.update(ckpt["train"]["state"])
+        _set_rng_state(ckpt["train"]["rng"])
+        if cfg.curriculum != "none":
+            sampler.load_state_dict(ckpt["train"]["curriculum"])
     if st["done"]:
         return {**st, "run": str(out), "resumed_finished_run": True}
     if is_main:
@@ -326,21 +365,26 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
 
     def progress() -> float:
         p = st["step"] / cfg.steps if cfg.steps else (st["epoch"] + st["batch"] / max(len(sampler), 1)) / cfg.epochs
-        if cfg.max_minutes: p = max(p, st["elapsed"] / (60 * cfg.max_minutes))
+        if cfg.max_minutes:
+            p = max(p, st["elapsed"] / (60 * cfg.max_minutes))
         return min(p, 1.0)
 
     def checkpoint(name="last.pt"):
-        if not is_main: return
+        if not is_main:
+            return
         state = {"config": cfg.to_dict(), "state": dict(st), "optimizer": opt.state_dict(), "rng": _rng_state()}
-        if cfg.curriculum != "none": state["curriculum"] = sampler.state_dict()
-        if projector is not None: state["projector"] = projector.state_dict()
+        if cfg.curriculum != "none":
+            state["curriculum"] = sampler.state_dict()
+        if projector is not None:
+            state["projector"] = projector.state_dict()
         save_checkpoint(out / "checkpoints" / name, model, charset, state)
 
     use_amp = device.type == "cuda"
     amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
     t_start, last_save = time.perf_counter() - st["elapsed"], time.perf_counter()
     def out_of_time() -> bool:
-        if cfg.cap_minutes and st["elapsed"] >= 60 * cfg.cap_minutes: st["capped"] = True
+        if cfg.cap_minutes and st["elapsed"] >= 60 * cfg.cap_minutes:
+            st["capped"] = True
         return st.get("capped", False) or bool(cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes)
 
     def validate(t_epoch:float, end_of_epoch:bool):
@@ -348,10 +392,14 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         v = evaluate(model, val_ds, cfg.batch_size, device)
         cer = v["scores"]["cer_corpus_sensitive"].value
         improved = st["best_cer"] is None or cer < st["best_cer"]
-        if end_of_epoch: st["epoch"] += 1; st["batch"] = 0
+        if end_of_epoch:
+            st["epoch"] += 1
+            st["batch"] = 0
         st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
-        if improved: st.update(best_cer=cer, best_epoch=st["epoch"], best_step=st["step"], bad_epochs=0)
-        else: st["bad_epochs"] += 1
+        if improved:
+            st.update(best_cer=cer, best_epoch=st["epoch"], best_step=st["step"], bad_epochs=0)
+        else:
+            st["bad_epochs"] += 1
         log(step=st["step"], epoch=st["epoch"], val_cer=cer, val_wer=v["scores"]["wer_corpus_sensitive"].value,
             val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value, best_cer=st["best_cer"], elapsed=round(st["elapsed"], 1),
             epoch_seconds=round(time.perf_counter() - t_epoch, 1), example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}")
@@ -363,8 +411,10 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         checkpoint()
 
     while not st["done"]:
-        sampler.set_epoch(st["epoch"]); train_ds.set_epoch(st["epoch"])
-        if cfg.curriculum != "none": sampler.set_progress(progress())
+        sampler.set_epoch(st["epoch"])
+        train_ds.set_epoch(st["epoch"])
+        if cfg.curriculum != "none":
+            sampler.set_progress(progress())
         batches = list(sampler)
         skip = st["batch"]  # resuming mid-epoch: the sampler is deterministic, skip what was done
         loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches[skip:], collate_fn=collate_lines, num_workers=cfg.workers)
@@ -374,7 +424,8 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         t_epoch = time.perf_counter()
         for b in bar:
             lr = lr_at(progress(), cfg)
-            for g in opt.param_groups: g["lr"] = lr
+            for g in opt.param_groups:
+                g["lr"] = lr
             images, widths = b["images"].to(device), b["widths"].to(device)
             targets, tlen = b["targets"].to(device), b["target_lengths"].to(device)
             t0 = time.perf_counter()
@@ -404,7 +455,9 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
             parts["loss"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
             opt.step()
-            st["step"] += 1; st["batch"] += 1; st["lines"] += len(b["ids"]) * world
+            st["step"] += 1
+            st["batch"] += 1
+            st["lines"] += len(b["ids"]) * world
             st["train_seconds"] += time.perf_counter() - t0
             st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
             if st["step"] % cfg.log_every == 0:
@@ -412,16 +465,23 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
                 log(step=st["step"], epoch=st["epoch"] + 1, lr=lr, grad_norm=round(float(gnorm), 4),
                     lines_per_s=round(st["lines"] / max(st["train_seconds"], 1e-9), 2), elapsed=round(st["elapsed"], 1), **rec)
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            if (cfg.steps and st["step"] >= cfg.steps) or out_of_time(): break
+            if (cfg.steps and st["step"] >= cfg.steps) or out_of_time():
+                break
             if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):  # the epoch's end validates anyway
-                validate(t_epoch, end_of_epoch=False); last_save = time.perf_counter(); net.train()
-                if st["done"]: break
+                validate(t_epoch, end_of_epoch=False)
+                last_save = time.perf_counter()
+                net.train()
+                if st["done"]:
+                    break
             if time.perf_counter() - last_save > 60 * cfg.save_every_minutes:
-                checkpoint(); last_save = time.perf_counter()
+                checkpoint()
+                last_save = time.perf_counter()
         bar.close()
-        if not st["done"]: validate(t_epoch, end_of_epoch=st["batch"] >= len(batches))  # the epoch's end, or a budget's
+        if not st["done"]:
+            validate(t_epoch, end_of_epoch=st["batch"] >= len(batches))  # the epoch's end, or a budget's
         last_save = time.perf_counter()
-    if world > 1: torch.distributed.barrier()
+    if world > 1:
+        torch.distributed.barrier()
     return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "best_step": st.get("best_step"),
             "epochs": st["epoch"], "steps": st["step"], "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
             "train_seconds": round(st["train_seconds"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
@@ -431,8 +491,10 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
     "Score run folder `run`'s `model.pt` on `split` of the data it was trained on; adds the run's config to the result."
     run = Path(run)
-    try: cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
-    except FileNotFoundError: raise DataError(run, "not a run folder (no config.json)") from None
+    try:
+        cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise DataError(run, "not a run folder (no config.json)") from None
     model, charset, payload = load_model(run / "model.pt", device=device)
     bundle = cfg.bundle()
     ds = LineDataset(bundle.lines(split), charset, load=bundle.load, cfg=model.cfg.preprocess, name=f"{run.name}:{split}")
