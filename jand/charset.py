@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_charset.ipynb #b6f917c4
 from __future__ import annotations
-import json, unicodedata
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path

@@ -14,7 +14,7 @@ from .core import DataError, atomic_write_bytes, read_json
 from .charset import Charset
 from .model import (HTRJAND, ModelConfig, Predictor, load_model, teacher_config, student_config, benchmark_inference,
                         time_calls, input_label)
-from .results import write_table, provenance, markdown_table
+from .results import write_table, provenance
 
 # %% auto #0
 __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'DEPLOY_TARGET',

@@ -5,7 +5,7 @@
 # %% ../nbs/95_docs.ipynb #2d568bba
 from __future__ import annotations
 import ast, configparser, copy, html, importlib, inspect, os, re, shutil, tempfile, time
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 import nbformat
 from fastcore.docments import docments

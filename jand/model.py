@@ -4,8 +4,8 @@
 
 # %% ../nbs/12_model.ipynb #f95a0a98
 from __future__ import annotations
-import io, json, math, os, time
-from dataclasses import dataclass, field, asdict, replace, fields
+import io, os, time
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import Sequence
 import numpy as np

@@ -5,7 +5,7 @@
 # %% ../nbs/40_results.ipynb #767a1cf4
 from __future__ import annotations
 import csv, io, json, math, os, platform, subprocess, sys, time
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 import jand
 from .core import atomic_write_text

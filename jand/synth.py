@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from .images import load_image
-from .core import Line, atomic_write_json, atomic_write_text, read_json
+from .core import Line, atomic_write_json, atomic_write_text
 
 # %% auto #0
 __all__ = ['LETTERS', 'FRENCH_LETTERS', 'SYNTH_ALPHABET', 'SINGLE_LETTER_WORDS', 'ELISIONS', 'HERSHEY_FACES', 'TTF_FACES',

@@ -6,14 +6,12 @@
 from __future__ import annotations
 import json, math, os, random, time
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict, replace, field
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
-import jand
 from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
 from .charset import Charset
 from .synth import SynthConfig, TextConfig
@@ -21,10 +19,10 @@ from .sources import DataBundle, open_data, WeightedBucketBatchSampler
 from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model, check_device
+from .model import HTRJAND, model_config, model_payload, read_payload, load_model, save_model, check_device
 from .kd import KDConfig, FeatureProjector, PosteriorCache, ctc_loss, feature_kd, freeze_teacher, kd_loss, teacher_forward
 from .decoding import greedy_decode
-from .metrics import score_all, score_row, line_details
+from .metrics import score_all, line_details
 from .results import provenance
 
 # %% auto #0
