@@ -82,7 +82,8 @@ class SelfAttention(nn.Module):
         "The attended frames `(N, T, d_model)`, and the maps when `return_map`."
         _check_mask(x, pad_mask)
         N, T, D = x.shape
-        q, k, v = self.qkv(x).view(N, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 × (N, H, T, d_head)
+        # 3 × (N, H, T, d_head)
+        q, k, v = self.qkv(x).view(N, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)
         bias = None if self.logit_bias is None else self.logit_bias(T, x.device)
         mask = attention_mask(pad_mask, bias, q.dtype)
         out, w = attend(q, k, v, mask, self.dropout if self.training else 0.0, return_map)
@@ -98,7 +99,9 @@ def _check_mask(x, pad_mask):
     if x.dim() != 3:
         raise ValueError(f"x must be (N, T, d_model), got shape {tuple(x.shape)}")
     if pad_mask is not None and (pad_mask.shape != x.shape[:2] or pad_mask.dtype != torch.bool):
-        raise ValueError(f"pad_mask must be a bool tensor of shape {tuple(x.shape[:2])}, got {pad_mask.dtype} {tuple(pad_mask.shape)}")
+        raise ValueError(
+            f"pad_mask must be a bool tensor of shape {tuple(x.shape[:2])}, got {pad_mask.dtype} {tuple(pad_mask.shape)}"
+        )
 
 # %% ../nbs/11_attention.ipynb #14168a85
 class MultiHeadSelfAttention(SelfAttention):
@@ -165,7 +168,10 @@ class ProximaBias(nn.Module):
         far = torch.zeros_like(d).masked_fill(d > self.window, float("-inf"))
         return far.expand(self.n_heads, T, T)
 
-    def extra_repr(self): return f"n_heads={self.n_heads}, variant={self.variant!r}" + (f", window={self.window}" if self.variant == "window" else "")
+    def extra_repr(self):
+        return f"n_heads={self.n_heads}, variant={self.variant!r}" + (
+            f", window={self.window}" if self.variant == "window" else ""
+        )
 
 def _check_choice(name, value, allowed):
     if value not in allowed:
@@ -349,7 +355,9 @@ class AttentionStack(nn.Module):
                  final_norm:bool=True, # LayerNorm after the last block
                 ):
         super().__init__()
-        self.config = AttentionConfig(n_blocks, d_model, n_heads, ffn_mult, fusion, proxima, dropout, pos_enc, window, sigma, final_norm)
+        self.config = AttentionConfig(
+            n_blocks, d_model, n_heads, ffn_mult, fusion, proxima, dropout, pos_enc, window, sigma, final_norm
+        )
         self.blocks = nn.ModuleList([AttentionBlock(d_model, n_heads, ffn_mult, fusion, proxima, dropout, window, sigma)
                                      for _ in range(n_blocks)])
         self.norm = nn.LayerNorm(d_model) if final_norm else nn.Identity()

@@ -224,7 +224,8 @@ class Backbone(nn.Module):
         self.cfg, specs = cfg, stage_specs(cfg)
         chans = (cfg.in_channels,) + tuple(cfg.widths)
         self.stages = nn.ModuleList(Stage(c, s, cfg) for c, s in zip(chans, specs))
-        self.col_strides = tuple(math.prod(s.stride[1] for s in specs[:i + 1]) for i in range(6))  # width stride after each stage
+        # width stride after each stage
+        self.col_strides = tuple(math.prod(s.stride[1] for s in specs[:i + 1]) for i in range(6))
         self.frame_stride = self.col_strides[-1] # 8 pixels per frame
         self.height_stride = math.prod(s.stride[0] for s in specs) # 32
         self.out_dim = cfg.widths[-1]
@@ -259,7 +260,8 @@ def _mha_macs(m:nn.MultiheadAttention, args, kwargs) -> int:
         q, k = q.transpose(0, 1), k.transpose(0, 1)
     n, l, e = q.shape
     s = k.shape[1]
-    return n * (l * e * e + s * m.kdim * e + s * m.vdim * e + 2 * l * s * e + l * e * e)  # q, k, v proj; QKᵀ, AV; out proj
+    # q, k, v proj; QKᵀ, AV; out proj
+    return n * (l * e * e + s * m.kdim * e + s * m.vdim * e + 2 * l * s * e + l * e * e)
 
 def count_macs(model:nn.Module,
                input_shape:tuple, # Shape of the input tensor, e.g. (1, 1, 64, 512)
@@ -271,7 +273,15 @@ def count_macs(model:nn.Module,
     def hook(name):
         def f(m, args, kwargs, out):
             if isinstance(m, nn.Conv2d):
-                add(name, out.shape[0] * m.out_channels * out.shape[-2] * out.shape[-1] * (m.in_channels // m.groups) * math.prod(m.kernel_size))
+                add(
+                    name,
+                    out.shape[0]
+                    * m.out_channels
+                    * out.shape[-2]
+                    * out.shape[-1]
+                    * (m.in_channels // m.groups)
+                    * math.prod(m.kernel_size),
+                )
             elif isinstance(m, nn.Linear):
                 add(name, out.numel() // m.out_features * m.in_features * m.out_features)
             elif isinstance(m, nn.MultiheadAttention):

@@ -26,8 +26,11 @@ class UnknownCharError(DataError):
     def __init__(self, where, chars:Iterable[str]):
         self.chars = sorted(set(chars))
         shown = ", ".join(f"{c!r} (U+{ord(c):04X})" for c in self.chars)
-        super().__init__(where, f"characters not in the charset: {shown}. "
-                         "Rebuild the charset with these texts, or choose an unknown-character policy ('replace' or 'drop').")
+        super().__init__(
+            where,
+            f"characters not in the charset: {shown}. "
+            "Rebuild the charset with these texts, or choose an unknown-character policy ('replace' or 'drop').",
+        )
 
 # %% ../nbs/01_charset.ipynb #fb3e38be
 BLANK = 0 # CTC blank index
@@ -98,8 +101,15 @@ def to_dict(self:Charset) -> dict:
 @patch(cls_method=True)
 def from_dict(cls:Charset, d:dict, where="charset") -> Charset:
     "The charset stored in `d`; a `DataError` naming `where` if `d` is not one."
-    if not isinstance(d, dict) or d.get("format") != CHARSET_FORMAT or d.get("blank") != BLANK or not isinstance(d.get("symbols"), list):
-        raise DataError(where, f"not a jand charset (expected format {CHARSET_FORMAT} with blank {BLANK} and a symbol list)")
+    if (
+        not isinstance(d, dict)
+        or d.get("format") != CHARSET_FORMAT
+        or d.get("blank") != BLANK
+        or not isinstance(d.get("symbols"), list)
+    ):
+        raise DataError(
+            where, f"not a jand charset (expected format {CHARSET_FORMAT} with blank {BLANK} and a symbol list)"
+        )
     try:
         return cls(tuple(d["symbols"]))
     except ValueError as e:

@@ -68,8 +68,14 @@ class Report:
 
     def __str__(self):
         head = f"{self.source or 'data'}: kept {self.kept} lines, skipped {self.n_skipped}"
-        rows = [f"  skipped {n:>6} × {r} (e.g. {', '.join(self.examples.get(r, []))})" for r, n in self.skipped.most_common()]
-        rows += [f"  changed {n:>6} × {r} (e.g. {', '.join(self.examples.get(r, []))})" for r, n in self.changed.most_common()]
+        rows = [
+            f"  skipped {n:>6} × {r} (e.g. {', '.join(self.examples.get(r, []))})"
+            for r, n in self.skipped.most_common()
+        ]
+        rows += [
+            f"  changed {n:>6} × {r} (e.g. {', '.join(self.examples.get(r, []))})"
+            for r, n in self.changed.most_common()
+        ]
         return "\n".join([head] + rows)
 
 # %% ../nbs/00_core.ipynb #91a5c856

@@ -100,7 +100,9 @@ def degradation_difficulty(lines:Sequence, # `Line` records (plain strings have 
 def _check_weights(weights) -> tuple:
     w = tuple(float(x) for x in weights)
     if len(w) != 2 or any(not math.isfinite(x) or x < 0 for x in w) or sum(w) == 0:
-        raise ValueError(f"weights must be two non-negative numbers (length, degradation) with a positive sum, got {weights!r}")
+        raise ValueError(
+            f"weights must be two non-negative numbers (length, degradation) with a positive sum, got {weights!r}"
+        )
     return w
 
 def combined_difficulty(lines:Sequence, # `Line` records or transcriptions
@@ -294,8 +296,17 @@ def make_curriculum_loader(ds:LineDataset,
                            batch_size:int=16, shuffle:bool=True, seed:int=0, workers:int=0,
                            num_replicas:int=1, rank:int=0, epochs:int|None=None) -> DataLoader:
     "A `DataLoader` over `ds` with width bucketing and the curriculum of `cfg` (its sampler is `.batch_sampler`)."
-    sampler = CurriculumBatchSampler(ds.lengths(), difficulty_scores(ds.lines, cfg, losses), batch_size, cfg, shuffle=shuffle,
-                                     seed=seed, num_replicas=num_replicas, rank=rank, epochs=epochs)
+    sampler = CurriculumBatchSampler(
+        ds.lengths(),
+        difficulty_scores(ds.lines, cfg, losses),
+        batch_size,
+        cfg,
+        shuffle=shuffle,
+        seed=seed,
+        num_replicas=num_replicas,
+        rank=rank,
+        epochs=epochs,
+    )
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_lines, num_workers=workers,
                       persistent_workers=workers > 0)
 
@@ -316,7 +327,9 @@ def plot_schedule(cfg:CurriculumConfig=CurriculumConfig(),
     ps = np.linspace(0, 1, 401)
     for name in PACINGS:
         c = [replace(cfg, pacing=name).competence(p) for p in ps]
-        ax1.plot(ps, c, lw=2.5 if name == cfg.pacing else 1.2, label=name + (" (this config)" if name == cfg.pacing else ""))
+        ax1.plot(
+            ps, c, lw=2.5 if name == cfg.pacing else 1.2, label=name + (" (this config)" if name == cfg.pacing else "")
+        )
     ax1.set(xlabel="training progress p", ylabel="competence c(p)", ylim=(0, 1.05), title="pacing functions")
     ax1.legend(fontsize=8, loc="lower right")
     s = CurriculumBatchSampler([len(_text(l)) for l in lines], scores, 1, cfg)

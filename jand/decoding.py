@@ -167,7 +167,8 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
                 merging.setdefault(k[:-1], []).append(k[-1])
         for prefix, (pb, pnb) in beams.items():                                    # the prefix grows:
             p, last = _lse(pb, pnb), (prefix[-1] if prefix else None)
-            limit = max(floor, theta - p - bonus[prefix] - max(beta, 0.0))        # below this, `new` cannot make the beam
+            # below this, `new` cannot make the beam
+            limit = max(floor, theta - p - bonus[prefix] - max(beta, 0.0))
             cands = (np.flatnonzero(row_np[1:] >= limit) + 1).tolist()
             cands += [c for c in merging.get(prefix, ()) if row[c] < limit]
             for c in cands:
@@ -202,7 +203,9 @@ def beam_decode(x, # (T, C) or (N, T, C) log-probs or logits
     "Best beam-search text: a `str` for (T, C) input, a list of `str` for (N, T, C); `(texts, ids)` if `with_ids`."
     a, lens, batched = _as_batch(x, lengths)
     _check_classes(a, charset)
-    best = [prefix_beam_search(a[i, :lens[i]], charset, beam, prune, lm, alpha, beta, bonus_unit)[0] for i in range(len(a))]
+    best = [
+        prefix_beam_search(a[i, : lens[i]], charset, beam, prune, lm, alpha, beta, bonus_unit)[0] for i in range(len(a))
+    ]
     texts, ids = [h.text for h in best], [list(h.ids) for h in best]
     if not batched:
         texts, ids = texts[0], ids[0]

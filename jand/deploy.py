@@ -12,8 +12,17 @@ from torch import nn
 import jand
 from .core import DataError, atomic_write_bytes, read_json
 from .charset import Charset
-from .model import (HTRJAND, ModelConfig, Predictor, load_model, teacher_config, student_config, benchmark_inference,
-                        time_calls, input_label)
+from jand.model import (
+    HTRJAND,
+    ModelConfig,
+    Predictor,
+    load_model,
+    teacher_config,
+    student_config,
+    benchmark_inference,
+    time_calls,
+    input_label,
+)
 from .results import write_table, provenance
 
 # %% auto #0
@@ -33,13 +42,24 @@ BENCH_COLUMNS = ["model", "device", "mode", "batch", "input", "threads", "lines_
 
 def speed_ratio_rows(rows:list, target:float=SPEED_TARGET) -> list:
     "One `student/teacher` row per (device, mode, batch, input) measured for both; the CPU inference rows carry a verdict."
-    speed = {(r["device"], r["mode"], r["batch"], r["input"], r["model"]): r["lines_per_s"] for r in rows if "lines_per_s" in r}
+    speed = {
+        (r["device"], r["mode"], r["batch"], r["input"], r["model"]): r["lines_per_s"]
+        for r in rows
+        if "lines_per_s" in r
+    }
     out = []
     for (dev, mode, b, inp, name), v in speed.items():
         t = speed.get((dev, mode, b, inp, "teacher"))
         if name != "student" or not t:
             continue
-        row = {"model": "student/teacher", "device": dev, "mode": mode, "batch": b, "input": inp, "speed_ratio": round(v / t, 2)}
+        row = {
+            "model": "student/teacher",
+            "device": dev,
+            "mode": mode,
+            "batch": b,
+            "input": inp,
+            "speed_ratio": round(v / t, 2),
+        }
         if dev == "cpu" and mode == "inference":
             row.update(target=target, verdict="met" if v / t >= target else "missed")
         out.append(row)
@@ -80,23 +100,41 @@ def run_bench(out="results", # Folder of `bench.csv` and `bench.md`
     cpu = [r for r in rows if r["model"] == "student/teacher" and r.get("target") is not None]
     head = next((r for r in cpu if r["batch"] == 16 and r["input"] == "64x512"), cpu[0] if cpu else None)
     worst = min((r["speed_ratio"] for r in cpu), default=None)
-    notes = ("Inference in `torch.inference_mode()`, fp32, random pixels (the speed does not depend on the content); "
-             "latency per line = time of one batch ÷ its lines; peak RSS of a fresh process per case (unless `isolate=False`). "
-             "Training = forward + CTC loss + backward + AdamW step. ")
+    notes = (
+        "Inference in `torch.inference_mode()`, fp32, random pixels (the speed does not depend on the content); "
+        "latency per line = time of one batch ÷ its lines; peak RSS of a fresh process per case (unless `isolate=False`). "
+        "Training = forward + CTC loss + backward + AdamW step. "
+    )
     if head:
         verdict = "met in every case" if worst >= SPEED_TARGET else "missed in at least one case"
-        notes += (f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst case {worst}×; "
-                  f"target ≥ {SPEED_TARGET}×: {verdict}.**")
+        notes += (
+            f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst case {worst}×; "
+            f"target ≥ {SPEED_TARGET}×: {verdict}.**"
+        )
     else:
         notes += "No CPU rows: no Student/Teacher ratio."
     import inspect
     bound = inspect.signature(bench_rows).bind(**kwargs)
     bound.apply_defaults()
     settings = {k: bound.arguments[k] for k in ("seconds", "threads", "isolate")}
-    csv_path, md_path = write_table(name, rows, "Inference and training speed: Teacher vs Student", BENCH_COLUMNS, notes, out,
-                                    prov=provenance(**settings))
-    return {"rows": rows, "csv": csv_path, "md": md_path, "head": head, "ratio": head["speed_ratio"] if head else None, "worst_ratio": worst,
-            "met": worst is not None and worst >= SPEED_TARGET}
+    csv_path, md_path = write_table(
+        name,
+        rows,
+        "Inference and training speed: Teacher vs Student",
+        BENCH_COLUMNS,
+        notes,
+        out,
+        prov=provenance(**settings),
+    )
+    return {
+        "rows": rows,
+        "csv": csv_path,
+        "md": md_path,
+        "head": head,
+        "ratio": head["speed_ratio"] if head else None,
+        "worst_ratio": worst,
+        "met": worst is not None and worst >= SPEED_TARGET,
+    }
 
 # %% ../nbs/50_deploy.ipynb #97e08e7a
 def _batch(batch:int, height:int, width:int, seed:int=0) -> tuple:
@@ -115,8 +153,14 @@ def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, thr
     for name, mod in parts.items():
         mods = list(mod) if isinstance(mod, nn.ModuleList) and name.startswith("final") else [mod]
         for m in mods:
-            hooks.append(m.register_forward_pre_hook(lambda m, a, name=name: start.__setitem__(name, time.perf_counter())))
-            hooks.append(m.register_forward_hook(lambda m, a, o, name=name: spent.__setitem__(name, spent[name] + time.perf_counter() - start[name])))
+            hooks.append(
+                m.register_forward_pre_hook(lambda m, a, name=name: start.__setitem__(name, time.perf_counter()))
+            )
+            hooks.append(
+                m.register_forward_hook(
+                    lambda m, a, o, name=name: spent.__setitem__(name, spent[name] + time.perf_counter() - start[name])
+                )
+            )
     x, w = _batch(batch, height, width)
     try:
         with torch.inference_mode():
@@ -130,7 +174,12 @@ def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, thr
         for h in hooks:
             h.remove()
     rows = [{"part": k, "ms_per_batch": round(1000 * v / repeats, 2)} for k, v in spent.items()]
-    rows.append({"part": "other (padding masks, positional encoding, pooling)", "ms_per_batch": round(1000 * total - sum(r["ms_per_batch"] for r in rows), 2)})
+    rows.append(
+        {
+            "part": "other (padding masks, positional encoding, pooling)",
+            "ms_per_batch": round(1000 * total - sum(r["ms_per_batch"] for r in rows), 2),
+        }
+    )
     for r in rows:
         r["share"] = f"{100 * r['ms_per_batch'] / (1000 * total):.0f} %"
     return rows + [{"part": "total", "ms_per_batch": round(1000 * total, 2), "share": "100 %"}]
@@ -149,8 +198,15 @@ def profile_ops(model:HTRJAND, batch:int=16, height:int=64, width:int=512, threa
                 model(x, w)
     ev = sorted(p.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in ev)
-    return [{"op": e.key, "ms_per_batch": round(e.self_cpu_time_total / 1000 / repeats, 2),
-             "share": f"{100 * e.self_cpu_time_total / total:.0f} %", "calls_per_batch": e.count // repeats} for e in ev[:top]]
+    return [
+        {
+            "op": e.key,
+            "ms_per_batch": round(e.self_cpu_time_total / 1000 / repeats, 2),
+            "share": f"{100 * e.self_cpu_time_total / total:.0f} %",
+            "calls_per_batch": e.count // repeats,
+        }
+        for e in ev[:top]
+    ]
 
 # %% ../nbs/50_deploy.ipynb #f40f8e87
 ONNX_OPSET = 17
@@ -185,14 +241,22 @@ def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET) -> P
     x, w = torch.rand(2, 1, h, 256), torch.tensor([256, 200])
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the legacy exporter's notices, and tracer notes on shape arithmetic (recorded dynamically)
+        # the legacy exporter's notices, and tracer notes on shape arithmetic (recorded dynamically)
+        warnings.simplefilter("ignore")
         torch.onnx.export(net, (x, w), buf, input_names=["images", "widths"], output_names=["log_probs", "lengths"],
                           dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "widths": {0: "batch"},
                                         "log_probs": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}},
                           opset_version=opset, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
-    _set_meta(proto, {"jand_format": "jand-onnx", "jand_version": jand.__version__, "jand_config": json.dumps(model.cfg.to_dict()),
-                      "jand_charset": json.dumps(charset.to_dict())})
+    _set_meta(
+        proto,
+        {
+            "jand_format": "jand-onnx",
+            "jand_version": jand.__version__,
+            "jand_config": json.dumps(model.cfg.to_dict()),
+            "jand_charset": json.dumps(charset.to_dict()),
+        },
+    )
     onnx.checker.check_model(proto)
     return atomic_write_bytes(path, proto.SerializeToString())
 
@@ -209,7 +273,9 @@ def onnx_session(path, threads:int|None=None):
     try:
         return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise DataError(path, f"not a readable ONNX model: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}") from None
+        raise DataError(
+            path, f"not a readable ONNX model: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+        ) from None
 
 class OnnxPredictor(Predictor):
     "`Predictor`'s interface (`predict`, `logits`, `from_file`) over an exported `.onnx` file, run by ONNX Runtime."
@@ -239,7 +305,9 @@ class OnnxPredictor(Predictor):
     def from_file(cls, path, **kwargs) -> OnnxPredictor: return cls(path, **kwargs)
 
     def _forward(self, batch:torch.Tensor, widths:torch.Tensor) -> tuple:
-        lp, lengths = self.session.run(None, {"images": batch.numpy().astype(np.float32), "widths": widths.numpy().astype(np.int64)})
+        lp, lengths = self.session.run(
+            None, {"images": batch.numpy().astype(np.float32), "widths": widths.numpy().astype(np.int64)}
+        )
         return torch.from_numpy(lp), torch.from_numpy(lengths)
 
 # %% ../nbs/50_deploy.ipynb #74146d10
@@ -258,13 +326,18 @@ def quantize_onnx(src, dst, convs:bool=False) -> Path:
     ops = ["MatMul", "Gemm"] + (["Conv"] if convs else [])
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d) / "q.onnx"
-        logging.disable(logging.WARNING)  # its advice to pre-process the graph first (optional; the tests check the result)
+        # its advice to pre-process the graph first (optional; the tests check the result)
+        logging.disable(logging.WARNING)
         try:
             quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=ops)
         finally:
             logging.disable(logging.NOTSET)
         proto = onnx.load(str(tmp))
-    _set_meta(proto, {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props} | {"jand_quantized": "int8 dynamic: " + "+".join(ops)})
+    _set_meta(
+        proto,
+        {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
+        | {"jand_quantized": "int8 dynamic: " + "+".join(ops)},
+    )
     return atomic_write_bytes(dst, proto.SerializeToString())
 
 # %% ../nbs/50_deploy.ipynb #8d026dbe
@@ -300,12 +373,18 @@ def load_deployed(path, # A jand model file (`.pt`) or an exported `.onnx`
     kw = dict(batch_size=batch_size, decoder=decoder, beam=beam)
     if path.suffix == ".onnx":
         if quantized or bf16:
-            raise ValueError("an .onnx file runs as it was exported: quantize it with quantize_onnx (or pass the .pt model)")
+            raise ValueError(
+                "an .onnx file runs as it was exported: quantize it with quantize_onnx (or pass the .pt model)"
+            )
         return OnnxPredictor(path, threads=threads, **kw)
     if onnx and bf16:
         raise ValueError("bf16 is a PyTorch option; ONNX Runtime runs the exported fp32 or int8 graph")
     model, charset, _ = load_model(path)
-    form = ("onnx-int8" if quantized else "onnx") if onnx else ("torch-int8" if quantized else "torch-bf16" if bf16 else "eager")
+    form = (
+        ("onnx-int8" if quantized else "onnx")
+        if onnx
+        else ("torch-int8" if quantized else "torch-bf16" if bf16 else "eager")
+    )
     return deployed_predictor(model, charset, form, threads=threads, **kw)
 
 # %% ../nbs/50_deploy.ipynb #2934cf87
@@ -365,8 +444,10 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
                 p = ctx.Process(target=child, args=(model.cfg.to_dict(), state, charset.to_dict(), args, q))
                 p.start()
                 r = _wait_result(p, q)
-                got = r.get("rows") or [{"form": form, "batch": batch, "input": input_label(h, w), "threads": threads, "error": r["error"]}
-                                        for h, w in shapes]
+                got = r.get("rows") or [
+                    {"form": form, "batch": batch, "input": input_label(h, w), "threads": threads, "error": r["error"]}
+                    for h, w in shapes
+                ]
             else:
                 got = _form_speed_rows(model, charset, *args)
             for row in got:
@@ -374,7 +455,10 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
     rows = []
     for tries in runs.values():  # the median round of each case (a failed round only when every round failed)
         ok = sorted((r for r in tries if "lines_per_s" in r), key=lambda r: r["lines_per_s"])
-        rows.append({**(ok[(len(ok) - 1) // 2] if ok else tries[0]), "setup_s": tries[0].get("setup_s"), "rounds": len(ok)})  # setup: the first, cold round's
+        # setup: the first, cold round's
+        rows.append(
+            {**(ok[(len(ok) - 1) // 2] if ok else tries[0]), "setup_s": tries[0].get("setup_s"), "rounds": len(ok)}
+        )
     base = {r["input"]: r["lines_per_s"] for r in rows if r["form"] == "eager" and "lines_per_s" in r}
     for r in rows:
         if "lines_per_s" in r and r["input"] in base:
@@ -390,7 +474,12 @@ def fastest_forms(rows:list, target:float=DEPLOY_TARGET) -> list:
     best = {}
     for r in rows:
         if r["form"] != "eager" and "speedup" in r and r["speedup"] > best.get(r["input"], {}).get("speedup", 0):
-            best[r["input"]] = {"input": r["input"], "form": r["form"], "speedup": r["speedup"], "met": r["speedup"] >= target}
+            best[r["input"]] = {
+                "input": r["input"],
+                "form": r["form"],
+                "speedup": r["speedup"],
+                "met": r["speedup"] >= target,
+            }
     return list(best.values())
 
 # %% ../nbs/50_deploy.ipynb #7f91e7d8
@@ -425,7 +514,18 @@ def deploy_cer_rows(model:HTRJAND, charset:Charset, texts:list, images:list, for
     return rows
 
 # %% ../nbs/50_deploy.ipynb #81369b70
-DEPLOY_SPEED_COLUMNS = ["form", "batch", "input", "threads", "rounds", "lines_per_s", "ms_per_line", "speedup", "setup_s", "error"]
+DEPLOY_SPEED_COLUMNS = [
+    "form",
+    "batch",
+    "input",
+    "threads",
+    "rounds",
+    "lines_per_s",
+    "ms_per_line",
+    "speedup",
+    "setup_s",
+    "error",
+]
 DEPLOY_CER_COLUMNS = ["form", "lines", "cer", "delta_cer", "same_text", "error"]
 
 def run_deploy(model_path, # A trained jand model file (the Student)
@@ -439,14 +539,33 @@ def run_deploy(model_path, # A trained jand model file (the Student)
         cers = deploy_cer_rows(model, charset, texts, images, forms, threads, d)
     best = fastest_forms(speed)
     from jand.results import package_versions
-    prov = provenance(model=str(model_path), model_jand=payload.get("jand"), threads=threads, seconds=seconds, rounds=rounds,
-                      runtimes=json.dumps(package_versions(("onnx", "onnxruntime")), sort_keys=True))
-    note = (f"The model reads {model.cfg.preprocess.height}-pixel lines; the other heights time the same network on the "
-            f"reference input sizes of `bench.md`. Fastest deployed form per input (target ≥ {DEPLOY_TARGET}× eager): "
-            + "; ".join(f"{b['input']}: **{b['form']}** {b['speedup']}× ({'met' if b['met'] else 'missed'})" for b in best) + ".")
-    s = write_table("deploy_speed", speed, f"Deployed forms of {model.cfg.name}: speed", DEPLOY_SPEED_COLUMNS, note, out, prov)
-    c = write_table("deploy_cer", cers, f"Deployed forms of {model.cfg.name}: CER on synthetic test lines", DEPLOY_CER_COLUMNS,
-                    "Corpus CER, case-sensitive, greedy decoding, no post-processing.", out, prov)
+
+    prov = provenance(
+        model=str(model_path),
+        model_jand=payload.get("jand"),
+        threads=threads,
+        seconds=seconds,
+        rounds=rounds,
+        runtimes=json.dumps(package_versions(("onnx", "onnxruntime")), sort_keys=True),
+    )
+    note = (
+        f"The model reads {model.cfg.preprocess.height}-pixel lines; the other heights time the same network on the "
+        f"reference input sizes of `bench.md`. Fastest deployed form per input (target ≥ {DEPLOY_TARGET}× eager): "
+        + "; ".join(f"{b['input']}: **{b['form']}** {b['speedup']}× ({'met' if b['met'] else 'missed'})" for b in best)
+        + "."
+    )
+    s = write_table(
+        "deploy_speed", speed, f"Deployed forms of {model.cfg.name}: speed", DEPLOY_SPEED_COLUMNS, note, out, prov
+    )
+    c = write_table(
+        "deploy_cer",
+        cers,
+        f"Deployed forms of {model.cfg.name}: CER on synthetic test lines",
+        DEPLOY_CER_COLUMNS,
+        "Corpus CER, case-sensitive, greedy decoding, no post-processing.",
+        out,
+        prov,
+    )
     return {"speed": speed, "cer": cers, "paths": s + c, "best": best}
 
 # %% ../nbs/50_deploy.ipynb #e2678e2b
@@ -485,7 +604,15 @@ def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     except Exception as e:
         summary, error = None, f"{type(e).__name__}: {e}"
     done.set()
-    q.put({"summary": summary, "samples": samples, "peak_rss_mb": _peak_rss_mb(), "error": error, "allocator": _allocator()})
+    q.put(
+        {
+            "summary": summary,
+            "samples": samples,
+            "peak_rss_mb": _peak_rss_mb(),
+            "error": error,
+            "allocator": _allocator(),
+        }
+    )
 
 def _trend_mb_per_h(samples:list) -> float:
     "Least-squares slope of RSS over the second half of `samples` ((seconds, MB) pairs), in MB per hour."
@@ -525,19 +652,46 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
         end = samples[-1][1]
         n_lines = sum(d["train"] for d in read_json(run / "data.json", "run data")["lines"].values())
         vals = [rec["elapsed"] for rec in read_log(run) if "val_cer" in rec]
-        rows.append({"corpus": "synthetic, drawn on the fly" if synthetic else f"{cfg.data.split(':')[0]} on disk",
-                     "corpus_lines": n_lines, "allocator": r["allocator"], "minutes": minutes, "height": height, "threads": threads,
-                     "lines_trained": round(r["summary"]["train_lines_per_s"] * r["summary"]["elapsed_s"]),
-                     "epochs": r["summary"]["epochs"], "validations": len(vals),
-                     "peak_rss_mb": round(r["peak_rss_mb"], 1), "rss_after_first_quarter_mb": round(warm, 1), "rss_end_mb": round(end, 1),
-                     "growth_mb": round(end - warm, 1), "trend_mb_per_h": round(_trend_mb_per_h(samples), 1), "samples": len(samples), "interval_s": interval,
-                     "timeline": {"samples": samples, "validations_s": vals}})
-        print(f"{corpus} ({n_lines} lines): peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the run, "
-              f"{end:.0f} MB at its end, trend {rows[-1]['trend_mb_per_h']} MB/h over the second half")
+        rows.append(
+            {
+                "corpus": "synthetic, drawn on the fly" if synthetic else f"{cfg.data.split(':')[0]} on disk",
+                "corpus_lines": n_lines,
+                "allocator": r["allocator"],
+                "minutes": minutes,
+                "height": height,
+                "threads": threads,
+                "lines_trained": round(r["summary"]["train_lines_per_s"] * r["summary"]["elapsed_s"]),
+                "epochs": r["summary"]["epochs"],
+                "validations": len(vals),
+                "peak_rss_mb": round(r["peak_rss_mb"], 1),
+                "rss_after_first_quarter_mb": round(warm, 1),
+                "rss_end_mb": round(end, 1),
+                "growth_mb": round(end - warm, 1),
+                "trend_mb_per_h": round(_trend_mb_per_h(samples), 1),
+                "samples": len(samples),
+                "interval_s": interval,
+                "timeline": {"samples": samples, "validations_s": vals},
+            }
+        )
+        print(
+            f"{corpus} ({n_lines} lines): peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the run, "
+            f"{end:.0f} MB at its end, trend {rows[-1]['trend_mb_per_h']} MB/h over the second half"
+        )
     return rows
 
-MEMORY_COLUMNS = ["corpus", "corpus_lines", "allocator", "minutes", "lines_trained", "validations", "peak_rss_mb", "rss_after_first_quarter_mb",
-                  "rss_end_mb", "growth_mb", "trend_mb_per_h"]
+MEMORY_COLUMNS = [
+    "corpus",
+    "corpus_lines",
+    "allocator",
+    "minutes",
+    "lines_trained",
+    "validations",
+    "peak_rss_mb",
+    "rss_after_first_quarter_mb",
+    "rss_end_mb",
+    "growth_mb",
+    "trend_mb_per_h",
+]
 
 def write_memory(rows:list, name:str="memory", out="results", figures="figures", prov:dict|None=None) -> list:
     """Write `bench_memory`'s rows: the table `out/<name>.{csv,md}`, every RSS sample in `out/<name>_timeline.csv`,
@@ -547,15 +701,36 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
     from jand.core import atomic_save_figure, atomic_write_text
     table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
     growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
-    noise = float(np.median([np.abs(np.diff([v for _, v in r["timeline"]["samples"]])).mean() for r in rows if r["samples"] > 1] or [0.0]))
-    title = (f"Training memory of a Student, {rows[0]['minutes']:g} minutes per corpus: "
-             + "; ".join(f"{r['corpus_lines']:,} lines, {r['corpus']}" for r in rows) + f" ({rows[0]['allocator']} allocator)")
-    paths = list(write_table(name, table, title, MEMORY_COLUMNS,
-        f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
-        f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
-        f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h."
-        + (f" Runs this short give the trend only within the sample noise ({noise:.0f} MB between consecutive samples, median); judge it on runs of "
-           "20 minutes or more." if rows[0]["minutes"] < 20 else ""), out, prov))
+    noise = float(
+        np.median(
+            [np.abs(np.diff([v for _, v in r["timeline"]["samples"]])).mean() for r in rows if r["samples"] > 1]
+            or [0.0]
+        )
+    )
+    title = (
+        f"Training memory of a Student, {rows[0]['minutes']:g} minutes per corpus: "
+        + "; ".join(f"{r['corpus_lines']:,} lines, {r['corpus']}" for r in rows)
+        + f" ({rows[0]['allocator']} allocator)"
+    )
+    paths = list(
+        write_table(
+            name,
+            table,
+            title,
+            MEMORY_COLUMNS,
+            f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
+            f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
+            f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h."
+            + (
+                f" Runs this short give the trend only within the sample noise ({noise:.0f} MB between consecutive samples, median); judge it on runs of "
+                "20 minutes or more."
+                if rows[0]["minutes"] < 20
+                else ""
+            ),
+            out,
+            prov,
+        )
+    )
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])

@@ -26,7 +26,9 @@ def page_name(nb) -> str:
 
 def _order_key(p:Path):
     m = re.match(r"^(\d+)([a-z]*)_", p.name.lower())
-    return (0, 0, "", "") if p.stem == "index" else (1, int(m.group(1)), m.group(2), p.name) if m else (2, 0, "", p.name)
+    return (
+        (0, 0, "", "") if p.stem == "index" else (1, int(m.group(1)), m.group(2), p.name) if m else (2, 0, "", p.name)
+    )
 
 def reading_order(nbs) -> list:
     "The notebooks of folder `nbs` in reading order: `index` first, then by numeric prefix, then the rest by name."
@@ -98,8 +100,15 @@ def exported_names(src:str) -> list:
             for m in node.body:
                 if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)) and not m.name.startswith("_"):
                     decs = _dec_names(m)
-                    kind = "property" if decs & {"property", "cached_property"} else "classmethod" if "classmethod" in decs \
-                           else "staticmethod" if "staticmethod" in decs else "method"
+                    kind = (
+                        "property"
+                        if decs & {"property", "cached_property"}
+                        else "classmethod"
+                        if "classmethod" in decs
+                        else "staticmethod"
+                        if "staticmethod" in decs
+                        else "method"
+                    )
                     out.append((f"{node.name}.{m.name}", kind))
     return out
 
@@ -211,7 +220,9 @@ def param_table(obj) -> str:
             label = html.escape(k)
         anno, dflt = _anno(v.get("anno")), _default(v.get("default", inspect.Parameter.empty))
         anno, dflt = (f"<code>{html.escape(x)}</code>" if x else "" for x in (anno, dflt))
-        rows.append(f"<tr><td>{label}</td><td>{anno}</td><td>{dflt}</td><td>{md2html(v.get('docment') or '', inline=True)}</td></tr>")
+        rows.append(
+            f"<tr><td>{label}</td><td>{anno}</td><td>{dflt}</td><td>{md2html(v.get('docment') or '', inline=True)}</td></tr>"
+        )
     if not rows:
         return ""
     return ('<table class="params"><thead><tr><th></th><th>Type</th><th>Default</th><th>Details</th></tr></thead>'
@@ -295,7 +306,10 @@ def reader_notebook(nb, module=None, report:Report|None=None, where="notebook"):
 def render_body(nb) -> str:
     "The HTML of notebook `nb`'s cells: nbconvert's `HTMLExporter`, `basic` template, no prompts."
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
+
+    body, _ = HTMLExporter(
+        template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True
+    ).from_notebook_node(nb)
     for i, htm in enumerate(nb.metadata.get("jand_slots", [])):
         body = body.replace(f"@@jand-slot-{i}@@", htm)
     return body
@@ -322,7 +336,11 @@ def rewrite_links(htm:str, nbs, root, site, pages:dict, report:Report, where="pa
             return m.group(0)  # already in the site
         else:
             src = next((p for p in (nbs / path, root / path) if p.is_file()), None)
-            rel = src.resolve().relative_to(root.resolve()) if src and src.resolve().is_relative_to(root.resolve()) else None
+            rel = (
+                src.resolve().relative_to(root.resolve())
+                if src and src.resolve().is_relative_to(root.resolve())
+                else None
+            )
             if rel is None:
                 report.skip("link to a file that does not exist", f"{where}: {url}")
                 return m.group(0)
@@ -376,7 +394,10 @@ class Page:
 _re_h2 = re.compile(r'<h2 id="([^"]+)">(.*?)</h2>', re.S)
 
 def _toc(body:str) -> str:
-    items = [(i, re.sub(r"<[^>]+>", "", re.sub(r'<a class="anchor-link".*?</a>', "", t)).strip()) for i, t in _re_h2.findall(body)]
+    items = [
+        (i, re.sub(r"<[^>]+>", "", re.sub(r'<a class="anchor-link".*?</a>', "", t)).strip())
+        for i, t in _re_h2.findall(body)
+    ]
     return "".join(f'<li><a href="#{i}">{html.escape(html.unescape(t))}</a></li>' for i, t in items)
 
 def sidebar(pages:list, current:str) -> str:
@@ -386,8 +407,11 @@ def sidebar(pages:list, current:str) -> str:
         num = f'<span class="num">{html.escape(p.label)}</span> ' if p.label else ""
         cur = p.name == current
         toc = _toc(p.body) if cur else ""
-        items.append(f'<li{" class=current" if cur else ""}><a href="{p.name}"{" aria-current=page" if cur else ""}>{num}{html.escape(p.title)}</a>'
-                     + (f'<ol class="toc">{toc}</ol>' if toc else "") + "</li>")
+        items.append(
+            f'<li{" class=current" if cur else ""}><a href="{p.name}"{" aria-current=page" if cur else ""}>{num}{html.escape(p.title)}</a>'
+            + (f'<ol class="toc">{toc}</ol>' if toc else "")
+            + "</li>"
+        )
     return f'<nav class="sidebar" aria-label="Pages"><ol>{"".join(items)}</ol></nav>'
 
 def page_html(page:Page, pages:list, project:dict) -> str:
@@ -476,9 +500,13 @@ def results_body(results, site, report:Report) -> str:
     results, site = Path(results), Path(site)
     files = sorted(results.glob("*.md")) if results.is_dir() else []
     if not files:
-        return ("<p>No results yet: the tables appear here once <code>make reproduce</code> (or an experiment notebook) "
-                "has written them to <code>results/</code>.</p>")
-    parts = [f"<p>{len(files)} table{'s' * (len(files) != 1)} from <code>results/</code>, each with how it was made.</p>"]
+        return (
+            "<p>No results yet: the tables appear here once <code>make reproduce</code> (or an experiment notebook) "
+            "has written them to <code>results/</code>.</p>"
+        )
+    parts = [
+        f"<p>{len(files)} table{'s' * (len(files) != 1)} from <code>results/</code>, each with how it was made.</p>"
+    ]
     for f in files:
         text = f.read_text(encoding="utf-8")
         text = re.sub(r"^(#{1,5}) ", r"#\1 ", text, flags=re.M)  # `# title` → `## title`
@@ -499,9 +527,10 @@ class Site:
     out: Path # The site folder
     pages: list # `Page`s in sidebar order
     report: Report # What could not be linked or documented
-    seconds: float = 0.0 # Build time
+    seconds: float = 0.0  # Build time
 
-    def __repr__(self): return f"Site({self.out}: {len(self.pages)} pages in {self.seconds:.1f} s; {self.report.n_skipped} problems)"
+    def __repr__(self):
+        return f"Site({self.out}: {len(self.pages)} pages in {self.seconds:.1f} s; {self.report.n_skipped} problems)"
 
 def project_root(start=".") -> Path:
     "The folder holding `settings.ini`, searched upwards from `start` (`start` itself when there is none)."
@@ -558,14 +587,24 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
     paths = [p for p in reading_order(nbs) if only is None or p.name in only or p.stem == "index"]
     if not paths:
         raise ValueError(f"no notebooks in {nbs}")
-    experiments = experiment_pages(nbs, executed if executed is not None else root / "runs" / "reproduce" / "quick" / "notebooks") if only is None else []
+    experiments = (
+        experiment_pages(nbs, executed if executed is not None else root / "runs" / "reproduce" / "quick" / "notebooks")
+        if only is None
+        else []
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)
-        pages, names, mods = [], {p.name: page_name(p) for p in paths} | {src.name: name for src, _, name in experiments}, {}
+        pages, names, mods = (
+            [],
+            {p.name: page_name(p) for p in paths} | {src.name: name for src, _, name in experiments},
+            {},
+        )
         if len(set(names.values())) != len(names) or RESULTS_PAGE in names.values():
-            raise ValueError(f"page names collide (with each other or {RESULTS_PAGE}): {sorted(names.items(), key=lambda kv: kv[1])}")
+            raise ValueError(
+                f"page names collide (with each other or {RESULTS_PAGE}): {sorted(names.items(), key=lambda kv: kv[1])}"
+            )
         for p in paths:
             nb = nbformat.read(p, as_version=4)
             mod_name = mods[p.name] = _default_exp(nb)
@@ -584,10 +623,25 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
             nb = nbformat.read(shown, as_version=4)
             _, title, summary, _ = title_cell(nb)
             where = shown.resolve().relative_to(root).as_posix() if shown.resolve().is_relative_to(root) else shown.name
-            pages.append(Page(name, title or src.stem, summary, where, render_body(reader_notebook(nb, None, report, src.name)),
-                              "E" + src.name.split("_", 1)[0].lstrip("0")))
-        pages.append(Page(RESULTS_PAGE, "Results tables", "Every table in `results/`: the paper's numbers beside ours, with how each was made.",
-                          "results/*.md", results_body(results, tmp, report)))
+            pages.append(
+                Page(
+                    name,
+                    title or src.stem,
+                    summary,
+                    where,
+                    render_body(reader_notebook(nb, None, report, src.name)),
+                    "E" + src.name.split("_", 1)[0].lstrip("0"),
+                )
+            )
+        pages.append(
+            Page(
+                RESULTS_PAGE,
+                "Results tables",
+                "Every table in `results/`: the paper's numbers beside ours, with how each was made.",
+                "results/*.md",
+                results_body(results, tmp, report),
+            )
+        )
         anchors, found = {}, {}
         for p, pg in zip(paths, pages):
             mod = mods[p.name]
@@ -598,7 +652,8 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
                 if mod:
                     anchors[f"{project['lib']}.{mod}.{qual}"] = url
                 found.setdefault(qual, set()).add(url)
-        anchors.update({q: next(iter(urls)) for q, urls in found.items() if len(urls) == 1})  # bare names: unambiguous only
+        # bare names: unambiguous only
+        anchors.update({q: next(iter(urls)) for q, urls in found.items() if len(urls) == 1})
         for pg in pages:
             pg.body = unique_heading_ids(pg.body, set(re.findall(r'<section class="api[^"]*" id="([^"]+)"', pg.body)))
             pg.body = link_code_refs(pg.body, anchors)

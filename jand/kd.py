@@ -38,8 +38,10 @@ def _check_logits(logits:torch.Tensor, name:str="logits"):
 def _check_pair(student_logits, teacher_logits, lengths) -> torch.Tensor:
     _check_logits(student_logits, "student_logits")
     if teacher_logits.shape != student_logits.shape:
-        raise ValueError(f"teacher_logits {tuple(teacher_logits.shape)} and student_logits {tuple(student_logits.shape)} must "
-                         "have the same (N, T, C): the two models must share the frame rate and the charset")
+        raise ValueError(
+            f"teacher_logits {tuple(teacher_logits.shape)} and student_logits {tuple(student_logits.shape)} must "
+            "have the same (N, T, C): the two models must share the frame rate and the charset"
+        )
     N, T, _ = student_logits.shape
     return _check_lengths(lengths, N, T).to(student_logits.device)
 
@@ -63,14 +65,18 @@ def ctc_loss(logits:torch.Tensor, # (N, T, C) CTC logits, class 0 = blank
     lengths = _check_lengths(lengths, N, T)
     target_lengths = torch.as_tensor(target_lengths)
     if target_lengths.shape != (N,) or target_lengths.is_floating_point() or (target_lengths < 0).any():
-        raise ValueError(f"target_lengths must be {N} integers ≥ 0, got {target_lengths.dtype} {target_lengths.tolist()}")
+        raise ValueError(
+            f"target_lengths must be {N} integers ≥ 0, got {target_lengths.dtype} {target_lengths.tolist()}"
+        )
     targets = torch.as_tensor(targets)
     if targets.dim() != 1 or targets.is_floating_point():
         raise ValueError(f"targets must be a 1-d integer tensor, got {targets.dtype} {tuple(targets.shape)}")
     if len(targets) != int(target_lengths.sum()):
         raise ValueError(f"targets has {len(targets)} labels but target_lengths add up to {int(target_lengths.sum())}")
     if len(targets) and (int(targets.min()) < 1 or int(targets.max()) >= C):
-        raise ValueError(f"targets must lie in [1, {C - 1}] (0 is the blank), got values in [{int(targets.min())}, {int(targets.max())}]")
+        raise ValueError(
+            f"targets must lie in [1, {C - 1}] (0 is the blank), got values in [{int(targets.min())}, {int(targets.max())}]"
+        )
     log_probs = F.log_softmax(logits.float(), -1).transpose(0, 1)  # (T, N, C)
     return _CTC(log_probs, targets.to(logits.device, torch.long), lengths, target_lengths)
 
@@ -99,7 +105,9 @@ def kl_parts(student_logits:torch.Tensor, # (..., C) Student logits, class 0 = b
     lp, lq = soft_log_probs(teacher_logits, tau), soft_log_probs(student_logits, tau)
     nb_p, nb_q = lp[..., 1:].logsumexp(-1), lq[..., 1:].logsumexp(-1)  # log(1 − p(blank)), log(1 − q(blank))
     blank = lp[..., 0].exp() * (lp[..., 0] - lq[..., 0]) + nb_p.exp() * (nb_p - nb_q)
-    chars = nb_p.exp() * _frame_kl(soft_log_probs(teacher_logits[..., 1:], tau), soft_log_probs(student_logits[..., 1:], tau))
+    chars = nb_p.exp() * _frame_kl(
+        soft_log_probs(teacher_logits[..., 1:], tau), soft_log_probs(student_logits[..., 1:], tau)
+    )
     return blank, chars
 
 # %% ../nbs/20_kd.ipynb #58076577
@@ -202,8 +210,10 @@ def feature_kd(student_feats:torch.Tensor, # (N, T, Ds) Student features per fra
     "MSE between projected Student features and Teacher features, averaged over the features of real frames."
     s = student_feats if projector is None else projector(student_feats)
     if s.dim() != 3 or s.shape != teacher_feats.shape:
-        raise ValueError(f"(projected) student features {tuple(s.shape)} and teacher features {tuple(teacher_feats.shape)} "
-                         "must have the same (N, T, D); pass a FeatureProjector when the widths differ")
+        raise ValueError(
+            f"(projected) student features {tuple(s.shape)} and teacher features {tuple(teacher_feats.shape)} "
+            "must have the same (N, T, D); pass a FeatureProjector when the widths differ"
+        )
     N, T, D = s.shape
     lengths = _check_lengths(lengths, N, T).to(s.device)
     pad = pad_mask_from_lengths(lengths, T)[..., None]
@@ -250,7 +260,8 @@ class PosteriorCache:
         if ds.aug is not None:
             raise ValueError("offline distillation needs augmentation-free views: build it on a dataset without aug")
         out, sampler = [None] * len(ds), BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
-        with torch.random.fork_rng(devices=[]):  # a DataLoader draws from torch's generator: leave the run's randomness as it was
+        # a DataLoader draws from torch's generator: leave the run's randomness as it was
+        with torch.random.fork_rng(devices=[]):
             for b in torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate_lines):
                 o = teacher_forward(teacher, b["images"].to(device), b["widths"].to(device))
                 for k, i in enumerate(b["indices"].tolist()):
@@ -264,7 +275,9 @@ class PosteriorCache:
         "The cached logits of `indices`, zero-padded: `(N, frames, classes)` float32."
         have = torch.tensor([len(self.logits[i]) for i in indices])
         if not torch.equal(have, lengths.cpu()):
-            raise ValueError(f"cached Teacher frames {have.tolist()} differ from the Student's {lengths.tolist()}: same height and strides?")
+            raise ValueError(
+                f"cached Teacher frames {have.tolist()} differ from the Student's {lengths.tolist()}: same height and strides?"
+            )
         x = torch.zeros(len(indices), frames, self.logits[indices[0]].shape[-1])
         for k, i in enumerate(indices):
             x[k, :len(self.logits[i])] = self.logits[i].float()

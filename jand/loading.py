@@ -21,7 +21,9 @@ __all__ = ['load_line', 'LineList', 'LineDataset', 'BucketBatchSampler', 'pad_im
 def load_line(line:Line) -> np.ndarray:
     "The grayscale uint8 image of `line`, read from disk (cropped to its box if it has one)."
     if line.image.startswith("synth:"):
-        raise DataError(line.id, "a synthetic line has no image file; load it with its SynthCorpus (pass `load=corpus.load`)")
+        raise DataError(
+            line.id, "a synthetic line has no image file; load it with its SynthCorpus (pass `load=corpus.load`)"
+        )
     return load_image(line.image, line.box)
 
 # %% ../nbs/07_loading.ipynb #ea2d67e0
@@ -59,7 +61,9 @@ class LineDataset(Dataset):
         by_key = {f"{l.source or name}:{l.id}": l for l in lines}
         if len(by_key) != len(lines):
             raise DataError(name, "duplicate line ids: every line needs a unique (source, id)")
-        kept, self.report = apply_charset_policy(((k, l.text) for k, l in by_key.items()), charset, policy, replacement, Report(name))
+        kept, self.report = apply_charset_policy(
+            ((k, l.text) for k, l in by_key.items()), charset, policy, replacement, Report(name)
+        )
         if not kept:
             raise DataError(name, f"no line is left after the unknown-character policy {policy!r}")
         self.lines = [by_key[k] for k, _ in kept]
@@ -141,6 +145,8 @@ def collate_lines(items:list, width_multiple:int=8) -> dict:
 def make_loader(ds:LineDataset, batch_size:int=16, shuffle:bool=True, seed:int=0, workers:int=0,
                 num_replicas:int=1, rank:int=0) -> DataLoader:
     "A `DataLoader` over `ds` with width bucketing and padded batches."
-    sampler = BucketBatchSampler(ds.lengths(), batch_size, shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank)
+    sampler = BucketBatchSampler(
+        ds.lengths(), batch_size, shuffle=shuffle, seed=seed, num_replicas=num_replicas, rank=rank
+    )
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_lines, num_workers=workers,
                       persistent_workers=workers > 0)

@@ -103,7 +103,9 @@ def aggregate(counts:Sequence, # `(edits, ref_len, hyp_len)` per line, as from `
     n = sum(c[1] for c in counts)
     if variant == "corpus":
         if n == 0:
-            raise ValueError(f"every reference line is empty: the corpus {metric.upper()} is undefined (0 reference tokens)")
+            raise ValueError(
+                f"every reference line is empty: the corpus {metric.upper()} is undefined (0 reference tokens)"
+            )
         value = 100 * e / n
     else:
         value = 100 * sum(ed / max(r, h) if max(r, h) else 0.0 for ed, r, h in counts) / len(counts)

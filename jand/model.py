@@ -49,7 +49,9 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d:dict) -> ModelConfig:
         "Rebuild a config from `to_dict` output (tuples restored, unknown keys refused)."
-        return dataclass_from_dict(cls, d, {"backbone": BackboneConfig, "attention": AttentionConfig, "preprocess": PreprocessConfig})
+        return dataclass_from_dict(
+            cls, d, {"backbone": BackboneConfig, "attention": AttentionConfig, "preprocess": PreprocessConfig}
+        )
 
 # %% ../nbs/12_model.ipynb #8e1d7127
 REFERENCE_CLASSES = 100 # 99 symbols + blank: the charset size at which the parameter budgets are stated
@@ -117,12 +119,23 @@ def describe(cfg:ModelConfig, height:int=128, width:int=1024) -> dict:
     "Layers, widths, heads, parameters and MACs (one `height`×`width` line) of a config."
     m = HTRJAND(cfg)
     macs = count_macs(m, (1, 1, height, width))
-    return {"model": cfg.name, "cnn_widths": "-".join(map(str, cfg.backbone.widths)), "fast_stem": cfg.backbone.fast_stem,
-            "se": cfg.backbone.se, "blocks": cfg.attention.n_blocks, "d_model": cfg.attention.d_model,
-            "heads": cfg.attention.n_heads, "fusion": cfg.attention.fusion, "n_classes": cfg.n_classes,
-            "params": count_params(m), "params_cnn": count_params(m.backbone), "params_attention": count_params(m.attention),
-            "input": f"{height}x{width}", "mmacs": round(sum(macs.values()) / 1e6, 1),
-            "mmacs_cnn": round(sum(v for k, v in macs.items() if k.startswith("backbone")) / 1e6, 1)}
+    return {
+        "model": cfg.name,
+        "cnn_widths": "-".join(map(str, cfg.backbone.widths)),
+        "fast_stem": cfg.backbone.fast_stem,
+        "se": cfg.backbone.se,
+        "blocks": cfg.attention.n_blocks,
+        "d_model": cfg.attention.d_model,
+        "heads": cfg.attention.n_heads,
+        "fusion": cfg.attention.fusion,
+        "n_classes": cfg.n_classes,
+        "params": count_params(m),
+        "params_cnn": count_params(m.backbone),
+        "params_attention": count_params(m.attention),
+        "input": f"{height}x{width}",
+        "mmacs": round(sum(macs.values()) / 1e6, 1),
+        "mmacs_cnn": round(sum(v for k, v in macs.items() if k.startswith("backbone")) / 1e6, 1),
+    }
 
 # %% ../nbs/12_model.ipynb #42a45e42
 MODEL_FORMAT = 1
@@ -152,19 +165,30 @@ def read_payload(path) -> dict:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         text = str(e)  # torch's weights-only errors are paragraphs: keep the one line that says what is wrong
-        msg = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0] if "WeightsUnpickler error:" in text else (text.strip().splitlines() or [""])[0]
+        msg = (
+            text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+            if "WeightsUnpickler error:" in text
+            else (text.strip().splitlines() or [""])[0]
+        )
         msg = " ".join(msg.split())
         if "Unsupported global" in text:
-            raise DataError(path, "refused: the file holds Python objects other than tensors and plain values, which a jand "
-                            "model file never does (a foreign or unsafe file; jand never runs code from a model file)") from None
-        raise DataError(path, f"not a readable jand model file (corrupt or truncated?): {type(e).__name__}: {msg}") from None
+            raise DataError(
+                path,
+                "refused: the file holds Python objects other than tensors and plain values, which a jand "
+                "model file never does (a foreign or unsafe file; jand never runs code from a model file)",
+            ) from None
+        raise DataError(
+            path, f"not a readable jand model file (corrupt or truncated?): {type(e).__name__}: {msg}"
+        ) from None
     if not isinstance(d, dict) or d.get("format") != "jand-model":
         raise DataError(path, "this is not a jand model file (no 'jand-model' header)")
     v = d.get("format_version", 0)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         raise DataError(path, f"unreadable model format version {v!r} (expected a whole number ≤ {MODEL_FORMAT})")
     if v > MODEL_FORMAT:
-        raise DataError(path, f"written by a newer jand (model format {v}, this jand {jand.__version__} reads ≤ {MODEL_FORMAT})")
+        raise DataError(
+            path, f"written by a newer jand (model format {v}, this jand {jand.__version__} reads ≤ {MODEL_FORMAT})"
+        )
     return d
 
 def check_device(device) -> torch.device:
@@ -202,13 +226,19 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(path, f"the model file's config is invalid: {e}") from None
     if len(saved) != cfg.n_classes:
-        raise DataError(path, f"the file's charset has {len(saved)} classes (blank included) but its model has {cfg.n_classes}: "
-                        "the charset and the weights do not belong together")
+        raise DataError(
+            path,
+            f"the file's charset has {len(saved)} classes (blank included) but its model has {cfg.n_classes}: "
+            "the charset and the weights do not belong together",
+        )
     state = d.get("state_dict")
     if not isinstance(state, dict) or not state:
         raise DataError(path, "the file holds no weights (no 'state_dict' of tensors)")
     if charset is not None and charset != saved:
-        missing, extra = sorted(set(charset.symbols) - set(saved.symbols)), sorted(set(saved.symbols) - set(charset.symbols))
+        missing, extra = (
+            sorted(set(charset.symbols) - set(saved.symbols)),
+            sorted(set(saved.symbols) - set(charset.symbols)),
+        )
         if not resize_head:
             raise DataError(path, f"the model was trained with a different charset ({len(saved) - 1} symbols; "
                             f"new here: {''.join(missing)!r}; not here: {''.join(extra)!r}; or a different order). "
@@ -349,7 +379,13 @@ def measure_speed(model, # An `HTRJAND` or a `ModelConfig` (a fresh model is bui
         targets = torch.randint(1, m.cfg.n_classes, (batch, int(tlen[0])), generator=g).to(dev)
         def step():
             o = m(x, w)
-            loss = F.ctc_loss(o["logits"].float().log_softmax(-1).transpose(0, 1), targets, o["lengths"], tlen.to(dev), zero_infinity=True)
+            loss = F.ctc_loss(
+                o["logits"].float().log_softmax(-1).transpose(0, 1),
+                targets,
+                o["lengths"],
+                tlen.to(dev),
+                zero_infinity=True,
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -411,11 +447,20 @@ def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTR
                         raise RuntimeError(f"benchmark of {name} {kw} failed: {r['error']}")
                 else:
                     r = measure_speed(model, **kw)
-                row = {"model": name, "device": torch.device(device).type, "mode": "train" if train else "inference", "batch": b,
-                       "input": input_label(h, w), "threads": threads, **{k: round(v, 2) for k, v in r.items()}}
+                row = {
+                    "model": name,
+                    "device": torch.device(device).type,
+                    "mode": "train" if train else "inference",
+                    "batch": b,
+                    "input": input_label(h, w),
+                    "threads": threads,
+                    **{k: round(v, 2) for k, v in r.items()},
+                }
                 rows.append(row)
                 if verbose:
-                    print(f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: {r['lines_per_s']:8.1f} lines/s "
-                                  f"{r['ms_per_line']:8.2f} ms/line  peak RSS {r['peak_rss_mb']:.0f} MB"
-                                  + (f"  CUDA {r['cuda_max_alloc_mb']:.0f} MB" if "cuda_max_alloc_mb" in r else ""))
+                    print(
+                        f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: {r['lines_per_s']:8.1f} lines/s "
+                        f"{r['ms_per_line']:8.2f} ms/line  peak RSS {r['peak_rss_mb']:.0f} MB"
+                        + (f"  CUDA {r['cuda_max_alloc_mb']:.0f} MB" if "cuda_max_alloc_mb" in r else "")
+                    )
     return rows

@@ -31,12 +31,16 @@ def parse_stages(spec, # `'lbc'`, `'t5,t5+lbc'`, `'all'`, or a list of stage nam
     parts = spec.split(",") if isinstance(spec, str) else list(spec)
     names = [_ALIASES.get(p.strip().lower(), p.strip().lower()) for p in parts if p.strip()]
     if not names:
-        raise ValueError(f"no post-processing stage given ({spec!r}): choose from {', '.join(STAGES)}, a comma-separated list of them, or all")
+        raise ValueError(
+            f"no post-processing stage given ({spec!r}): choose from {', '.join(STAGES)}, a comma-separated list of them, or all"
+        )
     if "all" in names:
         names = list(STAGES)
     bad = [n for n in names if n not in STAGES]
     if bad:
-        raise ValueError(f"unknown post-processing stage {bad[0]!r}: choose from {', '.join(STAGES)}, a comma-separated list of them, or all")
+        raise ValueError(
+            f"unknown post-processing stage {bad[0]!r}: choose from {', '.join(STAGES)}, a comma-separated list of them, or all"
+        )
     return [s for s in STAGES if s in names or s == "none"]
 
 def uses_t5(stages:Sequence[str]) -> bool:
@@ -98,7 +102,14 @@ def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
     return out
 
 # %% ../nbs/32_postprocess.ipynb #1fd36a8f
-STAGE_COLUMNS = ["stage", "cer_corpus_sensitive", "wer_corpus_sensitive", "cer_line-max_sensitive", "lines_changed", "lines_per_s"]
+STAGE_COLUMNS = [
+    "stage",
+    "cer_corpus_sensitive",
+    "wer_corpus_sensitive",
+    "cer_line-max_sensitive",
+    "lines_changed",
+    "lines_per_s",
+]
 
 def stage_rows(refs:Sequence[str], # The true lines
                outputs:dict, # `{stage: StageOutput}` from `apply_stages`
@@ -124,7 +135,9 @@ def stage_line_rows(refs:Sequence[str], # The true lines
         if name == "none":
             continue
         for r, d in zip(rows, line_details(refs, o.hyps, ids)):
-            r.update({f"hyp_{name}": d["hyp"], f"char_edits_{name}": d["char_edits"], f"word_edits_{name}": d["word_edits"]})
+            r.update(
+                {f"hyp_{name}": d["hyp"], f"char_edits_{name}": d["char_edits"], f"word_edits_{name}": d["word_edits"]}
+            )
     return rows
 
 # %% ../nbs/32_postprocess.ipynb #d570975f
@@ -154,7 +167,9 @@ def make_lexicon(texts:Sequence[str], # Training transcriptions
     "The LBC lexicon: the words of `texts` plus a word list; `DataError` if it would be empty."
     lex = Lexicon.from_texts(texts, min_count=min_count, wordlist=wordlist)
     if not len(lex):
-        raise DataError(wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (--wordlist FILE)")
+        raise DataError(
+            wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (--wordlist FILE)"
+        )
     return lex
 
 # %% ../nbs/32_postprocess.ipynb #b98287cd
@@ -197,7 +212,9 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     from jand.synth import SynthConfig
     stages, model_path = parse_stages(stages), Path(model_path)
     if uses_t5(stages) and corrector is None:
-        raise ValueError(f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR (see jand train-corrector)")
+        raise ValueError(
+            f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR (see jand train-corrector)"
+        )
     if corrector is not None and not isinstance(corrector, T5Corrector):
         corrector = load_corrector(corrector, device=device) if uses_t5(stages) else None
     if wordlist is not None:
@@ -212,7 +229,10 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     lexicon, lexicon_from = None, None
     if uses_lbc(stages):
         if (model_path.parent / "config.json").is_file():
-            texts, lexicon_from = [l.text for l in run_bundle(model_path.parent)[1].lines("train")], f"training lines of run {model_path.parent}"
+            texts, lexicon_from = (
+                [l.text for l in run_bundle(model_path.parent)[1].lines("train")],
+                f"training lines of run {model_path.parent}",
+            )
         else:
             texts, lexicon_from = [l.text for l in bundle.lines("train")], f"training split of {data}"
         lexicon = make_lexicon(texts, wordlist)
@@ -271,7 +291,11 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     val = bundle.lines("val")
     if tcfg.val_lines:
         val = val[:tcfg.val_lines]
-    rec = recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val") if val else {"refs": [], "hyps": [], "lines": []}
+    rec = (
+        recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val")
+        if val
+        else {"refs": [], "hyps": [], "lines": []}
+    )
     cm = ConfusionModel.from_pairs(zip(rec["refs"], rec["hyps"])) if rec["refs"] else ConfusionModel()
     del model
     # 2. simulated pairs from the training lines, real pairs from the validation lines
@@ -279,23 +303,43 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     if not train_lines:
         raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
     k = cfg.context_lines
-    sim = simulate_pairs([l.text for l in train_lines], cm, seed, [page_key(l) for l in train_lines], k, copies, cer_range)
+    sim = simulate_pairs(
+        [l.text for l in train_lines], cm, seed, [page_key(l) for l in train_lines], k, copies, cer_range
+    )
     real = recognizer_pairs(rec["refs"], rec["hyps"], [page_key(l) for l in rec["lines"]], k) if rec["refs"] else []
     report = Report("corrector pairs")
     pairs = select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
     # 3. training
     stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)
     # 4. writing, atomically
-    summary = {"format": "jand-corrector-training-1", "run": str(run), "pretrained": str(pretrained) if pretrained else None,
-               "corrector": asdict(corrector.cfg), "params": corrector.n_params, "device": str(corrector.device),
-               "val_lines": len(rec["refs"]), "recognizer_val_cer": round(cer(rec["refs"], rec["hyps"]).value, 4) if rec["refs"] else None,
-               "train_lines": len(train_lines), "copies": copies, "cer_range": list(cer_range),
-               "pairs": dict(Counter(p.origin for p in pairs)), "pairs_skipped": str(report),
-               "confusion": {k2: getattr(cm, k2) for k2 in ("sub_rate", "del_rate", "ins_rate", "merge_rate", "split_rate", "n_pairs", "n_chars")},
-               "steps": stats["steps"], "batch_size": cfg.batch_size, "seed": seed, "train_seconds": round(stats["seconds"], 1),
-               "steps_per_s": round(stats["steps_per_s"], 3), "loss_first": round(stats["losses"][0], 4),
-               "loss_last": round(sum(stats["losses"][-20:]) / len(stats["losses"][-20:]), 4),
-               "seconds": round(time.perf_counter() - t_start, 1), "provenance": provenance(device=str(corrector.device))}
+    summary = {
+        "format": "jand-corrector-training-1",
+        "run": str(run),
+        "pretrained": str(pretrained) if pretrained else None,
+        "corrector": asdict(corrector.cfg),
+        "params": corrector.n_params,
+        "device": str(corrector.device),
+        "val_lines": len(rec["refs"]),
+        "recognizer_val_cer": round(cer(rec["refs"], rec["hyps"]).value, 4) if rec["refs"] else None,
+        "train_lines": len(train_lines),
+        "copies": copies,
+        "cer_range": list(cer_range),
+        "pairs": dict(Counter(p.origin for p in pairs)),
+        "pairs_skipped": str(report),
+        "confusion": {
+            k2: getattr(cm, k2)
+            for k2 in ("sub_rate", "del_rate", "ins_rate", "merge_rate", "split_rate", "n_pairs", "n_chars")
+        },
+        "steps": stats["steps"],
+        "batch_size": cfg.batch_size,
+        "seed": seed,
+        "train_seconds": round(stats["seconds"], 1),
+        "steps_per_s": round(stats["steps_per_s"], 3),
+        "loss_first": round(stats["losses"][0], 4),
+        "loss_last": round(sum(stats["losses"][-20:]) / len(stats["losses"][-20:]), 4),
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "provenance": provenance(device=str(corrector.device)),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
     try:

@@ -38,7 +38,9 @@ class _Reading:
     def skip(self, reason:str, where, problem:bool=True):
         "Count one skipped line; a data `problem` raises instead when strict."
         if problem and self.strict:
-            raise DataError(where, f"{reason} (strict=True stops at the first problem; strict=False skips and counts it)")
+            raise DataError(
+                where, f"{reason} (strict=True stops at the first problem; strict=False skips and counts it)"
+            )
         self.report.skip(reason, where)
 
     def new_id(self, id:str, where) -> bool:
@@ -242,16 +244,29 @@ def write_iam(samples:Iterable, # `(Line, image)` pairs; ids `form-NN` such as `
     nlines = Counter(r.split()[0].rsplit("-", 1)[0] for r in rows)
     mixed = sorted(f for f, ws in writers.items() if len(ws) > 1)
     if mixed:
-        warnings.warn(f"write_iam: {len(mixed)} form(s) (e.g. {mixed[0]}) hold lines of several writers; IAM's forms.txt "
-                            "has one writer per form, so these lines are written without a writer")
-    atomic_write_text(root/"ascii"/"forms.txt", "#--- forms.txt: form writer sentences seg lines lines-ok words words-ok ---#\n" +
-                      "".join(f"{f} {next(iter(ws))} 1 all {nlines[f]} {nlines[f]} {nwords[f]} {nwords[f]}\n"
-                              for f, ws in writers.items() if len(ws) == 1 and "" not in ws))
+        warnings.warn(
+            f"write_iam: {len(mixed)} form(s) (e.g. {mixed[0]}) hold lines of several writers; IAM's forms.txt "
+            "has one writer per form, so these lines are written without a writer"
+        )
+    atomic_write_text(
+        root / "ascii" / "forms.txt",
+        "#--- forms.txt: form writer sentences seg lines lines-ok words words-ok ---#\n"
+        + "".join(
+            f"{f} {next(iter(ws))} 1 all {nlines[f]} {nlines[f]} {nwords[f]} {nwords[f]}\n"
+            for f, ws in writers.items()
+            if len(ws) == 1 and "" not in ws
+        ),
+    )
     lst = lambda ids: "".join(i + "\n" for i in ids)
     for s, name in (("train", "train.uttlist"), ("val", "validation.uttlist"), ("test", "test.uttlist")):
         atomic_write_text(root/"splits"/"aachen"/name, lst(splits[s]))
     off = root/"largeWriterIndependentTextLineRecognitionTask"
-    for s, name in (("train", "trainset.txt"), ("val", "validationset1.txt"), (None, "validationset2.txt"), ("test", "testset.txt")):
+    for s, name in (
+        ("train", "trainset.txt"),
+        ("val", "validationset1.txt"),
+        (None, "validationset2.txt"),
+        ("test", "testset.txt"),
+    ):
         atomic_write_text(off/name, lst(splits[s]) if s else "")
     return root
 
@@ -310,7 +325,9 @@ def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Re
                 continue
             for lid in ids:
                 if assign.setdefault(lid, split) != split:
-                    raise DataError(path, f"line {lid} is also listed in {source[lid].name}: a line cannot be in two splits")
+                    raise DataError(
+                        path, f"line {lid} is also listed in {source[lid].name}: a line cannot be in two splits"
+                    )
                 source.setdefault(lid, path)
                 if key == "val2":
                     from_val2.add(lid)
@@ -411,7 +428,8 @@ def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or 
         if not rd.image_ok(img):
             continue
         rd.add(Line(lid, text, str(img), split, "iam", writers.get(form, "")))
-    return rd.finish(root, ("iam", split_scheme), check_counts, uncounted=from_val2)  # published sizes exclude validationset2
+    # published sizes exclude validationset2
+    return rd.finish(root, ("iam", split_scheme), check_counts, uncounted=from_val2)
 
 # %% ../nbs/04_readers.ipynb #eacfbbf4
 RIMES_FILES = {"train": "training_2011.xml", "test": "eval_2011_annotated.xml"}
@@ -424,11 +442,15 @@ def _rimes_page(entries:list, name:str, root:Path, page_ext:str, margin:int, gap
     page, y = np.full((height, width), 255, np.uint8), margin
     fname = f"images_gray/{name}{page_ext}"
     el = ET.Element("SinglePage", FileName=fname)
-    par = ET.SubElement(el, "Paragraph", Bottom=str(height - margin), Left=str(margin), Right=str(width - margin), Top=str(margin))
+    par = ET.SubElement(
+        el, "Paragraph", Bottom=str(height - margin), Left=str(margin), Right=str(width - margin), Top=str(margin)
+    )
     for line, a in entries:
         h, w = a.shape
         page[y:y + h, margin:margin + w] = a
-        ET.SubElement(par, "Line", Bottom=str(y + h), Left=str(margin), Right=str(margin + w), Top=str(y), Value=line.text)
+        ET.SubElement(
+            par, "Line", Bottom=str(y + h), Left=str(margin), Right=str(margin + w), Top=str(y), Value=line.text
+        )
         y += h + gap
     atomic_write_bytes(root/fname, _encode(page, "JPEG" if page_ext.lower() in (".jpg", ".jpeg") else "PNG"))
     return el
@@ -461,21 +483,27 @@ def write_rimes(samples:Iterable, # `(Line, image)` pairs; `train` and `val` go 
     for k, name in RIMES_FILES.items():
         flush(k)
         ET.indent(docs[k])
-        atomic_write_text(root/name, '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(docs[k], encoding="unicode") + "\n")
+        atomic_write_text(
+            root / name, '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(docs[k], encoding="unicode") + "\n"
+        )
     return root
 
 # %% ../nbs/04_readers.ipynb #07a76ce9
 def _parse_xml(path:Path) -> ET.Element:
     "The root of a RIMES XML file; `DataError` if it is missing, malformed, or not a RIMES file (neither a `DocumentList` nor any `SinglePage`)."
     if not path.is_file():
-        raise DataError(path, "RIMES XML file not found (expected training_2011.xml and eval_2011_annotated.xml in the root)")
+        raise DataError(
+            path, "RIMES XML file not found (expected training_2011.xml and eval_2011_annotated.xml in the root)"
+        )
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:
         line, col = e.position
         raise DataError(path, f"malformed XML at line {line}, column {col + 1} ({e})") from None
     if root.tag != "DocumentList" and root.find(".//SinglePage") is None:
-        raise DataError(path, f"no SinglePage element in this <{root.tag}> document: not a RIMES 2011 line-level XML file")
+        raise DataError(
+            path, f"no SinglePage element in this <{root.tag}> document: not a RIMES 2011 line-level XML file"
+        )
     return root
 
 def _box(el:ET.Element):
@@ -515,7 +543,11 @@ def read_rimes(root, # RIMES root: holds the two XML files and the page images t
                     rd.skip("SinglePage without FileName", path)
                 continue
             stem, img = PurePosixPath(fname).stem, root/fname
-            split = "test" if kind == "test" else ("val" if hash_fraction(PurePosixPath(fname).name) < val_fraction else "train")
+            split = (
+                "test"
+                if kind == "test"
+                else ("val" if hash_fraction(PurePosixPath(fname).name) < val_fraction else "train")
+            )
             for k, el in enumerate(elements):
                 lid, where = f"{stem}-{k:02d}", f"{path}: page {fname}, Line {k}"
                 if not rd.new_id(lid, path):
@@ -619,7 +651,9 @@ def read_bentham(root, # The Bentham R0 root, or the folder that contains `Benth
     rd = _Reading(f"bentham:{base}", check_images, strict)
     for sub in ("Partitions", "Images/Lines", "Transcriptions"):
         if not (base/sub).is_dir():
-            raise DataError(base/sub, f"Bentham folder not found (expected {sub}/ in {base} or in its {BENTHAM_SUBFOLDER}/)")
+            raise DataError(
+                base / sub, f"Bentham folder not found (expected {sub}/ in {base} or in its {BENTHAM_SUBFOLDER}/)"
+            )
     parts = {s: base/"Partitions"/n for s, n in BENTHAM_PARTITIONS.items()}
     _read_listed(rd, parts, "partition", "bentham", base/"Transcriptions", base/"Images"/"Lines", (".png",),
                  lambda t: normalise_bentham(t, norm))

@@ -26,19 +26,37 @@ class Target:
     provenance: str # `abstract` or `quoted by a third party`
     lower_is_better: bool = True
 
-PAPER_TARGETS = {t.key: t for t in [
-    Target("cer_iam", 1.23, "%", "CER on IAM (best system, post-processing included)", "abstract"),
-    Target("cer_rimes", 1.02, "%", "CER on RIMES", "abstract"),
-    Target("cer_bentham", 2.02, "%", "CER on Bentham", "abstract"),
-    Target("wer_iam_lbc", 3.78, "%", "WER on IAM, HTR-JAND (+LBC)", "quoted by a third party"),
-    Target("cer_iam_raw", 2.34, "%", "CER on IAM of the raw model (no post-processing)", "quoted by a third party"),
-    Target("params_teacher", 1.5e6, "params", "Teacher parameters", "abstract"),
-    Target("params_student", 0.75e6, "params", "Student parameters", "abstract"),
-    Target("params_reduction", 48.0, "%", "parameter reduction Teacher → Student", "abstract", lower_is_better=False),
-    Target("kd_cer_without", 12.21, "%", "IAM CER of the Student trained without distillation", "quoted by a third party"),
-    Target("kd_cer_with", 4.59, "%", "IAM CER of the Student with distillation", "quoted by a third party"),
-    Target("kd_relative_gain", 62.41, "%", "relative CER reduction from distillation", "quoted by a third party", lower_is_better=False),
-]}
+PAPER_TARGETS = {
+    t.key: t
+    for t in [
+        Target("cer_iam", 1.23, "%", "CER on IAM (best system, post-processing included)", "abstract"),
+        Target("cer_rimes", 1.02, "%", "CER on RIMES", "abstract"),
+        Target("cer_bentham", 2.02, "%", "CER on Bentham", "abstract"),
+        Target("wer_iam_lbc", 3.78, "%", "WER on IAM, HTR-JAND (+LBC)", "quoted by a third party"),
+        Target("cer_iam_raw", 2.34, "%", "CER on IAM of the raw model (no post-processing)", "quoted by a third party"),
+        Target("params_teacher", 1.5e6, "params", "Teacher parameters", "abstract"),
+        Target("params_student", 0.75e6, "params", "Student parameters", "abstract"),
+        Target(
+            "params_reduction", 48.0, "%", "parameter reduction Teacher → Student", "abstract", lower_is_better=False
+        ),
+        Target(
+            "kd_cer_without",
+            12.21,
+            "%",
+            "IAM CER of the Student trained without distillation",
+            "quoted by a third party",
+        ),
+        Target("kd_cer_with", 4.59, "%", "IAM CER of the Student with distillation", "quoted by a third party"),
+        Target(
+            "kd_relative_gain",
+            62.41,
+            "%",
+            "relative CER reduction from distillation",
+            "quoted by a third party",
+            lower_is_better=False,
+        ),
+    ]
+}
 
 # %% ../nbs/40_results.ipynb #39c584a7
 @dataclass(frozen=True)
@@ -76,13 +94,30 @@ def git_revision(root=None) -> str:
     "The git commit of the working tree (suffixed `-dirty` when it has uncommitted changes), or `unknown`."
     root = Path(root or Path(jand.__file__).resolve().parents[1])
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return (rev + ("-dirty" if dirty else "")) if rev else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
-KEY_PACKAGES = ("torch", "numpy", "pillow", "opencv-python-headless", "editdistance", "transformers", "wordfreq", "hershey-fonts")
+KEY_PACKAGES = (
+    "torch",
+    "numpy",
+    "pillow",
+    "opencv-python-headless",
+    "editdistance",
+    "transformers",
+    "wordfreq",
+    "hershey-fonts",
+)
 
 def package_versions(names=KEY_PACKAGES) -> dict:
     "Installed versions of the packages that shape jand's numbers."
@@ -98,10 +133,19 @@ def package_versions(names=KEY_PACKAGES) -> dict:
 def provenance(**extra) -> dict:
     "How this run was made: code version, environment, machine, command, time (plus `extra`)."
     import torch
-    return {"jand": jand.__version__, "git": git_revision(), "python": platform.python_version(), "torch": torch.__version__,
-            "packages": json.dumps(package_versions(), sort_keys=True),
-            "platform": platform.platform(), "cpus": os.cpu_count(), "cuda": torch.cuda.is_available(),
-            "command": os.environ.get("JAND_COMMAND") or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
+    return {
+        "jand": jand.__version__,
+        "git": git_revision(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "packages": json.dumps(package_versions(), sort_keys=True),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cuda": torch.cuda.is_available(),
+        "command": os.environ.get("JAND_COMMAND") or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
 
 # %% ../nbs/40_results.ipynb #e77bc3e6
 def _fmt(v) -> str:
@@ -148,8 +192,11 @@ def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
     md = [f"# {title}", ""] + ([reading, ""] if reading else []) + [markdown_table(summary or rows, columns), ""]
     if notes:
         md += [notes, ""]
-    md += ["<sub>Made by jand " + f"{prov['jand']} (git {prov['git']}), torch {prov['torch']}, Python {prov['python']}, "
-           f"{prov['cpus']} CPUs{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>", ""]
+    md += [
+        "<sub>Made by jand " + f"{prov['jand']} (git {prov['git']}), torch {prov['torch']}, Python {prov['python']}, "
+        f"{prov['cpus']} CPUs{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>",
+        "",
+    ]
     md_path = atomic_write_text(out / f"{name}.md", "\n".join(md))
     return csv_path, md_path
 
@@ -163,10 +210,37 @@ def architecture_rows(n_classes:int|None=None) -> list:
     rows = []
     for d, key, tol in ((t, "params_teacher", 0.02 * 1.5e6), (s, "params_student", 0.03e6)):
         tg = PAPER_TARGETS[key]
-        rows.append({**d, "paper_params": tg.value, "delta": d["params"] - tg.value, "verdict": verdict(tg.value, d["params"], tol)})
+        rows.append(
+            {
+                **d,
+                "paper_params": tg.value,
+                "delta": d["params"] - tg.value,
+                "verdict": verdict(tg.value, d["params"], tol),
+            }
+        )
     tg = PAPER_TARGETS["params_reduction"]
-    rows.append({"model": "reduction (%)", "params": round(red, 2), "paper_params": tg.value, "delta": round(red - tg.value, 2),
-                 "verdict": verdict(tg.value, red, 2.0)})
+    rows.append(
+        {
+            "model": "reduction (%)",
+            "params": round(red, 2),
+            "paper_params": tg.value,
+            "delta": round(red - tg.value, 2),
+            "verdict": verdict(tg.value, red, 2.0),
+        }
+    )
     return rows
 
-ARCH_COLUMNS = ["model", "cnn_widths", "fast_stem", "blocks", "d_model", "heads", "params", "paper_params", "delta", "verdict", "mmacs", "mmacs_cnn"]
+ARCH_COLUMNS = [
+    "model",
+    "cnn_widths",
+    "fast_stem",
+    "blocks",
+    "d_model",
+    "heads",
+    "params",
+    "paper_params",
+    "delta",
+    "verdict",
+    "mmacs",
+    "mmacs_cnn",
+]

@@ -82,10 +82,14 @@ def _synth_arg(part:str, arg:str, colon:str) -> str:
         return ""
     names = [d.strip() for d in arg.split(",")]
     if not all(names):
-        raise _part_error(part, f"empty domain name; write synth:DOMAIN[,DOMAIN…] with domains from {', '.join(DOMAINS)}")
+        raise _part_error(
+            part, f"empty domain name; write synth:DOMAIN[,DOMAIN…] with domains from {', '.join(DOMAINS)}"
+        )
     bad = [d for d in names if d not in DOMAINS]
     if bad:
-        raise _part_error(part, f"unknown synthetic domain(s) {', '.join(map(repr, bad))}; expected some of {', '.join(DOMAINS)}")
+        raise _part_error(
+            part, f"unknown synthetic domain(s) {', '.join(map(repr, bad))}; expected some of {', '.join(DOMAINS)}"
+        )
     twice = [d for d, n in Counter(names).items() if n > 1]
     if twice:
         raise _part_error(part, f"domain(s) {', '.join(twice)} named twice")
@@ -193,7 +197,10 @@ def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`
     if not all(isinstance(p, str) for p in parts):
         raise DataError("data spec", f"sources must be strings, got {spec!r}")
     if not any(p.strip() for p in parts):
-        raise DataError("data spec", f"empty data spec {spec!r}: name at least one source, e.g. 'synth' or 'iam:/data/IAM@0.7+synth@0.3'")
+        raise DataError(
+            "data spec",
+            f"empty data spec {spec!r}: name at least one source, e.g. 'synth' or 'iam:/data/IAM@0.7+synth@0.3'",
+        )
     parsed, seen = [], {}
     for i, part in enumerate(parts, 1):
         part = part.strip()
@@ -235,7 +242,9 @@ def synth_config(src:SourceSpec, # A `synth` source
     doms, have = src.domains, dict(zip(base.domains, base.weights))
     weights = tuple(float(have[d]) for d in doms) if all(d in have for d in doms) else (1.0,) * len(doms)
     if sum(weights) <= 0:
-        raise DataError(f"data spec part {str(src)!r}", f"the SynthConfig gives weight 0 to every domain of {', '.join(doms)}")
+        raise DataError(
+            f"data spec part {str(src)!r}", f"the SynthConfig gives weight 0 to every domain of {', '.join(doms)}"
+        )
     mask = sum(1 << DOMAINS_ORDER.index(d) for d in doms)
     return replace(base, seed=base.seed + mask, domains=doms, weights=weights)
 
@@ -250,8 +259,11 @@ class LineLoader:
         if corpus is not None:
             return corpus.load(line)
         if line.image.startswith("synth:"):
-            raise DataError(line.id, f"a synthetic line of source {line.source!r}, which is not a synthetic source here "
-                            f"({', '.join(self.synth) or 'none'}); load it with the bundle that listed it")
+            raise DataError(
+                line.id,
+                f"a synthetic line of source {line.source!r}, which is not a synthetic source here "
+                f"({', '.join(self.synth) or 'none'}); load it with the bundle that listed it",
+            )
         return load_line(line)
 
     def __repr__(self): return f"LineLoader(synthetic sources: {', '.join(self.synth) or 'none'})"
@@ -299,7 +311,9 @@ class DataBundle:
             prefix = f"{s.name}/" if seen.intersection(ids) or any(i.startswith(synth_ids) for i in ids) else ""
             new = {prefix + i for i in ids}
             if seen & new:
-                raise DataError(s.name, f"line ids clash with another source even after prefixing, e.g. {sorted(seen & new)[0]!r}")
+                raise DataError(
+                    s.name, f"line ids clash with another source even after prefixing, e.g. {sorted(seen & new)[0]!r}"
+                )
             seen |= new
             out[s.name] = [replace(l, source=s.name, id=prefix + l.id) for l in disk[s.name]]
         return out
@@ -351,7 +365,10 @@ class DataBundle:
     def _spec_index(self, line:Line) -> int:
         k = self._owner.get(line.source)
         if k is None:
-            raise DataError(line.id, f"line of source {line.source!r}, which is not a source of this bundle ({', '.join(self.domains)})")
+            raise DataError(
+                line.id,
+                f"line of source {line.source!r}, which is not a source of this bundle ({', '.join(self.domains)})",
+            )
         return k
 
     def source_of(self, line:Line) -> SourceSpec:
@@ -373,8 +390,14 @@ class DataBundle:
     def describe(self) -> dict:
         "Lines per split of every line source (`domains` order), with its spec source and that source's normalised weight."
         total = sum(s.weight for s in self.specs)
-        rows = {d: {"source": self.specs[self._owner[d]].name, "weight": round(self.specs[self._owner[d]].weight / total, 4),
-                    **{sp: 0 for sp in SPLITS}} for d in self.domains}
+        rows = {
+            d: {
+                "source": self.specs[self._owner[d]].name,
+                "weight": round(self.specs[self._owner[d]].weight / total, 4),
+                **{sp: 0 for sp in SPLITS},
+            }
+            for d in self.domains
+        }
         for sp in SPLITS:
             for l in self.lines(sp):
                 rows[l.source][sp] += 1
@@ -390,7 +413,9 @@ class DataBundle:
             out.append(f"  {s.name:<14} weight {w:<6} " + "  ".join(f"{sp} {n[sp]:>6}" for sp in SPLITS)
                        + f"   {report_summary(self.reports[s.name])}")
             if s.kind == "synth" and len(rows) > 1:
-                out += [f"    {d:<12} {'':13}" + "  ".join(f"{sp} {r[sp]:>6}" for sp in SPLITS) for d, r in rows.items()]
+                out += [
+                    f"    {d:<12} {'':13}" + "  ".join(f"{sp} {r[sp]:>6}" for sp in SPLITS) for d, r in rows.items()
+                ]
         return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #078f7fda
@@ -413,7 +438,9 @@ def _reader_options(specs:list, options:dict|None) -> dict:
         accepted = [p for p in inspect.signature(READERS[s.kind]).parameters if p != "root"]
         bad = sorted(set(opts) - set(accepted))
         if bad:
-            raise ValueError(f"{s.name}: the {s.kind} reader has no option(s) {', '.join(bad)}; it takes {', '.join(accepted)}")
+            raise ValueError(
+                f"{s.name}: the {s.kind} reader has no option(s) {', '.join(bad)}; it takes {', '.join(accepted)}"
+            )
         out[s.name] = opts
     return out
 
@@ -545,7 +572,8 @@ class WeightedBucketBatchSampler(Sampler):
         self.n = len(w) if n is None else int(n)
         if self.n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
-        BucketBatchSampler([], batch_size, num_replicas=num_replicas, rank=rank)  # its own checks of batch_size and rank
+        # its own checks of batch_size and rank
+        BucketBatchSampler([], batch_size, num_replicas=num_replicas, rank=rank)
         self.p, self.bs, self.seed, self.pool, self.drop_last = w / w.sum(), batch_size, seed, pool, drop_last
         self.num_replicas, self.rank, self.epoch, self._memo = num_replicas, rank, 0, None
 
@@ -553,7 +581,9 @@ class WeightedBucketBatchSampler(Sampler):
 
     def draw(self) -> np.ndarray:
         "The `n` indices drawn for the current epoch (the same on every rank)."
-        return np.random.default_rng([self.seed, self.epoch, 1]).choice(len(self.p), size=self.n, replace=True, p=self.p)
+        return np.random.default_rng([self.seed, self.epoch, 1]).choice(
+            len(self.p), size=self.n, replace=True, p=self.p
+        )
 
     def _batches(self) -> list:
         if self._memo is None or self._memo[0] != self.epoch:

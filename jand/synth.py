@@ -275,8 +275,14 @@ def warp_ink(ink:np.ndarray, base:int, writer:Writer, xh:float, level:float, deg
     if a > 0:
         x_src = x_src + a * smooth_field(rng, h, W, 2 * xh)
         y_src = y_src + a * smooth_field(rng, h, W, 2 * xh)
-    return cv2.remap(ink, np.broadcast_to(x_src, (h, W)).astype(np.float32), np.broadcast_to(y_src, (h, W)).astype(np.float32),
-                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(
+        ink,
+        np.broadcast_to(x_src, (h, W)).astype(np.float32),
+        np.broadcast_to(y_src, (h, W)).astype(np.float32),
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 def crop_to_ink(ink:np.ndarray, rng, xh:float) -> np.ndarray:
     "The ink map cropped to its ink with a small random margin."
@@ -293,7 +299,9 @@ def put_on_paper(ink:np.ndarray, writer:Writer, level:float, deg:Degradation, rn
     h, w = ink.shape
     fade = 1 - _lerp(deg.fade, level) * np.clip(0.5 + 0.5 * smooth_field(rng, h, w, rng.uniform(1, 4) * h), 0, 1)
     alpha = np.clip(ink * writer.ink * fade, 0, 1)
-    paper = _lerp(deg.paper, level) + _lerp(deg.texture, level) * (0.6 * smooth_field(rng, h, w, h / 2) + 0.4 * smooth_field(rng, h, w, 3))
+    paper = _lerp(deg.paper, level) + _lerp(deg.texture, level) * (
+        0.6 * smooth_field(rng, h, w, h / 2) + 0.4 * smooth_field(rng, h, w, 3)
+    )
     for _ in range(int(rng.integers(deg.stains[0], deg.stains[1] + 1))):
         cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.3, 1.2) * h
         yy, xx = np.ogrid[:h, :w]
@@ -409,8 +417,15 @@ def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
     level = float(rng.uniform(*deg.level))
     text = sample_text(rng, lang, cfg.text)
     # IAM-style id (form = first two parts, one writer per form): synth<seed>_<split>-<writer>-<index>
-    line = Line(id=f"synth{cfg.seed}_{split}-{writer.id}-{index:06d}", text=text, image=f"synth:{split}/{index}", split=split,
-                source=f"synth-{domain}", writer=writer.id, difficulty=round(level, 4))
+    line = Line(
+        id=f"synth{cfg.seed}_{split}-{writer.id}-{index:06d}",
+        text=text,
+        image=f"synth:{split}/{index}",
+        split=split,
+        source=f"synth-{domain}",
+        writer=writer.id,
+        difficulty=round(level, 4),
+    )
     return SynthLine(line, domain, level, writer)
 
 def draw_line(s:SynthLine, height:int, level:float, rng) -> tuple:
@@ -512,7 +527,11 @@ def sample_grid(cfg:SynthConfig=SynthConfig(), n:int=12, split:str="train", path
         _, img = render_line(cfg, split, i)
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, aspect="equal")
         ax.set_axis_off()
-        ax.set_title(f"{s.line.text}    [{s.domain}, writer {s.writer.id} ({s.writer.face}), difficulty {s.level:.2f}]", fontsize=8, loc="left")
+        ax.set_title(
+            f"{s.line.text}    [{s.domain}, writer {s.writer.id} ({s.writer.face}), difficulty {s.level:.2f}]",
+            fontsize=8,
+            loc="left",
+        )
     fig.tight_layout()
     if path is not None:
         from jand.core import atomic_save_figure

@@ -467,7 +467,9 @@ class T5Corrector:
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def _labels(self, texts:Sequence[str]) -> torch.Tensor:
-        lab = self.tok(list(texts), padding=True, truncation=True, max_length=self.cfg.max_len, return_tensors="pt").input_ids
+        lab = self.tok(
+            list(texts), padding=True, truncation=True, max_length=self.cfg.max_len, return_tensors="pt"
+        ).input_ids
         lab[lab == self.tok.pad_token_id] = -100
         return lab.to(self.device)
 
@@ -529,7 +531,13 @@ def fit(self:T5Corrector, pairs:Sequence[Pair], # Training pairs (see `select_pa
         self.model.eval()
     secs = time.perf_counter() - t0
     self.steps_trained += total
-    self.fit_stats = {"losses": losses, "steps": total, "seconds": secs, "steps_per_s": total / secs, "n_pairs": len(usable)}
+    self.fit_stats = {
+        "losses": losses,
+        "steps": total,
+        "seconds": secs,
+        "steps_per_s": total / secs,
+        "n_pairs": len(usable),
+    }
     return self.fit_stats
 
 # %% ../nbs/30_t5.ipynb #23f0ee4b
@@ -655,7 +663,9 @@ def load(cls:T5Corrector, path, # A folder written by `T5Corrector.save`
     _check_dir(path)
     meta_path = path / "corrector.json"
     if not meta_path.is_file():
-        raise DataError(path, "no corrector.json: not a jand corrector (for a plain T5 checkpoint use T5Corrector.from_local)")
+        raise DataError(
+            path, "no corrector.json: not a jand corrector (for a plain T5 checkpoint use T5Corrector.from_local)"
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         cfg = dataclass_from_dict(T5CorrectorConfig, meta["config"])

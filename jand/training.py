@@ -20,7 +20,16 @@ from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
 from .model import HTRJAND, model_config, model_payload, read_payload, load_model, save_model, check_device
-from .kd import KDConfig, FeatureProjector, PosteriorCache, ctc_loss, feature_kd, freeze_teacher, kd_loss, teacher_forward
+from jand.kd import (
+    KDConfig,
+    FeatureProjector,
+    PosteriorCache,
+    ctc_loss,
+    feature_kd,
+    freeze_teacher,
+    kd_loss,
+    teacher_forward,
+)
 from .decoding import greedy_decode
 from .metrics import score_all, line_details
 from .results import provenance
@@ -160,7 +169,9 @@ def read_checkpoint(path) -> dict:
         raise DataError(path, "this is a model file, not a training checkpoint (no training state to resume from)")
     missing = [k for k in CHECKPOINT_PARTS if k not in d["train"]]
     if missing:
-        raise DataError(path, f"the training state lacks {', '.join(missing)}: written by another jand version, or damaged")
+        raise DataError(
+            path, f"the training state lacks {', '.join(missing)}: written by another jand version, or damaged"
+        )
     return d
 
 def remove_stale_temporaries(folder) -> list:
@@ -212,7 +223,8 @@ class RunLog:
     "Appends JSON lines to `metrics.jsonl` (rank 0 only)."
     def __init__(self, path, active:bool=True, keep_until_step:int|None=None):
         self.path, self.active = Path(path), active
-        if active and keep_until_step is not None and self.path.exists():  # resuming: drop lines past the checkpoint (and a torn one)
+        # resuming: drop lines past the checkpoint (and a torn one)
+        if active and keep_until_step is not None and self.path.exists():
             kept = [r for r in _log_records(self.path) if r.get("step", 0) <= keep_until_step]
             atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     def __call__(self, **rec):
@@ -249,11 +261,20 @@ def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu") 
     "Per-line CTC loss (per target character) of `model` on `ds`, in dataset order (for loss-based curricula)."
     model.eval()
     out = np.zeros(len(ds))
-    dl = torch.utils.data.DataLoader(ds, batch_sampler=BucketBatchSampler(ds.lengths(), batch_size, shuffle=False), collate_fn=collate_lines)
+    dl = torch.utils.data.DataLoader(
+        ds, batch_sampler=BucketBatchSampler(ds.lengths(), batch_size, shuffle=False), collate_fn=collate_lines
+    )
     for b in dl:
         o = model(b["images"].to(device), b["widths"].to(device))
         lp = o["logits"].float().log_softmax(-1).transpose(0, 1)
-        l = F.ctc_loss(lp, b["targets"].to(device), o["lengths"], b["target_lengths"].to(device), reduction="none", zero_infinity=True)
+        l = F.ctc_loss(
+            lp,
+            b["targets"].to(device),
+            o["lengths"],
+            b["target_lengths"].to(device),
+            reduction="none",
+            zero_infinity=True,
+        )
         out[b["indices"].numpy()] = (l / b["target_lengths"].clamp(min=1).to(device)).cpu().numpy()
     return out
 
@@ -263,7 +284,9 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     out = Path(out)
     rank, world, local_rank = dist_info()
     is_main = rank == 0
-    device = _device(cfg.device if world == 1 or cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = _device(
+        cfg.device if world == 1 or cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     if world > 1:
         if device.type == "cuda":
             device = torch.device("cuda", local_rank)
@@ -276,7 +299,9 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     if resume and not ckpt_path.exists():
         raise DataError(ckpt_path, "no checkpoint to resume from")
     if not resume and ckpt_path.exists():
-        raise DataError(out, "this run folder already holds a run: pass --resume to continue it, or choose another --out")
+        raise DataError(
+            out, "this run folder already holds a run: pass --resume to continue it, or choose another --out"
+        )
     ckpt = read_checkpoint(ckpt_path) if resume else None
     if ckpt is not None:
         try:
@@ -306,7 +331,15 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     if cfg.val_lines:
         val_lines = val_lines[:cfg.val_lines]
     pre = PreprocessConfig(height=cfg.height)
-    train_ds = LineDataset(train_lines, charset, load=bundle.load, cfg=pre, aug=AugmentConfig() if cfg.augment else None, seed=cfg.seed, name="train")
+    train_ds = LineDataset(
+        train_lines,
+        charset,
+        load=bundle.load,
+        cfg=pre,
+        aug=AugmentConfig() if cfg.augment else None,
+        seed=cfg.seed,
+        name="train",
+    )
     val_ds = LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
     domain_of = torch.tensor([bundle.domain_index(l) for l in train_ds.lines])
 
@@ -316,21 +349,38 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     t_cache = round(time.perf_counter() - t_cache, 1)
     model, mcfg = _build_model(cfg, charset, len(bundle.domains))
     if teacher is not None and teacher.cfg.preprocess != mcfg.preprocess:
-        raise ValueError(f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the same --height")
-    projector = FeatureProjector(mcfg.attention.d_model, teacher.cfg.attention.d_model) if teacher is not None and cfg.kd.use_features else None
+        raise ValueError(
+            f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the same --height"
+        )
+    projector = (
+        FeatureProjector(mcfg.attention.d_model, teacher.cfg.attention.d_model)
+        if teacher is not None and cfg.kd.use_features
+        else None
+    )
     model.to(device)
     if projector is not None:
         projector.to(device)
     params = list(model.parameters()) + (list(projector.parameters()) if projector is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
+    net = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        if world > 1
+        else model
+    )
 
     # sampler: curriculum, source weights, or plain width bucketing
     if cfg.curriculum != "none":
         losses = line_losses(teacher, train_ds, cfg.batch_size, device) if cfg.curriculum_scores == "loss" else None
         ccfg = CurriculumConfig(pacing=cfg.curriculum, scores=cfg.curriculum_scores)
-        sampler = CurriculumBatchSampler(train_ds.lengths(), difficulty_scores(train_ds.lines, ccfg, losses), cfg.batch_size, ccfg,
-                                         seed=cfg.seed, num_replicas=world, rank=rank)
+        sampler = CurriculumBatchSampler(
+            train_ds.lengths(),
+            difficulty_scores(train_ds.lines, ccfg, losses),
+            cfg.batch_size,
+            ccfg,
+            seed=cfg.seed,
+            num_replicas=world,
+            rank=rank,
+        )
     elif len(bundle.specs) > 1:
         sampler = WeightedBucketBatchSampler(train_ds.lengths(), bundle.weights(train_ds.lines), cfg.batch_size,
                                              seed=cfg.seed, num_replicas=world, rank=rank)
@@ -356,8 +406,16 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         atomic_write_json(out / "config.json", cfg.to_dict())
         atomic_write_json(out / "model_config.json", mcfg.to_dict())
         charset.save(out / "charset.json")
-        atomic_write_json(out / "data.json", {"spec": cfg.data, "lines": bundle.describe(), "skipped": {k: str(r) for k, r in bundle.reports.items()},
-                                              "train_lines_after_charset": str(train_ds.report), "val_lines_after_charset": str(val_ds.report)})
+        atomic_write_json(
+            out / "data.json",
+            {
+                "spec": cfg.data,
+                "lines": bundle.describe(),
+                "skipped": {k: str(r) for k, r in bundle.reports.items()},
+                "train_lines_after_charset": str(train_ds.report),
+                "val_lines_after_charset": str(val_ds.report),
+            },
+        )
         atomic_write_json(out / "provenance.json", provenance(world_size=world, device=str(device)))
     log = RunLog(out / "metrics.jsonl", is_main, keep_until_step=st["step"] if ckpt else None)
 
@@ -398,9 +456,17 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
             st.update(best_cer=cer, best_epoch=st["epoch"], best_step=st["step"], bad_epochs=0)
         else:
             st["bad_epochs"] += 1
-        log(step=st["step"], epoch=st["epoch"], val_cer=cer, val_wer=v["scores"]["wer_corpus_sensitive"].value,
-            val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value, best_cer=st["best_cer"], elapsed=round(st["elapsed"], 1),
-            epoch_seconds=round(time.perf_counter() - t_epoch, 1), example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}")
+        log(
+            step=st["step"],
+            epoch=st["epoch"],
+            val_cer=cer,
+            val_wer=v["scores"]["wer_corpus_sensitive"].value,
+            val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value,
+            best_cer=st["best_cer"],
+            elapsed=round(st["elapsed"], 1),
+            epoch_seconds=round(time.perf_counter() - t_epoch, 1),
+            example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}",
+        )
         spent = (st["step"] >= cfg.steps) if cfg.steps else st["epoch"] >= cfg.epochs
         st["done"] = spent or out_of_time() or (cfg.patience is not None and st["bad_epochs"] >= cfg.patience)
         if improved and is_main:  # best.pt and model.pt first: last.pt, written last, commits the validation
@@ -415,7 +481,9 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
             sampler.set_progress(progress())
         batches = list(sampler)
         skip = st["batch"]  # resuming mid-epoch: the sampler is deterministic, skip what was done
-        loader = torch.utils.data.DataLoader(train_ds, batch_sampler=batches[skip:], collate_fn=collate_lines, num_workers=cfg.workers)
+        loader = torch.utils.data.DataLoader(
+            train_ds, batch_sampler=batches[skip:], collate_fn=collate_lines, num_workers=cfg.workers
+        )
         net.train()
         bar = tqdm(loader, total=len(batches) - skip, desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", leave=False,
                    disable=not (cfg.progress_bar and is_main))
@@ -430,13 +498,29 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
             with amp():
                 o = net(images, widths)
                 if kd_cache is not None:
-                    to = {"logits": kd_cache.batch(b["indices"].tolist(), o["lengths"], o["logits"].shape[1]).to(device)}
+                    to = {
+                        "logits": kd_cache.batch(b["indices"].tolist(), o["lengths"], o["logits"].shape[1]).to(device)
+                    }
                 elif teacher is not None:
                     to = teacher_forward(teacher, images, widths)
                 if teacher is not None:
-                    feat = feature_kd(o["features"], to["features"], o["lengths"], projector) if projector is not None else None
-                    parts = kd_loss(o["logits"].float(), to["logits"].float(), o["lengths"], targets, tlen, cfg.kd_alpha, cfg.kd_tau,
-                                    cfg.kd_blank, feat, cfg.kd_feature or 1.0)
+                    feat = (
+                        feature_kd(o["features"], to["features"], o["lengths"], projector)
+                        if projector is not None
+                        else None
+                    )
+                    parts = kd_loss(
+                        o["logits"].float(),
+                        to["logits"].float(),
+                        o["lengths"],
+                        targets,
+                        tlen,
+                        cfg.kd_alpha,
+                        cfg.kd_tau,
+                        cfg.kd_blank,
+                        feat,
+                        cfg.kd_feature or 1.0,
+                    )
                 else:
                     parts = {"ctc": ctc_loss(o["logits"].float(), o["lengths"], targets, tlen)}
                     parts["loss"] = parts["ctc"]
@@ -447,8 +531,10 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
                     parts["domain"] = F.cross_entropy(o["domain_logits"].float(), domain_of[b["indices"]].to(device))
                     parts["loss"] = parts["loss"] + cfg.domain_weight * parts["domain"]
             if not torch.isfinite(parts["loss"]):
-                raise FloatingPointError(f"the loss became {parts['loss'].item()} at step {st['step']} (epoch {st['epoch'] + 1}); "
-                                         "lower --lr or check the data")
+                raise FloatingPointError(
+                    f"the loss became {parts['loss'].item()} at step {st['step']} (epoch {st['epoch'] + 1}); "
+                    "lower --lr or check the data"
+                )
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
@@ -460,12 +546,20 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
             st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
             if st["step"] % cfg.log_every == 0:
                 rec = {k: round(float(v.detach()), 5) for k, v in parts.items()}
-                log(step=st["step"], epoch=st["epoch"] + 1, lr=lr, grad_norm=round(float(gnorm), 4),
-                    lines_per_s=round(st["lines"] / max(st["train_seconds"], 1e-9), 2), elapsed=round(st["elapsed"], 1), **rec)
+                log(
+                    step=st["step"],
+                    epoch=st["epoch"] + 1,
+                    lr=lr,
+                    grad_norm=round(float(gnorm), 4),
+                    lines_per_s=round(st["lines"] / max(st["train_seconds"], 1e-9), 2),
+                    elapsed=round(st["elapsed"], 1),
+                    **rec,
+                )
                 bar.set_postfix(loss=f"{rec['loss']:.3f}")
             if (cfg.steps and st["step"] >= cfg.steps) or out_of_time():
                 break
-            if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):  # the epoch's end validates anyway
+            # the epoch's end validates anyway
+            if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):
                 validate(t_epoch, end_of_epoch=False)
                 last_save = time.perf_counter()
                 net.train()
@@ -480,10 +574,19 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
         last_save = time.perf_counter()
     if world > 1:
         torch.distributed.barrier()
-    return {"run": str(out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"], "best_step": st.get("best_step"),
-            "epochs": st["epoch"], "steps": st["step"], "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
-            "train_seconds": round(st["train_seconds"], 1), "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
-            "kd_cache_seconds": t_cache if kd_cache is not None else None}
+    return {
+        "run": str(out),
+        "best_val_cer": st["best_cer"],
+        "best_epoch": st["best_epoch"],
+        "best_step": st.get("best_step"),
+        "epochs": st["epoch"],
+        "steps": st["step"],
+        "capped": st.get("capped", False),
+        "elapsed_s": round(st["elapsed"], 1),
+        "train_seconds": round(st["train_seconds"], 1),
+        "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
+        "kd_cache_seconds": t_cache if kd_cache is not None else None,
+    }
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
@@ -495,6 +598,8 @@ def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict
         raise DataError(run, "not a run folder (no config.json)") from None
     model, charset, payload = load_model(run / "model.pt", device=device)
     bundle = cfg.bundle()
-    ds = LineDataset(bundle.lines(split), charset, load=bundle.load, cfg=model.cfg.preprocess, name=f"{run.name}:{split}")
+    ds = LineDataset(
+        bundle.lines(split), charset, load=bundle.load, cfg=model.cfg.preprocess, name=f"{run.name}:{split}"
+    )
     res = evaluate(model, ds, batch_size, device)
     return {**res, "config": cfg, "model": model.cfg, "split": split, "epoch": payload.get("epoch")}
