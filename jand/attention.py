@@ -29,7 +29,8 @@ def attention_mask(pad_mask:torch.Tensor|None=None, # (N, T) bool, `True` at pad
                    bias:torch.Tensor|None=None, # (H, T, T) additive logit bias (may hold `-inf`)
                    dtype:torch.dtype=torch.float32, # dtype of the attention logits
                   ) -> torch.Tensor|None:
-    "One additive mask broadcastable to `(N, H, T, T)`: `-inf` at padded keys, plus `bias`; `None` when there is neither."
+    ("One additive mask broadcastable to `(N, H, T, T)`: `-inf` at padded keys, plus `bias`; `None` when there is "
+     "neither.")
     if pad_mask is None and bias is None:
         return None
     m = None if bias is None else bias.to(dtype)[None]  # (1, H, T, T)
@@ -100,7 +101,8 @@ def _check_mask(x, pad_mask):
         raise ValueError(f"x must be (N, T, d_model), got shape {tuple(x.shape)}")
     if pad_mask is not None and (pad_mask.shape != x.shape[:2] or pad_mask.dtype != torch.bool):
         raise ValueError(
-            f"pad_mask must be a bool tensor of shape {tuple(x.shape[:2])}, got {pad_mask.dtype} {tuple(pad_mask.shape)}"
+            f"pad_mask must be a bool tensor of shape {tuple(x.shape[:2])}, got {pad_mask.dtype} "
+            f"{tuple(pad_mask.shape)}"
         )
 
 # %% ../nbs/11_attention.ipynb #14168a85
@@ -128,7 +130,8 @@ class ProximaBias(nn.Module):
     "The distance bias of Proxima attention: `forward(T)` gives a `(n_heads, T, T)` logit bias favouring near frames."
     def __init__(self,
                  n_heads:int, # One strength (λ or σ) per head
-                 variant:str="log", # `log`: −λ_h·log(1+|i−j|); `gaussian`: −|i−j|²/(2σ_h²); `window`: −∞ beyond |i−j| > w
+                 # `log`: −λ_h·log(1+|i−j|); `gaussian`: −|i−j|²/(2σ_h²); `window`: −∞ beyond |i−j| > w
+                 variant:str="log",
                  window:int=8, # Half-width w of the `window` variant, in frames
                  sigma:float=4.0, # Initial σ of the `gaussian` variant, in frames
                  strength:float=1.0, # Initial λ of the `log` variant

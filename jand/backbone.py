@@ -40,7 +40,8 @@ class _GateBase(nn.Module):
         return super().train(mode)
 
 class FullGatedConv2d(_GateBase):
-    "Flor's full-gated convolution: one convolution with `2F` channels, value half × sigmoid(gate half), `F` channels out."
+    ("Flor's full-gated convolution: one convolution with `2F` channels, value half × sigmoid(gate half), `F` channels "
+     "out.")
     def __init__(self,
                  in_channels:int,
                  channels:int, # F: channels out (the convolution itself produces 2F)

@@ -33,7 +33,8 @@ class Report:
     changed: Counter = field(default_factory=Counter) # Reason -> number of lines kept but modified
     examples: dict = field(default_factory=dict) # Reason -> up to `max_examples` examples
     max_examples: int = 3
-    counts_key: tuple|None = None # The published split sizes that apply (`jand.readers.published_counts`), checked or not
+    # The published split sizes that apply (`jand.readers.published_counts`), checked or not
+    counts_key: tuple|None = None
     counted: Counter = field(default_factory=Counter) # Split -> lines that count toward those sizes
 
     def _example(self, reason, where):
@@ -102,7 +103,8 @@ class Line:
 
 # %% ../nbs/00_core.ipynb #1bd027b9
 def dataclass_from_dict(cls, d:dict, nested:dict|None=None):
-    "An instance of dataclass `cls` from a JSON-style dict: lists become tuples, `nested` maps field → dataclass, unknown keys fail."
+    ("An instance of dataclass `cls` from a JSON-style dict: lists become tuples, `nested` maps field → dataclass, "
+     "unknown keys fail.")
     from dataclasses import fields
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names
@@ -119,7 +121,8 @@ def dataclass_from_dict(cls, d:dict, nested:dict|None=None):
 
 # %% ../nbs/00_core.ipynb #e3f87375
 def atomic_write_bytes(path, data:bytes) -> Path:
-    "Write `data` to `path` atomically (temp file in the same folder, fsync, rename); `DataError` naming `path` if it cannot be written."
+    ("Write `data` to `path` atomically (temp file in the same folder, fsync, rename); `DataError` naming `path` if it "
+     "cannot be written.")
     path = Path(path)
     if path.is_dir():
         raise DataError(path, "is a folder; expected the path of a file to write")

@@ -79,7 +79,8 @@ def length_difficulty(lines:Sequence, # `Line` records or transcriptions
 
 # %% ../nbs/21_curriculum.ipynb #09ecc7d2
 def degradation_difficulty(lines:Sequence, # `Line` records (plain strings have no level)
-                           missing:float|str="median", # Score of lines without a level: `median` of the known levels (0.5 if none), or a number in [0, 1]
+                           # Score of lines without a level: `median` of the known ones (0.5 if none), or in [0, 1]
+                           missing:float|str="median",
                            how:str="none", # The levels are used as they are; `rank` or `minmax` to spread them
                           ) -> np.ndarray:
     "Difficulty in [0, 1] from the synthetic degradation level `Line.difficulty`."
@@ -162,7 +163,8 @@ class CurriculumConfig:
     scores: str = "combined" # `length`, `degradation`, `combined` or `loss` (per-line losses given by the trainer)
     c0: float = 0.33 # Competence at the start (`linear`, `root`)
     full_at: float = 0.6 # Progress at which every line is available (`linear`, `root`)
-    stages: tuple = ((1/3, 0.3), (2/3, 0.3), (1.0, 0.4)) # (competence, budget share) per stage (`staged`); shares are relative
+    # (competence, budget share) per stage (`staged`); shares are relative
+    stages: tuple = ((1/3, 0.3), (2/3, 0.3), (1.0, 0.4))
     weights: tuple = (0.5, 0.5) # (length, degradation) weights of the `combined` score
 
     def __post_init__(self):
@@ -315,7 +317,8 @@ def plot_schedule(cfg:CurriculumConfig=CurriculumConfig(),
                   path=None, # Save the figure (PNG) here when given
                   lines:Sequence|None=None, # Lines whose pool is shown; default: 300 synthetic training lines
                   losses:Sequence[float]|None=None, # Per-line losses when `cfg.scores == 'loss'`
-                  points:tuple=(0.0, 0.3, 0.6), # Progress points at which the pool is shown (default: the start of each default stage)
+                  # Progress points at which the pool is shown (default: the start of each default stage)
+                  points:tuple=(0.0, 0.3, 0.6),
                  ):
     "Competence vs progress for every pacing, and the difficulty of the available pool at a few progress points."
     import matplotlib.pyplot as plt

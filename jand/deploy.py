@@ -41,7 +41,8 @@ BENCH_COLUMNS = ["model", "device", "mode", "batch", "input", "threads", "lines_
                  "cuda_max_alloc_mb", "speed_ratio", "target", "verdict"]
 
 def speed_ratio_rows(rows:list, target:float=SPEED_TARGET) -> list:
-    "One `student/teacher` row per (device, mode, batch, input) measured for both; the CPU inference rows carry a verdict."
+    ("One `student/teacher` row per (device, mode, batch, input) measured for both; the CPU inference rows carry a "
+     "verdict.")
     speed = {
         (r["device"], r["mode"], r["batch"], r["input"], r["model"]): r["lines_per_s"]
         for r in rows
@@ -102,13 +103,15 @@ def run_bench(out="results", # Folder of `bench.csv` and `bench.md`
     worst = min((r["speed_ratio"] for r in cpu), default=None)
     notes = (
         "Inference in `torch.inference_mode()`, fp32, random pixels (the speed does not depend on the content); "
-        "latency per line = time of one batch ÷ its lines; peak RSS of a fresh process per case (unless `isolate=False`). "
+        "latency per line = time of one batch ÷ its lines; peak RSS of a fresh process per case (unless "
+        "`isolate=False`). "
         "Training = forward + CTC loss + backward + AdamW step. "
     )
     if head:
         verdict = "met in every case" if worst >= SPEED_TARGET else "missed in at least one case"
         notes += (
-            f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst case {worst}×; "
+            f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst "
+            f"case {worst}×; "
             f"target ≥ {SPEED_TARGET}×: {verdict}.**"
         )
     else:
@@ -184,7 +187,15 @@ def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, thr
         r["share"] = f"{100 * r['ms_per_batch'] / (1000 * total):.0f} %"
     return rows + [{"part": "total", "ms_per_batch": round(1000 * total, 2), "share": "100 %"}]
 
-def profile_ops(model:HTRJAND, batch:int=16, height:int=64, width:int=512, threads:int|None=2, repeats:int=3, top:int=10) -> list:
+def profile_ops(
+    model: HTRJAND,
+    batch: int = 16,
+    height: int = 64,
+    width: int = 512,
+    threads: int | None = 2,
+    repeats: int = 3,
+    top: int = 10,
+) -> list:
     "The `top` operators by self CPU time: rows `{op, ms_per_batch, share, calls_per_batch}` (torch.profiler)."
     from torch.profiler import profile, ProfilerActivity
     if threads:
@@ -231,7 +242,8 @@ def _set_meta(proto, meta:dict):
         proto.metadata_props.add(key=k, value=v)
 
 def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET) -> Path:
-    "Write `model` as ONNX (dynamic batch, height and width) with its config, charset and jand version as metadata; atomic."
+    ("Write `model` as ONNX (dynamic batch, height and width) with its config, charset and jand version as metadata; "
+     "atomic.")
     import io, onnx
     if len(charset) != model.cfg.n_classes:
         raise ValueError(f"the charset has {len(charset)} classes but the model has {model.cfg.n_classes}")
@@ -343,8 +355,15 @@ def quantize_onnx(src, dst, convs:bool=False) -> Path:
 # %% ../nbs/50_deploy.ipynb #8d026dbe
 DEPLOY_FORMS = ("eager", "compile", "onnx", "onnx-int8", "torch-int8", "torch-bf16")
 
-def deployed_predictor(model:HTRJAND, charset:Charset, form:str, workdir=None, # Where ONNX files are written (a temp dir if None)
-                       threads:int|None=None, batch_size:int=16, **kwargs) -> Predictor:
+def deployed_predictor(
+    model: HTRJAND,
+    charset: Charset,
+    form: str,
+    workdir=None,  # Where ONNX files are written (a temp dir if None)
+    threads: int | None = None,
+    batch_size: int = 16,
+    **kwargs,
+) -> Predictor:
     "A `Predictor` (or `OnnxPredictor`) running `model` in `form` (see `DEPLOY_FORMS`)."
     if form not in DEPLOY_FORMS:
         raise ValueError(f"form must be one of {DEPLOY_FORMS}, got {form!r}")
@@ -391,7 +410,9 @@ def load_deployed(path, # A jand model file (`.pt`) or an exported `.onnx`
 DEPLOY_TARGET = 2.0 # Fastest deployed form ÷ eager PyTorch, same model, same input (ours)
 DEPLOY_SHAPES = ((None, 512), (64, 512), (128, 1024)) # (height, width) timed; None: the model's own input height
 
-def _form_speed_rows(model:HTRJAND, charset:Charset, form:str, batch:int, shapes:list, threads:int, seconds:float, workdir) -> list:
+def _form_speed_rows(
+    model: HTRJAND, charset: Charset, form: str, batch: int, shapes: list, threads: int, seconds: float, workdir
+) -> list:
     "One form's rows (speed-ups left to the caller): set it up once, then time one batch of every shape."
     torch.set_num_threads(threads)
     heads = [{"form": form, "batch": batch, "input": input_label(h, w), "threads": threads} for h, w in shapes]
@@ -426,7 +447,8 @@ def _form_speed_child(cfg:dict, state:dict, charset:dict, args:tuple, q) -> None
 def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:int=16,
                       shapes=DEPLOY_SHAPES, # (height, width) pairs; a None height is the model's own
                       threads:int=2, seconds:float=3.0, workdir=None,
-                      isolate:bool=True, # Each form in a fresh process: none inherits another's threads, pools or caches
+                      # Each form in a fresh process: none inherits another's threads, pools or caches
+                      isolate:bool=True,
                       rounds:int=1, # Measure every form this many times, forms interleaved; keep the median
                      ) -> list:
     "Rows `{form, input, lines_per_s, ms_per_line, speedup, setup_s[, error]}`: each form on one batch of every shape."
@@ -581,7 +603,8 @@ def _rss_mb() -> float:
     return _peak_rss_mb()
 
 def _allocator() -> str:
-    "The C allocator this process runs on: `jemalloc` or `tcmalloc` when preloaded (`LD_PRELOAD`), else the C library's."
+    ("The C allocator this process runs on: `jemalloc` or `tcmalloc` when preloaded (`LD_PRELOAD`), else the C "
+     "library's.")
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
@@ -622,7 +645,7 @@ def _trend_mb_per_h(samples:list) -> float:
 
 def _is_line_count(corpus) -> bool: return isinstance(corpus, int) or str(corpus).isdigit()
 
-def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines drawn on the fly) or a data spec read from disk (`folder:PATH`)
+def bench_memory(corpora=(10_000, 100_000), # Lines to draw on the fly (a count) or a data spec on disk (`folder:PATH`)
                  minutes:float=2.0, # Training budget of each run
                  height:int=32, threads:int=2, interval:float=2.0, # RSS sampling period, seconds
                  workdir=None) -> list:
@@ -674,7 +697,8 @@ def bench_memory(corpora=(10_000, 100_000), # A line count (synthetic lines draw
             }
         )
         print(
-            f"{corpus} ({n_lines} lines): peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the run, "
+            f"{corpus} ({n_lines} lines): peak RSS {r['peak_rss_mb']:.0f} MB, {warm:.0f} MB after a quarter of the "
+            "run, "
             f"{end:.0f} MB at its end, trend {rows[-1]['trend_mb_per_h']} MB/h over the second half"
         )
     return rows
@@ -718,11 +742,14 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
             table,
             title,
             MEMORY_COLUMNS,
-            f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: `{name}_timeline.csv`, curves: "
-            f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = least-squares "
+            f"RSS of a fresh training process sampled every {rows[0]['interval_s']:g} s (every sample: "
+            f"`{name}_timeline.csv`, curves: "
+            f"`figures/{name}.png`). growth = RSS at the end − RSS after the first quarter of the run; trend = "
+            "least-squares "
             f"slope of RSS over the second half. Largest growth {growth} MB; largest |trend| {trend} MB/h."
             + (
-                f" Runs this short give the trend only within the sample noise ({noise:.0f} MB between consecutive samples, median); judge it on runs of "
+                f" Runs this short give the trend only within the sample noise ({noise:.0f} MB between consecutive "
+                "samples, median); judge it on runs of "
                 "20 minutes or more."
                 if rows[0]["minutes"] < 20
                 else ""

@@ -140,7 +140,8 @@ def _default(v) -> str:
 def _short(s:str, n:int=60) -> str: return s if len(s) <= n else s[:n - 1] + "…"
 
 def _params(obj) -> list:
-    "The parameters of `obj`'s signature that a caller passes (`self` and `cls` dropped); [] when it has none we can read."
+    ("The parameters of `obj`'s signature that a caller passes (`self` and `cls` dropped); [] when it has none we can "
+     "read.")
     try:
         ps = list(inspect.signature(obj).parameters.values())
     except (TypeError, ValueError):
@@ -221,7 +222,8 @@ def param_table(obj) -> str:
         anno, dflt = _anno(v.get("anno")), _default(v.get("default", inspect.Parameter.empty))
         anno, dflt = (f"<code>{html.escape(x)}</code>" if x else "" for x in (anno, dflt))
         rows.append(
-            f"<tr><td>{label}</td><td>{anno}</td><td>{dflt}</td><td>{md2html(v.get('docment') or '', inline=True)}</td></tr>"
+            f"<tr><td>{label}</td><td>{anno}</td><td>{dflt}</td>"
+            f"<td>{md2html(v.get('docment') or '', inline=True)}</td></tr>"
         )
     if not rows:
         return ""
@@ -233,7 +235,8 @@ def anchor(qualname:str) -> str:
     return qualname.lower()
 
 def api_entry(obj, qualname:str, kind:str="function", anchor_id:str|None=None) -> str:
-    "The HTML of one API entry: anchored heading, signature, docstring, parameter table; anchor `anchor(qualname)` by default."
+    ("The HTML of one API entry: anchored heading, signature, docstring, parameter table; anchor `anchor(qualname)` by "
+     "default.")
     a, level = anchor_id or anchor(qualname), 4 if "." in qualname else 3
     return (f'<section class="api api-{kind}" id="{html.escape(a)}" data-qualname="{html.escape(qualname)}">'
             f'<h{level} class="api-name"><a class="anchor-link" href="#{html.escape(a)}">{html.escape(qualname)}</a>'
@@ -243,7 +246,8 @@ def api_entry(obj, qualname:str, kind:str="function", anchor_id:str|None=None) -
 
 # %% ../nbs/95_docs.ipynb #658c33ce
 def _raw(nb, htm:str):
-    "A raw cell standing for `htm`: nbconvert sanitises raw HTML, so the cell holds a token that `render_body` replaces."
+    ("A raw cell standing for `htm`: nbconvert sanitises raw HTML, so the cell holds a token that `render_body` "
+     "replaces.")
     slots = nb.metadata.setdefault("jand_slots", [])
     slots.append(htm)
     return nbformat.v4.new_raw_cell(f"@@jand-slot-{len(slots) - 1}@@", metadata={"raw_mimetype": "text/html"})
@@ -408,7 +412,8 @@ def sidebar(pages:list, current:str) -> str:
         cur = p.name == current
         toc = _toc(p.body) if cur else ""
         items.append(
-            f'<li{" class=current" if cur else ""}><a href="{p.name}"{" aria-current=page" if cur else ""}>{num}{html.escape(p.title)}</a>'
+            f'<li{" class=current" if cur else ""}><a '
+            f'href="{p.name}"{" aria-current=page" if cur else ""}>{num}{html.escape(p.title)}</a>'
             + (f'<ol class="toc">{toc}</ol>' if toc else "")
             + "</li>"
         )
@@ -554,7 +559,8 @@ def _swap_in(tmp:Path, out:Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 def experiment_pages(nbs, executed=None) -> list:
-    "`(source, notebook to show, page name)` per experiment notebook in `nbs/experiments`: the executed copy when there is one."
+    ("`(source, notebook to show, page name)` per experiment notebook in `nbs/experiments`: the executed copy when "
+     "there is one.")
     exp, executed = Path(nbs) / "experiments", Path(executed) if executed else None
     out = []
     for src in sorted(exp.glob("[0-9]*.ipynb")) if exp.is_dir() else []:

@@ -59,7 +59,8 @@ def ctc_loss(logits:torch.Tensor, # (N, T, C) CTC logits, class 0 = blank
              targets:torch.Tensor, # (ΣL,) concatenated labels, as from `collate_lines` (no blank)
              target_lengths:torch.Tensor, # (N,) number of labels of each line
             ) -> torch.Tensor:
-    "The CTC loss of a batch: per-line NLL divided by the line's target length, averaged over lines (PyTorch's `'mean'`)."
+    ("The CTC loss of a batch: per-line NLL divided by the line's target length, averaged over lines (PyTorch's "
+     "`'mean'`).")
     _check_logits(logits)
     N, T, C = logits.shape
     lengths = _check_lengths(lengths, N, T)
@@ -75,7 +76,8 @@ def ctc_loss(logits:torch.Tensor, # (N, T, C) CTC logits, class 0 = blank
         raise ValueError(f"targets has {len(targets)} labels but target_lengths add up to {int(target_lengths.sum())}")
     if len(targets) and (int(targets.min()) < 1 or int(targets.max()) >= C):
         raise ValueError(
-            f"targets must lie in [1, {C - 1}] (0 is the blank), got values in [{int(targets.min())}, {int(targets.max())}]"
+            f"targets must lie in [1, {C - 1}] (0 is the blank), got values in [{int(targets.min())}, "
+            f"{int(targets.max())}]"
         )
     log_probs = F.log_softmax(logits.float(), -1).transpose(0, 1)  # (T, N, C)
     return _CTC(log_probs, targets.to(logits.device, torch.long), lengths, target_lengths)
@@ -157,7 +159,8 @@ def kd_loss(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0
             alpha:float=0.5, # α in [0, 1]: weight of the distillation term against CTC
             tau:float=2.0, # Temperature τ > 0
             blank:str="plain", # Blank handling of the KL: `plain`, `nonblank` or `dropblank`
-            feature_loss:torch.Tensor|None=None, # Optional feature term (e.g. from `feature_kd`), added as β·feature_loss
+            # Optional feature term (e.g. from `feature_kd`), added as β·feature_loss
+            feature_loss:torch.Tensor|None=None,
             feature_weight:float=1.0, # β ≥ 0, the weight of `feature_loss` when one is given
            ) -> dict:
     "`{loss, ctc, kl[, feat]}` with loss = (1 − α)·CTC + α·τ²·KL (+ β·feat)."
@@ -276,7 +279,8 @@ class PosteriorCache:
         have = torch.tensor([len(self.logits[i]) for i in indices])
         if not torch.equal(have, lengths.cpu()):
             raise ValueError(
-                f"cached Teacher frames {have.tolist()} differ from the Student's {lengths.tolist()}: same height and strides?"
+                f"cached Teacher frames {have.tolist()} differ from the Student's {lengths.tolist()}: same height and "
+                "strides?"
             )
         x = torch.zeros(len(indices), frames, self.logits[indices[0]].shape[-1])
         for k, i in enumerate(indices):

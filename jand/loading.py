@@ -124,7 +124,8 @@ class BucketBatchSampler(Sampler):
 
 # %% ../nbs/07_loading.ipynb #3e0b5a3f
 def pad_images(images:list, width_multiple:int=8) -> tuple:
-    "Stack prepared `(1, H, W)` images into `(N, 1, H, W')`, padding with paper on the right; returns `(batch, widths)`."
+    ("Stack prepared `(1, H, W)` images into `(N, 1, H, W')`, padding with paper on the right; returns `(batch, "
+     "widths)`.")
     h = images[0].shape[1]
     widths = torch.tensor([im.shape[2] for im in images])
     w = int(math.ceil(int(widths.max()) / width_multiple) * width_multiple)

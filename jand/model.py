@@ -192,7 +192,8 @@ def read_payload(path) -> dict:
     return d
 
 def check_device(device) -> torch.device:
-    "`device` as a `torch.device`; a `ValueError` naming it when torch does not know it, or it is a GPU this machine lacks."
+    ("`device` as a `torch.device`; a `ValueError` naming it when torch does not know it, or it is a GPU this machine "
+     "lacks.")
     try:
         d = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
@@ -459,7 +460,8 @@ def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTR
                 rows.append(row)
                 if verbose:
                     print(
-                        f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: {r['lines_per_s']:8.1f} lines/s "
+                        f"{name:>8} {row['mode']:>9} {row['device']} batch {b:>3} {row['input']:>14}: "
+                        f"{r['lines_per_s']:8.1f} lines/s "
                         f"{r['ms_per_line']:8.2f} ms/line  peak RSS {r['peak_rss_mb']:.0f} MB"
                         + (f"  CUDA {r['cuda_max_alloc_mb']:.0f} MB" if "cuda_max_alloc_mb" in r else "")
                     )

@@ -78,7 +78,8 @@ class RimesNorm:
     "Normalisation options for RIMES 2011 `Value` attributes; the defaults (all off) are our choice."
     straight_apostrophes: bool = False # `’ ‘ ʼ ′` become `'`
     straight_quotes: bool = False # `“ ” „ ‟ ″` become `"` (guillemets `« »` are kept)
-    unescape_entities: bool = False # Unescape entities left in the text (only for doubly escaped files: the parser already unescapes once)
+    # Unescape entities left in the text (only for doubly escaped files: the parser already unescapes once)
+    unescape_entities: bool = False
 
 _APOSTROPHES = str.maketrans({c: "'" for c in "’‘ʼ′"})
 _QUOTES = str.maketrans({c: '"' for c in "“”„‟″"})
@@ -111,7 +112,8 @@ _TAG = re.compile(r"</?[A-Za-z][\w.-]*(?:\s[^<>]*)?/?>")
 def normalise_bentham(text:str, # The content of one `Transcriptions/*.txt` file
                       opts:BenthamNorm|None=None, # Options; `BenthamNorm()` when None
                      ) -> str:
-    "A Bentham transcription as plain text: entities unescaped, gaps dropped (or marked), tags stripped, NFC, tidy spaces."
+    ("A Bentham transcription as plain text: entities unescaped, gaps dropped (or marked), tags stripped, NFC, tidy "
+     "spaces.")
     o = opts or BenthamNorm()
     if o.unescape_entities:
         text = html.unescape(text)

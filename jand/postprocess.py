@@ -32,14 +32,16 @@ def parse_stages(spec, # `'lbc'`, `'t5,t5+lbc'`, `'all'`, or a list of stage nam
     names = [_ALIASES.get(p.strip().lower(), p.strip().lower()) for p in parts if p.strip()]
     if not names:
         raise ValueError(
-            f"no post-processing stage given ({spec!r}): choose from {', '.join(STAGES)}, a comma-separated list of them, or all"
+            f"no post-processing stage given ({spec!r}): choose from {', '.join(STAGES)}, a comma-separated list of "
+            "them, or all"
         )
     if "all" in names:
         names = list(STAGES)
     bad = [n for n in names if n not in STAGES]
     if bad:
         raise ValueError(
-            f"unknown post-processing stage {bad[0]!r}: choose from {', '.join(STAGES)}, a comma-separated list of them, or all"
+            f"unknown post-processing stage {bad[0]!r}: choose from {', '.join(STAGES)}, a comma-separated list of "
+            "them, or all"
         )
     return [s for s in STAGES if s in names or s == "none"]
 
@@ -129,7 +131,8 @@ def stage_line_rows(refs:Sequence[str], # The true lines
                     outputs:dict, # `{stage: StageOutput}` from `apply_stages`
                     ids:Sequence|None=None, # Line ids
                    ) -> list:
-    "Per-line dicts: `line_details` of the raw lines plus `hyp_<stage>`, `char_edits_<stage>`, `word_edits_<stage>` per stage."
+    ("Per-line dicts: `line_details` of the raw lines plus `hyp_<stage>`, `char_edits_<stage>`, `word_edits_<stage>` "
+     "per stage.")
     rows = line_details(refs, outputs["none"].hyps, ids)
     for name, o in outputs.items():
         if name == "none":
@@ -213,7 +216,8 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     stages, model_path = parse_stages(stages), Path(model_path)
     if uses_t5(stages) and corrector is None:
         raise ValueError(
-            f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR (see jand train-corrector)"
+            f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR "
+            "(see jand train-corrector)"
         )
     if corrector is not None and not isinstance(corrector, T5Corrector):
         corrector = load_corrector(corrector, device=device) if uses_t5(stages) else None

@@ -80,7 +80,8 @@ class _Reading:
     def add(self, line:Line): self.lines.append(line)
 
     def finish(self, root, counts_key:tuple|None=None, check_counts:bool=True, uncounted:set=frozenset()) -> tuple:
-        "`(lines, report)`, after the empty-dataset check and, when asked, the published-count check (ids in `uncounted` left out)."
+        ("`(lines, report)`, after the empty-dataset check and, when asked, the published-count check (ids in "
+         "`uncounted` left out).")
         self.report.kept = len(self.lines)
         self.report.counts_key = counts_key  # the published counts that apply (`published_counts`), checked or not
         self.report.counted = Counter(l.split for l in self.lines if l.id not in uncounted)
@@ -313,7 +314,8 @@ def _find_split_file(folder:Path, names:tuple) -> Path:
     return found[0]
 
 def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Reading) -> tuple:
-    "`(line id → split, ids from validationset2)`, from the split files of `scheme`; unknown entries are counted, conflicts raise."
+    ("`(line id → split, ids from validationset2)`, from the split files of `scheme`; unknown entries are counted, "
+     "conflicts raise.")
     assign, source, from_val2 = {}, {}, set()
     for key, names in IAM_SPLIT_FILES[scheme][1].items():
         path, split = _find_split_file(folder, names), (val2 if key == "val2" else key)
@@ -455,7 +457,7 @@ def _rimes_page(entries:list, name:str, root:Path, page_ext:str, margin:int, gap
     atomic_write_bytes(root/fname, _encode(page, "JPEG" if page_ext.lower() in (".jpg", ".jpeg") else "PNG"))
     return el
 
-def write_rimes(samples:Iterable, # `(Line, image)` pairs; `train` and `val` go to the training file, `test` to the evaluation file
+def write_rimes(samples:Iterable, # `(Line, image)` pairs: `train`, `val` → training file, `test` → evaluation file
                 root, # Folder to write the RIMES layout into
                 lines_per_page:int=8, # Line images stacked on one page
                 page_ext:str=".jpg", # `.jpg` like the real pages, or `.png` for lossless pages
@@ -490,7 +492,8 @@ def write_rimes(samples:Iterable, # `(Line, image)` pairs; `train` and `val` go 
 
 # %% ../nbs/04_readers.ipynb #07a76ce9
 def _parse_xml(path:Path) -> ET.Element:
-    "The root of a RIMES XML file; `DataError` if it is missing, malformed, or not a RIMES file (neither a `DocumentList` nor any `SinglePage`)."
+    ("The root of a RIMES XML file; `DataError` if it is missing, malformed, or not a RIMES file (neither a "
+     "`DocumentList` nor any `SinglePage`).")
     if not path.is_file():
         raise DataError(
             path, "RIMES XML file not found (expected training_2011.xml and eval_2011_annotated.xml in the root)"

@@ -174,7 +174,8 @@ def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
                 notes:str="", # Text under the table (how it was made, tolerances)
                 out="results", # Folder
                 prov:dict|None=None, # Provenance (default: `provenance()`)
-                summary:list|None=None, # Rows shown in the Markdown table instead of `rows` (e.g. mean ± std per variant)
+                # Rows shown in the Markdown table instead of `rows` (e.g. mean ± std per variant)
+                summary:list|None=None,
                 reading:str="", # A short reading of the table, in words, above it
                ) -> tuple:
     "Write `out/name.csv` and `out/name.md`; returns both paths."

@@ -37,7 +37,8 @@ def _fmt_weight(w:float) -> str:
 class SourceSpec:
     "One source of a data spec: its kind, its argument, its sampling weight and its unique name."
     kind: str # `synth`, `iam`, `rimes`, `bentham` or `folder`
-    arg: str = "" # The corpus root (corpus kinds); the domains, comma-separated in `DOMAINS` order (`synth`; empty = the config's)
+    # The corpus root (corpus kinds); the domains, comma-separated in `DOMAINS` order (`synth`; empty = the config's)
+    arg: str = ""
     weight: float = 1.0 # Sampling weight in joint training (normalised over the sources drawn from)
     name: str = "" # Unique in its spec: `iam`, `folder-2`, `synth`, `synth-en-fr`
     options: tuple = () # Reader options as written: `(("split", "official"), ("check_counts", "false"))`
@@ -189,7 +190,7 @@ def spec_options_help(kinds:Sequence[str]|None=None) -> str:
     return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #3a96f3f1
-def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`), or a list of sources (paths may then hold `+`)
+def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`), or a list (paths may then hold `+`)
                     check_paths:bool=True, # Check that every corpus root exists and is a folder
                    ) -> list:
     "The `SourceSpec`s of a data spec, in order, with unique names; a `DataError` naming the part on any problem."
@@ -234,7 +235,8 @@ DOMAINS_ORDER = tuple(DOMAINS) # `en`, `fr`, `hist`: the order of domain lists a
 def synth_config(src:SourceSpec, # A `synth` source
                  base:SynthConfig=SynthConfig(), # The config of bare `synth`
                 ) -> SynthConfig:
-    "The `SynthConfig` of a synthetic source: `base` for bare `synth`; for a domain subset, its domains, mix and own seed."
+    ("The `SynthConfig` of a synthetic source: `base` for bare `synth`; for a domain subset, its domains, mix and own "
+     "seed.")
     if src.kind != "synth":
         raise ValueError(f"{src.name or src.kind} is not a synthetic source")
     if not src.arg:
@@ -250,7 +252,8 @@ def synth_config(src:SourceSpec, # A `synth` source
 
 # %% ../nbs/05a_sources.ipynb #70021ff2
 class LineLoader:
-    "Line → uint8 image for a bundle: synthetic lines redrawn by their source's `SynthCorpus`, others read by `load_line`; picklable."
+    ("Line → uint8 image for a bundle: synthetic lines redrawn by their source's `SynthCorpus`, others read by "
+     "`load_line`; picklable.")
     def __init__(self, synth:dict|None=None): # Line source name (`synth-en`, …) → the `SynthCorpus` that draws it
         self.synth = dict(synth or {})
 
@@ -270,7 +273,8 @@ class LineLoader:
 
 # %% ../nbs/05a_sources.ipynb #9c269278
 class DataBundle:
-    "The opened sources of a data spec: lines by split, one loader, the unified charset, dataset-id labels and sampling weights."
+    ("The opened sources of a data spec: lines by split, one loader, the unified charset, dataset-id labels and "
+     "sampling weights.")
     def __init__(self,
                  specs:Sequence[SourceSpec], # The parsed spec (`parse_data_spec`)
                  synth:dict, # Source name → `SynthCorpus`, for the `synth` sources
@@ -388,7 +392,8 @@ class DataBundle:
         return np.array([self.specs[k].weight / total / n[k] for k in owner], dtype=np.float64)
 
     def describe(self) -> dict:
-        "Lines per split of every line source (`domains` order), with its spec source and that source's normalised weight."
+        ("Lines per split of every line source (`domains` order), with its spec source and that source's normalised "
+         "weight.")
         total = sum(s.weight for s in self.specs)
         rows = {
             d: {
@@ -449,9 +454,12 @@ def spec_options(src:SourceSpec) -> dict:
     return {k: option_value(str(src), src.kind, k, v) for k, v in src.options}
 
 def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+synth@0.3`, or a list of sources
-              synth:SynthConfig=SynthConfig(), # Config of bare `synth`; a domain subset derives its own (`synth_config`)
-              reader_options:dict|None=None, # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`)
-              synth_cache=None, # Folder of rendered synthetic corpora (`jand.synth.render_cache`): read instead of drawn
+              # Config of bare `synth`; a domain subset derives its own (`synth_config`)
+              synth:SynthConfig=SynthConfig(),
+              # Reader keyword options by kind (`{"iam": {"check_counts": False}}`) or by source name (`"folder-2"`)
+              reader_options:dict|None=None,
+              # Folder of rendered synthetic corpora (`jand.synth.render_cache`): read instead of drawn
+              synth_cache=None,
              ) -> DataBundle:
     "Open every source of `spec`: read the corpora (with their reports) and set up the synthetic corpora."
     specs = parse_data_spec(spec)
@@ -555,7 +563,8 @@ def format_check(res:dict) -> str:
 
 # %% ../nbs/05a_sources.ipynb #8180a989
 class WeightedBucketBatchSampler(Sampler):
-    "Each epoch, `n` indices drawn with replacement ∝ `weights`, batched by `BucketBatchSampler`; deterministic per `(seed, epoch)`, shardable."
+    ("Each epoch, `n` indices drawn with replacement ∝ `weights`, batched by `BucketBatchSampler`; deterministic per "
+     "`(seed, epoch)`, shardable.")
     def __init__(self,
                  lengths:Sequence[int], # Bucketing key per line (`LineDataset.lengths()`)
                  weights:Sequence[float], # Sampling weight per line (`DataBundle.weights(ds.lines)`); need not sum to 1

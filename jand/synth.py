@@ -468,9 +468,11 @@ def corpus_key(cfg:SynthConfig) -> str:
     return hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode() + hashlib.sha1(code).digest()).hexdigest()[:12]
 
 class SynthCorpus:
-    "The synthetic corpus of a `SynthConfig`: lines listed cheaply, images drawn on demand or read from a rendered copy."
+    ("The synthetic corpus of a `SynthConfig`: lines listed cheaply, images drawn on demand or read from a rendered "
+     "copy.")
     def __init__(self, cfg:SynthConfig=SynthConfig(),
-                 cache=None, # Folder of rendered corpora (`render_cache`); used when it holds a complete copy of this one
+                 # Folder of rendered corpora (`render_cache`); used when it holds a complete copy of this one
+                 cache=None,
                 ):
         self.cfg, self.folder = cfg, None
         if cache is not None and (Path(cache) / corpus_key(cfg) / "corpus.json").exists():

@@ -677,9 +677,13 @@ def load(cls:T5Corrector, path, # A folder written by `T5Corrector.save`
     return out
 
 @patch(cls_method=True)
-def from_local(cls:T5Corrector, path, # A local T5 / ByT5 / mT5 checkpoint folder (config.json, weights, tokenizer files)
-                cfg:T5CorrectorConfig|None=None, # Training and inference options (the architecture is read from the folder)
-                device:str|None=None) -> T5Corrector:
+def from_local(
+    cls: T5Corrector,
+    path,  # A local T5 / ByT5 / mT5 checkpoint folder (config.json, weights, tokenizer files)
+    # Training and inference options (the architecture is read from the folder)
+    cfg: T5CorrectorConfig | None = None,
+    device: str | None = None,
+) -> T5Corrector:
     "A corrector from a user's pretrained checkpoint directory (never downloaded: `local_files_only=True`)."
     path = Path(path)
     _check_dir(path)

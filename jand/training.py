@@ -66,7 +66,8 @@ class TrainConfig:
     fusion: str = "gate" # Attention fusion: gate, sum, concat, mhsa, proxima
     proxima: str = "log" # Proxima variant: log, gaussian, window
     curriculum: str = "none" # Pacing: none, staged, linear, root
-    curriculum_scores: str = "combined" # length, degradation, combined, or loss (the Teacher's per-line loss; needs `teacher`)
+    # length, degradation, combined, or loss (the Teacher's per-line loss; needs `teacher`)
+    curriculum_scores: str = "combined"
     aux_weight: float = 0.0 # Multi-task: weight of the auxiliary CTC loss on CNN frames (0 = off)
     domain_weight: float = 0.0 # Multi-task: weight of the dataset-id loss (0 = off)
     # synthetic data (when the spec names `synth`)
@@ -76,7 +77,8 @@ class TrainConfig:
     synth_seed: int = 0
     synth_min_chars: int = TextConfig.min_chars # Shortest synthetic line, in characters
     synth_max_chars: int = TextConfig.max_chars # Longest synthetic line
-    synth_cache: str|None = None # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
+    # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
+    synth_cache: str|None = None
     val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
     # knowledge distillation
     teacher: str|None = None # Path of a Teacher model file: distil into the Student
@@ -84,7 +86,8 @@ class TrainConfig:
     kd_tau: float = 2.0
     kd_blank: str = "plain" # plain, nonblank, dropblank
     kd_feature: float = 0.0 # Weight of feature distillation (0 = off)
-    kd_offline: bool = False # Distil from the Teacher's posteriors computed once per training line (needs no augmentation)
+    # Distil from the Teacher's posteriors computed once per training line (needs no augmentation)
+    kd_offline: bool = False
     init: str|None = None # Fine-tune from this model file (heads resized to the data's charset)
     # running
     device: str = "auto" # auto, cpu, cuda
@@ -163,7 +166,8 @@ def save_checkpoint(path, model:HTRJAND, charset:Charset, state:dict) -> Path:
 CHECKPOINT_PARTS = ("config", "state", "optimizer", "rng") # What a checkpoint's training state must hold
 
 def read_checkpoint(path) -> dict:
-    "A training checkpoint's dict; `DataError` if the file is corrupt, foreign, incomplete, or a model file without training state."
+    ("A training checkpoint's dict; `DataError` if the file is corrupt, foreign, incomplete, or a model file without "
+     "training state.")
     d = read_payload(path)
     if not isinstance(d.get("train"), dict):
         raise DataError(path, "this is a model file, not a training checkpoint (no training state to resume from)")
@@ -205,7 +209,8 @@ def _all_max(x:float, world:int, device) -> float:
 
 # %% ../nbs/22_training.ipynb #6707e6db
 def _log_records(path:Path) -> list:
-    "The records of a `metrics.jsonl`: a torn last line (a run killed while appending) is ignored, any other bad line is a `DataError`."
+    ("The records of a `metrics.jsonl`: a torn last line (a run killed while appending) is ignored, any other bad line "
+     "is a `DataError`.")
     rows = path.read_text(encoding="utf-8").splitlines()
     out = []
     for i, row in enumerate(rows, 1):
@@ -350,7 +355,8 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     model, mcfg = _build_model(cfg, charset, len(bundle.domains))
     if teacher is not None and teacher.cfg.preprocess != mcfg.preprocess:
         raise ValueError(
-            f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the same --height"
+            f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the "
+            "same --height"
         )
     projector = (
         FeatureProjector(mcfg.attention.d_model, teacher.cfg.attention.d_model)
