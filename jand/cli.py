@@ -149,11 +149,11 @@ def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_jso
     print(json.dumps(res, ensure_ascii=False, indent=1) if as_json else format_check(res))
     return res
 
-def check_corpora(data_root) -> list:
+def check_corpora(data_root, options=None) -> list:
     "`check_data` of every real corpus under `data_root` (what `reproduce --profile full` reads); raise if one fails."
     from jand.reproduce import datasets
     from jand.sources import check_data, format_check
-    results = [check_data(ds.spec) for ds in datasets(data_root) if not ds.stand_in]
+    results = [check_data(ds.spec) for ds in datasets(data_root, options) if not ds.stand_in]
     for r in results: print(format_check(r))
     bad = [r for r in results if not r["readable"]]
     if bad: raise DataError(", ".join(r["spec"] for r in bad), "unreadable corpus, so no training was started: "
@@ -184,15 +184,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--height", type=int, default=64, help="line height in pixels (default: 64)")
     s.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
 
-    from jand.reproduce import PROFILES
+    from fastcore.docments import docments
+    from jand.reproduce import PROFILES, Reproduction
+    doc = docments(Reproduction)
     d = sub.add_parser("reproduce", help="run the experiment notebooks with papermill: every table and figure of the paper")
-    d.add_argument("--profile", choices=list(PROFILES), default="quick", help="smoke (minutes), quick (about an hour on 2 CPU cores), full (real corpora, GPU)")
+    d.add_argument("--profile", choices=list(PROFILES), default=Reproduction.profile, help=doc["profile"])
     d.add_argument("--only", help="experiments to run, comma-separated (e.g. distillation,ablation), or all (with the "
                    "on-request studies, such as regime); default: every experiment but the studies")
-    d.add_argument("--data-root", type=Path, help="folder holding IAM/, RIMES/, Bentham/ (default: synthetic stand-ins)")
-    d.add_argument("--device", default="cpu", help="cpu or cuda")
-    d.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], help="seeds of the key comparisons, comma-separated (default: the profile's)")
-    d.add_argument("--budget", type=float, default=1.0, help="multiply the profile's step budgets (default: 1)")
+    d.add_argument("--data-root", type=Path, help=doc["data_root"])
+    d.add_argument("--data-option", action="append", metavar="NAME?KEY=VALUE&…",
+                   help="reader options of a corpus under --data-root, e.g. 'IAM?split=official&check_counts=false' "
+                        "(repeatable; the options are those of `jand check-data --help`)")
+    d.add_argument("--device", default=Reproduction.device, help=doc["device"])
+    d.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], help=doc["seeds"] + ", comma-separated")
+    d.add_argument("--budget", type=float, default=Reproduction.budget, help=doc["budget"])
     d.add_argument("--out", type=Path, help="executed notebooks and runs (default: runs/reproduce/PROFILE)")
     d.add_argument("--results", type=Path, help="tables (default: the project's results/)")
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
@@ -256,11 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quantized", action="store_true", help="int8 weights (dynamic quantization; with --onnx: ONNX Runtime's)")
     r.add_argument("--threads", type=int, help="CPU threads (default: torch's / ONNX Runtime's choice)")
 
-    x = sub.add_parser("export", help="write a model as ONNX (optionally int8) for ONNX Runtime")
-    x.add_argument("--model", type=Path, required=True, help="model file (model.pt of a run)")
-    x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    x = sub.add_parser("export", help="write a model as a model folder (safetensors, config, charset, card) or as ONNX")
+    x.add_argument("--model", type=Path, required=True, help="model file, model folder, run folder or shipped name")
+    x.add_argument("--out", type=Path, required=True, help="a folder (model folder) or a .onnx file (ONNX Runtime)")
+    x.add_argument("--name", help="the model's name on its card (default: teacher or student)")
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
+    sub.add_parser("models", help="list the shipped models (models/): size, charset, the metrics on their cards")
     b = sub.add_parser("bench", help="measure speed and memory: models, deployed forms, training memory, the synthetic generator")
     b.add_argument("what", choices=["model", "deploy", "memory", "synth"],
                    help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a trained Student in every deployed "
@@ -329,15 +336,32 @@ def _run(args) -> int:
     elif args.command == "export":
         from jand.deploy import export_onnx, quantize_onnx
         from jand.model import load_model
-        if args.out.suffix != ".onnx": raise ValueError(f"--out must name a .onnx file, got {args.out}")
+        if args.out.suffix not in ("", ".onnx"):
+            raise ValueError(f"--out must name a folder (no suffix) or a .onnx file, got {args.out}")
+        if not args.out.suffix:
+            if args.quantized: raise ValueError("--quantized applies to ONNX: name a .onnx file as --out")
+            from jand.modeldir import export_folder
+            path = export_folder(args.model, args.out, args.name)
+            size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+            print(f"wrote the model folder {path} ({size:.1f} MB: {', '.join(sorted(f.name for f in path.iterdir()))})")
+            return 0
         model, charset, _ = load_model(args.model)
         path = export_onnx(model, charset, args.out)
         if args.quantized: path = quantize_onnx(path, path)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
+    elif args.command == "models":
+        from jand.modeldir import model_rows, models_dir
+        from jand.results import markdown_table
+        rows = model_rows()
+        print(markdown_table(rows, ["model", "MB", "symbols", "metrics"]) if rows else
+              f"no shipped models yet in {models_dir()}: any model file or folder works as --model")
     elif args.command == "reproduce":
         from jand.reproduce import reproduce
-        if args.profile == "full": check_corpora(args.data_root)  # an unreadable corpus stops us before any training
-        s = reproduce(args.profile, args.only, args.data_root, args.device, args.seeds, args.budget, args.out, args.results, args.figures)
+        from jand.reproduce import Reproduction, parse_data_options
+        setup = Reproduction(profile=args.profile, data_root=args.data_root, seeds=args.seeds, device=args.device,
+                             budget=args.budget, data_options=parse_data_options(args.data_option) or None)
+        if setup.profile == "full": check_corpora(setup.data_root, setup.data_options)  # unreadable: no training starts
+        s = reproduce(setup, args.only, args.out, args.results, args.figures)
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":
         benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)

@@ -15,11 +15,11 @@ from .results import PAPER_TARGETS, provenance, verdict, write_table
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'BASE_MODEL', 'CURVES',
            'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile',
-           'get_profile', 'Dataset', 'datasets', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
-           'train_run', 'Lab', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
-           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
-           'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'write_report']
+           'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction',
+           'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'plot_curves',
+           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of',
+           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'online_kd_steps', 'step_seconds',
+           'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -101,14 +101,82 @@ class Dataset:
         if self.name not in CORPORA: return f"{self.name} ({self.spec})"
         return f"{self.name} (synthetic stand-in: {self.spec})" if self.stand_in else self.name
 
-def datasets(data_root=None) -> list:
+def corpus_spec(kind:str, path, query:str|None=None) -> str:
+    "The data spec of a corpus found at `path`, with its reader options `query` (`split=official&…`), checked."
+    from jand.sources import parse_data_spec
+    spec = f"{kind}:{path}" + (f"?{query}" if query else "")
+    parse_data_spec([spec])  # an unknown option or a bad value fails here, naming the valid ones
+    return spec
+
+def datasets(data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
+             options=None, # Reader options of a corpus found there: `{"IAM": "split=official&check_counts=false"}`
+            ) -> list:
     "The three datasets: real corpora found under `data_root`, synthetic stand-ins for the others."
-    root, out = Path(data_root) if data_root else None, []
+    root, options, out = Path(data_root) if data_root else None, dict(options or {}), []
     if root is not None and not root.is_dir(): raise DataError(root, "data root is not a folder")
+    if set(options) - set(CORPORA):
+        raise ValueError(f"reader options for unknown corpora {sorted(set(options) - set(CORPORA))}; "
+                         f"the corpora are {', '.join(CORPORA)}")
     for name, (kind, target) in CORPORA.items():
-        if root is not None and (root / name).is_dir(): out.append(Dataset(name, f"{kind}:{root / name}", False, target))
+        if root is not None and (root / name).is_dir():
+            out.append(Dataset(name, corpus_spec(kind, root / name, options.get(name)), False, target))
+        elif name in options:
+            raise DataError(root or "no data root", f"reader options given for {name}, but there is no {name}/ to read")
         else: out.append(Dataset(name, STAND_INS[name], True, target))
     return out
+
+def parse_data_options(items) -> dict:
+    "Corpus name → reader options from `NAME?key=value&…` strings (`IAM?split=official`), as `--data-option` takes them."
+    out = {}
+    for item in items or ():
+        name, mark, query = item.partition("?")
+        if not mark or not query.strip("&"):
+            raise ValueError(f"data option {item!r}: write NAME?key=value&key=value, e.g. IAM?split=official")
+        if name not in CORPORA: raise ValueError(f"data option {item!r}: unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
+        out[name] = f"{out[name]}&{query}" if name in out else query
+    return out
+
+# %% ../nbs/45_reproduce.ipynb #a11ce002
+@dataclass(frozen=True)
+class Reproduction:
+    "The options of one reproduction: `jand reproduce`, `reproduce()`, every notebook's parameters and `Lab`."
+    profile: str = "quick" # `smoke` (a minute, numbers mean nothing), `quick` (the README's), `gpu`, `full` (real corpora)
+    data_root: str|None = None # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
+    data_options: dict|None = None # Reader options of those corpora: `{"IAM": "split=official&check_counts=false"}`
+    seeds: tuple|None = None # Seeds of the key comparisons (None: the profile's)
+    device: str = "cpu" # Training and inference device (`cuda` for the `gpu` and `full` profiles)
+    budget: float = 1.0 # Multiplies the profile's step budgets
+
+    def __post_init__(self):
+        get_profile(self.profile)
+        if self.budget <= 0: raise ValueError(f"budget must be positive, got {self.budget}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        if self.data_root is not None: set_("data_root", str(self.data_root))
+        if self.seeds is not None: set_("seeds", tuple(int(s) for s in self.seeds))
+        if self.data_options is not None: set_("data_options", dict(self.data_options))
+
+    def params(self) -> dict:
+        "As a JSON-able dict: the `setup` parameter papermill passes to a notebook."
+        d = asdict(self)
+        return {**d, "seeds": list(self.seeds) if self.seeds is not None else None}
+
+    def command(self) -> str:
+        "The `jand reproduce` command line that runs this reproduction (recorded in every table's provenance)."
+        opts = [f"--profile {self.profile}"] + ([f"--data-root {self.data_root}"] if self.data_root else [])
+        opts += [f"--data-option '{k}?{v}'" for k, v in (self.data_options or {}).items()]
+        if self.seeds is not None: opts.append("--seeds " + ",".join(map(str, self.seeds)))
+        if self.device != "cpu": opts.append(f"--device {self.device}")
+        if self.budget != 1.0: opts.append(f"--budget {self.budget:g}")
+        return "jand reproduce " + " ".join(opts)
+
+def as_reproduction(setup=None, # A `Reproduction`, its fields as a dict, a profile name, or None (the defaults)
+                    **changes, # Fields to change
+                   ) -> Reproduction:
+    "`setup` as a `Reproduction`, with `changes`."
+    if isinstance(setup, str): setup = Reproduction(profile=setup)
+    elif isinstance(setup, dict): setup = Reproduction(**setup)
+    elif setup is None: setup = Reproduction()
+    return replace(setup, **changes) if changes else setup
 
 # %% ../nbs/45_reproduce.ipynb #d09a1e3e
 NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache") # Options that leave a run's numbers alone
@@ -156,26 +224,23 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
     finally: torch.set_num_threads(before)
 
 class Lab:
-    "Runs, scores, tables and figures of one reproduction profile."
-    def __init__(self, profile:str="smoke", # `smoke`, `quick` or `full`
+    "Runs, scores, tables and figures of one reproduction."
+    def __init__(self, setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults)
                  runs=None, # Run folders (default `runs/reproduce/<profile>/runs` in the project)
                  results=None, # Where tables go (default `runs/reproduce/<profile>/results`: never the committed ones by accident)
                  figures=None, # Where figures go (default `runs/reproduce/<profile>/figures`)
-                 data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
-                 device:str="cpu", # Training and inference device
-                 seeds=None, # Override the profile's seeds of the key comparisons
-                 budget:float=1.0, # Multiplies the profile's step budgets
                  quiet:bool=True, # Hide per-step training output
+                 **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
                 ):
-        self.profile = get_profile(profile)
-        base = project_root() / "runs" / "reproduce" / profile
+        self.setup = s = as_reproduction(setup, **changes)
+        self.profile = get_profile(s.profile)
+        base = project_root() / "runs" / "reproduce" / s.profile
         self.runs, self.results = Path(runs or base / "runs"), Path(results or base / "results")
-        self.figures, self.data_root, self.device, self.quiet = Path(figures or base / "figures"), data_root, device, quiet
+        self.figures, self.quiet = Path(figures or base / "figures"), quiet
         self.corpora = self.runs.parent / "corpora"  # rendered synthetic corpora, shared by every run
-        self.seeds = tuple(seeds) if seeds is not None else self.profile.seeds
-        self.datasets = datasets(data_root)
-        if budget <= 0: raise ValueError(f"budget must be positive, got {budget}")
-        self.budget = budget
+        self.data_root, self.data_options, self.device, self.budget = s.data_root, s.data_options or {}, s.device, s.budget
+        self.seeds = s.seeds if s.seeds is not None else self.profile.seeds
+        self.datasets = datasets(s.data_root, s.data_options)
 
     @property
     def main_data(self) -> str:
@@ -506,7 +571,8 @@ def transcribe(self:Lab, run, data:str|None=None, split:str="test") -> dict:
 @patch
 def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str="", columns=None, notes:str="") -> tuple:
     "Write `results/<name>.csv` (`runs` rows) and `results/<name>.md` (`summary` rows and the reading)."
-    prov = provenance(profile=self.profile.name, data_root=str(self.data_root or ""))
+    options = "; ".join(f"{k}?{v}" for k, v in self.data_options.items())
+    prov = provenance(profile=self.profile.name, data_root=self.data_root or "", **({"data_options": options} if options else {}))
     return write_table(name, runs, title, columns or COMPARE_COLUMNS, notes=notes, out=self.results, prov=prov,
                        summary=summary, reading=reading)
 
@@ -576,32 +642,28 @@ def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
                                 f"{e.ename}: {e.evalue} — see the executed notebook {out_nb}") from None
     finally: log.removeHandler(progress); log.setLevel(level)
 
-def reproduce(profile:str="quick", # `smoke`, `quick` or `full`
+def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults, `quick`)
               only=None, # Experiment names (e.g. `distillation` or `04`), comma-separated; None: all
-              data_root=None, # Folder holding IAM/, RIMES/, Bentham/
-              device:str="cpu", # Training and inference device
-              seeds=None, # Override the profile's seeds of the key comparisons
-              budget:float=1.0, # Multiplies the profile's step budgets
               out=None, # Executed notebooks, runs and staging (default `runs/reproduce/<profile>`)
               results=None, # Final tables (default: the project's `results/`)
               figures=None, # Final figures (default: the project's `figures/`)
+              **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
              ) -> dict:
     "Run the experiment notebooks with papermill, promote their tables and figures, and write `REPORT.md`."
-    get_profile(profile)
-    names = _select(only)
-    root = project_root()
+    setup = as_reproduction(setup, **changes)
+    datasets(setup.data_root, setup.data_options)  # a missing root or a bad reader option fails before any notebook
+    profile, names, root = setup.profile, _select(only), project_root()
     out = Path(out or root / "runs" / "reproduce" / profile)
     results, figures = Path(results or root / "results"), Path(figures or root / "figures")
     nb_dir = out / "notebooks"; nb_dir.mkdir(parents=True, exist_ok=True)
     done, t0 = {}, time.perf_counter()
     for k, name in enumerate(names, 1):
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
-        params = dict(profile=profile, data_root=str(data_root) if data_root else None, device=device,
-                      seeds=list(seeds) if seeds is not None else None, budget=budget, runs_dir=str(out / "runs"),
-                      results_dir=str(stage / "results"), figures_dir=str(stage / "figures"))
+        params = dict(setup=setup.params(), runs_dir=str(out / "runs"), results_dir=str(stage / "results"),
+                      figures_dir=str(stage / "figures"))
         t = time.perf_counter()
         print(f"[{profile}] notebook {k} of {len(names)}: {name} ({(t - t0) / 60:.0f} min so far) …", flush=True)
-        os.environ["JAND_COMMAND"] = f"jand reproduce --profile {profile} (notebook {name})"  # the kernel's provenance records it
+        os.environ["JAND_COMMAND"] = f"{setup.command()} (notebook {name})"  # the kernel's provenance records it
         try:
             run_experiment(name, params, nb_dir / f"{name}.ipynb", cwd=experiments_dir())
             done[name] = {"tables": _promote(stage / "results", results), "figures": _promote(stage / "figures", figures),
