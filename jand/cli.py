@@ -4,14 +4,13 @@
 
 # %% ../nbs/90_cli.ipynb #a2a6027a
 from __future__ import annotations
-import argparse, csv, io, json, sys, time, traceback, typing
-from dataclasses import asdict, fields, replace
+import argparse, csv, io, json, sys, traceback, typing
+from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
 import jand
 from .core import DataError, atomic_write_json
-from .charset import Charset
-from .synth import DOMAINS, SPLITS, SynthConfig, SynthCorpus, benchmark_synth, sample_grid
+from .synth import DOMAINS, SPLITS, SynthConfig, SynthCorpus, benchmark_synth
 from . import readers
 
 # %% auto #0
@@ -23,7 +22,8 @@ WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes",
 
 def write_synth(out, cfg:SynthConfig=SynthConfig(), fmt:str="folder", workers:int=2) -> Path:
     "Draw every split of `cfg` and write it under `out` in layout `fmt` (`folder`, `iam`, `rimes`, `bentham`)."
-    if fmt not in WRITERS: raise ValueError(f"unknown format {fmt!r}; choose from {sorted(WRITERS)}")
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {sorted(WRITERS)}")
     corpus, out = SynthCorpus(cfg), Path(out)
     samples = (s for split in SPLITS for s in corpus.samples(split, workers=workers))
     getattr(readers, WRITERS[fmt])(samples, out)
@@ -33,18 +33,25 @@ def write_synth(out, cfg:SynthConfig=SynthConfig(), fmt:str="folder", workers:in
 # %% ../nbs/90_cli.ipynb #aed9d8d0
 def _optional(tp):
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return (args[0], True) if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1 else (tp, False)
+    return (
+        (args[0], True)
+        if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1
+        else (tp, False)
+    )
 
 def add_config_options(parser:argparse.ArgumentParser, cls, skip=()) -> None:
     "Add one `--option` per field of dataclass `cls` (bools as `--x/--no-x`), help from its docments."
     from fastcore.docments import docments
     helps, hints = docments(cls), typing.get_type_hints(cls)
     for f in fields(cls):
-        if f.name in skip: continue
+        if f.name in skip:
+            continue
         tp, opt = _optional(hints[f.name])
         flag, h = "--" + f.name.replace("_", "-"), (helps.get(f.name) or "") + f" (default: {f.default})"
-        if tp is bool: parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
-        else: parser.add_argument(flag, type=tp, default=f.default, help=h, metavar=f.name.upper())
+        if tp is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
+        else:
+            parser.add_argument(flag, type=tp, default=f.default, help=h, metavar=f.name.upper())
 
 def config_from_args(cls, args, **fixed):
     "An instance of dataclass `cls` from parsed options (plus `fixed` values)."
@@ -54,42 +61,55 @@ def config_from_args(cls, args, **fixed):
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 PAGE_HEIGHT = 400 # Pixels: a line image taller than this is probably a page or a paragraph
 
-def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16, synth:SynthConfig=SynthConfig(), device="cpu",
+def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16, synth:SynthConfig=SynthConfig(),
+             device="cpu",
              postprocess="none", # Post-processing stages: none, lbc, t5, t5+lbc, a comma-separated list, or all
              corrector=None, # Corrector folder (`jand train-corrector`), for the t5 stages
              wordlist=None, # Word-list file added to the LBC lexicon
             ) -> dict:
-    "Score the model at `model_path` on `split` of `data` (raw and post-processed); writes per-line details to `out` (CSV) when given."
+    ("Score the model at `model_path` on `split` of `data` (raw and post-processed); writes per-line details to `out` "
+     "(CSV) when given.")
     from jand.postprocess import STAGE_COLUMNS, evaluate_stages
     from jand.results import markdown_table
     res = evaluate_stages(model_path, data, split, postprocess, corrector, wordlist, batch_size, synth, device)
-    for s in res["scores"].values(): print(s)
+    for s in res["scores"].values():
+        print(s)
     if len(res["rows"]) > 1:
-        if res["lexicon"] is not None: print(f"LBC lexicon: {res['lexicon']} from the {res['lexicon_from']}")
+        if res["lexicon"] is not None:
+            print(f"LBC lexicon: {res['lexicon']} from the {res['lexicon_from']}")
         print(f"\npost-processing on {data}:{split} (rates in %, case-sensitive):")
         print(markdown_table(res["rows"], STAGE_COLUMNS))
     if out is not None:
         from jand.core import atomic_write_text
-        buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=list(res["lines"][0]), lineterminator="\n")
-        w.writeheader(); w.writerows(res["lines"])
-        atomic_write_text(out, buf.getvalue()); print(f"per-line results: {out}")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(res["lines"][0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(res["lines"])
+        atomic_write_text(out, buf.getvalue())
+        print(f"per-line results: {out}")
     return res
 
 def image_files(items) -> list:
     "The image files named by `items` (files, or folders searched recursively), in a stable order."
     files = []
     for it in map(Path, items):
-        if it.is_dir(): files += sorted(p for p in it.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        elif it.exists(): files.append(it)
-        else: raise DataError(it, "no such file or folder")
-    if not files: raise DataError(", ".join(map(str, items)), "no image files found")
+        if it.is_dir():
+            files += sorted(p for p in it.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif it.exists():
+            files.append(it)
+        else:
+            raise DataError(it, "no such file or folder")
+    if not files:
+        raise DataError(", ".join(map(str, items)), "no image files found")
     return files
 
 def page_warning(a:np.ndarray) -> str|None:
     "Why a grayscale image looks like a page (or a paragraph) rather than one text line, or None."
     h, w = a.shape
-    if w < h: return f"{w}×{h} is taller than wide: a page or a column, not a text line?"
-    if h > PAGE_HEIGHT: return f"{w}×{h} is {h} px high: a page or a paragraph, not a text line?"
+    if w < h:
+        return f"{w}×{h} is taller than wide: a page or a column, not a text line?"
+    if h > PAGE_HEIGHT:
+        return f"{w}×{h} is {h} px high: a page or a paragraph, not a text line?"
     return None
 
 def _predict_files(predictor, files:list, chunk:int=256) -> list:
@@ -99,9 +119,13 @@ def _predict_files(predictor, files:list, chunk:int=256) -> list:
     for s in range(0, len(files), chunk):
         got = []
         for f in files[s:s + chunk]:
-            try: a = load_image(f)
-            except DataError as e: rows.append({"image": str(f), "error": e.problem}); continue
-            if page_warning(a): print(f"jand: warning: {f}: {page_warning(a)}", file=sys.stderr)
+            try:
+                a = load_image(f)
+            except DataError as e:
+                rows.append({"image": str(f), "error": e.problem})
+                continue
+            if page_warning(a):
+                print(f"jand: warning: {f}: {page_warning(a)}", file=sys.stderr)
             got.append((f, a))
         texts = predictor.predict([a for _, a in got]) if got else []
         rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, texts)]
@@ -115,23 +139,39 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
     "Read the images named by `items` with the model at `model_path`; print or write the texts (unreadable: `error`)."
     from jand.model import Predictor
     if onnx or quantized or Path(model_path).suffix == ".onnx":
-        if device != "cpu": raise ValueError("--onnx and --quantized run on the CPU: drop --device")
+        if device != "cpu":
+            raise ValueError("--onnx and --quantized run on the CPU: drop --device")
         from jand.deploy import load_deployed
-        predictor = load_deployed(model_path, onnx=onnx, quantized=quantized, threads=threads, batch_size=batch_size, decoder=decoder)
+
+        predictor = load_deployed(
+            model_path, onnx=onnx, quantized=quantized, threads=threads, batch_size=batch_size, decoder=decoder
+        )
     else:
-        if threads: import torch; torch.set_num_threads(threads)
-        predictor = Predictor.from_file(model_path, batch_size=batch_size, decoder=decoder, device=device)  # a bad model fails first
+        if threads:
+            import torch
+            torch.set_num_threads(threads)
+        # a bad model fails first
+        predictor = Predictor.from_file(model_path, batch_size=batch_size, decoder=decoder, device=device)
     rows = _predict_files(predictor, image_files(items))
     ok, failed = [r for r in rows if "error" not in r], [r for r in rows if "error" in r]
-    if len(rows) == 1 and failed: raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
-    for r in failed: print(f"jand: {r['image']}: {r['error']} (not read)", file=sys.stderr)
+    if len(rows) == 1 and failed:
+        raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
+    for r in failed:
+        print(f"jand: {r['image']}: {r['error']} (not read)", file=sys.stderr)
     if not ok:
         raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} images could be read (each listed above)")
-    if fmt == "json": text = json.dumps(ok, ensure_ascii=False, indent=1) + "\n"
+    if fmt == "json":
+        text = json.dumps(ok, ensure_ascii=False, indent=1) + "\n"
     elif fmt == "csv":
-        buf = io.StringIO(); w = csv.DictWriter(buf, fieldnames=["image", "text"], lineterminator="\n"); w.writeheader(); w.writerows(ok); text = buf.getvalue()
-    else: text = "".join(f"{r['image']}\t{r['text']}\n" for r in ok)
-    if out is None: sys.stdout.write(text)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["image", "text"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(ok)
+        text = buf.getvalue()
+    else:
+        text = "".join(f"{r['image']}\t{r['text']}\n" for r in ok)
+    if out is None:
+        sys.stdout.write(text)
     else:
         from jand.core import atomic_write_text
         atomic_write_text(out, text)
@@ -149,14 +189,16 @@ def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_jso
     print(json.dumps(res, ensure_ascii=False, indent=1) if as_json else format_check(res))
     return res
 
-def check_corpora(data_root) -> list:
+def check_corpora(data_root, options=None) -> list:
     "`check_data` of every real corpus under `data_root` (what `reproduce --profile full` reads); raise if one fails."
     from jand.reproduce import datasets
     from jand.sources import check_data, format_check
-    results = [check_data(ds.spec) for ds in datasets(data_root) if not ds.stand_in]
-    for r in results: print(format_check(r))
+    results = [check_data(ds.spec) for ds in datasets(data_root, options) if not ds.stand_in]
+    for r in results:
+        print(format_check(r))
     bad = [r for r in results if not r["readable"]]
-    if bad: raise DataError(", ".join(r["spec"] for r in bad), "unreadable corpus, so no training was started: "
+    if bad:
+        raise DataError(", ".join(r["spec"] for r in bad), "unreadable corpus, so no training was started: "
                             + "; ".join(bad[0]["problems"]) + ". Check it with jand check-data SPEC")
     return results
 
@@ -164,7 +206,8 @@ def check_corpora(data_root) -> list:
 def _domains(s:str) -> tuple:
     ds = tuple(d.strip() for d in s.split(",") if d.strip())
     bad = [d for d in ds if d not in DOMAINS]
-    if not ds or bad: raise argparse.ArgumentTypeError(f"domains must be a comma-separated subset of {sorted(DOMAINS)}, got {s!r}")
+    if not ds or bad:
+        raise argparse.ArgumentTypeError(f"domains must be a comma-separated subset of {sorted(DOMAINS)}, got {s!r}")
     return ds
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,19 +223,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val", type=int, default=200, help="validation lines (default: 200)")
     s.add_argument("--test", type=int, default=200, help="test lines (default: 200)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--domains", type=_domains, default=SynthConfig().domains, help="comma-separated: en,fr,hist (default: all, mixed)")
+    s.add_argument(
+        "--domains",
+        type=_domains,
+        default=SynthConfig().domains,
+        help="comma-separated: en,fr,hist (default: all, mixed)",
+    )
     s.add_argument("--height", type=int, default=64, help="line height in pixels (default: 64)")
     s.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
 
-    from jand.reproduce import PROFILES
-    d = sub.add_parser("reproduce", help="run the experiment notebooks with papermill: every table and figure of the paper")
-    d.add_argument("--profile", choices=list(PROFILES), default="quick", help="smoke (minutes), quick (about an hour on 2 CPU cores), full (real corpora, GPU)")
+    from fastcore.docments import docments
+    from jand.reproduce import PROFILES, Reproduction
+    doc = docments(Reproduction)
+    d = sub.add_parser(
+        "reproduce", help="run the experiment notebooks with papermill: every table and figure of the paper"
+    )
+    d.add_argument("--profile", choices=list(PROFILES), default=Reproduction.profile, help=doc["profile"])
     d.add_argument("--only", help="experiments to run, comma-separated (e.g. distillation,ablation), or all (with the "
                    "on-request studies, such as regime); default: every experiment but the studies")
-    d.add_argument("--data-root", type=Path, help="folder holding IAM/, RIMES/, Bentham/ (default: synthetic stand-ins)")
-    d.add_argument("--device", default="cpu", help="cpu or cuda")
-    d.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], help="seeds of the key comparisons, comma-separated (default: the profile's)")
-    d.add_argument("--budget", type=float, default=1.0, help="multiply the profile's step budgets (default: 1)")
+    d.add_argument("--data-root", type=Path, help=doc["data_root"])
+    d.add_argument("--data-option", action="append", metavar="NAME?KEY=VALUE&…",
+                   help="reader options of a corpus under --data-root, e.g. 'IAM?split=official&check_counts=false' "
+                        "(repeatable; the options are those of `jand check-data --help`)")
+    d.add_argument("--device", default=Reproduction.device, help=doc["device"])
+    d.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], help=doc["seeds"] + ", comma-separated")
+    d.add_argument("--budget", type=float, default=Reproduction.budget, help=doc["budget"])
     d.add_argument("--out", type=Path, help="executed notebooks and runs (default: runs/reproduce/PROFILE)")
     d.add_argument("--results", type=Path, help="tables (default: the project's results/)")
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
@@ -217,24 +272,39 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, help="write per-line results (id, truth, prediction, edits) to this CSV")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--device", default="cpu")
-    e.add_argument("--postprocess", default="none", metavar="STAGES",
-                   help="post-processing stages scored side by side with the raw lines: none, lbc, t5, t5+lbc, a comma-separated list, or all (default: none)")
-    e.add_argument("--corrector", type=Path, help="corrector folder written by jand train-corrector (for the t5 stages)")
+    e.add_argument(
+        "--postprocess",
+        default="none",
+        metavar="STAGES",
+        help="post-processing stages scored side by side with the raw lines: none, lbc, t5, t5+lbc, "
+             "a comma-separated list, or all (default: none)",
+    )
+    e.add_argument(
+        "--corrector", type=Path, help="corrector folder written by jand train-corrector (for the t5 stages)"
+    )
     e.add_argument("--wordlist", type=Path, help="word-list file (UTF-8, one word per line) added to the LBC lexicon")
-    add_config_options(e, TrainConfig, skip=[f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")])  # as in training
+    # as in training
+    add_config_options(e, TrainConfig, skip=[f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")])
 
     from jand.t5 import T5CorrectorConfig
     c = sub.add_parser("train-corrector", help="train the T5 post-processor for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
-    c.add_argument("--pretrained", type=Path, help="local pretrained T5/ByT5/mT5 folder to fine-tune (default: train from scratch)")
+    c.add_argument(
+        "--pretrained", type=Path, help="local pretrained T5/ByT5/mT5 folder to fine-tune (default: train from scratch)"
+    )
     c.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
     c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar (default: True)")
+    c.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show a progress bar (default: True)",
+    )
     add_config_options(c, T5CorrectorConfig)
 
     v = sub.add_parser("check-data", **more,
@@ -253,91 +323,193 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     r.add_argument("--device", default="cpu")
     r.add_argument("--onnx", action="store_true", help="run in ONNX Runtime (CPU)")
-    r.add_argument("--quantized", action="store_true", help="int8 weights (dynamic quantization; with --onnx: ONNX Runtime's)")
+    r.add_argument(
+        "--quantized", action="store_true", help="int8 weights (dynamic quantization; with --onnx: ONNX Runtime's)"
+    )
     r.add_argument("--threads", type=int, help="CPU threads (default: torch's / ONNX Runtime's choice)")
 
-    x = sub.add_parser("export", help="write a model as ONNX (optionally int8) for ONNX Runtime")
-    x.add_argument("--model", type=Path, required=True, help="model file (model.pt of a run)")
-    x.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    x = sub.add_parser("export", help="write a model as a model folder (safetensors, config, charset, card) or as ONNX")
+    x.add_argument("--model", type=Path, required=True, help="model file, model folder, run folder or shipped name")
+    x.add_argument("--out", type=Path, required=True, help="a folder (model folder) or a .onnx file (ONNX Runtime)")
+    x.add_argument("--name", help="the model's name on its card (default: teacher or student)")
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
-    b = sub.add_parser("bench", help="measure speed and memory: models, deployed forms, training memory, the synthetic generator")
-    b.add_argument("what", choices=["model", "deploy", "memory", "synth"],
-                   help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a trained Student in every deployed "
-                        "form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); memory: training RSS (results/memory.csv); "
-                        "synth: generator lines/s")
+    sub.add_parser("models", help="list the shipped models (models/): size, charset, the metrics on their cards")
+    b = sub.add_parser(
+        "bench", help="measure speed and memory: models, deployed forms, training memory, the synthetic generator"
+    )
+    b.add_argument(
+        "what",
+        choices=["model", "deploy", "memory", "synth"],
+        help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a "
+             "trained Student in every deployed "
+        "form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); memory: training RSS (results/memory.csv); "
+        "synth: generator lines/s",
+    )
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
-    b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the trained Student (required)")
-    b.add_argument("--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all of them)")
-    b.add_argument("--rounds", type=int, default=1, help="deploy: time every form this many times, interleaved; the median is kept (default: 1)")
-    b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64), help="model: batch sizes (default: 1,16,64)")
+    b.add_argument(
+        "--student",
+        help="model: a Student model file (default: a fresh reference Student); deploy: the trained Student (required)",
+    )
+    b.add_argument(
+        "--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all of them)"
+    )
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="deploy: time every form this many times, interleaved; the median is kept (default: 1)",
+    )
+    b.add_argument(
+        "--batches",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        default=(1, 16, 64),
+        help="model: batch sizes (default: 1,16,64)",
+    )
     b.add_argument("--seconds", type=float, default=2.0, help="model, deploy: timed seconds per case (default: 2)")
     b.add_argument("--threads", type=int, default=2, help="model, deploy, memory: CPU threads (default: 2)")
-    b.add_argument("--results", type=Path, default=Path("results"), help="model, deploy, memory: where the tables go (default: results)")
-    b.add_argument("--corpus", type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
-                   default=(10_000, 100_000), help="memory: comma-separated training corpora, each a number of synthetic lines "
-                   "drawn on the fly or a data spec read from disk such as folder:PATH (default: 10000,100000)")
+    b.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="model, deploy, memory: where the tables go (default: results)",
+    )
+    b.add_argument(
+        "--corpus",
+        type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
+        default=(10_000, 100_000),
+        help="memory: comma-separated training corpora, each a number of synthetic lines "
+        "drawn on the fly or a data spec read from disk such as folder:PATH (default: 10000,100000)",
+    )
     b.add_argument("--minutes", type=float, default=2.0, help="memory: training budget of each run (default: 2)")
     b.add_argument("--table", default="memory", help="memory: name of the table and figure (default: memory)")
-    b.add_argument("--figures", type=Path, default=Path("figures"), help="memory: where the RSS curves go (default: figures)")
-    b.add_argument("--lines", type=int, help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200)")
+    b.add_argument(
+        "--figures", type=Path, default=Path("figures"), help="memory: where the RSS curves go (default: figures)"
+    )
+    b.add_argument(
+        "--lines",
+        type=int,
+        help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200)",
+    )
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
-    b.add_argument("--height", type=int, help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
+    b.add_argument(
+        "--height", type=int, help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)"
+    )
     return p
 
 # %% ../nbs/90_cli.ipynb #0ce3b2b8
 def _run(args) -> int:
     if args.command == "synth":
-        if min(args.train, args.val, args.test) < 0: raise ValueError("line counts cannot be negative")
-        cfg = SynthConfig(seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test, height=args.height,
-                          domains=args.domains, weights=tuple(SynthConfig().weights[SynthConfig().domains.index(d)] for d in args.domains))
+        if min(args.train, args.val, args.test) < 0:
+            raise ValueError("line counts cannot be negative")
+        cfg = SynthConfig(
+            seed=args.seed,
+            n_train=args.train,
+            n_val=args.val,
+            n_test=args.test,
+            height=args.height,
+            domains=args.domains,
+            weights=tuple(SynthConfig().weights[SynthConfig().domains.index(d)] for d in args.domains),
+        )
         out = write_synth(args.out, cfg, args.format, workers=args.workers)
         print(f"wrote {args.train + args.val + args.test} synthetic lines to {out} ({args.format} layout)")
     elif args.command in ("train", "distill"):
         from jand.training import TrainConfig, train
         fixed = {"model": "student"} if args.command == "distill" else {}
-        if args.command == "distill" and not args.teacher: raise ValueError("jand distill needs --teacher MODEL_FILE")
+        if args.command == "distill" and not args.teacher:
+            raise ValueError("jand distill needs --teacher MODEL_FILE")
         summary = train(config_from_args(TrainConfig, args, **fixed), args.out, resume=args.resume)
         print(json.dumps(summary, indent=1))
     elif args.command == "eval":
-        synth = SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
+        synth = SynthConfig(
+            seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test
+        )
         from jand.postprocess import parse_stages, uses_lbc, uses_t5
         stages = parse_stages(args.postprocess)  # bad names and a t5 stage without --corrector fail before any work
-        if uses_t5(stages) and args.corrector is None: raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
-        if args.corrector is not None and not uses_t5(stages): raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
-        if args.wordlist is not None and not uses_lbc(stages): raise ValueError("--wordlist is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
-        run_eval(args.model, args.data, args.split, args.out, args.batch_size, synth, args.device, stages, args.corrector, args.wordlist)
+        if uses_t5(stages) and args.corrector is None:
+            raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
+        if args.corrector is not None and not uses_t5(stages):
+            raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
+        if args.wordlist is not None and not uses_lbc(stages):
+            raise ValueError("--wordlist is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
+        run_eval(
+            args.model,
+            args.data,
+            args.split,
+            args.out,
+            args.batch_size,
+            synth,
+            args.device,
+            stages,
+            args.corrector,
+            args.wordlist,
+        )
     elif args.command == "train-corrector":
         from jand.postprocess import train_corrector
         from jand.t5 import T5CorrectorConfig
-        if args.steps < 1 or args.copies < 1: raise ValueError("--steps and --copies must be at least 1")
-        if args.threads: import torch; torch.set_num_threads(args.threads)
-        summary = train_corrector(args.run, args.out, args.pretrained, config_from_args(T5CorrectorConfig, args), steps=args.steps,
-                                  copies=args.copies, max_lines=args.max_lines, seed=args.seed, device=args.device,
-                                  progress_bar=args.progress_bar)
+        if args.steps < 1 or args.copies < 1:
+            raise ValueError("--steps and --copies must be at least 1")
+        if args.threads:
+            import torch
+            torch.set_num_threads(args.threads)
+        summary = train_corrector(
+            args.run,
+            args.out,
+            args.pretrained,
+            config_from_args(T5CorrectorConfig, args),
+            steps=args.steps,
+            copies=args.copies,
+            max_lines=args.max_lines,
+            seed=args.seed,
+            device=args.device,
+            progress_bar=args.progress_bar,
+        )
         print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
         print(f"corrector written to {args.out}")
     elif args.command == "predict":
         rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
                            args.onnx, args.quantized, args.threads)
         failed = [r for r in rows if "error" in r]
-        if failed: print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (see above)", file=sys.stderr)
+        if failed:
+            print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (see above)", file=sys.stderr)
         return 1 if failed else 0
     elif args.command == "check-data":
-        synth = SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
+        synth = SynthConfig(
+            seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test
+        )
         return 0 if run_check_data(args.spec, args.model, synth, args.json)["readable"] else 1
     elif args.command == "export":
         from jand.deploy import export_onnx, quantize_onnx
         from jand.model import load_model
-        if args.out.suffix != ".onnx": raise ValueError(f"--out must name a .onnx file, got {args.out}")
+        if args.out.suffix not in ("", ".onnx"):
+            raise ValueError(f"--out must name a folder (no suffix) or a .onnx file, got {args.out}")
+        if not args.out.suffix:
+            if args.quantized:
+                raise ValueError("--quantized applies to ONNX: name a .onnx file as --out")
+            from jand.modeldir import export_folder
+            path = export_folder(args.model, args.out, args.name)
+            size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+            print(f"wrote the model folder {path} ({size:.1f} MB: {', '.join(sorted(f.name for f in path.iterdir()))})")
+            return 0
         model, charset, _ = load_model(args.model)
         path = export_onnx(model, charset, args.out)
-        if args.quantized: path = quantize_onnx(path, path)
+        if args.quantized:
+            path = quantize_onnx(path, path)
         print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
+    elif args.command == "models":
+        from jand.modeldir import model_rows, models_dir
+        from jand.results import markdown_table
+        rows = model_rows()
+        print(markdown_table(rows, ["model", "MB", "symbols", "metrics"]) if rows else
+              f"no shipped models yet in {models_dir()}: any model file or folder works as --model")
     elif args.command == "reproduce":
         from jand.reproduce import reproduce
-        if args.profile == "full": check_corpora(args.data_root)  # an unreadable corpus stops us before any training
-        s = reproduce(args.profile, args.only, args.data_root, args.device, args.seeds, args.budget, args.out, args.results, args.figures)
+        from jand.reproduce import Reproduction, parse_data_options
+        setup = Reproduction(profile=args.profile, data_root=args.data_root, seeds=args.seeds, device=args.device,
+                             budget=args.budget, data_options=parse_data_options(args.data_option) or None)
+        if setup.profile == "full":
+            check_corpora(setup.data_root, setup.data_options)  # unreadable: no training starts
+        s = reproduce(setup, args.only, args.out, args.results, args.figures)
         print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
     elif args.command == "bench" and args.what == "synth":
         benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
@@ -345,36 +517,65 @@ def _run(args) -> int:
         from jand.deploy import bench_memory, write_memory
         from jand.results import provenance
         rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
-        paths = write_memory(rows, args.table, args.results, args.figures, prov=provenance(minutes=args.minutes, threads=args.threads))
+        paths = write_memory(
+            rows, args.table, args.results, args.figures, prov=provenance(minutes=args.minutes, threads=args.threads)
+        )
         print(f"memory table: {paths[1]}; curves: {paths[-1]}")
     elif args.command == "bench" and args.what == "deploy":
         from jand.deploy import DEPLOY_FORMS, run_deploy
-        if not args.student: raise ValueError("bench deploy needs --student: the model file of a trained Student")
-        r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads, args.seconds, rounds=args.rounds)
+        if not args.student:
+            raise ValueError("bench deploy needs --student: the model file of a trained Student")
+        r = run_deploy(
+            args.student,
+            args.results,
+            args.forms or DEPLOY_FORMS,
+            args.lines or 200,
+            args.threads,
+            args.seconds,
+            rounds=args.rounds,
+        )
         print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
               + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
     elif args.command == "bench" and args.what == "model":
         from jand.deploy import run_bench
-        r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches, seconds=args.seconds, threads=args.threads)
+
+        r = run_bench(
+            out=args.results,
+            teacher=args.teacher,
+            student=args.student,
+            batches=args.batches,
+            seconds=args.seconds,
+            threads=args.threads,
+        )
         head = r["head"]
-        print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: "
-              + (f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)" if head else "not measured"))
+        print(
+            f"bench table: {r['md']}; Student ÷ Teacher on the CPU: "
+            + (
+                f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)"
+                if head
+                else "not measured"
+            )
+        )
     return 0
 
 def main(argv=None) -> int:
     "Entry point of the `jand` console script."
     args = build_parser().parse_args(argv)
-    try: return _run(args)
+    try:
+        return _run(args)
     except (DataError, ValueError, FileNotFoundError, PermissionError, FloatingPointError) as e:
-        if args.debug: traceback.print_exc()
+        if args.debug:
+            traceback.print_exc()
         print(f"jand: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, read-only file system, …: the file and the system's reason, in one line
-        if args.debug: traceback.print_exc()
+        if args.debug:
+            traceback.print_exc()
         print(f"jand: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 2
     except Exception as e:
         from jand.reproduce import ReproductionError
-        if not isinstance(e, ReproductionError): raise
+        if not isinstance(e, ReproductionError):
+            raise
         print(f"jand: error: {e}", file=sys.stderr)
         return 1

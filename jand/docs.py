@@ -437,7 +437,8 @@ def page_html(page:Page, pages:list, project:dict) -> str:
 <link rel="stylesheet" href="style.css">
 </head>
 <body>
-<header class="topbar"><a class="brand" href="index.html">{name}</a><span class="tagline">{html.escape(project.get('tagline', ''))}</span>{repo}</header>
+<header class="topbar"><a class="brand" href="index.html">{name}</a>
+<span class="tagline">{html.escape(project.get('tagline', ''))}</span>{repo}</header>
 <div class="layout">
 {sidebar(pages, page.name)}
 <main>
@@ -458,7 +459,9 @@ body { margin:0; font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Noto 
 a { color:var(--accent); text-decoration:none; } a:hover { text-decoration:underline; }
 code, pre { font-family: ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace; font-size:0.9em; }
 .topbar { display:flex; gap:1rem; align-items:baseline; padding:0.7rem 1.5rem; background:#0b3d6e; color:#fff; }
-.topbar a { color:#fff; } .brand { font-weight:700; font-size:1.2rem; } .tagline { color:#cfe0f3; flex:1; font-size:0.9rem; }
+.topbar a { color:#fff; }
+.brand { font-weight:700; font-size:1.2rem; }
+.tagline { color:#cfe0f3; flex:1; font-size:0.9rem; }
 .layout { display:flex; align-items:flex-start; }
 .sidebar { flex:0 0 290px; position:sticky; top:0; max-height:100vh; overflow:auto; padding:1rem 0.8rem 2rem 1rem;
            border-right:1px solid var(--line); background:var(--bg-soft); font-size:0.88rem; }
@@ -468,7 +471,8 @@ code, pre { font-family: ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospac
 .sidebar .num { display:inline-block; min-width:2.2em; color:var(--muted); font-variant-numeric:tabular-nums; }
 .sidebar ol.toc { margin:0.2rem 0 0.4rem 2.6em; } .sidebar ol.toc a { color:var(--muted); }
 main { flex:1; min-width:0; max-width:1000px; padding:1rem 2.5rem 3rem; }
-.page-head h1 { margin:0.6rem 0 0.3rem; line-height:1.2; } .summary { color:var(--muted); font-size:1.05rem; margin-top:0; }
+.page-head h1 { margin:0.6rem 0 0.3rem; line-height:1.2; }
+.summary { color:var(--muted); font-size:1.05rem; margin-top:0; }
 .anchor-link { visibility:hidden; margin-left:0.3em; color:var(--muted); }
 h1:hover .anchor-link, h2:hover .anchor-link, h3:hover .anchor-link, h4:hover .anchor-link { visibility:visible; }
 .api-name .anchor-link { visibility:visible; margin:0; color:var(--fg); }
@@ -476,20 +480,28 @@ h1:hover .anchor-link, h2:hover .anchor-link, h3:hover .anchor-link, h4:hover .a
 .input_area, .highlight { background:var(--bg-soft); border-radius:6px; }
 .highlight pre { margin:0; padding:0.6rem 0.8rem; overflow-x:auto; }
 .output_area pre { margin:0.2rem 0; padding:0.4rem 0.8rem; overflow-x:auto; border-left:3px solid var(--line); }
-.output_stderr pre { background:#fff5f5; } .output_png img, .rendered_html img, main img { max-width:100%; height:auto; }
+.output_stderr pre { background:#fff5f5; }
+.output_png img, .rendered_html img, main img { max-width:100%; height:auto; }
 table { border-collapse:collapse; margin:0.8rem 0; font-size:0.92rem; display:block; overflow-x:auto; }
 th, td { border:1px solid var(--line); padding:0.3rem 0.6rem; text-align:left; vertical-align:top; }
 thead th { background:var(--bg-soft); }
 .api { border:1px solid var(--line); border-radius:8px; padding:0.2rem 1rem 0.6rem; margin:1.2rem 0 0.6rem; }
 .api-method, .api-property, .api-classmethod, .api-staticmethod { margin-left:1.5rem; }
 .api-name { margin:0.6rem 0 0.3rem; font-family:ui-monospace,"DejaVu Sans Mono",monospace; }
-.api-kind { font:0.75rem system-ui,sans-serif; color:var(--muted); border:1px solid var(--line); border-radius:10px; padding:0 0.45em; }
-pre.signature { white-space:pre-wrap; background:var(--bg-soft); padding:0.5rem 0.8rem; border-radius:6px; margin:0.3rem 0; }
+.api-kind {
+  font:0.75rem system-ui,sans-serif; color:var(--muted);
+  border:1px solid var(--line); border-radius:10px; padding:0 0.45em; }
+pre.signature {
+  white-space:pre-wrap; background:var(--bg-soft); padding:0.5rem 0.8rem; border-radius:6px; margin:0.3rem 0; }
 table.params td:first-child { font-family:ui-monospace,monospace; } table.params td { overflow-wrap:anywhere; }
-details.source { margin:0.3rem 0 1rem; } details.source summary { cursor:pointer; color:var(--muted); font-size:0.85rem; }
+details.source { margin:0.3rem 0 1rem; }
+details.source summary { cursor:pointer; color:var(--muted); font-size:0.85rem; }
 .results-table { margin-bottom:2.5rem; } .results-table .from { color:var(--muted); font-size:0.85rem; }
 footer { margin-top:3rem; padding-top:0.8rem; border-top:1px solid var(--line); color:var(--muted); font-size:0.85rem; }
-@media (max-width: 800px) { .layout { display:block; } .sidebar { position:static; max-height:none; border-right:0; } main { padding:1rem; } }
+@media (max-width: 800px) { .layout { display:block; }
+.sidebar { position:static; max-height:none; border-right:0; }
+main { padding:1rem; }
+}
 """
 
 def stylesheet() -> str:

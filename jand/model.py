@@ -155,10 +155,16 @@ def save_model(path, model:HTRJAND, charset:Charset, **extra) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 def read_payload(path) -> dict:
-    "The dict of a jand model file or training checkpoint; `DataError` if it is missing, corrupt or foreign."
+    "The dict of a jand model file, model folder or checkpoint; `DataError` if it is missing, corrupt or foreign."
     path = Path(path)
-    if path.is_dir():
-        raise DataError(path, "is a folder, not a model file")
+    if not path.exists():  # not a path: the name of a shipped model, or an error that lists them
+        from jand.modeldir import resolve_model
+        path = resolve_model(path)
+    if path.is_dir() and (path / "model.pt").is_file():  # a run folder: its model
+        path = path / "model.pt"
+    if path.is_dir():  # a model folder (`jand.modeldir`): safetensors weights, JSON config and charset, model card
+        from jand.modeldir import read_model_folder
+        return read_model_folder(path)
     if not path.is_file():
         raise DataError(path, "model file not found")
     try:

@@ -4,8 +4,8 @@
 
 # %% ../nbs/45_reproduce.ipynb #0da593c5
 from __future__ import annotations
-import hashlib, json, logging, math, os, re, shutil, statistics, sys, tempfile, time
-from dataclasses import dataclass, asdict, field, replace
+import hashlib, json, logging, math, os, re, shutil, statistics, tempfile, time
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
 import jand
@@ -15,11 +15,11 @@ from .results import PAPER_TARGETS, provenance, verdict, write_table
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'BASE_MODEL', 'CURVES',
            'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile',
-           'get_profile', 'Dataset', 'datasets', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
-           'train_run', 'Lab', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
-           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
-           'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'write_report']
+           'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction',
+           'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'plot_curves',
+           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of',
+           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'online_kd_steps', 'step_seconds',
+           'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Profile:
     min_chars: int = 5 # Shortest synthetic line, in characters
     max_chars: int = 30 # Longest synthetic line
     teacher_steps: int = 1500 # Step budget of a main Teacher run
-    student_steps: int = 1500 # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
+    # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
+    student_steps: int = 1500
     short_steps: int = 750 # … of an ablation, sweep, curriculum or transfer run
     val_every: int = 250 # Validate every this many steps (and at the end of the budget)
     val_lines: int|None = None # Validate on at most this many lines
@@ -52,26 +53,64 @@ class Profile:
     @property
     def kd_offline(self) -> bool: return not self.augment
 
-PROFILES = {p.name: p for p in [
-    Profile("smoke", synth_train=48, synth_val=12, synth_test=12, height=32, teacher_steps=6, student_steps=6, short_steps=3,
-            val_every=3, seeds=(0, 1), sweep=((2.0, 0.5), (4.0, 0.9)), corrector_steps=4, bench_seconds=0.2, val_lines=12,
-            curve_steps=4, curve_every=2, workers=1),
-    Profile("quick"),
-    Profile("gpu", workers=8),  # quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate, not yet run
-    Profile("full", synth_train=20_000, synth_val=2000, synth_test=2000, height=128, min_chars=10, max_chars=60,
-            teacher_steps=80_000, student_steps=80_000, short_steps=20_000, val_every=2000, ablation_seeds=(0, 1, 2),
-            sweep=((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)), corrector_steps=20_000,
-            bench_seconds=10.0, augment=True, workers=1, patience=10),
-]}
+# quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate, not yet run
+PROFILES = {
+    p.name: p
+    for p in [
+        Profile(
+            "smoke",
+            synth_train=48,
+            synth_val=12,
+            synth_test=12,
+            height=32,
+            teacher_steps=6,
+            student_steps=6,
+            short_steps=3,
+            val_every=3,
+            seeds=(0, 1),
+            sweep=((2.0, 0.5), (4.0, 0.9)),
+            corrector_steps=4,
+            bench_seconds=0.2,
+            val_lines=12,
+            curve_steps=4,
+            curve_every=2,
+            workers=1,
+        ),
+        Profile("quick"),
+        Profile("gpu", workers=8),
+        Profile(
+            "full",
+            synth_train=20_000,
+            synth_val=2000,
+            synth_test=2000,
+            height=128,
+            min_chars=10,
+            max_chars=60,
+            teacher_steps=80_000,
+            student_steps=80_000,
+            short_steps=20_000,
+            val_every=2000,
+            ablation_seeds=(0, 1, 2),
+            sweep=((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)),
+            corrector_steps=20_000,
+            bench_seconds=10.0,
+            augment=True,
+            workers=1,
+            patience=10,
+        ),
+    ]
+}
 
 def get_profile(name:str) -> Profile:
     "The profile called `name`, with a clear error otherwise."
-    if name not in PROFILES: raise ValueError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
     return PROFILES[name]
 
 # %% ../nbs/45_reproduce.ipynb #a272babd
 RECIPE = dict(se=True, fusion="gate", curriculum="staged", aux_weight=0.1, domain_weight=0.1)
-KEY_ABLATIONS = ("no SE", "fusion: sum", "no curriculum") # Run over every seed of the profile: the paper's claims rest on them
+# Run over every seed of the profile: the paper's claims rest on them
+KEY_ABLATIONS = ("no SE", "fusion: sum", "no curriculum")
 
 ABLATIONS = {  # name → what changes with respect to RECIPE
     "full model": {},
@@ -98,20 +137,105 @@ class Dataset:
 
     @property
     def label(self) -> str:
-        if self.name not in CORPORA: return f"{self.name} ({self.spec})"
+        if self.name not in CORPORA:
+            return f"{self.name} ({self.spec})"
         return f"{self.name} (synthetic stand-in: {self.spec})" if self.stand_in else self.name
 
-def datasets(data_root=None) -> list:
+def corpus_spec(kind:str, path, query:str|None=None) -> str:
+    "The data spec of a corpus found at `path`, with its reader options `query` (`split=official&…`), checked."
+    from jand.sources import parse_data_spec
+    spec = f"{kind}:{path}" + (f"?{query}" if query else "")
+    parse_data_spec([spec])  # an unknown option or a bad value fails here, naming the valid ones
+    return spec
+
+def datasets(data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
+             options=None, # Reader options of a corpus found there: `{"IAM": "split=official&check_counts=false"}`
+            ) -> list:
     "The three datasets: real corpora found under `data_root`, synthetic stand-ins for the others."
-    root, out = Path(data_root) if data_root else None, []
-    if root is not None and not root.is_dir(): raise DataError(root, "data root is not a folder")
+    root, options, out = Path(data_root) if data_root else None, dict(options or {}), []
+    if root is not None and not root.is_dir():
+        raise DataError(root, "data root is not a folder")
+    if set(options) - set(CORPORA):
+        raise ValueError(f"reader options for unknown corpora {sorted(set(options) - set(CORPORA))}; "
+                         f"the corpora are {', '.join(CORPORA)}")
     for name, (kind, target) in CORPORA.items():
-        if root is not None and (root / name).is_dir(): out.append(Dataset(name, f"{kind}:{root / name}", False, target))
-        else: out.append(Dataset(name, STAND_INS[name], True, target))
+        if root is not None and (root / name).is_dir():
+            out.append(Dataset(name, corpus_spec(kind, root / name, options.get(name)), False, target))
+        elif name in options:
+            raise DataError(root or "no data root", f"reader options given for {name}, but there is no {name}/ to read")
+        else:
+            out.append(Dataset(name, STAND_INS[name], True, target))
     return out
 
+def parse_data_options(items) -> dict:
+    ("Corpus name → reader options from `NAME?key=value&…` strings (`IAM?split=official`), as `--data-option` takes "
+     "them.")
+    out = {}
+    for item in items or ():
+        name, mark, query = item.partition("?")
+        if not mark or not query.strip("&"):
+            raise ValueError(f"data option {item!r}: write NAME?key=value&key=value, e.g. IAM?split=official")
+        if name not in CORPORA:
+            raise ValueError(f"data option {item!r}: unknown corpus {name!r}; choose from {', '.join(CORPORA)}")
+        out[name] = f"{out[name]}&{query}" if name in out else query
+    return out
+
+# %% ../nbs/45_reproduce.ipynb #a11ce002
+@dataclass(frozen=True)
+class Reproduction:
+    "The options of one reproduction: `jand reproduce`, `reproduce()`, every notebook's parameters and `Lab`."
+    # `smoke` (a minute, numbers mean nothing), `quick` (the README's), `gpu`, `full` (real corpora)
+    profile: str = "quick"
+    data_root: str|None = None # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
+    data_options: dict|None = None # Reader options of those corpora: `{"IAM": "split=official&check_counts=false"}`
+    seeds: tuple|None = None # Seeds of the key comparisons (None: the profile's)
+    device: str = "cpu" # Training and inference device (`cuda` for the `gpu` and `full` profiles)
+    budget: float = 1.0 # Multiplies the profile's step budgets
+
+    def __post_init__(self):
+        get_profile(self.profile)
+        if self.budget <= 0:
+            raise ValueError(f"budget must be positive, got {self.budget}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)
+        if self.data_root is not None:
+            set_("data_root", str(self.data_root))
+        if self.seeds is not None:
+            set_("seeds", tuple(int(s) for s in self.seeds))
+        if self.data_options is not None:
+            set_("data_options", dict(self.data_options))
+
+    def params(self) -> dict:
+        "As a JSON-able dict: the `setup` parameter papermill passes to a notebook."
+        d = asdict(self)
+        return {**d, "seeds": list(self.seeds) if self.seeds is not None else None}
+
+    def command(self) -> str:
+        "The `jand reproduce` command line that runs this reproduction (recorded in every table's provenance)."
+        opts = [f"--profile {self.profile}"] + ([f"--data-root {self.data_root}"] if self.data_root else [])
+        opts += [f"--data-option '{k}?{v}'" for k, v in (self.data_options or {}).items()]
+        if self.seeds is not None:
+            opts.append("--seeds " + ",".join(map(str, self.seeds)))
+        if self.device != "cpu":
+            opts.append(f"--device {self.device}")
+        if self.budget != 1.0:
+            opts.append(f"--budget {self.budget:g}")
+        return "jand reproduce " + " ".join(opts)
+
+def as_reproduction(setup=None, # A `Reproduction`, its fields as a dict, a profile name, or None (the defaults)
+                    **changes, # Fields to change
+                   ) -> Reproduction:
+    "`setup` as a `Reproduction`, with `changes`."
+    if isinstance(setup, str):
+        setup = Reproduction(profile=setup)
+    elif isinstance(setup, dict):
+        setup = Reproduction(**setup)
+    elif setup is None:
+        setup = Reproduction()
+    return replace(setup, **changes) if changes else setup
+
 # %% ../nbs/45_reproduce.ipynb #d09a1e3e
-NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache") # Options that leave a run's numbers alone
+# Options that leave a run's numbers alone
+NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache")
 
 def config_key(cfg) -> str:
     "A short stable hash of the options that change a run's result."
@@ -121,14 +245,17 @@ def config_key(cfg) -> str:
 def mean_std(xs) -> tuple:
     "Mean and sample standard deviation (0 for one value) of `xs`."
     xs = [float(x) for x in xs]
-    if not xs: return (math.nan, math.nan)
+    if not xs:
+        return (math.nan, math.nan)
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 def fmt_mean_std(xs, digits:int=2) -> str:
     "`m ± s (n=k)` for several values, `m` for one, `not measured` for none."
-    if not len(xs): return "not measured"
+    if not len(xs):
+        return "not measured"
     m, s = mean_std(xs)
-    if abs(m) >= 1e4: digits = 0  # counts (parameters, lines): no decimals, thousands separated
+    if abs(m) >= 1e4:
+        digits = 0  # counts (parameters, lines): no decimals, thousands separated
     return f"{m:,.{digits}f}" if len(xs) == 1 else f"{m:,.{digits}f} ± {s:,.{digits}f} (n={len(xs)})"
 
 # %% ../nbs/45_reproduce.ipynb #a02073ef
@@ -153,38 +280,44 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
         summary = {**summary, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads}
         atomic_write_json(run / "summary.json", summary)
         return summary
-    finally: torch.set_num_threads(before)
+    finally:
+        torch.set_num_threads(before)
 
 class Lab:
-    "Runs, scores, tables and figures of one reproduction profile."
-    def __init__(self, profile:str="smoke", # `smoke`, `quick` or `full`
+    "Runs, scores, tables and figures of one reproduction."
+    def __init__(self, setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults)
                  runs=None, # Run folders (default `runs/reproduce/<profile>/runs` in the project)
-                 results=None, # Where tables go (default `runs/reproduce/<profile>/results`: never the committed ones by accident)
+                 # Where tables go (default `runs/reproduce/<profile>/results`: never the committed ones by accident)
+                 results=None,
                  figures=None, # Where figures go (default `runs/reproduce/<profile>/figures`)
-                 data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
-                 device:str="cpu", # Training and inference device
-                 seeds=None, # Override the profile's seeds of the key comparisons
-                 budget:float=1.0, # Multiplies the profile's step budgets
                  quiet:bool=True, # Hide per-step training output
+                 **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
                 ):
-        self.profile = get_profile(profile)
-        base = project_root() / "runs" / "reproduce" / profile
+        self.setup = s = as_reproduction(setup, **changes)
+        self.profile = get_profile(s.profile)
+        base = project_root() / "runs" / "reproduce" / s.profile
         self.runs, self.results = Path(runs or base / "runs"), Path(results or base / "results")
-        self.figures, self.data_root, self.device, self.quiet = Path(figures or base / "figures"), data_root, device, quiet
+        self.figures, self.quiet = Path(figures or base / "figures"), quiet
         self.corpora = self.runs.parent / "corpora"  # rendered synthetic corpora, shared by every run
-        self.seeds = tuple(seeds) if seeds is not None else self.profile.seeds
-        self.datasets = datasets(data_root)
-        if budget <= 0: raise ValueError(f"budget must be positive, got {budget}")
-        self.budget = budget
+        self.data_root, self.data_options, self.device, self.budget = (
+            s.data_root,
+            s.data_options or {},
+            s.device,
+            s.budget,
+        )
+        self.seeds = s.seeds if s.seeds is not None else self.profile.seeds
+        self.datasets = datasets(s.data_root, s.data_options)
 
     @property
     def main_data(self) -> str:
-        "The data spec of the main runs: every real corpus found, plus the synthetic mix (stand-in for the missing ones)."
+        ("The data spec of the main runs: every real corpus found, plus the synthetic mix (stand-in for the missing "
+         "ones).")
         real = [d.spec for d in self.datasets if not d.stand_in]
         return "+".join(real + ["synth"])
 
     def render(self, spec:str) -> list:
-        "Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused); returns their folders."
+        ("Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused); returns their "
+         "folders.")
         from jand.sources import parse_data_spec, synth_config
         from jand.synth import render_cache
         base = self.config().synth
@@ -203,17 +336,34 @@ class Lab:
         "The step budget `main` (of `model`), `short`, or a number of steps — scaled by the lab's `budget`."
         p = self.profile
         named = {"main": p.teacher_steps if model == "teacher" else p.student_steps, "short": p.short_steps}
-        if isinstance(budget, str) and budget not in named: raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
+        if isinstance(budget, str) and budget not in named:
+            raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
         return max(1, round(named.get(budget, budget) * self.budget))
 
     def config(self, model:str="teacher", budget:str|int="main", **options):
         "The `TrainConfig` of a run: profile sizes, then `RECIPE`, then `options`."
         from jand.training import TrainConfig
         p = self.profile
-        base = dict(data=self.main_data, model=model, steps=self.steps(model, budget), val_every=p.val_every, height=p.height,
-                    synth_train=p.synth_train, synth_val=p.synth_val, synth_test=p.synth_test, synth_min_chars=p.min_chars,
-                    synth_max_chars=p.max_chars, synth_cache=str(self.corpora), val_lines=p.val_lines, patience=p.patience,
-                    augment=p.augment, cap_minutes=p.cap_minutes, device=self.device, progress_bar=not self.quiet, log_every=50)
+        base = dict(
+            data=self.main_data,
+            model=model,
+            steps=self.steps(model, budget),
+            val_every=p.val_every,
+            height=p.height,
+            synth_train=p.synth_train,
+            synth_val=p.synth_val,
+            synth_test=p.synth_test,
+            synth_min_chars=p.min_chars,
+            synth_max_chars=p.max_chars,
+            synth_cache=str(self.corpora),
+            val_lines=p.val_lines,
+            patience=p.patience,
+            augment=p.augment,
+            cap_minutes=p.cap_minutes,
+            device=self.device,
+            progress_bar=not self.quiet,
+            log_every=50,
+        )
         return TrainConfig(**{**base, **RECIPE, **options})
 
     def run_folder(self, cfg) -> Path: return self.runs / f"{cfg.model}-{config_key(cfg)}"
@@ -228,22 +378,28 @@ def train_all(self:Lab, jobs:list) -> list:
     cfgs = [self.config(**job) for job in jobs]
     runs = [self.run_folder(c) for c in cfgs]
     todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
-    for spec in dict.fromkeys(c.data for _, c in todo): self.render(spec)
+    for spec in dict.fromkeys(c.data for _, c in todo):
+        self.render(spec)
     t0, workers = time.perf_counter(), min(self.profile.workers, len(todo)) or 1
     def report(k, run, cfg, s):
         left = (time.perf_counter() - t0) / k * (len(todo) - k) / workers
         cer = s.get("best_val_cer", s.get("best_cer"))  # a run found finished on resume reports its state's `best_cer`
-        print(f"[{k}/{len(todo)}] {run.name} ({_describe(cfg)}): best val CER {cer:.2f} % in {s['wall_s']:.0f} s"
-              + (" (stopped by the time cap)" if s.get("capped") else "") + (f"; about {left / 60:.0f} min left" if k < len(todo) else ""),
-              flush=True)
+        print(
+            f"[{k}/{len(todo)}] {run.name} ({_describe(cfg)}): best val CER {cer:.2f} % in {s['wall_s']:.0f} s"
+            + (" (stopped by the time cap)" if s.get("capped") else "")
+            + (f"; about {left / 60:.0f} min left" if k < len(todo) else ""),
+            flush=True,
+        )
     if workers == 1:
-        for k, (run, cfg) in enumerate(todo, 1): report(k, run, cfg, train_run(cfg.to_dict(), str(run)))
+        for k, (run, cfg) in enumerate(todo, 1):
+            report(k, run, cfg, train_run(cfg.to_dict(), str(run)))
         return runs
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(train_run, cfg.to_dict(), str(run)): (run, cfg) for run, cfg in todo}
-        for k, f in enumerate(as_completed(futures), 1): report(k, *futures[f], f.result())
+        for k, f in enumerate(as_completed(futures), 1):
+            report(k, *futures[f], f.result())
     return runs
 
 @patch
@@ -259,7 +415,8 @@ def teacher(self:Lab, seed:int=0, **options) -> Path:
 
 @patch
 def student_job(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> dict:
-    "The job of the Student run for `seed`, distilled (offline unless the profile augments) from the seed-0 Teacher of its data."
+    ("The job of the Student run for `seed`, distilled (offline unless the profile augments) from the seed-0 Teacher "
+     "of its data.")
     if kd:
         teacher = self.teacher(0, **{k: v for k, v in options.items() if k in ("data", "height")})
         options = {"teacher": str(teacher / "model.pt"), "kd_offline": self.profile.kd_offline, **options}
@@ -277,16 +434,26 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
     from jand.t5 import T5CorrectorConfig
     out = Path(run).parent / f"corrector-{Path(run).name}-ctx{context_lines}-{self.profile.corrector_steps}"
     if not (out / "training.json").exists():
-        s = train_corrector(run, out, cfg=T5CorrectorConfig(context_lines=context_lines), steps=self.profile.corrector_steps,
-                            device=self.device, progress_bar=not self.quiet)
-        print(f"trained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss {s['loss_first']} → {s['loss_last']}")
+        s = train_corrector(
+            run,
+            out,
+            cfg=T5CorrectorConfig(context_lines=context_lines),
+            steps=self.profile.corrector_steps,
+            device=self.device,
+            progress_bar=not self.quiet,
+        )
+        print(
+            f"trained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss {s['loss_first']} → "
+            f"{s['loss_last']}"
+        )
     return out
 
 @patch
 def dataset(self:Lab, name:str) -> Dataset:
     "The dataset called `name` (`IAM`, `RIMES`, `Bentham`): the real corpus or its stand-in."
     for d in self.datasets:
-        if d.name == name: return d
+        if d.name == name:
+            return d
     raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(d.name for d in self.datasets)}")
 
 # %% ../nbs/45_reproduce.ipynb #73ea84b0
@@ -297,41 +464,54 @@ def plot_curves(runs:dict, # Label → run folder
     "Validation CER of each run over training, one line per run; returns the figure."
     import matplotlib.pyplot as plt
     from jand.training import read_log
-    if ax is None: _, ax = plt.subplots(figsize=(6.5, 3.6))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.6))
     for label, run in runs.items():
         recs = [r for r in read_log(run) if "val_cer" in r]
         ax.plot([r[x] for r in recs], [r["val_cer"] for r in recs], marker="o", ms=3, label=label)
     ax.set(xlabel="training time (s)" if x == "elapsed" else "step", ylabel="validation CER (%)")
-    ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return ax.figure
 
 # %% ../nbs/45_reproduce.ipynb #c0c0e002
 BASE_MODEL = dict(curriculum="none", aux_weight=0.0, domain_weight=0.0) # The model alone: RECIPE's parts switched off
 
 CURVES = {  # label → options of one learning-curve run
-    "Teacher · 32 px · 5–30 chars": dict(model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=True),
-    "Teacher · 32 px · 10–60 chars": dict(model="teacher", height=32, synth_min_chars=10, synth_max_chars=60, augment=True),
-    "Student · 32 px · 5–30 chars · no augmentation": dict(model="student", height=32, synth_min_chars=5, synth_max_chars=30,
-                                                          augment=False),
-    "Teacher · 32 px · 5–30 chars · no augmentation": dict(model="teacher", height=32, synth_min_chars=5, synth_max_chars=30,
-                                                          augment=False),
-    "Teacher · 32 px · 5–30 chars · no augmentation · lr 3e-3": dict(model="teacher", height=32, synth_min_chars=5,
-                                                                    synth_max_chars=30, augment=False, lr=3e-3),
-    "Teacher · 48 px · 5–30 chars · no augmentation": dict(model="teacher", height=48, synth_min_chars=5, synth_max_chars=30,
-                                                          augment=False, share=2 / 3),  # a step costs ≈ 2× one at 32 px
+    "Teacher · 32 px · 5–30 chars": dict(
+        model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=True
+    ),
+    "Teacher · 32 px · 10–60 chars": dict(
+        model="teacher", height=32, synth_min_chars=10, synth_max_chars=60, augment=True
+    ),
+    "Student · 32 px · 5–30 chars · no augmentation": dict(
+        model="student", height=32, synth_min_chars=5, synth_max_chars=30, augment=False
+    ),
+    "Teacher · 32 px · 5–30 chars · no augmentation": dict(
+        model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=False
+    ),
+    "Teacher · 32 px · 5–30 chars · no augmentation · lr 3e-3": dict(
+        model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=False, lr=3e-3
+    ),
+    "Teacher · 48 px · 5–30 chars · no augmentation": dict(
+        model="teacher", height=48, synth_min_chars=5, synth_max_chars=30, augment=False, share=2 / 3
+    ),  # a step costs ≈ 2× one at 32 px
 }
 
 def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profile.curve_every) -> dict:
     "Label → `Lab.train_all` job of each learning-curve run (an entry's `share` of `steps` for costly settings)."
     def job(opts):
         opts = dict(opts)
-        return dict(budget=max(1, round(steps * opts.pop("share", 1))), val_every=every, val_lines=None, **BASE_MODEL, **opts)
+        return dict(
+            budget=max(1, round(steps * opts.pop("share", 1))), val_every=every, val_lines=None, **BASE_MODEL, **opts
+        )
     return {label: job(opts) for label, opts in grid.items()}
 
 def curve_rows(runs:dict, # Label → run folder
                costs:dict|None=None, # Label → seconds per step measured on a quiet machine (`step_costs`)
               ) -> list:
-    "One row per validation of each run: setting, step, elapsed seconds, compute seconds (steps × cost), validation CER."
+    ("One row per validation of each run: setting, step, elapsed seconds, compute seconds (steps × cost), validation "
+     "CER.")
     from jand.training import read_log
     costs = costs or {}
     return [{"setting": label, "step": r["step"], "elapsed_s": r["elapsed"], "val_cer": round(r["val_cer"], 2),
@@ -355,19 +535,30 @@ def plot_learning_curves(rows:list, target:float|None=None):
     for label in dict.fromkeys(r["setting"] for r in rows):
         rs = [r for r in rows if r["setting"] == label]
         axs[0].plot([r["step"] for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3, label=label)
-        axs[1].plot([(r.get("compute_s") or r["elapsed_s"]) / 60 for r in rs], [r["val_cer"] for r in rs], marker="o", ms=3,
-                    label=label)
-    minutes = "compute minutes (steps × seconds per step, 1 thread)" if rows[0].get("compute_s") else "wall-clock minutes"
+        axs[1].plot(
+            [(r.get("compute_s") or r["elapsed_s"]) / 60 for r in rs],
+            [r["val_cer"] for r in rs],
+            marker="o",
+            ms=3,
+            label=label,
+        )
+    minutes = (
+        "compute minutes (steps × seconds per step, 1 thread)" if rows[0].get("compute_s") else "wall-clock minutes"
+    )
     for ax, x in zip(axs, ("optimiser steps (batch 16)", minutes)):
-        ax.set(xlabel=x, yscale="log"); ax.grid(alpha=0.3, which="both")
-        if target: ax.axhline(target, color="k", lw=0.8, ls="--")
-    axs[0].set_ylabel("validation CER (%)"); axs[1].legend(fontsize=7)
+        ax.set(xlabel=x, yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        if target:
+            ax.axhline(target, color="k", lw=0.8, ls="--")
+    axs[0].set_ylabel("validation CER (%)")
+    axs[1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/45_reproduce.ipynb #5e1ec004
 def loader_speed(lab:Lab, model:str="teacher", steps:int=40) -> dict:
-    "Training lines/s (1 thread) of a short run drawing its lines on the fly, and of the same run reading the rendered copy."
+    ("Training lines/s (1 thread) of a short run drawing its lines on the fly, and of the same run reading the "
+     "rendered copy.")
     out = {}
     lab.render(lab.main_data)
     with tempfile.TemporaryDirectory() as d:
@@ -379,7 +570,8 @@ def loader_speed(lab:Lab, model:str="teacher", steps:int=40) -> dict:
 
 # %% ../nbs/45_reproduce.ipynb #a0188df7
 def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size:int=16, device:str="cpu") -> dict:
-    "Greedy predictions of run `run`'s model on `split` of `data` (default: the run's own data): `{lines, truths, preds}`."
+    ("Greedy predictions of run `run`'s model on `split` of `data` (default: the run's own data): `{lines, truths, "
+     "preds}`.")
     from jand.model import Predictor
     from jand.sources import open_data
     from jand.postprocess import run_config
@@ -388,7 +580,8 @@ def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size
     predictor = Predictor.from_file(run / "model.pt", batch_size=batch_size, device=device)
     bundle = open_data(data or cfg.data, synth=synth or cfg.synth, synth_cache=cfg.synth_cache)
     lines = bundle.lines(split)
-    if not lines: raise DataError(data or cfg.data, f"the {split} split is empty")
+    if not lines:
+        raise DataError(data or cfg.data, f"the {split} split is empty")
     load = bundle.load
     preds = predictor.predict([load(l) for l in lines])
     return {"lines": lines, "truths": [l.text for l in lines], "preds": preds}
@@ -399,7 +592,13 @@ def scores_of(rec:dict) -> dict:
     return {k: s.value for k, s in score_all(rec["truths"], rec["preds"]).items()}
 
 # %% ../nbs/45_reproduce.ipynb #19ea295e
-METRIC_COLUMNS = ("cer_corpus_sensitive", "wer_corpus_sensitive", "cer_line-max_sensitive", "cer_corpus_folded", "wer_corpus_folded")
+METRIC_COLUMNS = (
+    "cer_corpus_sensitive",
+    "wer_corpus_sensitive",
+    "cer_line-max_sensitive",
+    "cer_corpus_folded",
+    "wer_corpus_folded",
+)
 
 def run_row(run, rec:dict|None=None, split:str="test", **extra) -> dict:
     "One CSV row for run `run`: its config, seed, split, every metric variant (and `extra`)."
@@ -409,9 +608,19 @@ def run_row(run, rec:dict|None=None, split:str="test", **extra) -> dict:
     summ = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
     rec = rec or transcribe(run, split=split)
     sc = scores_of(rec)
-    return {**extra, "run": run.name, "model": cfg.model, "seed": cfg.seed, "data": cfg.data, "split": split, "lines": len(rec["truths"]),
-            **{k: round(sc[k], 2) for k in METRIC_COLUMNS}, "steps": summ.get("steps"), "train_s": summ.get("elapsed_s"),
-            "config": json.dumps({k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}, sort_keys=True)}
+    return {
+        **extra,
+        "run": run.name,
+        "model": cfg.model,
+        "seed": cfg.seed,
+        "data": cfg.data,
+        "split": split,
+        "lines": len(rec["truths"]),
+        **{k: round(sc[k], 2) for k in METRIC_COLUMNS},
+        "steps": summ.get("steps"),
+        "train_s": summ.get("elapsed_s"),
+        "config": json.dumps({k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}, sort_keys=True),
+    }
 
 # %% ../nbs/45_reproduce.ipynb #60f97e43
 def compare_row(what:str, # What the row measures
@@ -427,7 +636,8 @@ def compare_row(what:str, # What the row measures
         tg = PAPER_TARGETS[target]
         row.update(paper=tg.value, delta=(round(m - tg.value, 2) if m is not None else None),
                    verdict=verdict(tg.value, m, tol, stand_in))
-    else: row.update(paper="–", delta="–", verdict="no paper number" if m is not None else "not measured")
+    else:
+        row.update(paper="–", delta="–", verdict="no paper number" if m is not None else "not measured")
     return {**row, **extra}
 
 COMPARE_COLUMNS = ["what", "paper", "ours", "delta", "verdict"]
@@ -436,16 +646,20 @@ COMPARE_COLUMNS = ["what", "paper", "ours", "delta", "verdict"]
 def effect(base, # The reference setting's values, one per seed
            other, # The compared setting's values, paired by seed with `base`
           ) -> dict:
-    "Paired difference `other − base`: `{delta, delta_std, noise, n, verdict}`; an effect must exceed 2× the seed noise."
+    ("Paired difference `other − base`: `{delta, delta_std, noise, n, verdict}`; an effect must exceed 2× the seed "
+     "noise.")
     pairs = [(float(b), float(o)) for b, o in zip(base, other)]
-    if not pairs: return dict(delta=None, delta_std=None, noise=None, n=0, verdict="not measured")
+    if not pairs:
+        return dict(delta=None, delta_std=None, noise=None, n=0, verdict="not measured")
     d = [o - b for b, o in pairs]
     m, s = mean_std(d)
     noise = max(mean_std([b for b, _ in pairs])[1], mean_std([o for _, o in pairs])[1])
-    if len(pairs) == 1: verdict = "one seed: no noise estimate"
+    if len(pairs) == 1:
+        verdict = "one seed: no noise estimate"
     elif abs(m) > 2 * noise and (all(x > 0 for x in d) or all(x < 0 for x in d)):
         verdict = f"effect: {'higher' if m > 0 else 'lower'} on every seed, |Δ| > 2σ"
-    else: verdict = "within seed noise"
+    else:
+        verdict = "within seed noise"
     return dict(delta=round(m, 2), delta_std=round(s, 2), noise=round(noise, 2), n=len(pairs), verdict=verdict)
 
 def effect_row(what:str, base, other, **extra) -> dict:
@@ -478,16 +692,21 @@ def attention_maps(model, # A trained `HTRJAND`
                    image, # Grayscale uint8 line image
                    block:int=-1, # Which attention block
                   ) -> dict:
-    "`{'MHSA': (T, T), 'Proxima': (T, T), 'combined (mean gate)': (T, T)}` for one line (branches the model lacks are left out)."
+    ("`{'MHSA': (T, T), 'Proxima': (T, T), 'combined (mean gate)': (T, T)}` for one line (branches the model lacks are "
+     "left out).")
     import torch
     from jand.preprocess import prepare
     attn, captured = model.attention.blocks[block].attn, {}
-    hook = attn.register_forward_hook(lambda m, args, out: captured.update(x=args[0], pad=args[1] if len(args) > 1 else None))
+    hook = attn.register_forward_hook(
+        lambda m, args, out: captured.update(x=args[0], pad=args[1] if len(args) > 1 else None)
+    )
     x = torch.as_tensor(prepare(image, model.cfg.preprocess))[None]
     model.eval()
     with torch.no_grad():
-        try: model(x)
-        finally: hook.remove()
+        try:
+            model(x)
+        finally:
+            hook.remove()
         outs, maps = attn.branches(captured["x"], captured["pad"], return_maps=True)
         mats = {{"mhsa": "MHSA", "proxima": "Proxima"}[k]: v[0].mean(0) for k, v in maps.items()}
         if attn.fusion == "gate":
@@ -506,7 +725,10 @@ def transcribe(self:Lab, run, data:str|None=None, split:str="test") -> dict:
 @patch
 def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str="", columns=None, notes:str="") -> tuple:
     "Write `results/<name>.csv` (`runs` rows) and `results/<name>.md` (`summary` rows and the reading)."
-    prov = provenance(profile=self.profile.name, data_root=str(self.data_root or ""))
+    options = "; ".join(f"{k}?{v}" for k, v in self.data_options.items())
+    prov = provenance(
+        profile=self.profile.name, data_root=self.data_root or "", **({"data_options": options} if options else {})
+    )
     return write_table(name, runs, title, columns or COMPARE_COLUMNS, notes=notes, out=self.results, prov=prov,
                        summary=summary, reading=reading)
 
@@ -518,7 +740,8 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
 EXPERIMENTS = ("00_regime", "01_datasets", "02_architecture", "03_main_results", "04_distillation", "05_ablation",
                "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
-ON_REQUEST = ("00_regime",) # Studies that `reproduce` runs only when named (or with `only="all"`): their tables are committed
+# Studies that `reproduce` runs only when named (or with `only="all"`): their tables are committed
+ON_REQUEST = ("00_regime",)
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
@@ -526,32 +749,44 @@ class ReproductionError(RuntimeError):
     "A reproduction notebook failed: names the notebook, the cell and the error."
 
 def _select(only) -> list:
-    if not only: return [e for e in EXPERIMENTS if e not in ON_REQUEST]
-    if only == "all": return list(EXPERIMENTS)
+    if not only:
+        return [e for e in EXPERIMENTS if e not in ON_REQUEST]
+    if only == "all":
+        return list(EXPERIMENTS)
     names = [o.strip() for o in (only.split(",") if isinstance(only, str) else only) if o.strip()]
     out = []
     for n in names:
         hit = [e for e in EXPERIMENTS if e == n or e.split("_", 1)[1] == n or e.startswith(n + "_")]
-        if len(hit) != 1: raise ValueError(f"unknown experiment {n!r}; choose from {', '.join(e.split('_', 1)[1] for e in EXPERIMENTS)}")
+        if len(hit) != 1:
+            raise ValueError(
+                f"unknown experiment {n!r}; choose from {', '.join(e.split('_', 1)[1] for e in EXPERIMENTS)}"
+            )
         out += hit
     return out
 
 def _promote(staging:Path, dest:Path) -> list:
     "Move every file of `staging` into `dest` (each move atomic); returns the moved names."
     moved = []
-    if not staging.exists(): return moved
+    if not staging.exists():
+        return moved
     dest.mkdir(parents=True, exist_ok=True)
     for f in sorted(staging.iterdir()):
-        if f.is_file(): os.replace(f, dest / f.name); moved.append(f.name)
+        if f.is_file():
+            os.replace(f, dest / f.name)
+            moved.append(f.name)
     return moved
 
 # %% ../nbs/45_reproduce.ipynb #c6b88a45
 class _Progress(logging.Handler):
-    "Prints the progress lines (`[k/n] …`, from `Lab.train_all`) that a notebook run by papermill writes, with its name."
-    def __init__(self, name:str): super().__init__(logging.INFO); self.name = name
+    ("Prints the progress lines (`[k/n] …`, from `Lab.train_all`) that a notebook run by papermill writes, with its "
+     "name.")
+    def __init__(self, name:str):
+        super().__init__(logging.INFO)
+        self.name = name
     def emit(self, record):
         for line in str(record.getMessage()).splitlines():
-            if re.match(r"\[\d+/\d+\] ", line): print(f"  {self.name} {line}", flush=True)
+            if re.match(r"\[\d+/\d+\] ", line):
+                print(f"  {self.name} {line}", flush=True)
 
 def _ipc_kernels():
     "A kernel manager class whose kernels talk over local sockets (IPC), not TCP: nothing to encrypt, no warning."
@@ -564,7 +799,8 @@ def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
     "Execute one experiment notebook with papermill (showing its runs' progress); a failure raises `ReproductionError`."
     import papermill as pm
     src = experiments_dir() / f"{name}.ipynb"
-    if not src.exists(): raise DataError(src, "experiment notebook not found")
+    if not src.exists():
+        raise DataError(src, "experiment notebook not found")
     log, progress = logging.getLogger("papermill"), _Progress(name)
     level, _ = log.level, log.addHandler(progress)
     log.setLevel(logging.INFO)
@@ -572,46 +808,56 @@ def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
         pm.execute_notebook(str(src), str(out_nb), parameters=params, cwd=str(cwd), kernel_name="python3",
                             progress_bar=False, log_output=True, report_mode=False, kernel_manager_class=_ipc_kernels())
     except pm.PapermillExecutionError as e:
-        raise ReproductionError(f"{name}: cell {e.exec_count if e.exec_count is not None else '?'} (index {e.cell_index}) failed: "
-                                f"{e.ename}: {e.evalue} — see the executed notebook {out_nb}") from None
-    finally: log.removeHandler(progress); log.setLevel(level)
+        raise ReproductionError(
+            f"{name}: cell {e.exec_count if e.exec_count is not None else '?'} (index {e.cell_index}) failed: "
+            f"{e.ename}: {e.evalue} — see the executed notebook {out_nb}"
+        ) from None
+    finally:
+        log.removeHandler(progress)
+        log.setLevel(level)
 
-def reproduce(profile:str="quick", # `smoke`, `quick` or `full`
+def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults, `quick`)
               only=None, # Experiment names (e.g. `distillation` or `04`), comma-separated; None: all
-              data_root=None, # Folder holding IAM/, RIMES/, Bentham/
-              device:str="cpu", # Training and inference device
-              seeds=None, # Override the profile's seeds of the key comparisons
-              budget:float=1.0, # Multiplies the profile's step budgets
               out=None, # Executed notebooks, runs and staging (default `runs/reproduce/<profile>`)
               results=None, # Final tables (default: the project's `results/`)
               figures=None, # Final figures (default: the project's `figures/`)
+              **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
              ) -> dict:
     "Run the experiment notebooks with papermill, promote their tables and figures, and write `REPORT.md`."
-    get_profile(profile)
-    names = _select(only)
-    root = project_root()
+    setup = as_reproduction(setup, **changes)
+    datasets(setup.data_root, setup.data_options)  # a missing root or a bad reader option fails before any notebook
+    profile, names, root = setup.profile, _select(only), project_root()
     out = Path(out or root / "runs" / "reproduce" / profile)
     results, figures = Path(results or root / "results"), Path(figures or root / "figures")
-    nb_dir = out / "notebooks"; nb_dir.mkdir(parents=True, exist_ok=True)
+    nb_dir = out / "notebooks"
+    nb_dir.mkdir(parents=True, exist_ok=True)
     done, t0 = {}, time.perf_counter()
     for k, name in enumerate(names, 1):
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
-        params = dict(profile=profile, data_root=str(data_root) if data_root else None, device=device,
-                      seeds=list(seeds) if seeds is not None else None, budget=budget, runs_dir=str(out / "runs"),
-                      results_dir=str(stage / "results"), figures_dir=str(stage / "figures"))
+        params = dict(setup=setup.params(), runs_dir=str(out / "runs"), results_dir=str(stage / "results"),
+                      figures_dir=str(stage / "figures"))
         t = time.perf_counter()
         print(f"[{profile}] notebook {k} of {len(names)}: {name} ({(t - t0) / 60:.0f} min so far) …", flush=True)
-        os.environ["JAND_COMMAND"] = f"jand reproduce --profile {profile} (notebook {name})"  # the kernel's provenance records it
+        os.environ["JAND_COMMAND"] = f"{setup.command()} (notebook {name})"  # the kernel's provenance records it
         try:
             run_experiment(name, params, nb_dir / f"{name}.ipynb", cwd=experiments_dir())
-            done[name] = {"tables": _promote(stage / "results", results), "figures": _promote(stage / "figures", figures),
-                          "seconds": round(time.perf_counter() - t, 1)}
+            done[name] = {
+                "tables": _promote(stage / "results", results),
+                "figures": _promote(stage / "figures", figures),
+                "seconds": round(time.perf_counter() - t, 1),
+            }
         finally:
-            shutil.rmtree(stage, ignore_errors=True); os.environ.pop("JAND_COMMAND", None)
+            shutil.rmtree(stage, ignore_errors=True)
+            os.environ.pop("JAND_COMMAND", None)
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
     report = write_report(results, profile)
-    summary = {"profile": profile, "experiments": done, "seconds": round(time.perf_counter() - t0, 1), "report": str(report)}
+    summary = {
+        "profile": profile,
+        "experiments": done,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "report": str(report),
+    }
     atomic_write_json(out / "reproduce.json", summary)
     return summary
 
@@ -623,21 +869,44 @@ def write_report(results, profile:str|None=None) -> Path:
     order = {n: i for i, n in enumerate(TABLE_ORDER)}
     tables.sort(key=lambda p: (order.get(p.stem, len(order)), p.stem))
     figs = results.parent / "figures"
-    parts = ["# jand: the reproduction report", "",
-             "Every table below was produced by `jand reproduce`" + (f" (profile `{profile}`)" if profile else "") +
-             " from runs in this repository, or by a `jand bench` command (the long benchmarks: memory, GPU); each says "
-             "how it was made, its command included. Verdicts: *reproduced* (within the stated "
-             "tolerance), *within tolerance* (within 5×), *gap*, *direction only* (synthetic stand-in: only the "
-             "direction of an effect is comparable), *not measured*.", ""]
+    parts = [
+        "# jand: the reproduction report",
+        "",
+        "Every table below was produced by `jand reproduce`"
+        + (f" (profile `{profile}`)" if profile else "")
+        + " from runs in this repository, or by a `jand bench` command (the long benchmarks: memory, GPU); each says "
+        "how it was made, its command included. Verdicts: *reproduced* (within the stated "
+        "tolerance), *within tolerance* (within 5×), *gap*, *direction only* (synthetic stand-in: only the "
+        "direction of an effect is comparable), *not measured*.",
+        "",
+    ]
     for p in tables:
         body = p.read_text(encoding="utf-8").strip().splitlines()
-        if body and body[0].startswith("# "): body[0] = "#" + body[0]  # one level down inside the report
+        if body and body[0].startswith("# "):
+            body[0] = "#" + body[0]  # one level down inside the report
         parts += body + [""]
     if figs.is_dir():
         pngs = sorted(f.name for f in figs.glob("*.png") if f.name != "docs_home.png")
-        if pngs: parts += ["## Figures", ""] + [f"![{n[:-4]}](../figures/{n})" for n in pngs] + [""]
+        if pngs:
+            parts += ["## Figures", ""] + [f"![{n[:-4]}](../figures/{n})" for n in pngs] + [""]
     return atomic_write_text(results / "REPORT.md", "\n".join(parts))
 
-TABLE_ORDER = ("datasets", "architecture", "main_results", "distillation", "kd_sweep", "ablation", "curriculum",
-               "transfer", "postprocessing", "efficiency", "bench", "bench_gpu", "deploy_speed", "deploy_cer", "memory", "memory_long",
-               "memory_long_jemalloc")
+TABLE_ORDER = (
+    "datasets",
+    "architecture",
+    "main_results",
+    "distillation",
+    "kd_sweep",
+    "ablation",
+    "curriculum",
+    "transfer",
+    "postprocessing",
+    "efficiency",
+    "bench",
+    "bench_gpu",
+    "deploy_speed",
+    "deploy_cer",
+    "memory",
+    "memory_long",
+    "memory_long_jemalloc",
+)

@@ -68,9 +68,33 @@ def test_export_then_predict_with_onnx_runtime(run, tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("jand: error:") and ".onnx" in bad.stderr
 
 
+def test_export_a_model_folder_then_use_it_everywhere(run, tmp_path):
+    jand("synth", tmp_path / "imgs", "--train", "3", "--val", "0", "--test", "0", "--height", "32", "--workers", "1")
+    eager = jand("predict", "--model", run / "model.pt", tmp_path / "imgs").stdout
+    r = jand("export", "--model", run, "--out", tmp_path / "student")  # a run folder names its model.pt
+    assert "model.safetensors" in r.stdout and "README.md" in r.stdout
+    card = (tmp_path / "student" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: jand") and "| val | CER" in card
+    assert jand("predict", "--model", tmp_path / "student", tmp_path / "imgs").stdout == eager  # same weights, same text
+    r = jand("eval", "--model", tmp_path / "student", "--synth-train", "16", "--synth-val", "8", "--synth-test", "8")
+    assert "CER" in r.stdout
+    r = jand("predict", "--model", "no-such-name", tmp_path / "imgs", ok=False)
+    assert r.returncode == 2 and "no shipped model has that name" in r.stderr
+
+
 def test_reproduce_refuses_unknown_experiments_in_one_line():
     r = jand("reproduce", "--profile", "smoke", "--only", "nonsense", ok=False)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown experiment 'nonsense'" in r.stderr
+
+
+def test_reproduce_checks_reader_options_before_any_notebook(tmp_path):
+    (tmp_path / "IAM").mkdir()
+    r = jand("reproduce", "--profile", "smoke", "--data-root", tmp_path, "--data-option", "IAM?spilt=official", ok=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "unknown option 'spilt'" in r.stderr, r.stderr
+    r = jand("reproduce", "--profile", "smoke", "--data-option", "RIMES?check_counts=false", ok=False)
+    assert r.returncode == 2 and "no RIMES/ to read" in r.stderr, r.stderr
+    r = jand("reproduce", "--profile", "smoke", "--data-option", "IAM", ok=False)
+    assert r.returncode == 2 and "NAME?key=value" in r.stderr, r.stderr
 
 
 def test_bench_model_writes_the_bench_table(tmp_path):
