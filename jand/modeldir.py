@@ -65,7 +65,7 @@ def save_model_folder(folder, model:HTRJAND, charset:Charset,
 # %% ../nbs/12a_model_dir.ipynb #md000010
 def _json_file(path:Path) -> dict:
     if not path.is_file():
-        raise DataError(path.parent, f"not a jand model folder: {path.name} is missing")
+        raise DataError(path.parent, f"is a folder, but not a jand model folder: {path.name} is missing")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -92,7 +92,7 @@ def read_model_folder(folder) -> dict:
     charset = _json_file(folder / MODEL_FILES["charset"])
     weights = folder / MODEL_FILES["weights"]
     if not weights.is_file():
-        raise DataError(folder, f"not a jand model folder: {weights.name} is missing")
+        raise DataError(folder, f"is a folder, but not a jand model folder: {weights.name} is missing")
     try:
         state = load_file(weights)
     except (SafetensorError, OSError, ValueError) as e:

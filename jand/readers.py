@@ -18,10 +18,11 @@ from .normalise import normalise_iam, normalise_rimes, normalise_bentham, normal
 
 # %% auto #0
 __all__ = ['SPLITS', 'PUBLISHED_COUNTS', 'IAM_SPLIT_FILES', 'IAM_SPLIT_FOLDERS', 'RIMES_FILES', 'RIMES_LINE_SETS',
-           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'READERS', 'WRITERS', 'summary',
-           'read_utf8', 'list_entries', 'hash_fraction', 'check_published_counts', 'published_counts', 'write_iam',
-           'iam_split_folder', 'read_iam', 'write_rimes', 'read_rimes', 'write_bentham', 'bentham_root', 'read_bentham',
-           'write_folder', 'read_folder', 'parquet_files', 'read_parquet', 'read_page', 'read_alto', 'read_corpus']
+           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'BAND_NOTE', 'UNSIZED', 'READERS',
+           'WRITERS', 'summary', 'read_utf8', 'list_entries', 'hash_fraction', 'check_published_counts',
+           'published_counts', 'write_iam', 'iam_split_folder', 'read_iam', 'write_rimes', 'read_rimes',
+           'write_bentham', 'bentham_root', 'read_bentham', 'write_folder', 'read_folder', 'parquet_files',
+           'read_parquet', 'baseline_band', 'page_line_height', 'fit_to_image', 'read_page', 'read_alto', 'read_corpus']
 
 # %% ../nbs/04_readers.ipynb #74f908cc
 SPLITS = ("train", "val", "test")
@@ -859,18 +860,57 @@ def _page_text(el:ET.Element) -> str:
         return "".join(u.text or "" for u in _kids(eqs[0], "Unicode")[:1])
     return " ".join(t for t in (_page_text(w) for w in _kids(el, "Word")) if t.strip())
 
+def baseline_band(baseline:list, # `(x, y)` points of a line's baseline
+                  height:float, # The page's line height in pixels
+                  ascent:float=0.75, # Share of the band above the baseline (the rest takes descenders)
+                 ) -> list:
+    "A polygon around a baseline, for lines that export a Baseline but no Coords (baseline-only ground truth)."
+    return ([(x, y - ascent * height) for x, y in baseline]
+            + [(x, y + (1 - ascent) * height) for x, y in reversed(baseline)])
+
+def page_line_height(polygons:list, baselines:list) -> float|None:
+    "A page's line height: the median height of its line polygons, else the median gap between its baselines."
+    heights = [max(y for _, y in p) - min(y for _, y in p) for p in polygons if len(p) >= 3]
+    if heights:
+        return float(np.median(heights))
+    ys = sorted(float(np.mean([y for _, y in b])) for b in baselines)
+    gaps = [b - a for a, b in zip(ys, ys[1:]) if b > a]
+    return float(np.median(gaps)) if gaps else None
+
+BAND_NOTE = "polygon made around its Baseline (the line has no Coords)"
+UNSIZED = "line with a Baseline but no Coords, on a page with no other line to size it"
+
+def _page_size(pages:list) -> tuple|None:
+    "The `(imageWidth, imageHeight)` a PAGE file declares, or None."
+    for p in pages:
+        try:
+            w, h = int(p.get("imageWidth")), int(p.get("imageHeight"))
+        except (TypeError, ValueError):
+            continue
+        if w > 0 and h > 0:
+            return (w, h)
+    return None
+
 def _page_lines(doc:ET.Element) -> tuple:
-    "`(image file name or None, [(line id, text, points)])` of one PAGE document."
+    """`(image file name or None, [(line id, text, points, note)], unit, declared size or None)` of one PAGE document.
+    A line with a Baseline but no Coords gets a band around its baseline, `note` saying so."""
     pages = _all(doc, "Page")
     image = next((p.get("imageFilename") for p in pages if p.get("imageFilename")), None)
-    out = []
+    found = []
     for k, line in enumerate(l for p in pages for l in _all(p, "TextLine")):
         coords = (_kids(line, "Coords") or [None])[0]
         kids = [] if coords is None else _kids(coords, "Point")  # PAGE 2010 writes Point elements
         pts = [] if coords is None else _points(coords.get("points"))
         pts = pts or [(float(q.get("x")), float(q.get("y"))) for q in kids]
-        out.append((line.get("id") or f"l{k}", _page_text(line), pts))
-    return image, out
+        base = next((_points(b.get("points")) for b in _kids(line, "Baseline")), [])
+        found.append((line.get("id") or f"l{k}", _page_text(line), pts, base))
+    height = page_line_height([pts for _, _, pts, _ in found], [b for *_, b in found if len(b) >= 2])
+    def outline(pts, base):
+        if len(pts) >= 3 or len(base) < 2:
+            return pts, None
+        return (baseline_band(base, height), BAND_NOTE) if height else ([], UNSIZED)
+    out = [(lid, text, *outline(pts, base)) for lid, text, pts, base in found]
+    return image, out, "pixel", _page_size(pages)
 
 # %% ../nbs/04_readers.ipynb #cb93aaf8
 def _alto_text(line:ET.Element) -> str:
@@ -891,13 +931,25 @@ def _alto_points(line:ET.Element) -> list:
         return []
     return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)] if w > 0 and h > 0 else []
 
+def _alto_size(doc:ET.Element) -> tuple|None:
+    "The `(WIDTH, HEIGHT)` an ALTO `Page` declares, or None."
+    for p in _all(doc, "Page"):
+        try:
+            w, h = float(p.get("WIDTH")), float(p.get("HEIGHT"))
+        except (TypeError, ValueError):
+            continue
+        if w > 0 and h > 0:
+            return (w, h)
+    return None
+
 def _alto_lines(doc:ET.Element) -> tuple:
-    "`(image file name or None, [(line id, text, points)], measurement unit)` of one ALTO document."
+    "`(image file name or None, [(line id, text, points, None)], measurement unit, declared size)` of an ALTO file."
     unit = next((u.text.strip() for u in _all(doc, "MeasurementUnit") if u.text), "pixel")
     names = [f for s in _all(doc, "sourceImageInformation") for f in _kids(s, "fileName")]
     image = next((f.text.strip() for f in names if f.text), None)
-    lines = [(l.get("ID") or f"l{k}", _alto_text(l), _alto_points(l)) for k, l in enumerate(_all(doc, "TextLine"))]
-    return image, lines, unit
+    lines = [(l.get("ID") or f"l{k}", _alto_text(l), _alto_points(l), None)
+             for k, l in enumerate(_all(doc, "TextLine"))]
+    return image, lines, unit, _alto_size(doc)
 
 # %% ../nbs/04_readers.ipynb #8c359790
 def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test_fraction:float):
@@ -915,15 +967,25 @@ def _xml_doc(path:Path, rd:_Reading, count:int=1):
         rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})")
         return None
 
+def fit_to_image(pts:list, declared, actual) -> list|None:
+    """`pts` in the image's pixels: scaled when the XML declares another size of the same shape (a resized scan),
+    None when the shapes differ (not the image the coordinates were drawn on)."""
+    if not declared or not actual or all(abs(d - a) <= 1 for d, a in zip(declared, actual)):
+        return pts
+    sx, sy = actual[0] / declared[0], actual[1] / declared[1]
+    if abs(sx - sy) > 0.02 * max(sx, sy):
+        return None
+    return [(x * sx, y * sy) for x, y in pts]
+
 def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm,
-                    corpus:str):
-    "Add the `(id, text, points)` lines of one page whose image file name is `image`."
+                    corpus:str, declared=None):
+    "Add the `(id, text, points, note)` lines of one page whose image file name is `image` (of size `declared`)."
     if not image:
-        for lid, _, _ in lines:
+        for lid, *_ in lines:
             rd.skip("page names no image file", f"{xml} (line {lid})")
         return
     page = xml.parent/image.replace("\\", "/")
-    for lid, raw, pts in lines:
+    for lid, raw, pts, note in lines:
         where = f"{xml} (line {lid})"
         if not rd.new_id(f"{rel}/{lid}", where):
             continue
@@ -932,11 +994,22 @@ def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list
             rd.skip("empty transcription", where)
             continue
         if len(pts) < 3:
-            rd.skip("line without a polygon or box", where)
+            rd.skip(note or "line without a polygon or box", where)
             continue
         if not rd.image_ok(page):
             continue
-        box, size = polygon_box(pts), rd.sizes.get(str(page))
+        size = rd.sizes.get(str(page))
+        fitted = fit_to_image(pts, declared, size)
+        if fitted is None:
+            rd.skip("page image of another shape than its XML declares",
+                    f"{where}: declared {declared[0]:g}×{declared[1]:g}, image {size[0]}×{size[1]}")
+            continue
+        if fitted is not pts:
+            rd.report.change("coordinates scaled from the size the XML declares to the image's", where)
+            pts = fitted
+        if note:
+            rd.report.change(note, where)
+        box = polygon_box(pts)
         if size and (box[0] >= size[0] or box[1] >= size[1] or box[2] <= 0 or box[3] <= 0):
             rd.skip("line outside the page image", f"{where} {box} on {size[0]}×{size[1]}")
             continue
@@ -968,17 +1041,17 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
         if _local(doc.tag) != {"page": "PcGts", "alto": "alto"}[kind]:
             rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False)
             continue
-        image, lines, *unit = _page_lines(doc) if kind == "page" else _alto_lines(doc)
-        if unit and unit[0] != "pixel":
+        image, lines, unit, declared = _page_lines(doc) if kind == "page" else _alto_lines(doc)
+        if unit != "pixel":
             for _ in lines:
-                rd.skip("ALTO coordinates not in pixels (MeasurementUnit)", f"{xml} (MeasurementUnit {unit[0]})")
+                rd.skip("ALTO coordinates not in pixels (MeasurementUnit)", f"{xml} (MeasurementUnit {unit})")
             continue
         split = _xml_split(rel.parts, layered, flat_split, val_fraction, test_fraction)
         if split is None:
-            for lid, _, _ in lines:
+            for lid, *_ in lines:
                 rd.skip("outside the train/val/test folders", f"{xml} (line {lid})", problem=False)
             continue
-        _add_page_lines(rd, xml, rel.as_posix(), split, image, lines, crop, norm, kind)
+        _add_page_lines(rd, xml, rel.as_posix(), split, image, lines, crop, norm, kind, declared)
     return rd.finish(root)
 
 def read_page(root, # A PAGE-XML file, or a folder of them (optionally in `train/ val/ test/`), images beside them

@@ -128,13 +128,15 @@ PAGE_NS = {"2013": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2013-07
            "2019": "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"}
 
 
-def _page_line(k: int, box, text: str, words: bool = False) -> str:
-    "One PAGE TextLine: Coords, Baseline, and its text as its own TextEquiv or (`words`) as Word elements only."
+def _page_line(k: int, box, text: str, words: bool = False, coords: bool = True) -> str:
+    """One PAGE TextLine: Coords (unless not `coords`: baseline-only ground truth), Baseline, and its text as its own
+    TextEquiv or (`words`) as Word elements only."""
     l, t, r, b = box
     equiv = lambda s: f"<TextEquiv><Unicode>{escape(s)}</Unicode></TextEquiv>"
     body = ("".join(f'<Word id="w{k}_{j}"><Coords points="{_rect(box)}"/>{equiv(w)}</Word>' for j, w in enumerate(text.split()))
             if words else equiv(text))
-    return (f'\n   <TextLine id="line_{k + 1}" custom="readingOrder {{index:{k};}}"><Coords points="{_rect(box)}"/>'
+    outline = f'<Coords points="{_rect(box)}"/>' if coords else ""
+    return (f'\n   <TextLine id="line_{k + 1}" custom="readingOrder {{index:{k};}}">{outline}'
             f'<Baseline points="{l},{b - 2} {r - 1},{b - 2}"/>{body}</TextLine>')
 
 
@@ -147,14 +149,17 @@ ORDER = '<ReadingOrder><OrderedGroup id="ro1"><RegionRefIndexed index="0" region
 
 
 def page_xml(samples, root: Path, version: str = "2013", per_page: int = 3, empty_line: bool = False,
-             words: bool = False) -> Path:
+             words: bool = False, coords: bool = True, scale: int = 1) -> Path:
     """PAGE pages in `train/ val/ test/`: Transkribus style for 2013 (lines nested in TextRegion, TableRegion,
-    `custom` reading order; with `empty_line`, one extra line with an empty `<Unicode/>` per page); plain for 2019."""
+    `custom` reading order; with `empty_line`, one extra line with an empty `<Unicode/>` per page); plain for 2019.
+    Without `coords`, lines have a Baseline only; with `scale`, the XML describes a scan `scale` times the size of
+    the image shipped beside it (coordinates and imageWidth/imageHeight scaled)."""
     for split, p, rows in _pages(samples, per_page):
         page, boxes = compose([a for _, a in rows])
         name, (h, w) = f"page_{p + 1:04d}", page.shape
         put(root / split / f"{name}.png", encode(page))
-        lines = [_page_line(k, box, l.text, words) for k, ((l, _), box) in enumerate(zip(rows, boxes))]
+        boxes, h, w = [tuple(v * scale for v in box) for box in boxes], h * scale, w * scale
+        lines = [_page_line(k, box, l.text, words, coords) for k, ((l, _), box) in enumerate(zip(rows, boxes))]
         if empty_line: lines.append(EMPTY_LINE.format(n=len(rows) + 1))
         if version == "2013":  # line 1 in the outer region, line 2 in an inner TextRegion, the rest in a table's cell
             table = _region("TableRegion", "t1", w, h, _region("TextRegion", "c1", w, h, "".join(lines[2:])))
@@ -209,5 +214,7 @@ LAYOUTS = {  # name → (source kind, writer)
     "parquet": ("parquet", parquet_lines), "rimes-lines": ("rimes", rimes_lines),
     "page-2013": ("page", lambda s, r: page_xml(s, r, "2013", empty_line=True)),
     "page-2019": ("page", lambda s, r: page_xml(s, r, "2019", words=True)),
+    "page-baseline": ("page", lambda s, r: page_xml(s, r, "2019", coords=False)),
+    "page-resized": ("page", lambda s, r: page_xml(s, r, "2019", scale=2)),
     "alto-v4": ("alto", alto_xml), "folder-repeated": ("folder", folder_repeated),
 }

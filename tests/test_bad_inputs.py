@@ -513,7 +513,8 @@ def test_page_problems_are_counted_with_the_file(tmp_path):
     root = layouts.page_xml(samples(), tmp_path / "pages", "2019")
     (root / "val" / "page_0001.png").unlink()  # a page image missing: its 3 lines
     xml = root / "test" / "page_0001.xml"
-    xml.write_text(xml.read_text().replace('<Coords points="6,', '<Coordz points="6,', 1))  # one line without geometry
+    text = xml.read_text().replace('<Coords points="6,', '<Coordz points="6,', 1)  # one line without geometry …
+    xml.write_text(text.replace('<Baseline points="6,', '<Baselinz points="6,', 1))  # … not even a baseline
     layouts.put(root / "train" / "broken.xml", "<PcGts><Page imageFilename='x.png'><TextLine")  # malformed
     layouts.put(root / "train" / "mets.xml", "<mets><fileSec/></mets>")  # Transkribus's mets.xml: not PAGE
     layouts.put(root / "stray.xml", (root / "train" / "page_0001.xml").read_text())  # outside the split folders

@@ -40,6 +40,8 @@ EXPECTED = {
     "rimes-lines": ("?check_counts=false", 9, {}, {}, ("rimes", "2011-lines"), "line images"),
     "page-2013": ("", 9, {"empty transcription": 3}, {}, None, "page:"),
     "page-2019": ("?crop=box", 9, {}, {}, None, "page:"),
+    "page-baseline": ("", 9, {}, {"polygon made around its Baseline (the line has no Coords)": 9}, None, "page:"),
+    "page-resized": ("", 9, {}, {"coordinates scaled from the size the XML declares to the image's": 9}, None, "page:"),
     "alto-v4": ("", 9, {}, {}, None, "alto:"),
     "folder-repeated": ("", 9, {}, {"id includes its split folder (the name repeats in another split)": 9}, None, "folder:"),
 }
