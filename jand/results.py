@@ -11,9 +11,9 @@ import jand
 from .core import atomic_write_text
 
 # %% auto #0
-__all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'Target', 'ReferenceSystem',
-           'verdict', 'git_revision', 'package_versions', 'provenance', 'markdown_table', 'write_table',
-           'architecture_rows']
+__all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'OUTPUT_DIRS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'Target',
+           'ReferenceSystem', 'verdict', 'git_revision', 'package_versions', 'provenance', 'markdown_table',
+           'write_table', 'architecture_rows']
 
 # %% ../nbs/40_results.ipynb #4b2896dd
 @dataclass(frozen=True)
@@ -90,15 +90,18 @@ def verdict(paper:float, ours:float|None, tol:float, stand_in:bool=False) -> str
     return "reproduced" if d <= tol else "within tolerance" if d <= 5 * tol else "gap"
 
 # %% ../nbs/40_results.ipynb #4fd07e28
+# What a reproduction writes: changes there leave the code that made a table unchanged
+OUTPUT_DIRS = ("results", "figures")
+
 def git_revision(root=None) -> str:
-    "The git commit of the working tree (suffixed `-dirty` when it has uncommitted changes), or `unknown`."
+    "The git commit of the working tree (`-dirty` when anything outside `OUTPUT_DIRS` changed), or `unknown`."
     root = Path(root or Path(jand.__file__).resolve().parents[1])
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":!{d}" for d in OUTPUT_DIRS)],
             cwd=root,
             capture_output=True,
             text=True,
