@@ -23,7 +23,7 @@ __all__ = ['LETTERS', 'FRENCH_LETTERS', 'SYNTH_ALPHABET', 'SINGLE_LETTER_WORDS',
            'hershey_face', 'ttf_face', 'Writer', 'make_writer', 'draw_ink', 'Degradation', 'smooth_field', 'warp_ink',
            'crop_to_ink', 'put_on_paper', 'finish', 'Legibility', 'legibility', 'illegible', 'SynthConfig', 'SynthLine',
            'describe_line', 'draw_line', 'render_attempts', 'render_line', 'corpus_key', 'SynthCorpus', 'render_cache',
-           'sample_grid', 'plot_rejected', 'benchmark_synth']
+           'sample_grid', 'plot_rejected', 'guard_report', 'least_legible', 'plot_lines', 'benchmark_synth']
 
 # %% ../nbs/05_synth.ipynb #6c65aaa4
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -329,8 +329,8 @@ def finish(img:np.ndarray, height:int, level:float, deg:Degradation, rng) -> np.
 @dataclass(frozen=True)
 class Legibility:
     "What every emitted synthetic line must pass; a line that fails is drawn again."
-    min_contrast: float = 40.0 # Median paper grey minus median ink grey, in grey levels
-    min_cnr: float = 4.0 # Contrast over the standard deviation of the paper's fine-grained noise
+    min_contrast: float = 45.0 # Median paper grey minus median ink grey, in grey levels
+    min_cnr: float = 6.0 # Contrast over the standard deviation of the paper's fine-grained noise
     min_xheight: float = 5.0 # x-height of the letters at the output height, in pixels
     attempts: int = 4 # Redraws with fresh randomness before the degradation is softened
     soften: float = 0.7 # Each later attempt multiplies the degradation level by this
@@ -563,6 +563,43 @@ def plot_rejected(cfg:SynthConfig=SynthConfig(), n:int=6, split:str="train", pat
     if path is not None:
         from jand.core import atomic_save_figure
         atomic_save_figure(fig, path, dpi=110)
+    return fig
+
+# %% ../nbs/05_synth.ipynb #b1e7a008
+def guard_report(cfg:SynthConfig=SynthConfig(), n:int=200, split:str="train") -> dict:
+    "Domain → share of the first `n` lines redrawn, share softened, and the mean emitted/planned degradation level."
+    tries = {}
+    for i in range(min(n, cfg.size(split))):
+        *_, (attempt, level, *_) = render_attempts(cfg, split, i)
+        s = describe_line(cfg, split, i)
+        tries.setdefault(s.domain, []).append((attempt, level / max(s.level, 1e-9)))
+    g = cfg.legibility
+    return {d: dict(lines=len(t), redrawn=round(float(np.mean([a > 0 for a, _ in t])), 3),
+                    softened=round(float(np.mean([a >= g.attempts for a, _ in t])), 3),
+                    level_kept=round(float(np.mean([k for _, k in t])), 3)) for d, t in tries.items()}
+
+# %% ../nbs/05_synth.ipynb #b1e7a00b
+def least_legible(cfg:SynthConfig=SynthConfig(), n:int=200, k:int=8, split:str="train") -> list:
+    "`(index, image, measures)` of the `k` emitted lines of the first `n` with the lowest CNR: the guard's margin."
+    emitted = []
+    for i in range(min(n, cfg.size(split))):
+        *_, (_, _, img, m, _) = render_attempts(cfg, split, i)
+        emitted.append((i, img, m))
+    return sorted(emitted, key=lambda e: e[2]["cnr"])[:k]
+
+def plot_lines(lines:list, # `(index, image, measures)` triples
+               cfg:SynthConfig=SynthConfig(), split:str="train", cols:int=2):
+    "The lines at their own aspect ratio, each titled with its text and its legibility measures."
+    import matplotlib.pyplot as plt
+    rows = max(1, math.ceil(len(lines) / cols))
+    fig, axs = plt.subplots(rows, cols, figsize=(6.5 * cols, 0.9 * rows), squeeze=False)
+    for ax in axs.flat:
+        ax.set_axis_off()
+    for ax, (i, img, m) in zip(axs.T.flat, lines):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+        text = describe_line(cfg, split, i).line.text
+        ax.set_title(f"{text} · contrast {m['contrast']:.0f}, CNR {m['cnr']:.1f}", fontsize=7, loc="left")
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/05_synth.ipynb #ea822666
