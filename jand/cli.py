@@ -14,8 +14,9 @@ from .synth import DOMAINS, SPLITS, SynthConfig, SynthCorpus, benchmark_synth
 from . import readers
 
 # %% auto #0
-__all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'PAGE_HEIGHT', 'write_synth', 'add_config_options', 'config_from_args', 'run_eval',
-           'image_files', 'page_warning', 'run_predict', 'run_check_data', 'check_corpora', 'build_parser', 'main']
+__all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'PAGE_HEIGHT', 'VERBS', 'BENCHES', 'write_synth', 'add_config_options',
+           'config_from_args', 'run_eval', 'image_files', 'page_warning', 'run_predict', 'run_check_data',
+           'check_corpora', 'verb', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -202,7 +203,43 @@ def check_corpora(data_root, options=None) -> list:
                             + "; ".join(bad[0]["problems"]) + ". Check it with jand check-data SPEC")
     return results
 
-# %% ../nbs/90_cli.ipynb #87171123
+# %% ../nbs/90_cli.ipynb #c1a00000
+VERBS = {}  # command name → (function adding its options to the sub-parsers, function running it)
+
+def verb(name:str, options):
+    "Register the decorated function as the runner of command `name`, whose parser `options(subparsers)` adds."
+    def register(run):
+        VERBS[name] = (options, run)
+        return run
+    return register
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `jand` parser: global flags, then one sub-parser per registered verb, in registration order."
+    p = argparse.ArgumentParser(prog="jand", description="HTR-JAND, reproduced: handwritten text recognition toolkit.")
+    p.add_argument("--version", action="version", version=f"jand {jand.__version__}")
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for options, _ in VERBS.values():
+        options(sub)
+    return p
+
+def _run(args) -> int: return VERBS[args.command][1](args) or 0
+
+def _data_help() -> dict:
+    "Keyword arguments of a sub-parser whose epilog lists the data-spec options."
+    from jand.sources import spec_options_help
+    return dict(epilog=spec_options_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def _all_but_synth_fields():
+    "The names of `TrainConfig`'s `synth_*` fields, which eval and check-data share with training."
+    from jand.training import TrainConfig
+    return [f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")]
+
+def _synth_of(args) -> SynthConfig:
+    "The synthetic corpus that `--synth-*` options describe."
+    return SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
+
+# %% ../nbs/90_cli.ipynb #c1a00001
 def _domains(s:str) -> tuple:
     ds = tuple(d.strip() for d in s.split(",") if d.strip())
     bad = [d for d in ds if d not in DOMAINS]
@@ -210,12 +247,7 @@ def _domains(s:str) -> tuple:
         raise argparse.ArgumentTypeError(f"domains must be a comma-separated subset of {sorted(DOMAINS)}, got {s!r}")
     return ds
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jand", description="HTR-JAND, reproduced: handwritten text recognition toolkit.")
-    p.add_argument("--version", action="version", version=f"jand {jand.__version__}")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _synth_options(sub):
     s = sub.add_parser("synth", help="write a synthetic handwriting corpus to disk")
     s.add_argument("out", type=Path, help="output folder")
     s.add_argument("--format", choices=sorted(WRITERS), default="folder", help="layout to write (default: folder)")
@@ -223,21 +255,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val", type=int, default=200, help="validation lines (default: 200)")
     s.add_argument("--test", type=int, default=200, help="test lines (default: 200)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument(
-        "--domains",
-        type=_domains,
-        default=SynthConfig().domains,
-        help="comma-separated: en,fr,hist (default: all, mixed)",
-    )
+    s.add_argument("--domains", type=_domains, default=SynthConfig().domains,
+                   help="comma-separated: en,fr,hist (default: all, mixed)")
     s.add_argument("--height", type=int, default=64, help="line height in pixels (default: 64)")
     s.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
 
+@verb("synth", _synth_options)
+def _synth(args):
+    if min(args.train, args.val, args.test) < 0:
+        raise ValueError("line counts cannot be negative")
+    weights = tuple(SynthConfig().weights[SynthConfig().domains.index(d)] for d in args.domains)
+    cfg = SynthConfig(seed=args.seed, n_train=args.train, n_val=args.val, n_test=args.test, height=args.height,
+                      domains=args.domains, weights=weights)
+    out = write_synth(args.out, cfg, args.format, workers=args.workers)
+    print(f"wrote {args.train + args.val + args.test} synthetic lines to {out} ({args.format} layout)")
+
+# %% ../nbs/90_cli.ipynb #c1a00002
+def _reproduce_options(sub):
     from fastcore.docments import docments
     from jand.reproduce import PROFILES, Reproduction
     doc = docments(Reproduction)
-    d = sub.add_parser(
-        "reproduce", help="run the experiment notebooks with papermill: every table and figure of the paper"
-    )
+    d = sub.add_parser("reproduce",
+                       help="run the experiment notebooks with papermill: every table and figure of the paper")
     d.add_argument("--profile", choices=list(PROFILES), default=Reproduction.profile, help=doc["profile"])
     d.add_argument("--only", help="experiments to run, comma-separated (e.g. distillation,ablation), or all (with the "
                    "on-request studies, such as regime); default: every experiment but the studies")
@@ -252,68 +291,115 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--results", type=Path, help="tables (default: the project's results/)")
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
 
+@verb("reproduce", _reproduce_options)
+def _reproduce(args):
+    from jand.reproduce import Reproduction, parse_data_options, reproduce
+    setup = Reproduction(profile=args.profile, data_root=args.data_root, seeds=args.seeds, device=args.device,
+                         budget=args.budget, data_options=parse_data_options(args.data_option) or None)
+    if setup.profile == "full":
+        check_corpora(setup.data_root, setup.data_options)  # unreadable: no training starts
+    s = reproduce(setup, args.only, args.out, args.results, args.figures)
+    print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
+
+# %% ../nbs/90_cli.ipynb #c1a00003
+def _training_parser(sub, name:str, help:str, skip=()):
     from jand.training import TrainConfig
-    from jand.sources import spec_options_help
-    more = dict(epilog=spec_options_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    t = sub.add_parser("train", help="train a Teacher or a Student", **more)
+    t = sub.add_parser(name, help=help, **_data_help())
     t.add_argument("--out", type=Path, required=True, help="run folder (config, logs, checkpoints, model.pt)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    add_config_options(t, TrainConfig)
+    add_config_options(t, TrainConfig, skip=skip)
 
-    k = sub.add_parser("distill", help="train a Student from a Teacher (knowledge distillation)", **more)
-    k.add_argument("--out", type=Path, required=True, help="run folder")
-    k.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    add_config_options(k, TrainConfig, skip=("model",))
+def _train(args):
+    from jand.training import TrainConfig, train
+    fixed = {"model": "student"} if args.command == "distill" else {}
+    if args.command == "distill" and not args.teacher:
+        raise ValueError("jand distill needs --teacher MODEL_FILE")
+    summary = train(config_from_args(TrainConfig, args, **fixed), args.out, resume=args.resume)
+    print(json.dumps(summary, indent=1))
 
-    e = sub.add_parser("eval", help="CER and WER of a model on a data split, with a per-line CSV", **more)
+verb("train", lambda sub: _training_parser(sub, "train", "train a Teacher or a Student"))(_train)
+verb("distill", lambda sub: _training_parser(
+    sub, "distill", "train a Student from a Teacher (knowledge distillation)", skip=("model",)))(_train)
+
+# %% ../nbs/90_cli.ipynb #c1a00004
+def _eval_options(sub):
+    from jand.training import TrainConfig
+    e = sub.add_parser("eval", help="CER and WER of a model on a data split, with a per-line CSV", **_data_help())
     e.add_argument("--model", type=Path, required=True, help="model file (model.pt of a run)")
     e.add_argument("--data", default="synth", help="data spec (default: synth)")
     e.add_argument("--split", choices=["train", "val", "test"], default="test")
     e.add_argument("--out", type=Path, help="write per-line results (id, truth, prediction, edits) to this CSV")
     e.add_argument("--batch-size", type=int, default=16)
     e.add_argument("--device", default="cpu")
-    e.add_argument(
-        "--postprocess",
-        default="none",
-        metavar="STAGES",
-        help="post-processing stages scored side by side with the raw lines: none, lbc, t5, t5+lbc, "
-             "a comma-separated list, or all (default: none)",
-    )
-    e.add_argument(
-        "--corrector", type=Path, help="corrector folder written by jand train-corrector (for the t5 stages)"
-    )
+    e.add_argument("--postprocess", default="none", metavar="STAGES",
+                   help="post-processing stages scored side by side with the raw lines: none, lbc, t5, t5+lbc, "
+                        "a comma-separated list, or all (default: none)")
+    e.add_argument("--corrector", type=Path,
+                   help="corrector folder written by jand train-corrector (for the t5 stages)")
     e.add_argument("--wordlist", type=Path, help="word-list file (UTF-8, one word per line) added to the LBC lexicon")
-    # as in training
-    add_config_options(e, TrainConfig, skip=[f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")])
+    add_config_options(e, TrainConfig, skip=_all_but_synth_fields())  # the synthetic corpus, as in training
 
+@verb("eval", _eval_options)
+def _eval(args):
+    from jand.postprocess import parse_stages, uses_lbc, uses_t5
+    stages = parse_stages(args.postprocess)  # bad names and a t5 stage without --corrector fail before any work
+    if uses_t5(stages) and args.corrector is None:
+        raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
+    if args.corrector is not None and not uses_t5(stages):
+        raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
+    if args.wordlist is not None and not uses_lbc(stages):
+        raise ValueError("--wordlist is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
+    run_eval(args.model, args.data, args.split, args.out, args.batch_size, _synth_of(args), args.device, stages,
+             args.corrector, args.wordlist)
+
+# %% ../nbs/90_cli.ipynb #c1a00005
+def _corrector_options(sub):
     from jand.t5 import T5CorrectorConfig
     c = sub.add_parser("train-corrector", help="train the T5 post-processor for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
-    c.add_argument(
-        "--pretrained", type=Path, help="local pretrained T5/ByT5/mT5 folder to fine-tune (default: train from scratch)"
-    )
+    c.add_argument("--pretrained", type=Path,
+                   help="local pretrained T5/ByT5/mT5 folder to fine-tune (default: train from scratch)")
     c.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
     c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    c.add_argument(
-        "--progress-bar",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="show a progress bar (default: True)",
-    )
+    c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: True)")
     add_config_options(c, T5CorrectorConfig)
 
-    v = sub.add_parser("check-data", **more,
+@verb("train-corrector", _corrector_options)
+def _train_corrector(args):
+    from jand.postprocess import train_corrector
+    from jand.t5 import T5CorrectorConfig
+    if args.steps < 1 or args.copies < 1:
+        raise ValueError("--steps and --copies must be at least 1")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    summary = train_corrector(args.run, args.out, args.pretrained, config_from_args(T5CorrectorConfig, args),
+                              steps=args.steps, copies=args.copies, max_lines=args.max_lines, seed=args.seed,
+                              device=args.device, progress_bar=args.progress_bar)
+    print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
+    print(f"corrector written to {args.out}")
+
+# %% ../nbs/90_cli.ipynb #c1a00006
+def _check_data_options(sub):
+    from jand.training import TrainConfig
+    v = sub.add_parser("check-data", **_data_help(),
                        help="read a data spec as training would: lines, writers, charset, sizes, skips, counts")
     v.add_argument("spec", help="data spec, e.g. iam:/data/IAM?split=official or parquet:/data/IAM-line")
     v.add_argument("--model", type=Path, help="a model file: also list the characters outside its charset")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_config_options(v, TrainConfig, skip=[f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")])
+    add_config_options(v, TrainConfig, skip=_all_but_synth_fields())
 
+@verb("check-data", _check_data_options)
+def _check_data(args): return 0 if run_check_data(args.spec, args.model, _synth_of(args), args.json)["readable"] else 1
+
+# %% ../nbs/90_cli.ipynb #c1a00007
+def _predict_options(sub):
     r = sub.add_parser("predict", help="read images: print or write their text")
     r.add_argument("--model", type=Path, required=True, help="model file")
     r.add_argument("images", nargs="+", help="image files or folders")
@@ -323,241 +409,127 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     r.add_argument("--device", default="cpu")
     r.add_argument("--onnx", action="store_true", help="run in ONNX Runtime (CPU)")
-    r.add_argument(
-        "--quantized", action="store_true", help="int8 weights (dynamic quantization; with --onnx: ONNX Runtime's)"
-    )
+    r.add_argument("--quantized", action="store_true",
+                   help="int8 weights (dynamic quantization; with --onnx: ONNX Runtime's)")
     r.add_argument("--threads", type=int, help="CPU threads (default: torch's / ONNX Runtime's choice)")
 
+@verb("predict", _predict_options)
+def _predict(args):
+    rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
+                       args.onnx, args.quantized, args.threads)
+    failed = [r for r in rows if "error" in r]
+    if failed:
+        print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (see above)", file=sys.stderr)
+    return 1 if failed else 0
+
+# %% ../nbs/90_cli.ipynb #c1a00008
+def _export_options(sub):
     x = sub.add_parser("export", help="write a model as a model folder (safetensors, config, charset, card) or as ONNX")
     x.add_argument("--model", type=Path, required=True, help="model file, model folder, run folder or shipped name")
     x.add_argument("--out", type=Path, required=True, help="a folder (model folder) or a .onnx file (ONNX Runtime)")
     x.add_argument("--name", help="the model's name on its card (default: teacher or student)")
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
-    sub.add_parser("models", help="list the shipped models (models/): size, charset, the metrics on their cards")
-    b = sub.add_parser(
-        "bench", help="measure speed and memory: models, deployed forms, training memory, the synthetic generator"
-    )
-    b.add_argument(
-        "what",
-        choices=["model", "deploy", "memory", "synth"],
-        help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a "
-             "trained Student in every deployed "
-        "form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); memory: training RSS (results/memory.csv); "
-        "synth: generator lines/s",
-    )
+@verb("export", _export_options)
+def _export(args):
+    if args.out.suffix not in ("", ".onnx"):
+        raise ValueError(f"--out must name a folder (no suffix) or a .onnx file, got {args.out}")
+    if args.out.suffix:
+        return _export_onnx(args)
+    if args.quantized:
+        raise ValueError("--quantized applies to ONNX: name a .onnx file as --out")
+    from jand.modeldir import export_folder
+    path = export_folder(args.model, args.out, args.name)
+    size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
+    print(f"wrote the model folder {path} ({size:.1f} MB: {', '.join(sorted(f.name for f in path.iterdir()))})")
+
+def _export_onnx(args):
+    from jand.deploy import export_onnx, quantize_onnx
+    from jand.model import load_model
+    model, charset, _ = load_model(args.model)
+    path = export_onnx(model, charset, args.out)
+    if args.quantized:
+        path = quantize_onnx(path, path)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
+
+@verb("models", lambda sub: sub.add_parser(
+    "models", help="list the shipped models (models/): size, charset, the metrics on their cards"))
+def _models(args):
+    from jand.modeldir import model_rows, models_dir
+    from jand.results import markdown_table
+    rows = model_rows()
+    print(markdown_table(rows, ["model", "MB", "symbols", "metrics"]) if rows else
+          f"no shipped models yet in {models_dir()}: any model file or folder works as --model")
+
+# %% ../nbs/90_cli.ipynb #c1a00009
+def _bench_options(sub):
+    b = sub.add_parser("bench", help="measure speed and memory: models, deployed forms, training memory, the "
+                       "synthetic generator")
+    b.add_argument("what", choices=list(BENCHES),
+                   help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a trained "
+                        "Student in every deployed form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); "
+                        "memory: training RSS (results/memory.csv); synth: generator lines/s")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
-    b.add_argument(
-        "--student",
-        help="model: a Student model file (default: a fresh reference Student); deploy: the trained Student (required)",
-    )
-    b.add_argument(
-        "--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all of them)"
-    )
-    b.add_argument(
-        "--rounds",
-        type=int,
-        default=1,
-        help="deploy: time every form this many times, interleaved; the median is kept (default: 1)",
-    )
-    b.add_argument(
-        "--batches",
-        type=lambda v: tuple(int(x) for x in v.split(",")),
-        default=(1, 16, 64),
-        help="model: batch sizes (default: 1,16,64)",
-    )
+    b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the "
+                   "trained Student (required)")
+    b.add_argument("--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all)")
+    b.add_argument("--rounds", type=int, default=1,
+                   help="deploy: time every form this many times, interleaved; the median is kept (default: 1)")
+    b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64),
+                   help="model: batch sizes (default: 1,16,64)")
     b.add_argument("--seconds", type=float, default=2.0, help="model, deploy: timed seconds per case (default: 2)")
     b.add_argument("--threads", type=int, default=2, help="model, deploy, memory: CPU threads (default: 2)")
-    b.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        help="model, deploy, memory: where the tables go (default: results)",
-    )
-    b.add_argument(
-        "--corpus",
-        type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
-        default=(10_000, 100_000),
-        help="memory: comma-separated training corpora, each a number of synthetic lines "
-        "drawn on the fly or a data spec read from disk such as folder:PATH (default: 10000,100000)",
-    )
+    b.add_argument("--results", type=Path, default=Path("results"),
+                   help="model, deploy, memory: where the tables go (default: results)")
+    b.add_argument("--corpus", type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
+                   default=(10_000, 100_000),
+                   help="memory: comma-separated training corpora, each a number of synthetic lines drawn on the fly "
+                        "or a data spec read from disk such as folder:PATH (default: 10000,100000)")
     b.add_argument("--minutes", type=float, default=2.0, help="memory: training budget of each run (default: 2)")
     b.add_argument("--table", default="memory", help="memory: name of the table and figure (default: memory)")
-    b.add_argument(
-        "--figures", type=Path, default=Path("figures"), help="memory: where the RSS curves go (default: figures)"
-    )
-    b.add_argument(
-        "--lines",
-        type=int,
-        help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200)",
-    )
+    b.add_argument("--figures", type=Path, default=Path("figures"),
+                   help="memory: where the RSS curves go (default: figures)")
+    b.add_argument("--lines", type=int,
+                   help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200)")
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
-    b.add_argument(
-        "--height", type=int, help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)"
-    )
-    return p
+    b.add_argument("--height", type=int,
+                   help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
 
-# %% ../nbs/90_cli.ipynb #0ce3b2b8
-def _run(args) -> int:
-    if args.command == "synth":
-        if min(args.train, args.val, args.test) < 0:
-            raise ValueError("line counts cannot be negative")
-        cfg = SynthConfig(
-            seed=args.seed,
-            n_train=args.train,
-            n_val=args.val,
-            n_test=args.test,
-            height=args.height,
-            domains=args.domains,
-            weights=tuple(SynthConfig().weights[SynthConfig().domains.index(d)] for d in args.domains),
-        )
-        out = write_synth(args.out, cfg, args.format, workers=args.workers)
-        print(f"wrote {args.train + args.val + args.test} synthetic lines to {out} ({args.format} layout)")
-    elif args.command in ("train", "distill"):
-        from jand.training import TrainConfig, train
-        fixed = {"model": "student"} if args.command == "distill" else {}
-        if args.command == "distill" and not args.teacher:
-            raise ValueError("jand distill needs --teacher MODEL_FILE")
-        summary = train(config_from_args(TrainConfig, args, **fixed), args.out, resume=args.resume)
-        print(json.dumps(summary, indent=1))
-    elif args.command == "eval":
-        synth = SynthConfig(
-            seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test
-        )
-        from jand.postprocess import parse_stages, uses_lbc, uses_t5
-        stages = parse_stages(args.postprocess)  # bad names and a t5 stage without --corrector fail before any work
-        if uses_t5(stages) and args.corrector is None:
-            raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
-        if args.corrector is not None and not uses_t5(stages):
-            raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
-        if args.wordlist is not None and not uses_lbc(stages):
-            raise ValueError("--wordlist is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
-        run_eval(
-            args.model,
-            args.data,
-            args.split,
-            args.out,
-            args.batch_size,
-            synth,
-            args.device,
-            stages,
-            args.corrector,
-            args.wordlist,
-        )
-    elif args.command == "train-corrector":
-        from jand.postprocess import train_corrector
-        from jand.t5 import T5CorrectorConfig
-        if args.steps < 1 or args.copies < 1:
-            raise ValueError("--steps and --copies must be at least 1")
-        if args.threads:
-            import torch
-            torch.set_num_threads(args.threads)
-        summary = train_corrector(
-            args.run,
-            args.out,
-            args.pretrained,
-            config_from_args(T5CorrectorConfig, args),
-            steps=args.steps,
-            copies=args.copies,
-            max_lines=args.max_lines,
-            seed=args.seed,
-            device=args.device,
-            progress_bar=args.progress_bar,
-        )
-        print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
-        print(f"corrector written to {args.out}")
-    elif args.command == "predict":
-        rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
-                           args.onnx, args.quantized, args.threads)
-        failed = [r for r in rows if "error" in r]
-        if failed:
-            print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (see above)", file=sys.stderr)
-        return 1 if failed else 0
-    elif args.command == "check-data":
-        synth = SynthConfig(
-            seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test
-        )
-        return 0 if run_check_data(args.spec, args.model, synth, args.json)["readable"] else 1
-    elif args.command == "export":
-        from jand.deploy import export_onnx, quantize_onnx
-        from jand.model import load_model
-        if args.out.suffix not in ("", ".onnx"):
-            raise ValueError(f"--out must name a folder (no suffix) or a .onnx file, got {args.out}")
-        if not args.out.suffix:
-            if args.quantized:
-                raise ValueError("--quantized applies to ONNX: name a .onnx file as --out")
-            from jand.modeldir import export_folder
-            path = export_folder(args.model, args.out, args.name)
-            size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
-            print(f"wrote the model folder {path} ({size:.1f} MB: {', '.join(sorted(f.name for f in path.iterdir()))})")
-            return 0
-        model, charset, _ = load_model(args.model)
-        path = export_onnx(model, charset, args.out)
-        if args.quantized:
-            path = quantize_onnx(path, path)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
-    elif args.command == "models":
-        from jand.modeldir import model_rows, models_dir
-        from jand.results import markdown_table
-        rows = model_rows()
-        print(markdown_table(rows, ["model", "MB", "symbols", "metrics"]) if rows else
-              f"no shipped models yet in {models_dir()}: any model file or folder works as --model")
-    elif args.command == "reproduce":
-        from jand.reproduce import reproduce
-        from jand.reproduce import Reproduction, parse_data_options
-        setup = Reproduction(profile=args.profile, data_root=args.data_root, seeds=args.seeds, device=args.device,
-                             budget=args.budget, data_options=parse_data_options(args.data_option) or None)
-        if setup.profile == "full":
-            check_corpora(setup.data_root, setup.data_options)  # unreadable: no training starts
-        s = reproduce(setup, args.only, args.out, args.results, args.figures)
-        print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
-    elif args.command == "bench" and args.what == "synth":
-        benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
-    elif args.command == "bench" and args.what == "memory":
-        from jand.deploy import bench_memory, write_memory
-        from jand.results import provenance
-        rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
-        paths = write_memory(
-            rows, args.table, args.results, args.figures, prov=provenance(minutes=args.minutes, threads=args.threads)
-        )
-        print(f"memory table: {paths[1]}; curves: {paths[-1]}")
-    elif args.command == "bench" and args.what == "deploy":
-        from jand.deploy import DEPLOY_FORMS, run_deploy
-        if not args.student:
-            raise ValueError("bench deploy needs --student: the model file of a trained Student")
-        r = run_deploy(
-            args.student,
-            args.results,
-            args.forms or DEPLOY_FORMS,
-            args.lines or 200,
-            args.threads,
-            args.seconds,
-            rounds=args.rounds,
-        )
-        print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
-              + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
-    elif args.command == "bench" and args.what == "model":
-        from jand.deploy import run_bench
+@verb("bench", _bench_options)
+def _bench(args): return BENCHES[args.what](args)
 
-        r = run_bench(
-            out=args.results,
-            teacher=args.teacher,
-            student=args.student,
-            batches=args.batches,
-            seconds=args.seconds,
-            threads=args.threads,
-        )
-        head = r["head"]
-        print(
-            f"bench table: {r['md']}; Student ÷ Teacher on the CPU: "
-            + (
-                f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)"
-                if head
-                else "not measured"
-            )
-        )
-    return 0
+# %% ../nbs/90_cli.ipynb #c1a00010
+def _bench_model(args):
+    from jand.deploy import run_bench
+    r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches,
+                  seconds=args.seconds, threads=args.threads)
+    head = r["head"]
+    ratio = (f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)" if head
+             else "not measured")
+    print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: {ratio}")
 
+def _bench_deploy(args):
+    from jand.deploy import DEPLOY_FORMS, run_deploy
+    if not args.student:
+        raise ValueError("bench deploy needs --student: the model file of a trained Student")
+    r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads,
+                   args.seconds, rounds=args.rounds)
+    print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
+          + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
+
+def _bench_memory(args):
+    from jand.deploy import bench_memory, write_memory
+    from jand.results import provenance
+    rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
+    paths = write_memory(rows, args.table, args.results, args.figures,
+                         prov=provenance(minutes=args.minutes, threads=args.threads))
+    print(f"memory table: {paths[1]}; curves: {paths[-1]}")
+
+def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
+
+BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "memory": _bench_memory, "synth": _bench_synth}
+
+# %% ../nbs/90_cli.ipynb #c1a00012
 def main(argv=None) -> int:
     "Entry point of the `jand` console script."
     args = build_parser().parse_args(argv)

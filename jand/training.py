@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
 from .charset import Charset
@@ -36,7 +37,8 @@ from .results import provenance
 
 # %% auto #0
 __all__ = ['CURRICULA', 'CHECKPOINT_PARTS', 'TrainConfig', 'lr_at', 'evaluate', 'save_checkpoint', 'read_checkpoint',
-           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses', 'train', 'evaluate_run']
+           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses', 'run_device', 'open_run',
+           'seed_everything', 'run_charset', 'run_datasets', 'run_sampler', 'Trainer', 'train', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -283,316 +285,353 @@ def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu") 
         out[b["indices"].numpy()] = (l / b["target_lengths"].clamp(min=1).to(device)).cpu().numpy()
     return out
 
-# %% ../nbs/22_training.ipynb #178a1c61
-def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
-    "Train (or distil) as `cfg` says into run folder `out`; returns a summary (best validation CER, steps, speed…)."
-    out = Path(out)
-    rank, world, local_rank = dist_info()
-    is_main = rank == 0
-    device = _device(
-        cfg.device if world == 1 or cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
+# %% ../nbs/22_training.ipynb #7a1c0200
+def run_device(cfg:TrainConfig, world:int=1, local_rank:int=0) -> torch.device:
+    "This process's device; in a distributed run, also joins the process group."
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(cfg.device if world == 1 or cfg.device != "auto" else auto)
     if world > 1:
         if device.type == "cuda":
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
         if not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple:
+    "`(cfg, checkpoint)` of run folder `out`: a resumed run keeps the options it was started with."
     ckpt_path = out / "checkpoints" / "last.pt"
     if out.exists() and not out.is_dir():
         raise DataError(out, "is a file, not a folder: the run folder (--out) must be a folder")
     if resume and not ckpt_path.exists():
         raise DataError(ckpt_path, "no checkpoint to resume from")
     if not resume and ckpt_path.exists():
-        raise DataError(
-            out, "this run folder already holds a run: pass --resume to continue it, or choose another --out"
-        )
-    ckpt = read_checkpoint(ckpt_path) if resume else None
-    if ckpt is not None:
-        try:
-            saved = TrainConfig.from_dict(ckpt["train"]["config"])
-        except (TypeError, ValueError) as e:
-            raise DataError(ckpt_path, f"the checkpoint's training options are invalid: {e}") from None
-        if saved != cfg:
-            cfg = saved  # a resumed run continues with the options it was started with
-        if is_main:
-            for p in remove_stale_temporaries(out / "checkpoints") + remove_stale_temporaries(out):
-                print(f"removed {p}, left by a killed write")
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
+        raise DataError(out, "this run folder already holds a run: pass --resume to continue it, or choose another "
+                             "--out")
+    if not resume:
+        return cfg, None
+    ckpt = read_checkpoint(ckpt_path)
+    try:
+        cfg = TrainConfig.from_dict(ckpt["train"]["config"])
+    except (TypeError, ValueError) as e:
+        raise DataError(ckpt_path, f"the checkpoint's training options are invalid: {e}") from None
+    if is_main:
+        for p in remove_stale_temporaries(out / "checkpoints") + remove_stale_temporaries(out):
+            print(f"removed {p}, left by a killed write")
+    return cfg, ckpt
 
-    # data and charset: the unified charset of every source, or the Teacher's / initial model's when given
-    bundle = cfg.bundle()
-    teacher = None
+def seed_everything(seed:int):
+    "Seed torch, `random` and numpy: the same seed gives the same run."
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+
+# %% ../nbs/22_training.ipynb #7a1c0400
+def run_charset(cfg:TrainConfig, out:Path, bundle, ckpt, device) -> tuple:
+    "`(charset, teacher)`: a distilled run reads the Teacher's charset; a resumed run its own; a fresh one its data's."
     if cfg.teacher:
         teacher, charset, _ = load_model(cfg.teacher, device=device)
         freeze_teacher(teacher)
-    elif cfg.init:
-        charset = Charset.load(out / "charset.json") if ckpt else bundle.charset()
-    else:
-        charset = Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()
-    train_lines, val_lines = bundle.lines("train"), bundle.lines("val")
-    if cfg.val_lines:
-        val_lines = val_lines[:cfg.val_lines]
+        return charset, teacher
+    if cfg.init:
+        return (Charset.load(out / "charset.json") if ckpt else bundle.charset()), None
+    return (Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()), None
+
+def run_datasets(cfg:TrainConfig, bundle, charset:Charset) -> tuple:
+    "`(train, val)` line datasets of the run (validation capped at `cfg.val_lines`); only training is augmented."
+    val_lines = bundle.lines("val")[:cfg.val_lines] if cfg.val_lines else bundle.lines("val")
     pre = PreprocessConfig(height=cfg.height)
-    train_ds = LineDataset(
-        train_lines,
-        charset,
-        load=bundle.load,
-        cfg=pre,
-        aug=AugmentConfig() if cfg.augment else None,
-        seed=cfg.seed,
-        name="train",
-    )
-    val_ds = LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
-    domain_of = torch.tensor([bundle.domain_index(l) for l in train_ds.lines])
+    train_ds = LineDataset(bundle.lines("train"), charset, load=bundle.load, cfg=pre,
+                           aug=AugmentConfig() if cfg.augment else None, seed=cfg.seed, name="train")
+    return train_ds, LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
 
-    kd_cache, t_cache = None, time.perf_counter()
-    if teacher is not None and cfg.kd_offline:
-        kd_cache = PosteriorCache.build(teacher, train_ds, cfg.batch_size, device)
-    t_cache = round(time.perf_counter() - t_cache, 1)
-    model, mcfg = _build_model(cfg, charset, len(bundle.domains))
-    if teacher is not None and teacher.cfg.preprocess != mcfg.preprocess:
-        raise ValueError(
-            f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see {mcfg.preprocess}: use the "
-            "same --height"
-        )
-    projector = (
-        FeatureProjector(mcfg.attention.d_model, teacher.cfg.attention.d_model)
-        if teacher is not None and cfg.kd.use_features
-        else None
-    )
-    model.to(device)
-    if projector is not None:
-        projector.to(device)
-    params = list(model.parameters()) + (list(projector.parameters()) if projector is not None else [])
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    net = (
-        torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-        if world > 1
-        else model
-    )
-
-    # sampler: curriculum, source weights, or plain width bucketing
+def run_sampler(cfg:TrainConfig, train_ds:LineDataset, bundle, teacher, device, world:int=1, rank:int=0):
+    "The batch sampler: the curriculum's, the weighted one for several sources, or plain width bucketing."
+    common = dict(seed=cfg.seed, num_replicas=world, rank=rank)
     if cfg.curriculum != "none":
         losses = line_losses(teacher, train_ds, cfg.batch_size, device) if cfg.curriculum_scores == "loss" else None
         ccfg = CurriculumConfig(pacing=cfg.curriculum, scores=cfg.curriculum_scores)
-        sampler = CurriculumBatchSampler(
-            train_ds.lengths(),
-            difficulty_scores(train_ds.lines, ccfg, losses),
-            cfg.batch_size,
-            ccfg,
-            seed=cfg.seed,
-            num_replicas=world,
-            rank=rank,
-        )
-    elif len(bundle.specs) > 1:
-        sampler = WeightedBucketBatchSampler(train_ds.lengths(), bundle.weights(train_ds.lines), cfg.batch_size,
-                                             seed=cfg.seed, num_replicas=world, rank=rank)
+        return CurriculumBatchSampler(train_ds.lengths(), difficulty_scores(train_ds.lines, ccfg, losses),
+                                      cfg.batch_size, ccfg, **common)
+    if len(bundle.specs) > 1:
+        return WeightedBucketBatchSampler(train_ds.lengths(), bundle.weights(train_ds.lines), cfg.batch_size, **common)
+    return BucketBatchSampler(train_ds.lengths(), cfg.batch_size, **common)
+
+# %% ../nbs/22_training.ipynb #7a1c0600
+class Trainer:
+    "One run of `train`: built step by step from its config, then `fit`."
+    def __init__(self, cfg:TrainConfig, out, resume:bool=False):
+        self.out = Path(out)
+        self.rank, self.world, local_rank = dist_info()
+        self.is_main = self.rank == 0
+        self.device = run_device(cfg, self.world, local_rank)
+        self.cfg, ckpt = open_run(cfg, self.out, resume, self.is_main)
+        self.resumed = ckpt is not None
+        seed_everything(self.cfg.seed)
+        self.bundle = self.cfg.bundle()
+        self.charset, self.teacher = run_charset(self.cfg, self.out, self.bundle, ckpt, self.device)
+        self.train_ds, self.val_ds = run_datasets(self.cfg, self.bundle, self.charset)
+        self.domain_of = torch.tensor([self.bundle.domain_index(l) for l in self.train_ds.lines])
+        self.build_cache()
+        self.build_model()
+        self.sampler = run_sampler(self.cfg, self.train_ds, self.bundle, self.teacher, self.device, self.world,
+                                   self.rank)
+        self.st = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "best_cer": None, "best_epoch": None,
+                   "bad_epochs": 0, "lines": 0, "train_seconds": 0.0, "done": False}
+        if ckpt is not None:
+            self.restore(ckpt)
+
+# %% ../nbs/22_training.ipynb #7a1c0700
+@patch
+def build_cache(self:Trainer):
+    "Offline distillation: the Teacher's frame posteriors of every training line, computed once (timed)."
+    t0, self.kd_cache = time.perf_counter(), None
+    if self.teacher is not None and self.cfg.kd_offline:
+        self.kd_cache = PosteriorCache.build(self.teacher, self.train_ds, self.cfg.batch_size, self.device)
+    self.cache_seconds = round(time.perf_counter() - t0, 1) if self.kd_cache is not None else None
+
+@patch
+def build_model(self:Trainer):
+    "The model (fresh or from `cfg.init`), the feature projector of feature KD, the optimiser, the DDP wrapper."
+    cfg, teacher = self.cfg, self.teacher
+    self.model, self.mcfg = _build_model(cfg, self.charset, len(self.bundle.domains))
+    if teacher is not None and teacher.cfg.preprocess != self.mcfg.preprocess:
+        raise ValueError(f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see "
+                         f"{self.mcfg.preprocess}: use the same --height")
+    self.projector = None
+    if teacher is not None and cfg.kd.use_features:
+        self.projector = FeatureProjector(self.mcfg.attention.d_model, teacher.cfg.attention.d_model)
+    self.model.to(self.device)
+    if self.projector is not None:
+        self.projector.to(self.device)
+    extra = list(self.projector.parameters()) if self.projector is not None else []
+    self.params = list(self.model.parameters()) + extra
+    self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ids = [self.device] if self.device.type == "cuda" else None
+    self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids) if self.world > 1 else self.model
+
+@patch
+def restore(self:Trainer, ckpt:dict):
+    "Weights, optimiser, projector, counters, random state and curriculum of a checkpoint."
+    self.model.load_state_dict(ckpt["state_dict"])
+    self.opt.load_state_dict(ckpt["train"]["optimizer"])
+    if self.projector is not None:
+        self.projector.load_state_dict(ckpt["train"]["projector"])
+    self.st.update(ckpt["train"]["state"])
+    _set_rng_state(ckpt["train"]["rng"])
+    if self.cfg.curriculum != "none":
+        self.sampler.load_state_dict(ckpt["train"]["curriculum"])
+
+# %% ../nbs/22_training.ipynb #7a1c0900
+@patch
+def progress(self:Trainer) -> float:
+    "Training progress in [0, 1]: steps (or epochs) done over the budget, or minutes spent when that is larger."
+    cfg, st = self.cfg, self.st
+    p = st["step"] / cfg.steps if cfg.steps else (st["epoch"] + st["batch"] / max(len(self.sampler), 1)) / cfg.epochs
+    if cfg.max_minutes:
+        p = max(p, st["elapsed"] / (60 * cfg.max_minutes))
+    return min(p, 1.0)
+
+@patch
+def out_of_time(self:Trainer) -> bool:
+    "The minute budget or the safety cap is spent (a cap that bites is recorded as `capped`)."
+    cfg, st = self.cfg, self.st
+    if cfg.cap_minutes and st["elapsed"] >= 60 * cfg.cap_minutes:
+        st["capped"] = True
+    return st.get("capped", False) or bool(cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes)
+
+# %% ../nbs/22_training.ipynb #7a1c1100
+@patch
+def run_files(self:Trainer):
+    "Write what the run is made of: config, model config, charset, data report, provenance."
+    out = self.out
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", self.cfg.to_dict())
+    atomic_write_json(out / "model_config.json", self.mcfg.to_dict())
+    self.charset.save(out / "charset.json")
+    atomic_write_json(out / "data.json", {"spec": self.cfg.data, "lines": self.bundle.describe(),
+                                          "skipped": {k: str(r) for k, r in self.bundle.reports.items()},
+                                          "train_lines_after_charset": str(self.train_ds.report),
+                                          "val_lines_after_charset": str(self.val_ds.report)})
+    atomic_write_json(out / "provenance.json", provenance(world_size=self.world, device=str(self.device)))
+
+@patch
+def checkpoint(self:Trainer, name:str="last.pt"):
+    "Save weights, optimiser, counters, random state (and curriculum, projector) as `checkpoints/name`."
+    if not self.is_main:
+        return
+    state = {"config": self.cfg.to_dict(), "state": dict(self.st), "optimizer": self.opt.state_dict(),
+             "rng": _rng_state()}
+    if self.cfg.curriculum != "none":
+        state["curriculum"] = self.sampler.state_dict()
+    if self.projector is not None:
+        state["projector"] = self.projector.state_dict()
+    save_checkpoint(self.out / "checkpoints" / name, self.model, self.charset, state)
+
+# %% ../nbs/22_training.ipynb #7a1c1200
+@patch
+def validate(self:Trainer, t_epoch:float, end_of_epoch:bool):
+    "Validate, log, keep the best model, checkpoint; ends the run when a budget or the patience is spent."
+    cfg, st = self.cfg, self.st
+    v = evaluate(self.model, self.val_ds, cfg.batch_size, self.device)
+    cer = v["scores"]["cer_corpus_sensitive"].value
+    improved = st["best_cer"] is None or cer < st["best_cer"]
+    if end_of_epoch:
+        st["epoch"] += 1
+        st["batch"] = 0
+    st["elapsed"] = _all_max(time.perf_counter() - self.t_start, self.world, self.device)
+    if improved:
+        st.update(best_cer=cer, best_epoch=st["epoch"], best_step=st["step"], bad_epochs=0)
     else:
-        sampler = BucketBatchSampler(train_ds.lengths(), cfg.batch_size, seed=cfg.seed, num_replicas=world, rank=rank)
+        st["bad_epochs"] += 1
+    self.log(step=st["step"], epoch=st["epoch"], val_cer=cer, val_wer=v["scores"]["wer_corpus_sensitive"].value,
+             val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value, best_cer=st["best_cer"],
+             elapsed=round(st["elapsed"], 1), epoch_seconds=round(time.perf_counter() - t_epoch, 1),
+             example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}")
+    spent = (st["step"] >= cfg.steps) if cfg.steps else st["epoch"] >= cfg.epochs
+    st["done"] = spent or self.out_of_time() or (cfg.patience is not None and st["bad_epochs"] >= cfg.patience)
+    if improved and self.is_main:  # best.pt and model.pt first: last.pt, written last, commits the validation
+        self.checkpoint("best.pt")
+        save_model(self.out / "model.pt", self.model, self.charset, run=str(self.out), val_cer=cer,
+                   epoch=st["epoch"], step=st["step"])
+    self.checkpoint()
 
-    # state: fresh or restored
-    st = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "best_cer": None, "best_epoch": None, "bad_epochs": 0,
-          "lines": 0, "train_seconds": 0.0, "done": False}
-    if ckpt is not None:
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["train"]["optimizer"])
-        if projector is not None:
-            projector.load_state_dict(ckpt["train"]["projector"])
-        st.update(ckpt["train"]["state"])
-        _set_rng_state(ckpt["train"]["rng"])
-        if cfg.curriculum != "none":
-            sampler.load_state_dict(ckpt["train"]["curriculum"])
-    if st["done"]:
-        return {**st, "run": str(out), "resumed_finished_run": True}
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())
-        atomic_write_json(out / "model_config.json", mcfg.to_dict())
-        charset.save(out / "charset.json")
-        atomic_write_json(
-            out / "data.json",
-            {
-                "spec": cfg.data,
-                "lines": bundle.describe(),
-                "skipped": {k: str(r) for k, r in bundle.reports.items()},
-                "train_lines_after_charset": str(train_ds.report),
-                "val_lines_after_charset": str(val_ds.report),
-            },
-        )
-        atomic_write_json(out / "provenance.json", provenance(world_size=world, device=str(device)))
-    log = RunLog(out / "metrics.jsonl", is_main, keep_until_step=st["step"] if ckpt else None)
+# %% ../nbs/22_training.ipynb #7a1c1300
+@patch
+def losses(self:Trainer, b:dict) -> dict:
+    "The loss terms of batch `b`: CTC (or distillation), then the auxiliary CTC and domain terms; `loss` sums them."
+    cfg, device = self.cfg, self.device
+    images, widths = b["images"].to(device), b["widths"].to(device)
+    targets, tlen = b["targets"].to(device), b["target_lengths"].to(device)
+    o = self.net(images, widths)
+    if self.teacher is not None:
+        parts = self.distillation(b, o, images, widths, targets, tlen)
+    else:
+        parts = {"ctc": ctc_loss(o["logits"].float(), o["lengths"], targets, tlen)}
+        parts["loss"] = parts["ctc"]
+    if cfg.aux_weight > 0:
+        parts["aux"] = ctc_loss(o["aux_logits"].float(), o["lengths"], targets, tlen)
+        parts["loss"] = parts["loss"] + cfg.aux_weight * parts["aux"]
+    if cfg.domain_weight > 0:
+        parts["domain"] = F.cross_entropy(o["domain_logits"].float(), self.domain_of[b["indices"]].to(device))
+        parts["loss"] = parts["loss"] + cfg.domain_weight * parts["domain"]
+    return parts
 
-    def progress() -> float:
-        p = st["step"] / cfg.steps if cfg.steps else (st["epoch"] + st["batch"] / max(len(sampler), 1)) / cfg.epochs
-        if cfg.max_minutes:
-            p = max(p, st["elapsed"] / (60 * cfg.max_minutes))
-        return min(p, 1.0)
+@patch
+def distillation(self:Trainer, b:dict, o:dict, images, widths, targets, tlen) -> dict:
+    "The KD loss terms against the Teacher's posteriors: cached (offline) or computed on the batch (online)."
+    cfg = self.cfg
+    if self.kd_cache is not None:
+        to = {"logits": self.kd_cache.batch(b["indices"].tolist(), o["lengths"], o["logits"].shape[1]).to(self.device)}
+    else:
+        to = teacher_forward(self.teacher, images, widths)
+    feat = (feature_kd(o["features"], to["features"], o["lengths"], self.projector) if self.projector is not None
+            else None)
+    return kd_loss(o["logits"].float(), to["logits"].float(), o["lengths"], targets, tlen, cfg.kd_alpha, cfg.kd_tau,
+                   cfg.kd_blank, feat, cfg.kd_feature or 1.0)
 
-    def checkpoint(name="last.pt"):
-        if not is_main:
-            return
-        state = {"config": cfg.to_dict(), "state": dict(st), "optimizer": opt.state_dict(), "rng": _rng_state()}
-        if cfg.curriculum != "none":
-            state["curriculum"] = sampler.state_dict()
-        if projector is not None:
-            state["projector"] = projector.state_dict()
-        save_checkpoint(out / "checkpoints" / name, model, charset, state)
+# %% ../nbs/22_training.ipynb #7a1c1500
+@patch
+def step(self:Trainer, b:dict) -> tuple:
+    "One optimiser step on batch `b` at the scheduled learning rate: `(loss terms, gradient norm, lr)`."
+    cfg, st = self.cfg, self.st
+    lr = lr_at(self.progress(), cfg)
+    for g in self.opt.param_groups:
+        g["lr"] = lr
+    t0 = time.perf_counter()
+    with (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()):
+        parts = self.losses(b)
+    if not torch.isfinite(parts["loss"]):
+        raise FloatingPointError(f"the loss became {parts['loss'].item()} at step {st['step']} (epoch "
+                                 f"{st['epoch'] + 1}); lower --lr or check the data")
+    self.opt.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip)
+    self.opt.step()
+    st["step"] += 1
+    st["batch"] += 1
+    st["lines"] += len(b["ids"]) * self.world
+    st["train_seconds"] += time.perf_counter() - t0
+    st["elapsed"] = _all_max(time.perf_counter() - self.t_start, self.world, self.device)
+    return parts, gnorm, lr
 
-    use_amp = device.type == "cuda"
-    amp = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
-    t_start, last_save = time.perf_counter() - st["elapsed"], time.perf_counter()
-    def out_of_time() -> bool:
-        if cfg.cap_minutes and st["elapsed"] >= 60 * cfg.cap_minutes:
-            st["capped"] = True
-        return st.get("capped", False) or bool(cfg.max_minutes and st["elapsed"] >= 60 * cfg.max_minutes)
+@patch
+def log_step(self:Trainer, parts:dict, gnorm, lr:float, bar):
+    "Every `log_every` steps: the loss terms, learning rate, gradient norm and speed, to the log and the bar."
+    st = self.st
+    if st["step"] % self.cfg.log_every:
+        return
+    rec = {k: round(float(v.detach()), 5) for k, v in parts.items()}
+    self.log(step=st["step"], epoch=st["epoch"] + 1, lr=lr, grad_norm=round(float(gnorm), 4),
+             lines_per_s=round(st["lines"] / max(st["train_seconds"], 1e-9), 2), elapsed=round(st["elapsed"], 1), **rec)
+    bar.set_postfix(loss=f"{rec['loss']:.3f}")
 
-    def validate(t_epoch:float, end_of_epoch:bool):
-        "Validate, log, keep the best model, checkpoint; ends the run when a budget or the patience is spent."
-        v = evaluate(model, val_ds, cfg.batch_size, device)
-        cer = v["scores"]["cer_corpus_sensitive"].value
-        improved = st["best_cer"] is None or cer < st["best_cer"]
-        if end_of_epoch:
-            st["epoch"] += 1
-            st["batch"] = 0
-        st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
-        if improved:
-            st.update(best_cer=cer, best_epoch=st["epoch"], best_step=st["step"], bad_epochs=0)
-        else:
-            st["bad_epochs"] += 1
-        log(
-            step=st["step"],
-            epoch=st["epoch"],
-            val_cer=cer,
-            val_wer=v["scores"]["wer_corpus_sensitive"].value,
-            val_cer_line_max=v["scores"]["cer_line-max_sensitive"].value,
-            best_cer=st["best_cer"],
-            elapsed=round(st["elapsed"], 1),
-            epoch_seconds=round(time.perf_counter() - t_epoch, 1),
-            example=f"{v['refs'][0]!r} → {v['hyps'][0]!r}",
-        )
-        spent = (st["step"] >= cfg.steps) if cfg.steps else st["epoch"] >= cfg.epochs
-        st["done"] = spent or out_of_time() or (cfg.patience is not None and st["bad_epochs"] >= cfg.patience)
-        if improved and is_main:  # best.pt and model.pt first: last.pt, written last, commits the validation
-            checkpoint("best.pt")
-            save_model(out / "model.pt", model, charset, run=str(out), val_cer=cer, epoch=st["epoch"], step=st["step"])
-        checkpoint()
-
-    while not st["done"]:
-        sampler.set_epoch(st["epoch"])
-        train_ds.set_epoch(st["epoch"])
-        if cfg.curriculum != "none":
-            sampler.set_progress(progress())
-        batches = list(sampler)
-        skip = st["batch"]  # resuming mid-epoch: the sampler is deterministic, skip what was done
-        loader = torch.utils.data.DataLoader(
-            train_ds, batch_sampler=batches[skip:], collate_fn=collate_lines, num_workers=cfg.workers
-        )
-        net.train()
-        bar = tqdm(loader, total=len(batches) - skip, desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", leave=False,
-                   disable=not (cfg.progress_bar and is_main))
-        t_epoch = time.perf_counter()
-        for b in bar:
-            lr = lr_at(progress(), cfg)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            images, widths = b["images"].to(device), b["widths"].to(device)
-            targets, tlen = b["targets"].to(device), b["target_lengths"].to(device)
-            t0 = time.perf_counter()
-            with amp():
-                o = net(images, widths)
-                if kd_cache is not None:
-                    to = {
-                        "logits": kd_cache.batch(b["indices"].tolist(), o["lengths"], o["logits"].shape[1]).to(device)
-                    }
-                elif teacher is not None:
-                    to = teacher_forward(teacher, images, widths)
-                if teacher is not None:
-                    feat = (
-                        feature_kd(o["features"], to["features"], o["lengths"], projector)
-                        if projector is not None
-                        else None
-                    )
-                    parts = kd_loss(
-                        o["logits"].float(),
-                        to["logits"].float(),
-                        o["lengths"],
-                        targets,
-                        tlen,
-                        cfg.kd_alpha,
-                        cfg.kd_tau,
-                        cfg.kd_blank,
-                        feat,
-                        cfg.kd_feature or 1.0,
-                    )
-                else:
-                    parts = {"ctc": ctc_loss(o["logits"].float(), o["lengths"], targets, tlen)}
-                    parts["loss"] = parts["ctc"]
-                if cfg.aux_weight > 0:
-                    parts["aux"] = ctc_loss(o["aux_logits"].float(), o["lengths"], targets, tlen)
-                    parts["loss"] = parts["loss"] + cfg.aux_weight * parts["aux"]
-                if cfg.domain_weight > 0:
-                    parts["domain"] = F.cross_entropy(o["domain_logits"].float(), domain_of[b["indices"]].to(device))
-                    parts["loss"] = parts["loss"] + cfg.domain_weight * parts["domain"]
-            if not torch.isfinite(parts["loss"]):
-                raise FloatingPointError(
-                    f"the loss became {parts['loss'].item()} at step {st['step']} (epoch {st['epoch'] + 1}); "
-                    "lower --lr or check the data"
-                )
-            opt.zero_grad(set_to_none=True)
-            parts["loss"].backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-            opt.step()
-            st["step"] += 1
-            st["batch"] += 1
-            st["lines"] += len(b["ids"]) * world
-            st["train_seconds"] += time.perf_counter() - t0
-            st["elapsed"] = _all_max(time.perf_counter() - t_start, world, device)
-            if st["step"] % cfg.log_every == 0:
-                rec = {k: round(float(v.detach()), 5) for k, v in parts.items()}
-                log(
-                    step=st["step"],
-                    epoch=st["epoch"] + 1,
-                    lr=lr,
-                    grad_norm=round(float(gnorm), 4),
-                    lines_per_s=round(st["lines"] / max(st["train_seconds"], 1e-9), 2),
-                    elapsed=round(st["elapsed"], 1),
-                    **rec,
-                )
-                bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            if (cfg.steps and st["step"] >= cfg.steps) or out_of_time():
+# %% ../nbs/22_training.ipynb #7a1c1600
+@patch
+def epoch(self:Trainer):
+    "One pass over the sampler's batches (the rest of one, when resumed mid-epoch), validating as the config says."
+    cfg, st = self.cfg, self.st
+    self.sampler.set_epoch(st["epoch"])
+    self.train_ds.set_epoch(st["epoch"])
+    if cfg.curriculum != "none":
+        self.sampler.set_progress(self.progress())
+    batches = list(self.sampler)
+    skip = st["batch"]  # resuming mid-epoch: the sampler is deterministic, skip what was done
+    loader = torch.utils.data.DataLoader(self.train_ds, batch_sampler=batches[skip:], collate_fn=collate_lines,
+                                         num_workers=cfg.workers)
+    self.net.train()
+    bar = tqdm(loader, total=len(batches) - skip, desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", leave=False,
+               disable=not (cfg.progress_bar and self.is_main))
+    t_epoch = time.perf_counter()
+    for b in bar:
+        self.log_step(*self.step(b), bar)
+        if (cfg.steps and st["step"] >= cfg.steps) or self.out_of_time():
+            break
+        if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):  # not at the epoch's end
+            self.validate(t_epoch, end_of_epoch=False)
+            self.last_save = time.perf_counter()
+            self.net.train()
+            if st["done"]:
                 break
-            # the epoch's end validates anyway
-            if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):
-                validate(t_epoch, end_of_epoch=False)
-                last_save = time.perf_counter()
-                net.train()
-                if st["done"]:
-                    break
-            if time.perf_counter() - last_save > 60 * cfg.save_every_minutes:
-                checkpoint()
-                last_save = time.perf_counter()
-        bar.close()
-        if not st["done"]:
-            validate(t_epoch, end_of_epoch=st["batch"] >= len(batches))  # the epoch's end, or a budget's
-        last_save = time.perf_counter()
-    if world > 1:
+        if time.perf_counter() - self.last_save > 60 * cfg.save_every_minutes:
+            self.checkpoint()
+            self.last_save = time.perf_counter()
+    bar.close()
+    if not st["done"]:
+        self.validate(t_epoch, end_of_epoch=st["batch"] >= len(batches))  # the epoch's end, or a budget's
+    self.last_save = time.perf_counter()
+
+# %% ../nbs/22_training.ipynb #7a1c1700
+@patch
+def fit(self:Trainer) -> dict:
+    "Train until the budget, the cap or the patience is spent; returns the run's summary."
+    st = self.st
+    if st["done"]:
+        return {**st, "run": str(self.out), "resumed_finished_run": True}
+    if self.is_main:
+        self.run_files()
+    self.log = RunLog(self.out / "metrics.jsonl", self.is_main, keep_until_step=st["step"] if self.resumed else None)
+    self.t_start, self.last_save = time.perf_counter() - st["elapsed"], time.perf_counter()
+    while not st["done"]:
+        self.epoch()
+    if self.world > 1:
         torch.distributed.barrier()
-    return {
-        "run": str(out),
-        "best_val_cer": st["best_cer"],
-        "best_epoch": st["best_epoch"],
-        "best_step": st.get("best_step"),
-        "epochs": st["epoch"],
-        "steps": st["step"],
-        "capped": st.get("capped", False),
-        "elapsed_s": round(st["elapsed"], 1),
-        "train_seconds": round(st["train_seconds"], 1),
-        "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
-        "kd_cache_seconds": t_cache if kd_cache is not None else None,
-    }
+    return self.summary()
+
+@patch
+def summary(self:Trainer) -> dict:
+    "What the run reached and what it cost."
+    st = self.st
+    return {"run": str(self.out), "best_val_cer": st["best_cer"], "best_epoch": st["best_epoch"],
+            "best_step": st.get("best_step"), "epochs": st["epoch"], "steps": st["step"],
+            "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
+            "train_seconds": round(st["train_seconds"], 1),
+            "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
+            "kd_cache_seconds": self.cache_seconds}
+
+def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
+    "Train (or distil) as `cfg` says into run folder `out`; returns a summary (best validation CER, steps, speed…)."
+    return Trainer(cfg, out, resume).fit()
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:

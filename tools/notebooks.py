@@ -1,0 +1,101 @@
+"""Execute the library notebooks in place, the way `nbdev_test` runs them, so they carry their outputs; stamp each
+with a hash of the code it ran, and check that the committed outputs still belong to the committed code.
+
+    python tools/notebooks.py run [NOTEBOOK ...]    # execute (default: nbs/*.ipynb), keep outputs, stamp
+    python tools/notebooks.py check [NOTEBOOK ...]  # exit 1 naming every notebook without fresh outputs
+
+Cells flagged `#| slow` or `#| eval: false` and `nbdev_export()` cells are skipped, as in `nbdev_test`; a notebook
+that raises is left untouched. The stamp lives in the notebook metadata (`jand.code_sha1`, kept by `nbdev_clean`
+through `allowed_metadata_keys = jand` in settings.ini).
+"""
+import hashlib, json, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAMP = "jand"  # notebook metadata key
+# Figures as JPEG at screen resolution: scans of noisy paper are megabytes as PNG, a few dozen kB as JPEG
+FIGURES = ("from matplotlib_inline.backend_inline import set_matplotlib_formats\n"
+           "set_matplotlib_formats('jpeg', pil_kwargs={'quality': 80})")
+
+
+def library_notebooks() -> list:
+    "The notebooks that document the package (the experiment notebooks are executed by `jand reproduce`)."
+    return sorted((ROOT / "nbs").glob("*.ipynb"))
+
+
+def code_sha1(nb: dict) -> str:
+    "Hash of a notebook's code cells, in order: what its outputs were produced by."
+    code = [("".join(c["source"]) if isinstance(c["source"], list) else c["source"]).strip()
+            for c in nb["cells"] if c["cell_type"] == "code"]
+    return hashlib.sha1("\0".join(code).encode("utf-8")).hexdigest()
+
+
+def has_outputs(nb: dict) -> bool: return any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def problems(path) -> list:
+    "Why the outputs committed in `path` are not fresh (an empty list: they are)."
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    found = [] if has_outputs(nb) else ["no outputs"]
+    stamped = nb.get("metadata", {}).get(STAMP, {}).get("code_sha1")
+    if stamped is None:
+        found.append("never stamped: run `make notebooks`")
+    elif stamped != code_sha1(nb):
+        found.append("its code changed since it was executed: run `make notebooks`")
+    return found
+
+
+def execute(path) -> float:
+    "Run `path` in its folder as `nbdev_test` would, write its outputs and stamp into it; seconds taken."
+    from execnb.nbio import read_nb, write_nb
+    from execnb.shell import CaptureShell
+    from fastcore.xtras import working_directory
+    from nbdev.process import NBProcessor
+    from nbdev.frontmatter import FrontmatterProc
+    path = Path(path).resolve()
+    nb = NBProcessor(path, procs=FrontmatterProc, process=True).nb
+    skip = {"slow"}
+
+    def not_run(cell):
+        if cell.cell_type != "code" or "nbdev_export" + "(" in cell.source:
+            return True
+        directives = getattr(cell, "directives_", {}) or {}
+        return directives.get("eval:", [""])[0].lower() == "false" or bool(skip & directives.keys())
+
+    t0 = time.perf_counter()
+    with working_directory(path.parent):
+        shell = CaptureShell(path)
+        shell.run(FIGURES)
+        shell.run_all(nb, exc_stop=True, preproc=not_run)
+    raw = read_nb(path)
+    ran = {c.get("id"): c for c in nb.cells}
+    for cell in raw.cells:
+        if cell.cell_type == "code" and cell.get("id") in ran:
+            cell.outputs = ran[cell.id].get("outputs", [])
+            cell.execution_count = ran[cell.id].get("execution_count")
+    raw.metadata[STAMP] = {"code_sha1": code_sha1(json.loads(json.dumps(raw)))}
+    write_nb(raw, path)
+    return time.perf_counter() - t0
+
+
+def main(argv: list) -> int:
+    verb, paths = (argv[0] if argv else "check"), [Path(p) for p in argv[1:]] or library_notebooks()
+    if verb == "run":
+        total = 0.0
+        for p in paths:
+            seconds = execute(p)
+            total += seconds
+            print(f"{seconds:7.1f} s  {p.name}", flush=True)
+        print(f"{total / 60:7.1f} min in all")
+        return 0
+    if verb == "check":
+        stale = {p.name: problems(p) for p in paths}
+        for name, why in stale.items():
+            if why:
+                print(f"{name}: {'; '.join(why)}")
+        return int(any(stale.values()))
+    raise SystemExit(f"unknown verb {verb!r}: use run or check")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
