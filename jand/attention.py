@@ -96,6 +96,7 @@ class SelfAttention(nn.Module):
         N, T, D = args[0].shape
         return 2 * N * T * T * D  # per head T·T·d_head for each product, summed over heads
 
+# %% ../nbs/11_attention.ipynb #19ed2b91
 def _check_mask(x, pad_mask):
     if x.dim() != 3:
         raise ValueError(f"x must be (N, T, d_model), got shape {tuple(x.shape)}")
@@ -121,11 +122,13 @@ _SIGMA_FLOOR = 0.25
 
 def _inv_softplus(y:float) -> float: return math.log(math.expm1(y))
 
+# %% ../nbs/11_attention.ipynb #4cd01bd1
 def distances(T:int, device=None) -> torch.Tensor:
     "The `(T, T)` matrix of |i − j| (float)."
     r = torch.arange(T, device=device, dtype=torch.float32)
     return (r[:, None] - r[None, :]).abs()
 
+# %% ../nbs/11_attention.ipynb #c08616f0
 class ProximaBias(nn.Module):
     "The distance bias of Proxima attention: `forward(T)` gives a `(n_heads, T, T)` logit bias favouring near frames."
     def __init__(self,
@@ -176,6 +179,7 @@ class ProximaBias(nn.Module):
             f", window={self.window}" if self.variant == "window" else ""
         )
 
+# %% ../nbs/11_attention.ipynb #fb7387bc
 def _check_choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

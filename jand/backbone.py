@@ -27,6 +27,7 @@ def max_norm_(weight:torch.Tensor, # A convolution kernel (out, in, kh, kw)
         weight.data.mul_(scale.view(-1, *[1] * (weight.dim() - 1)))  # `.data`: no version bump, no graph broken
     return weight
 
+# %% ../nbs/10_backbone.ipynb #a1bceae9
 class _GateBase(nn.Module):
     "What the two gated convolutions share: a `conv` and its optional max-norm constraint."
     max_norm: float|None = None
@@ -39,6 +40,7 @@ class _GateBase(nn.Module):
             self.constrain()  # eval-mode forwards never see a filter longer than the limit
         return super().train(mode)
 
+# %% ../nbs/10_backbone.ipynb #688d1c12
 class FullGatedConv2d(_GateBase):
     ("Flor's full-gated convolution: one convolution with `2F` channels, value half × sigmoid(gate half), `F` channels "
      "out.")
@@ -61,6 +63,7 @@ class FullGatedConv2d(_GateBase):
         value, gate = self.conv(x).chunk(2, dim=1)
         return value * torch.sigmoid(gate)
 
+# %% ../nbs/10_backbone.ipynb #de2b48f6
 class GatedConv2d(_GateBase):
     "Flor's plain gated convolution, for contrast: `x × sigmoid(conv(x))`, as many channels out as in."
     def __init__(self, channels:int, kernel_size=3, padding=1, max_norm:float|None=None):
@@ -94,6 +97,7 @@ def frame_lengths(widths, # (N,) true widths in pixels, a tensor or a list
         raise ValueError(f"widths must be non-negative, got {w.tolist()}")
     return torch.div(w.long() + stride - 1, stride, rounding_mode="floor")
 
+# %% ../nbs/10_backbone.ipynb #6af4f20f
 def frame_mask(widths, # (N,) true widths in pixels (or, with `stride=1`, lengths)
                n_frames:int|None=None, # Padded length T; the longest item's if not given
                stride:int=8, # Pixels per frame (the backbone's width stride)
@@ -177,6 +181,7 @@ class BackboneConfig:
         if self.gate not in ("full", "simple"):
             raise ValueError(f"gate must be 'full' or 'simple', got {self.gate!r}")
 
+# %% ../nbs/10_backbone.ipynb #07cb4a53
 def stage_specs(cfg:BackboneConfig) -> list:
     "The six `StageSpec`s of `cfg`, with Flor's `(W, H)` table turned into PyTorch's `(H, W)`."
     table = list(FLOR_STAGES)
@@ -194,6 +199,7 @@ def _keep_real(x:torch.Tensor, lengths) -> torch.Tensor:
     real = ~frame_mask(lengths, x.shape[-1], stride=1).to(x.device)
     return x * real[:, None, None, :].to(x.dtype)
 
+# %% ../nbs/10_backbone.ipynb #edc4c706
 class Stage(nn.Module):
     "One of Flor's stages: Conv → PReLU → BatchNorm [→ gated conv → SE → Dropout]."
     def __init__(self, in_channels:int, spec:StageSpec, cfg:BackboneConfig):
@@ -252,6 +258,7 @@ def count_params(module:nn.Module, trainable:bool=True) -> int:
     "Number of (trainable) parameters of `module`."
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
 
+# %% ../nbs/10_backbone.ipynb #f9d008a6
 def _mha_macs(m:nn.MultiheadAttention, args, kwargs) -> int:
     q = args[0] if len(args) > 0 else kwargs["query"]
     k = args[1] if len(args) > 1 else kwargs.get("key", q)
@@ -264,6 +271,7 @@ def _mha_macs(m:nn.MultiheadAttention, args, kwargs) -> int:
     # q, k, v proj; QKᵀ, AV; out proj
     return n * (l * e * e + s * m.kdim * e + s * m.vdim * e + 2 * l * s * e + l * e * e)
 
+# %% ../nbs/10_backbone.ipynb #fd39540a
 def count_macs(model:nn.Module,
                input_shape:tuple, # Shape of the input tensor, e.g. (1, 1, 64, 512)
                **forward_kwargs, # Passed to `model.forward` (e.g. `widths=`)
@@ -307,6 +315,7 @@ def count_macs(model:nn.Module,
             m.training = t
     return macs
 
+# %% ../nbs/10_backbone.ipynb #26e89f23
 def cost_table(model:nn.Module, input_shape:tuple,
                depth:int=2, # Group modules by the first `depth` parts of their names (`stages.3` for the backbone)
                **forward_kwargs) -> list:
@@ -321,6 +330,7 @@ def cost_table(model:nn.Module, input_shape:tuple,
     out = [dict(name=k, params=p, macs=m) for k, (p, m) in rows.items()]
     return out + [dict(name="total", params=sum(r["params"] for r in out), macs=sum(r["macs"] for r in out))]
 
+# %% ../nbs/10_backbone.ipynb #ff23aa6b
 def format_table(rows:list, # From `cost_table`
                  unit:float=1e6, # MACs are shown in units of this (M by default)
                 ) -> str:

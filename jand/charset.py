@@ -98,6 +98,7 @@ def to_dict(self:Charset) -> dict:
     "The charset as a JSON-ready dict."
     return {"format": CHARSET_FORMAT, "blank": BLANK, "symbols": list(self.symbols)}
 
+# %% ../nbs/01_charset.ipynb #84c2b9eb
 @patch(cls_method=True)
 def from_dict(cls:Charset, d:dict, where="charset") -> Charset:
     "The charset stored in `d`; a `DataError` naming `where` if `d` is not one."
@@ -115,11 +116,13 @@ def from_dict(cls:Charset, d:dict, where="charset") -> Charset:
     except ValueError as e:
         raise DataError(where, str(e)) from None
 
+# %% ../nbs/01_charset.ipynb #17aeb615
 @patch
 def save(self:Charset, path) -> Path:
     "Write the charset to `path` as JSON, atomically."
     return atomic_write_json(path, self.to_dict())
 
+# %% ../nbs/01_charset.ipynb #7c2c3be6
 @patch(cls_method=True)
 def load(cls:Charset, path) -> Charset:
     "Read a charset written by `Charset.save`."

@@ -40,6 +40,7 @@ def _optional(tp):
         else (tp, False)
     )
 
+# %% ../nbs/90_cli.ipynb #61278c1f
 def add_config_options(parser:argparse.ArgumentParser, cls, skip=()) -> None:
     "Add one `--option` per field of dataclass `cls` (bools as `--x/--no-x`), help from its docments."
     from fastcore.docments import docments
@@ -54,6 +55,7 @@ def add_config_options(parser:argparse.ArgumentParser, cls, skip=()) -> None:
         else:
             parser.add_argument(flag, type=tp, default=f.default, help=h, metavar=f.name.upper())
 
+# %% ../nbs/90_cli.ipynb #0d1655b6
 def config_from_args(cls, args, **fixed):
     "An instance of dataclass `cls` from parsed options (plus `fixed` values)."
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)} | fixed)
@@ -90,6 +92,7 @@ def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16
         print(f"per-line results: {out}")
     return res
 
+# %% ../nbs/90_cli.ipynb #0df9205c
 def image_files(items) -> list:
     "The image files named by `items` (files, or folders searched recursively), in a stable order."
     files = []
@@ -104,6 +107,7 @@ def image_files(items) -> list:
         raise DataError(", ".join(map(str, items)), "no image files found")
     return files
 
+# %% ../nbs/90_cli.ipynb #1eeff902
 def page_warning(a:np.ndarray) -> str|None:
     "Why a grayscale image looks like a page (or a paragraph) rather than one text line, or None."
     h, w = a.shape
@@ -113,6 +117,7 @@ def page_warning(a:np.ndarray) -> str|None:
         return f"{w}×{h} is {h} px high: a page or a paragraph, not a text line?"
     return None
 
+# %% ../nbs/90_cli.ipynb #178c7683
 def _predict_files(predictor, files:list, chunk:int=256) -> list:
     "`{image, text}` rows for `files` (`{image, error}` for an unreadable one), `chunk` at a time; pages warned of."
     from jand.images import load_image
@@ -132,6 +137,7 @@ def _predict_files(predictor, files:list, chunk:int=256) -> list:
         rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, texts)]
     return rows
 
+# %% ../nbs/90_cli.ipynb #c4a26db7
 def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16, decoder:str="greedy", device="cpu",
                 onnx:bool=False, # Run in ONNX Runtime (a `.onnx` model file always does)
                 quantized:bool=False, # int8 weights (dynamic quantization)
@@ -190,6 +196,7 @@ def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_jso
     print(json.dumps(res, ensure_ascii=False, indent=1) if as_json else format_check(res))
     return res
 
+# %% ../nbs/90_cli.ipynb #8d8faa18
 def check_corpora(data_root, options=None) -> list:
     "`check_data` of every real corpus under `data_root` (what `reproduce --profile full` reads); raise if one fails."
     from jand.reproduce import datasets
@@ -213,6 +220,7 @@ def verb(name:str, options):
         return run
     return register
 
+# %% ../nbs/90_cli.ipynb #c3df628e
 def build_parser() -> argparse.ArgumentParser:
     "The `jand` parser: global flags, then one sub-parser per registered verb, in registration order."
     p = argparse.ArgumentParser(prog="jand", description="HTR-JAND, reproduced: handwritten text recognition toolkit.")
@@ -223,18 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
         options(sub)
     return p
 
+# %% ../nbs/90_cli.ipynb #6ca92b58
 def _run(args) -> int: return VERBS[args.command][1](args) or 0
 
+# %% ../nbs/90_cli.ipynb #6da979dd
 def _data_help() -> dict:
     "Keyword arguments of a sub-parser whose epilog lists the data-spec options."
     from jand.sources import spec_options_help
     return dict(epilog=spec_options_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
 
+# %% ../nbs/90_cli.ipynb #2dff8f49
 def _all_but_synth_fields():
     "The names of `TrainConfig`'s `synth_*` fields, which eval and check-data share with training."
     from jand.training import TrainConfig
     return [f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")]
 
+# %% ../nbs/90_cli.ipynb #6cf5c633
 def _synth_of(args) -> SynthConfig:
     "The synthetic corpus that `--synth-*` options describe."
     return SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
@@ -247,6 +259,7 @@ def _domains(s:str) -> tuple:
         raise argparse.ArgumentTypeError(f"domains must be a comma-separated subset of {sorted(DOMAINS)}, got {s!r}")
     return ds
 
+# %% ../nbs/90_cli.ipynb #3207804a
 def _synth_options(sub):
     s = sub.add_parser("synth", help="write a synthetic handwriting corpus to disk")
     s.add_argument("out", type=Path, help="output folder")
@@ -260,6 +273,7 @@ def _synth_options(sub):
     s.add_argument("--height", type=int, default=64, help="line height in pixels (default: 64)")
     s.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
 
+# %% ../nbs/90_cli.ipynb #eea9b361
 @verb("synth", _synth_options)
 def _synth(args):
     if min(args.train, args.val, args.test) < 0:
@@ -291,6 +305,7 @@ def _reproduce_options(sub):
     d.add_argument("--results", type=Path, help="tables (default: the project's results/)")
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
 
+# %% ../nbs/90_cli.ipynb #ae948f37
 @verb("reproduce", _reproduce_options)
 def _reproduce(args):
     from jand.reproduce import Reproduction, parse_data_options, reproduce
@@ -303,20 +318,26 @@ def _reproduce(args):
 
 # %% ../nbs/90_cli.ipynb #c1a00003
 def _training_parser(sub, name:str, help:str, skip=()):
-    from jand.training import TrainConfig
+    from jand.training import PRESETS, TrainConfig
     t = sub.add_parser(name, help=help, **_data_help())
     t.add_argument("--out", type=Path, required=True, help="run folder (config, logs, checkpoints, model.pt)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--preset", choices=list(PRESETS),
+                   help="a named set of options, applied wherever an option keeps its default: paper = the paper's "
+                        "full model (SE, gated fusion, staged curriculum, multi-task heads)")
     add_config_options(t, TrainConfig, skip=skip)
 
+# %% ../nbs/90_cli.ipynb #61bd3cdf
 def _train(args):
-    from jand.training import TrainConfig, train
+    from jand.training import TrainConfig, train, with_preset
     fixed = {"model": "student"} if args.command == "distill" else {}
     if args.command == "distill" and not args.teacher:
         raise ValueError("jand distill needs --teacher MODEL_FILE")
-    summary = train(config_from_args(TrainConfig, args, **fixed), args.out, resume=args.resume)
+    cfg = with_preset(config_from_args(TrainConfig, args, **fixed), args.preset)
+    summary = train(cfg, args.out, resume=args.resume)
     print(json.dumps(summary, indent=1))
 
+# %% ../nbs/90_cli.ipynb #bf9b4df2
 verb("train", lambda sub: _training_parser(sub, "train", "train a Teacher or a Student"))(_train)
 verb("distill", lambda sub: _training_parser(
     sub, "distill", "train a Student from a Teacher (knowledge distillation)", skip=("model",)))(_train)
@@ -339,6 +360,7 @@ def _eval_options(sub):
     e.add_argument("--wordlist", type=Path, help="word-list file (UTF-8, one word per line) added to the LBC lexicon")
     add_config_options(e, TrainConfig, skip=_all_but_synth_fields())  # the synthetic corpus, as in training
 
+# %% ../nbs/90_cli.ipynb #71b0c821
 @verb("eval", _eval_options)
 def _eval(args):
     from jand.postprocess import parse_stages, uses_lbc, uses_t5
@@ -370,6 +392,7 @@ def _corrector_options(sub):
                    help="show a progress bar (default: True)")
     add_config_options(c, T5CorrectorConfig)
 
+# %% ../nbs/90_cli.ipynb #bc71a799
 @verb("train-corrector", _corrector_options)
 def _train_corrector(args):
     from jand.postprocess import train_corrector
@@ -395,6 +418,7 @@ def _check_data_options(sub):
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_options(v, TrainConfig, skip=_all_but_synth_fields())
 
+# %% ../nbs/90_cli.ipynb #33b3f9b2
 @verb("check-data", _check_data_options)
 def _check_data(args): return 0 if run_check_data(args.spec, args.model, _synth_of(args), args.json)["readable"] else 1
 
@@ -413,6 +437,7 @@ def _predict_options(sub):
                    help="int8 weights (dynamic quantization; with --onnx: ONNX Runtime's)")
     r.add_argument("--threads", type=int, help="CPU threads (default: torch's / ONNX Runtime's choice)")
 
+# %% ../nbs/90_cli.ipynb #5ce91718
 @verb("predict", _predict_options)
 def _predict(args):
     rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
@@ -430,6 +455,7 @@ def _export_options(sub):
     x.add_argument("--name", help="the model's name on its card (default: teacher or student)")
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
+# %% ../nbs/90_cli.ipynb #6c9ee5cd
 @verb("export", _export_options)
 def _export(args):
     if args.out.suffix not in ("", ".onnx"):
@@ -443,6 +469,7 @@ def _export(args):
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     print(f"wrote the model folder {path} ({size:.1f} MB: {', '.join(sorted(f.name for f in path.iterdir()))})")
 
+# %% ../nbs/90_cli.ipynb #e9a90366
 def _export_onnx(args):
     from jand.deploy import export_onnx, quantize_onnx
     from jand.model import load_model
@@ -452,6 +479,7 @@ def _export_onnx(args):
         path = quantize_onnx(path, path)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB{', int8' if args.quantized else ''})")
 
+# %% ../nbs/90_cli.ipynb #546d53f6
 @verb("models", lambda sub: sub.add_parser(
     "models", help="list the shipped models (models/): size, charset, the metrics on their cards"))
 def _models(args):
@@ -495,6 +523,7 @@ def _bench_options(sub):
     b.add_argument("--height", type=int,
                    help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
 
+# %% ../nbs/90_cli.ipynb #89f278bd
 @verb("bench", _bench_options)
 def _bench(args): return BENCHES[args.what](args)
 
@@ -508,6 +537,7 @@ def _bench_model(args):
              else "not measured")
     print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: {ratio}")
 
+# %% ../nbs/90_cli.ipynb #8d4ac0f4
 def _bench_deploy(args):
     from jand.deploy import DEPLOY_FORMS, run_deploy
     if not args.student:
@@ -517,6 +547,7 @@ def _bench_deploy(args):
     print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
           + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
 
+# %% ../nbs/90_cli.ipynb #66587404
 def _bench_memory(args):
     from jand.deploy import bench_memory, write_memory
     from jand.results import provenance
@@ -525,8 +556,10 @@ def _bench_memory(args):
                          prov=provenance(minutes=args.minutes, threads=args.threads))
     print(f"memory table: {paths[1]}; curves: {paths[-1]}")
 
+# %% ../nbs/90_cli.ipynb #41a6e131
 def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
 
+# %% ../nbs/90_cli.ipynb #08ec4792
 BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "memory": _bench_memory, "synth": _bench_synth}
 
 # %% ../nbs/90_cli.ipynb #c1a00012

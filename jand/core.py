@@ -144,14 +144,17 @@ def atomic_write_bytes(path, data:bytes) -> Path:
         raise
     return path
 
+# %% ../nbs/00_core.ipynb #cf1c200b
 def atomic_write_text(path, text:str) -> Path:
     "Write `text` (UTF-8) to `path` atomically."
     return atomic_write_bytes(path, text.encode("utf-8"))
 
+# %% ../nbs/00_core.ipynb #e48b9bcc
 def atomic_write_json(path, obj, indent:int=1) -> Path:
     "Write `obj` as UTF-8 JSON to `path` atomically."
     return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent) + "\n")
 
+# %% ../nbs/00_core.ipynb #ad6b7408
 def atomic_save_figure(fig, path, dpi:int=130, **kwargs) -> Path:
     "Save matplotlib `fig` as a PNG at `path` atomically (`kwargs` go to `fig.savefig`)."
     import io

@@ -29,6 +29,7 @@ def _values(values, name:str="values") -> np.ndarray:
         raise ValueError(f"{name} contain NaN at positions {np.flatnonzero(np.isnan(v))[:5].tolist()}")
     return v
 
+# %% ../nbs/21_curriculum.ipynb #15cb0d49
 def rank_normalise(values:Sequence[float]) -> np.ndarray:
     "Average rank of each value divided by n − 1: scores in [0, 1], ties equal, all-equal → 0.5; ±inf allowed."
     v = _values(values)
@@ -43,6 +44,7 @@ def rank_normalise(values:Sequence[float]) -> np.ndarray:
     ranks[order] = np.repeat(first + (counts - 1) / 2, counts)
     return ranks / (n - 1)
 
+# %% ../nbs/21_curriculum.ipynb #0e0ba773
 def minmax_normalise(values:Sequence[float]) -> np.ndarray:
     "(v − min) / (max − min): scores in [0, 1] keeping the raw spacing; all-equal → 0.5; values must be finite."
     v = _values(values)
@@ -53,6 +55,7 @@ def minmax_normalise(values:Sequence[float]) -> np.ndarray:
     lo, hi = v.min(), v.max()
     return np.full(len(v), 0.5) if hi == lo else (v - lo) / (hi - lo)
 
+# %% ../nbs/21_curriculum.ipynb #b87241e1
 def normalise(values:Sequence[float], how:str="rank") -> np.ndarray:
     "Scores in [0, 1] from raw `values`: `rank`, `minmax`, or `none` (values already in [0, 1], checked)."
     if how == "rank":
@@ -69,8 +72,10 @@ def normalise(values:Sequence[float], how:str="rank") -> np.ndarray:
 # %% ../nbs/21_curriculum.ipynb #7e928e71
 def _text(x) -> str: return x.text if isinstance(x, Line) else x
 
+# %% ../nbs/21_curriculum.ipynb #424e1f79
 def _name(x, i:int) -> str: return x.id if isinstance(x, Line) else f"line {i}"
 
+# %% ../nbs/21_curriculum.ipynb #c0eddfb4
 def length_difficulty(lines:Sequence, # `Line` records or transcriptions
                       how:str="rank", # `rank` (default) or `minmax` normalisation of the character counts
                      ) -> np.ndarray:
@@ -106,6 +111,7 @@ def _check_weights(weights) -> tuple:
         )
     return w
 
+# %% ../nbs/21_curriculum.ipynb #de1f64de
 def combined_difficulty(lines:Sequence, # `Line` records or transcriptions
                         weights:tuple=(0.5, 0.5), # (length, degradation); normalised to sum to 1
                         missing:float|str="median", # Passed to `degradation_difficulty`
@@ -128,6 +134,7 @@ def _progress(p:float) -> float:
         raise ValueError(f"training progress must be a number ≥ 0, got {p!r}")
     return min(p, 1.0)
 
+# %% ../nbs/21_curriculum.ipynb #6a5f1d2a
 def pace_staged(p:float, stages:tuple=((1/3, 0.3), (2/3, 0.3), (1.0, 0.4))) -> float:
     "Competence of the stage that holds progress `p`; `stages` are (competence, budget share) pairs, easiest first."
     p, total, end = _progress(p), sum(s for _, s in stages), 0.0
@@ -137,16 +144,19 @@ def pace_staged(p:float, stages:tuple=((1/3, 0.3), (2/3, 0.3), (1.0, 0.4))) -> f
             return float(c)
     return float(stages[-1][0])
 
+# %% ../nbs/21_curriculum.ipynb #a514360e
 def pace_linear(p:float, c0:float=0.33, full_at:float=0.6) -> float:
     "Competence growing linearly from `c0` at p = 0 to 1 at p = `full_at`."
     p = _progress(p)
     return 1.0 if p >= full_at else min(1.0, c0 + (1 - c0) * p / full_at)
 
+# %% ../nbs/21_curriculum.ipynb #c93ba9a9
 def pace_root(p:float, c0:float=0.33, full_at:float=0.6) -> float:
     "Square-root competence (Platanios et al. 2019): from `c0` at p = 0 to 1 at p = `full_at`, fast at first."
     p = _progress(p)
     return 1.0 if p >= full_at else min(1.0, math.sqrt(c0 ** 2 + (1 - c0 ** 2) * p / full_at))
 
+# %% ../nbs/21_curriculum.ipynb #a64fed5f
 def pace_none(p:float) -> float:
     "No curriculum: every line from the start."
     _progress(p)

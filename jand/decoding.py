@@ -44,6 +44,7 @@ def _as_batch(x, # (T, C) or (N, T, C) log-probs or logits, a torch tensor or an
         raise ValueError(f"lengths must be in [0, {t}] (the number of frames), got {lens.tolist()}")
     return x, lens.astype(int), batched
 
+# %% ../nbs/09_decoding.ipynb #cc3c91ff
 def _check_classes(x:np.ndarray, charset:Charset):
     if x.shape[-1] != len(charset):
         raise ValueError(f"posteriors have {x.shape[-1]} classes but the charset has {len(charset)} (blank included): "
@@ -60,10 +61,12 @@ def ctc_collapse(ids:Iterable[int]) -> list:
     keep = np.r_[True, ids[1:] != ids[:-1]] & (ids != BLANK)
     return ids[keep].tolist()
 
+# %% ../nbs/09_decoding.ipynb #c0ced682
 def _best_paths(a:np.ndarray, lens:np.ndarray) -> list:
     best = a.argmax(-1)  # (N, T): ties go to the lower class, so to the blank
     return [ctc_collapse(best[i, :lens[i]]) for i in range(len(best))]
 
+# %% ../nbs/09_decoding.ipynb #4048caad
 def greedy_ids(x, # (T, C) or (N, T, C) log-probs or logits
                lengths=None, # Valid frames per item (the rest is padding); None: all frames
               ) -> list:
@@ -72,6 +75,7 @@ def greedy_ids(x, # (T, C) or (N, T, C) log-probs or logits
     ids = _best_paths(a, lens)
     return ids if batched else ids[0]
 
+# %% ../nbs/09_decoding.ipynb #ff50bedb
 def greedy_decode(x, # (T, C) or (N, T, C) log-probs or logits
                   charset:Charset, # The model's charset (class 0 = blank)
                   lengths=None, # Valid frames per item (the rest is padding); None: all frames
@@ -97,18 +101,21 @@ def _lse(a:float, b:float) -> float:
         return a
     return a + math.log1p(math.exp(b - a))
 
+# %% ../nbs/09_decoding.ipynb #38e2c3ab
 def log_softmax_np(x:np.ndarray) -> np.ndarray:
     "Log-softmax over the last axis (float64): turns logits into log-probs, leaves log-probs unchanged."
     x = np.asarray(x, dtype=np.float64)
     m = x.max(-1, keepdims=True)
     return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
 
+# %% ../nbs/09_decoding.ipynb #8b0263c9
 def _beam_floor(nb:dict, nnb:dict, bonus:dict, beam:int) -> float:
     "The `beam`-th best score of the prefixes that stay (−inf if fewer): no new prefix below it can make the beam."
     if len(nb) < beam:
         return NEG_INF
     return heapq.nlargest(beam, (_lse(b, nnb.get(k, NEG_INF)) + bonus[k] for k, b in nb.items()))[-1]
 
+# %% ../nbs/09_decoding.ipynb #1d0a0607
 class Hypothesis(NamedTuple):
     "One beam-search result."
     text: str # The decoded text

@@ -66,6 +66,7 @@ def speed_ratio_rows(rows:list, target:float=SPEED_TARGET) -> list:
         out.append(row)
     return out
 
+# %% ../nbs/50_deploy.ipynb #0a6a8209
 def _as_model(m, default:ModelConfig):
     if m is None:
         return default
@@ -73,6 +74,7 @@ def _as_model(m, default:ModelConfig):
         return load_model(m)[0]
     return m
 
+# %% ../nbs/50_deploy.ipynb #9117908b
 def bench_rows(teacher=None, # `HTRJAND`, `ModelConfig` or model file; None: a fresh reference Teacher
                student=None, # Likewise for the Student
                batches=(1, 16, 64), shapes=BENCH_SHAPES, # Inference cases
@@ -144,6 +146,7 @@ def _batch(batch:int, height:int, width:int, seed:int=0) -> tuple:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 1, height, width, generator=g), torch.full((batch,), width)
 
+# %% ../nbs/50_deploy.ipynb #a2915723
 def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, threads:int|None=2, repeats:int=5) -> list:
     "Rows `{part, ms_per_batch, share}`: each backbone stage, projection, attention block and head (`other`: the rest)."
     if threads:
@@ -187,6 +190,7 @@ def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, thr
         r["share"] = f"{100 * r['ms_per_batch'] / (1000 * total):.0f} %"
     return rows + [{"part": "total", "ms_per_batch": round(1000 * total, 2), "share": "100 %"}]
 
+# %% ../nbs/50_deploy.ipynb #dbf76499
 def profile_ops(
     model: HTRJAND,
     batch: int = 16,
@@ -224,6 +228,7 @@ ONNX_OPSET = 17
 
 def _isneginf(g, x): return g.op("IsInf", x, detect_negative_i=1, detect_positive_i=0)
 
+# %% ../nbs/50_deploy.ipynb #6df50fde
 class LogProbs(nn.Module):
     "The exported graph: `(images, widths)` → `(log_probs (N, T, C), lengths (N,))`."
     def __init__(self, model:HTRJAND):
@@ -233,6 +238,7 @@ class LogProbs(nn.Module):
         o = self.model(images, widths)
         return o["logits"].log_softmax(-1), o["lengths"]
 
+# %% ../nbs/50_deploy.ipynb #0452a5a5
 def _set_meta(proto, meta:dict):
     keep = [p for p in proto.metadata_props if p.key not in meta]
     del proto.metadata_props[:]
@@ -241,6 +247,7 @@ def _set_meta(proto, meta:dict):
     for k, v in meta.items():
         proto.metadata_props.add(key=k, value=v)
 
+# %% ../nbs/50_deploy.ipynb #6d22066d
 def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET) -> Path:
     ("Write `model` as ONNX (dynamic batch, height and width) with its config, charset and jand version as metadata; "
      "atomic.")
@@ -289,6 +296,7 @@ def onnx_session(path, threads:int|None=None):
             path, f"not a readable ONNX model: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
         ) from None
 
+# %% ../nbs/50_deploy.ipynb #0ee25797
 class OnnxPredictor(Predictor):
     "`Predictor`'s interface (`predict`, `logits`, `from_file`) over an exported `.onnx` file, run by ONNX Runtime."
     def __init__(self, path, batch_size:int=16,
@@ -330,6 +338,7 @@ def quantize_torch(model:HTRJAND) -> HTRJAND:
         warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
         return torch.ao.quantization.quantize_dynamic(m, {nn.Linear}, dtype=torch.qint8)
 
+# %% ../nbs/50_deploy.ipynb #55b437ad
 def quantize_onnx(src, dst, convs:bool=False) -> Path:
     "Dynamic int8 quantisation of an exported model (`MatMul`/`Gemm`, plus `Conv` with `convs`), metadata kept."
     import onnx
@@ -382,6 +391,7 @@ def deployed_predictor(
         m = quantize_torch(m)
     return Predictor(m, charset, batch_size=batch_size, bf16=form == "torch-bf16", **kwargs)
 
+# %% ../nbs/50_deploy.ipynb #c68039cb
 def load_deployed(path, # A jand model file (`.pt`) or an exported `.onnx`
                   onnx:bool=False, # Run a `.pt` model in ONNX Runtime (exported to a temporary file)
                   quantized:bool=False, # int8: `quantize_torch`, or `quantize_onnx` with `onnx`
@@ -436,6 +446,7 @@ def _form_speed_rows(
         rows.append({**row, "lines_per_s": round(batch / dt, 1), "ms_per_line": round(1000 * dt / batch, 2)})
     return rows
 
+# %% ../nbs/50_deploy.ipynb #9557a87b
 def _form_speed_child(cfg:dict, state:dict, charset:dict, args:tuple, q) -> None:
     try:
         m = HTRJAND(ModelConfig.from_dict(cfg))
@@ -444,6 +455,7 @@ def _form_speed_child(cfg:dict, state:dict, charset:dict, args:tuple, q) -> None
     except Exception as e:
         q.put({"error": _error_text(e)})
 
+# %% ../nbs/50_deploy.ipynb #ad71828a
 def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:int=16,
                       shapes=DEPLOY_SHAPES, # (height, width) pairs; a None height is the model's own
                       threads:int=2, seconds:float=3.0, workdir=None,
@@ -487,10 +499,12 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
             r["speedup"] = round(r["lines_per_s"] / base[r["input"]], 2)
     return rows
 
+# %% ../nbs/50_deploy.ipynb #ca222eea
 def _error_text(e:Exception) -> str:
     msg = str(e).strip()
     return f"{type(e).__name__}: {msg.splitlines()[0][:120] if msg else ''}"
 
+# %% ../nbs/50_deploy.ipynb #a9dc5d96
 def fastest_forms(rows:list, target:float=DEPLOY_TARGET) -> list:
     "Per input of `deploy_speed_rows`' rows: the fastest non-eager form, its speed-up and whether it meets `target`."
     best = {}
@@ -512,6 +526,7 @@ def synth_lines(n:int=200, seed:int=0, height:int=64, split:str="test") -> tuple
     lines = [render_line(cfg, split, i) for i in range(n)]
     return [l.text for l, _ in lines], [im for _, im in lines]
 
+# %% ../nbs/50_deploy.ipynb #dc05b3c4
 def deploy_cer_rows(model:HTRJAND, charset:Charset, texts:list, images:list, forms=DEPLOY_FORMS, threads:int|None=2,
                     workdir=None) -> list:
     "Rows `{form, lines, cer, delta_cer, same_text}` on `images` (lines with a symbol outside `charset` are left out)."
@@ -602,6 +617,7 @@ def _rss_mb() -> float:
     from jand.model import _peak_rss_mb
     return _peak_rss_mb()
 
+# %% ../nbs/50_deploy.ipynb #d799d06a
 def _allocator() -> str:
     ("The C allocator this process runs on: `jemalloc` or `tcmalloc` when preloaded (`LD_PRELOAD`), else the C "
      "library's.")
@@ -611,6 +627,7 @@ def _allocator() -> str:
         return "unknown"
     return next((a for a in ("jemalloc", "tcmalloc", "mimalloc") if a in maps), "libc")
 
+# %% ../nbs/50_deploy.ipynb #2713820a
 def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     import threading
     from jand.model import _peak_rss_mb
@@ -637,14 +654,17 @@ def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
         }
     )
 
+# %% ../nbs/50_deploy.ipynb #230e8228
 def _trend_mb_per_h(samples:list) -> float:
     "Least-squares slope of RSS over the second half of `samples` ((seconds, MB) pairs), in MB per hour."
     t_end = samples[-1][0]
     t, v = np.array([p for p in samples if p[0] >= t_end / 2], dtype=float).T
     return float(np.polyfit(t / 3600, v, 1)[0]) if len(t) > 1 and np.ptp(t) > 0 else 0.0
 
+# %% ../nbs/50_deploy.ipynb #4628dedd
 def _is_line_count(corpus) -> bool: return isinstance(corpus, int) or str(corpus).isdigit()
 
+# %% ../nbs/50_deploy.ipynb #43191f7d
 def bench_memory(corpora=(10_000, 100_000), # Lines to draw on the fly (a count) or a data spec on disk (`folder:PATH`)
                  minutes:float=2.0, # Training budget of each run
                  height:int=32, threads:int=2, interval:float=2.0, # RSS sampling period, seconds
@@ -703,6 +723,7 @@ def bench_memory(corpora=(10_000, 100_000), # Lines to draw on the fly (a count)
         )
     return rows
 
+# %% ../nbs/50_deploy.ipynb #8b8e9336
 MEMORY_COLUMNS = [
     "corpus",
     "corpus_lines",

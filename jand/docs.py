@@ -24,12 +24,14 @@ def page_name(nb) -> str:
     name = Path(nb).name.lower()
     return re.sub(r"^\d+[a-zA-Z0-9]*_", "", name).removesuffix(".ipynb") + ".html"
 
+# %% ../nbs/95_docs.ipynb #9e8018f9
 def _order_key(p:Path):
     m = re.match(r"^(\d+)([a-z]*)_", p.name.lower())
     return (
         (0, 0, "", "") if p.stem == "index" else (1, int(m.group(1)), m.group(2), p.name) if m else (2, 0, "", p.name)
     )
 
+# %% ../nbs/95_docs.ipynb #ecc2749e
 def reading_order(nbs) -> list:
     "The notebooks of folder `nbs` in reading order: `index` first, then by numeric prefix, then the rest by name."
     nbs = Path(nbs)
@@ -50,6 +52,7 @@ def directives(src:str) -> dict:
         out[m.group(1).rstrip(":")] = m.group(2).strip()
     return out
 
+# %% ../nbs/95_docs.ipynb #00e3f388
 def strip_directives(src:str) -> str:
     "`src` without its `#|` directive lines, trimmed."
     return "\n".join(l for l in src.splitlines() if not _re_directive.match(l)).strip("\n")
@@ -77,9 +80,11 @@ def _is_patch(dec) -> bool:
     f = dec.func if isinstance(dec, ast.Call) else dec
     return getattr(f, "id", getattr(f, "attr", None)) == "patch"
 
+# %% ../nbs/95_docs.ipynb #69076c8e
 def _dec_names(node) -> set:
     return {getattr(d, "id", getattr(d, "attr", None)) for d in node.decorator_list}
 
+# %% ../nbs/95_docs.ipynb #84b1680a
 def exported_names(src:str) -> list:
     "`(qualname, kind)` of the public functions, classes, methods and `@patch`ed methods defined by cell source `src`."
     try:
@@ -112,6 +117,7 @@ def exported_names(src:str) -> list:
                     out.append((f"{node.name}.{m.name}", kind))
     return out
 
+# %% ../nbs/95_docs.ipynb #c6f0253e
 def resolve(module, qualname:str):
     "The object `qualname` names in `module`, properties and static methods included."
     obj = module
@@ -131,14 +137,17 @@ def _anno(a) -> str:
         return a.__qualname__
     return inspect.formatannotation(a)
 
+# %% ../nbs/95_docs.ipynb #c40aec96
 def _default(v) -> str:
     if v is inspect.Parameter.empty:
         return ""
     r = repr(v)
     return "factory" if r == "<factory>" else r
 
+# %% ../nbs/95_docs.ipynb #5af4a7f1
 def _short(s:str, n:int=60) -> str: return s if len(s) <= n else s[:n - 1] + "…"
 
+# %% ../nbs/95_docs.ipynb #075dffa9
 def _params(obj) -> list:
     ("The parameters of `obj`'s signature that a caller passes (`self` and `cls` dropped); [] when it has none we can "
      "read.")
@@ -148,6 +157,7 @@ def _params(obj) -> list:
         return []
     return ps[1:] if ps and ps[0].name in ("self", "cls") else ps
 
+# %% ../nbs/95_docs.ipynb #cfac19f8
 def signature(obj, name:str) -> str:
     "`name(param:type=default, …) -> type`, as nbdev shows it, or `name` alone when `obj` has no signature."
     if not callable(obj) or isinstance(obj, property):
@@ -189,6 +199,7 @@ def md2html(text:str, inline:bool=False) -> str:
         out = out[3:-4]
     return out
 
+# %% ../nbs/95_docs.ipynb #1c5fcfb0
 def _doc(obj) -> str:
     if isinstance(obj, property):
         obj = obj.fget
@@ -200,6 +211,7 @@ def _doc(obj) -> str:
         doc = getattr(obj, "__doc__", None)
     return inspect.cleandoc(doc) if doc else ""
 
+# %% ../nbs/95_docs.ipynb #ad5301c2
 def param_table(obj) -> str:
     "An HTML table of `obj`'s parameters (and return value) with type, default and docment; '' when there are none."
     if isinstance(obj, property) or not callable(obj):
@@ -230,10 +242,12 @@ def param_table(obj) -> str:
     return ('<table class="params"><thead><tr><th></th><th>Type</th><th>Default</th><th>Details</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
+# %% ../nbs/95_docs.ipynb #c36f7a47
 def anchor(qualname:str) -> str:
     "The anchor id of an API entry, as nbdev makes it (`Charset.encode` → `charset.encode`)."
     return qualname.lower()
 
+# %% ../nbs/95_docs.ipynb #dd4c8722
 def api_entry(obj, qualname:str, kind:str="function", anchor_id:str|None=None) -> str:
     ("The HTML of one API entry: anchored heading, signature, docstring, parameter table; anchor `anchor(qualname)` by "
      "default.")
@@ -252,6 +266,7 @@ def _raw(nb, htm:str):
     slots.append(htm)
     return nbformat.v4.new_raw_cell(f"@@jand-slot-{len(slots) - 1}@@", metadata={"raw_mimetype": "text/html"})
 
+# %% ../nbs/95_docs.ipynb #8be31856
 def _source_fold(code:str) -> str:
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
@@ -259,6 +274,7 @@ def _source_fold(code:str) -> str:
     return ('<details class="source"><summary>source</summary>'
             + highlight(code, PythonLexer(), HtmlFormatter(cssclass="highlight hl-ipython3")) + "</details>")
 
+# %% ../nbs/95_docs.ipynb #0c077aa2
 def reader_notebook(nb, module=None, report:Report|None=None, where="notebook"):
     "A copy of `nb` as a reader sees it: no title cell, no hidden cells or directives, API entries for exports."
     report = report if report is not None else Report(where)
@@ -307,6 +323,7 @@ def reader_notebook(nb, module=None, report:Report|None=None, where="notebook"):
     report.kept += len(cells)
     return nb
 
+# %% ../nbs/95_docs.ipynb #8191d472
 def render_body(nb) -> str:
     "The HTML of notebook `nb`'s cells: nbconvert's `HTMLExporter`, `basic` template, no prompts."
     from nbconvert import HTMLExporter
@@ -354,6 +371,7 @@ def rewrite_links(htm:str, nbs, root, site, pages:dict, report:Report, where="pa
         return m.group(1) + html.escape(new) + m.group(3)
     return _re_url.sub(fix, htm)
 
+# %% ../nbs/95_docs.ipynb #d0052d2c
 _re_code_ref = re.compile(r"<a\b.*?</a>|<pre\b.*?</pre>|<code>([^<]+)</code>", re.S)
 
 def link_code_refs(htm:str, anchors:dict) -> str:
@@ -366,6 +384,7 @@ def link_code_refs(htm:str, anchors:dict) -> str:
         return f'<a href="{html.escape(url)}" class="code-ref">{m.group(0)}</a>' if url else m.group(0)
     return _re_code_ref.sub(fix, htm)
 
+# %% ../nbs/95_docs.ipynb #0ef3120a
 _re_heading = re.compile(r'<h([1-6]) id="([^"]+)">(.*?)</h\1>', re.S)
 
 def unique_heading_ids(htm:str, taken=()) -> str:
@@ -395,6 +414,7 @@ class Page:
     body: str = "" # The rendered HTML of the page's content
     label: str = "" # The notebook's number in the sidebar (`01`, `05a`)
 
+# %% ../nbs/95_docs.ipynb #84a6e2a6
 _re_h2 = re.compile(r'<h2 id="([^"]+)">(.*?)</h2>', re.S)
 
 def _toc(body:str) -> str:
@@ -404,6 +424,7 @@ def _toc(body:str) -> str:
     ]
     return "".join(f'<li><a href="#{i}">{html.escape(html.unescape(t))}</a></li>' for i, t in items)
 
+# %% ../nbs/95_docs.ipynb #2271d69c
 def sidebar(pages:list, current:str) -> str:
     "The sidebar: every page in order, the current one marked and opened to its `##` sections."
     items = []
@@ -419,6 +440,7 @@ def sidebar(pages:list, current:str) -> str:
         )
     return f'<nav class="sidebar" aria-label="Pages"><ol>{"".join(items)}</ol></nav>'
 
+# %% ../nbs/95_docs.ipynb #6fa2ab10
 def page_html(page:Page, pages:list, project:dict) -> str:
     "The complete HTML document of `page`."
     name = html.escape(project.get("title", "jand"))
@@ -549,11 +571,13 @@ class Site:
     def __repr__(self):
         return f"Site({self.out}: {len(self.pages)} pages in {self.seconds:.1f} s; {self.report.n_skipped} problems)"
 
+# %% ../nbs/95_docs.ipynb #d25b3f53
 def project_root(start=".") -> Path:
     "The folder holding `settings.ini`, searched upwards from `start` (`start` itself when there is none)."
     start = Path(start).resolve()
     return next((p for p in (start, *start.parents) if (p / "settings.ini").is_file()), start)
 
+# %% ../nbs/95_docs.ipynb #9d3ed0d1
 def _project(root:Path) -> dict:
     cfg = configparser.ConfigParser(delimiters=["="], interpolation=None)
     cfg.read(root / "settings.ini", encoding="utf-8")
@@ -562,6 +586,7 @@ def _project(root:Path) -> dict:
             "description": s.get("description", ""), "git_url": s.get("git_url", ""),
             "tagline": "HTR-JAND, reproduced: literate notebooks"}
 
+# %% ../nbs/95_docs.ipynb #e96ac53c
 def _swap_in(tmp:Path, out:Path) -> None:
     old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
     if old:
@@ -570,6 +595,7 @@ def _swap_in(tmp:Path, out:Path) -> None:
     if old:
         shutil.rmtree(old, ignore_errors=True)
 
+# %% ../nbs/95_docs.ipynb #8611992c
 def experiment_pages(nbs, executed=None) -> list:
     ("`(source, notebook to show, page name)` per experiment notebook in `nbs/experiments`: the executed copy when "
      "there is one.")
@@ -580,12 +606,14 @@ def experiment_pages(nbs, executed=None) -> list:
         out.append((src, shown, "experiment-" + src.stem.split("_", 1)[-1].replace("_", "-") + ".html"))
     return out
 
+# %% ../nbs/95_docs.ipynb #0991258e
 def _default_exp(nb) -> str|None:
     for c in nb.cells:
         if c.cell_type == "code" and "default_exp" in directives(c.source):
             return directives(c.source)["default_exp"].split()[0]
     return None
 
+# %% ../nbs/95_docs.ipynb #1cbffe85
 def build_site(out=None, # The site folder, replaced whole; default `_site/` in the project root
                nbs=None, # The notebooks; default `nbs/` in the project root
                results=None, # The `*.md` results tables; default `results/` in the project root

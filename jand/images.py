@@ -30,6 +30,7 @@ def _source(path):
         raise DataError(path, "image file is empty (0 bytes)")
     return path
 
+# %% ../nbs/02_images.ipynb #bf32eb70
 def _open(path) -> Image.Image:
     src = _source(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -44,17 +45,20 @@ def _open(path) -> Image.Image:
     except OSError as e:
         raise DataError(path, f"cannot open image ({e})") from None
 
+# %% ../nbs/02_images.ipynb #62cae2ca
 def _path(path):
     "A file path as a `Path`; an address (`parquet:…`, `polygon:…`) as its file part, a string."
     if isinstance(path, str) and path.startswith("polygon:"):
         path = split_polygon(path)[1]
     return path if isinstance(path, str) and path.startswith("parquet:") else Path(path)
 
+# %% ../nbs/02_images.ipynb #d2615584
 def _one_frame(path, im:Image.Image):
     n = getattr(im, "n_frames", 1)
     if n > 1:
         raise DataError(path, f"animated or multi-page image with {n} frames; a line image must have one")
 
+# %% ../nbs/02_images.ipynb #6140abb7
 def check_image(path) -> tuple:
     "Cheap header check of the image at `path` (a file or an address): returns `(width, height)` or raises `DataError`."
     path = _path(path)
@@ -91,6 +95,7 @@ def parquet_address(file, row:int) -> str:
     "The address of the image in row `row` of parquet `file`."
     return f"parquet:{Path(file).resolve()}#{int(row)}"
 
+# %% ../nbs/02_images.ipynb #f5ff16b8
 def split_parquet(address:str) -> tuple:
     "`(file, row)` of a `parquet:FILE#ROW` address."
     file, _, row = address.removeprefix("parquet:").rpartition("#")
@@ -125,6 +130,7 @@ class _ParquetImages:
             raise DataError(where, "image bytes missing (null or empty in the parquet row)")
         return data
 
+# %% ../nbs/02_images.ipynb #a74d28d3
 _PARQUET, _PARQUET_FILES = {}, 4 # (process, file) → `_ParquetImages`; at most this many files kept open
 
 def parquet_image_bytes(address:str) -> bytes:
@@ -145,6 +151,7 @@ def polygon_address(page, # The page image file
     "The address of a polygon line cut from `page`."
     return "polygon:" + " ".join(f"{x:g},{y:g}" for x, y in points) + "|" + str(page)
 
+# %% ../nbs/02_images.ipynb #9a5354bc
 def split_polygon(address:str) -> tuple:
     "`(points, page path)` of a `polygon:…|PAGE` address."
     pts, bar, page = address.removeprefix("polygon:").partition("|")
@@ -156,6 +163,7 @@ def split_polygon(address:str) -> tuple:
         raise DataError(address[:80], "not a polygon address (expected polygon:x,y x,y x,y…|PAGE, 3 points or more)")
     return points, Path(page)
 
+# %% ../nbs/02_images.ipynb #8cbc0088
 def polygon_box(points:Sequence) -> tuple:
     "The `(left, top, right, bottom)` bounding box of `points` (right and bottom exclusive)."
     xs, ys = [p[0] for p in points], [p[1] for p in points]

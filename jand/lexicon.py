@@ -26,10 +26,12 @@ def split_token(token:str) -> tuple:
     lead, core, trail = _EDGE.match(token).groups()
     return lead, core, trail
 
+# %% ../nbs/31_lexicon.ipynb #12b70712
 def is_number(core:str) -> bool:
     "A core with a digit in it (numbers, dates, ordinals) is never corrected."
     return any(c.isdigit() for c in core)
 
+# %% ../nbs/31_lexicon.ipynb #f0796c5e
 def words_of(text:str) -> list:
     "The word cores of `text` (NFC), numbers and pure punctuation left out."
     out = []
@@ -53,6 +55,7 @@ def case_pattern(word:str) -> str:
         return "title"
     return "mixed"
 
+# %% ../nbs/31_lexicon.ipynb #337b7cd8
 def apply_case(key:str, # The lexicon word, lower case
                pattern:str, # The case pattern of the word it replaces
                form:str|None=None, # The lexicon's most frequent spelling of `key`
@@ -138,6 +141,7 @@ def deletions(word:str, d:int) -> set:
         out |= frontier
     return out
 
+# %% ../nbs/31_lexicon.ipynb #7f658b86
 def _build_index(self:Lexicon, d:int):
     idx = {}
     for k in self.counts:
@@ -145,6 +149,7 @@ def _build_index(self:Lexicon, d:int):
             idx.setdefault(s, []).append(k)
     self._index, self._index_d, self._cache = idx, d, {}
 
+# %% ../nbs/31_lexicon.ipynb #4845dae9
 @patch
 def candidates(self:Lexicon, word:str, # The word to look up (any case)
                 max_distance:int=2, # Largest edit distance
@@ -174,6 +179,7 @@ def allowed_distance(n:int, max_distance:int=2, max_ratio:float|None=0.34) -> in
     "Edits allowed for a word of `n` characters: `max_distance`, capped at `max_ratio * n` (at least 1)."
     return max_distance if max_ratio is None else max(1, min(max_distance, int(max_ratio * n)))
 
+# %% ../nbs/31_lexicon.ipynb #99b8bb7a
 def lbc_changes(line:str, # A recognized line
                 lexicon:Lexicon, # The lexicon
                 max_distance:int=2, # Largest edit distance to a lexicon word
@@ -197,6 +203,7 @@ def lbc_changes(line:str, # A recognized line
             out.append((i, tok, new))
     return out
 
+# %% ../nbs/31_lexicon.ipynb #e89f9b7d
 def lbc_correct(line:str, # A recognized line
                 lexicon:Lexicon, # The lexicon
                 max_distance:int=2, # Largest edit distance to a lexicon word
@@ -209,6 +216,7 @@ def lbc_correct(line:str, # A recognized line
         parts[i] = new
     return "".join(parts)
 
+# %% ../nbs/31_lexicon.ipynb #905e5263
 def lbc_correct_lines(lines:Sequence[str], lexicon:Lexicon, **kwargs) -> list:
     "`lbc_correct` on every line (keyword arguments as `lbc_correct`)."
     return [lbc_correct(l, lexicon, **kwargs) for l in lines]

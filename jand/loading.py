@@ -134,6 +134,7 @@ def pad_images(images:list, width_multiple:int=8) -> tuple:
         batch[k, :, :, :im.shape[2]] = im
     return batch, widths
 
+# %% ../nbs/07_loading.ipynb #52723f9a
 def collate_lines(items:list, width_multiple:int=8) -> dict:
     "A padded batch: images `(N, 1, H, W)`, true `widths`, concatenated `targets` with `target_lengths`, texts and ids."
     images, widths = pad_images([it["image"] for it in items], width_multiple)
@@ -143,6 +144,7 @@ def collate_lines(items:list, width_multiple:int=8) -> dict:
             "texts": [it["text"] for it in items], "ids": [it["id"] for it in items],
             "indices": torch.tensor([it["index"] for it in items])}
 
+# %% ../nbs/07_loading.ipynb #3f94208b
 def make_loader(ds:LineDataset, batch_size:int=16, shuffle:bool=True, seed:int=0, workers:int=0,
                 num_replicas:int=1, rank:int=0) -> DataLoader:
     "A `DataLoader` over `ds` with width bucketing and padded batches."

@@ -22,12 +22,14 @@ def _check(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
+# %% ../nbs/08_metrics.ipynb #469bebe6
 def scored_text(text:str, case:str="sensitive") -> str:
     "`text` in NFC, case-folded when `case` is `folded`."
     _check("case", case, CASES)
     text = nfc(text)
     return nfc(text.casefold()) if case == "folded" else text
 
+# %% ../nbs/08_metrics.ipynb #8a65a4d3
 def tokens(text:str, # One line of text
            metric:str="cer", # `cer`: the characters; `wer`: whitespace-separated words
            case:str="sensitive", # `sensitive` or `folded` (`str.casefold`)
@@ -37,6 +39,7 @@ def tokens(text:str, # One line of text
     text = scored_text(text, case)
     return list(text) if metric == "cer" else text.split()
 
+# %% ../nbs/08_metrics.ipynb #e9325210
 def edits(ref:Sequence, hyp:Sequence) -> int:
     "The Levenshtein distance between two token sequences (exact: tokens are mapped to integers first)."
     ids = {}
@@ -54,6 +57,7 @@ def _check_pairs(refs, hyps):
     if len(refs) == 0:
         raise ValueError("no lines to score: refs and hyps are empty")
 
+# %% ../nbs/08_metrics.ipynb #2cefce36
 def line_counts(refs:Sequence[str], # Reference (ground-truth) lines
                 hyps:Sequence[str], # Predicted lines, paired with `refs`
                 metric:str="cer", # `cer` or `wer`
@@ -111,6 +115,7 @@ def aggregate(counts:Sequence, # `(edits, ref_len, hyp_len)` per line, as from `
         value = 100 * sum(ed / max(r, h) if max(r, h) else 0.0 for ed, r, h in counts) / len(counts)
     return Score(value, metric, variant, case, len(counts), e, n)
 
+# %% ../nbs/08_metrics.ipynb #8e1da165
 def score(refs:Sequence[str], # Reference (ground-truth) lines
           hyps:Sequence[str], # Predicted lines, paired with `refs`
           metric:str="cer", # `cer` or `wer`
@@ -120,10 +125,12 @@ def score(refs:Sequence[str], # Reference (ground-truth) lines
     "One error rate of `hyps` against `refs`, as a `Score`."
     return aggregate(line_counts(refs, hyps, metric, case), metric, variant, case)
 
+# %% ../nbs/08_metrics.ipynb #f5f18a1e
 def cer(refs, hyps, variant:str="corpus", case:str="sensitive") -> Score:
     "Character error rate (`score` with `metric='cer'`)."
     return score(refs, hyps, "cer", variant, case)
 
+# %% ../nbs/08_metrics.ipynb #89d66273
 def wer(refs, hyps, variant:str="corpus", case:str="sensitive") -> Score:
     "Word error rate on whitespace-separated words (`score` with `metric='wer'`)."
     return score(refs, hyps, "wer", variant, case)
@@ -142,6 +149,7 @@ def score_all(refs:Sequence[str], # Reference (ground-truth) lines
                 out[s.key] = s
     return out
 
+# %% ../nbs/08_metrics.ipynb #d98e264b
 def score_row(scores:dict, # As returned by `score_all`
               ndigits:int|None=4, # Round values to this many decimals (None: keep full precision)
              ) -> dict:

@@ -65,10 +65,12 @@ def teacher_config(n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
     "The Teacher: ≈ 1.50 M parameters at the reference charset."
     return replace(ModelConfig(n_classes, TEACHER_BACKBONE, TEACHER_ATTENTION, name="teacher"), **overrides)
 
+# %% ../nbs/12_model.ipynb #3b3316d3
 def student_config(n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
     "The Student: ≈ 0.77 M parameters at the reference charset, same frame rate as the Teacher, ≈ 4× fewer MACs."
     return replace(ModelConfig(n_classes, STUDENT_BACKBONE, STUDENT_ATTENTION, name="student"), **overrides)
 
+# %% ../nbs/12_model.ipynb #dd0dced7
 def model_config(kind:str, n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
     "`teacher` or `student` config by name."
     makers = {"teacher": teacher_config, "student": student_config}
@@ -148,12 +150,14 @@ def model_payload(model:HTRJAND, charset:Charset, **extra) -> dict:
             "config": model.cfg.to_dict(), "charset": charset.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
 
+# %% ../nbs/12_model.ipynb #670ee668
 def save_model(path, model:HTRJAND, charset:Charset, **extra) -> Path:
     "Write `model` with its config, charset and jand version to `path`, atomically."
     buf = io.BytesIO()
     torch.save(model_payload(model, charset, **extra), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
+# %% ../nbs/12_model.ipynb #9448fa3c
 def read_payload(path) -> dict:
     "The dict of a jand model file, model folder or checkpoint; `DataError` if it is missing, corrupt or foreign."
     path = Path(path)
@@ -197,6 +201,7 @@ def read_payload(path) -> dict:
         )
     return d
 
+# %% ../nbs/12_model.ipynb #f2cb90c7
 def check_device(device) -> torch.device:
     ("`device` as a `torch.device`; a `ValueError` naming it when torch does not know it, or it is a GPU this machine "
      "lacks.")
@@ -222,6 +227,7 @@ def _resize_rows(weight:torch.Tensor, old:Charset, new:Charset) -> torch.Tensor:
             out[i] = weight[old.encode(ch)[0]]
     return out
 
+# %% ../nbs/12_model.ipynb #657b4425
 def load_model(path, charset:Charset|None=None, # Expected charset; None accepts the file's own
                resize_head:bool=False, # With a different `charset`: resize the heads, keeping shared symbols
                device="cpu") -> tuple:
@@ -340,10 +346,12 @@ def time_calls(fn, # Called with no argument; one call = one timed unit
         times.append(time.perf_counter() - t)
     return float(np.median(times))
 
+# %% ../nbs/12_model.ipynb #a583019e
 def _peak_rss_mb() -> float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
+# %% ../nbs/12_model.ipynb #51768d6d
 def bench_widths(batch:int, width, # An int (every line that wide) or `(lo, hi)`: random text-like widths
                  seed:int=0) -> list:
     "The widths of one benchmark batch."
@@ -352,10 +360,12 @@ def bench_widths(batch:int, width, # An int (every line that wide) or `(lo, hi)`
     g = torch.Generator().manual_seed(seed)
     return torch.randint(int(width[0]), int(width[1]) + 1, (batch,), generator=g).tolist()
 
+# %% ../nbs/12_model.ipynb #43a69de1
 def input_label(height:int, width) -> str:
     "`64x512` or `64x[256-1024]` for random widths."
     return f"{height}x{width}" if isinstance(width, int) else f"{height}x[{width[0]}-{width[1]}]"
 
+# %% ../nbs/12_model.ipynb #9185797e
 def measure_speed(model, # An `HTRJAND` or a `ModelConfig` (a fresh model is built)
                   batch:int=16, height:int=64, width=512, # int, or `(lo, hi)` for random widths
                   seconds:float=2.0, threads:int|None=2, # CPU threads (None: leave torch's setting)
@@ -416,6 +426,7 @@ def _bench_one(cfg_dict:dict, state:dict|None, kwargs:dict, q) -> None:
     except Exception as e:
         q.put({"error": f"{type(e).__name__}: {e}"})
 
+# %% ../nbs/12_model.ipynb #32427d06
 def _wait_result(p, q) -> dict:
     "The child's result; an error instead of a hang when it dies before reporting (e.g. an unguarded `__main__`)."
     import queue
@@ -428,6 +439,7 @@ def _wait_result(p, q) -> dict:
             if not p.is_alive():
                 return {"error": f"the benchmark process died (exit code {p.exitcode}) before reporting"}
 
+# %% ../nbs/12_model.ipynb #5cb21818
 def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTRJAND`; None: fresh Teacher and Student
                         batches=(1, 16), height:int=64, width=512, seconds:float=3.0, threads:int=2,
                         shapes:Sequence|None=None, # `(height, width)` pairs; overrides `height`/`width`

@@ -74,6 +74,7 @@ def _json_file(path:Path) -> dict:
         raise DataError(path, "expected a JSON object")
     return d
 
+# %% ../nbs/12a_model_dir.ipynb #d8568c4d
 def read_model_folder(folder) -> dict:
     "The dict `jand.model.read_payload` returns for a model file, read from a model folder."
     from safetensors import SafetensorError
@@ -188,6 +189,7 @@ def models_dir() -> Path:
     "The repository's `models/` folder, where shipped models live."
     return Path(jand.__file__).resolve().parents[1] / "models"
 
+# %% ../nbs/12a_model_dir.ipynb #06ba9174
 def shipped_models(root=None) -> dict:
     "Name → folder of every model folder under `root` (default: `models_dir()`)."
     root = Path(root) if root else models_dir()
@@ -195,6 +197,7 @@ def shipped_models(root=None) -> dict:
         return {}
     return {p.name: p for p in sorted(root.iterdir()) if (p / MODEL_FILES["config"]).is_file()}
 
+# %% ../nbs/12a_model_dir.ipynb #26910c00
 def resolve_model(ref, root=None) -> Path:
     "The model file or folder `ref` names: a path that exists, else a shipped model's name."
     path = Path(ref)
@@ -213,11 +216,11 @@ def export_folder(model_path, # A model file (a run's `model.pt`) or folder
                  ) -> Path:
     "Write the model at `model_path` as a model folder, with a card made from what its run recorded."
     from jand.model import load_model
+    from jand.training import run_config
     model, charset, payload = load_model(model_path)
     name = name or model.cfg.name
     run = Path(payload["run"]) if payload.get("run") else None
-    config = _json_file(run / "config.json") if run and (run / "config.json").is_file() else {}
-    data = [config["data"]] if config.get("data") else []
+    data = [run_config(run).data] if run and (run / "config.json").is_file() else []
     metrics = [dict(dataset=data[0] if data else "training data", split="val", metric="cer",
                     variant="corpus, case-sensitive, as training validated", value=payload["val_cer"])
                ] if payload.get("val_cer") is not None else []

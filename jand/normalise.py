@@ -26,6 +26,7 @@ class IAMNorm:
     join_punctuation: bool = True # `word .` → `word.`, `( word )` → `(word)`, `" word "` → `"word"`
     join_contractions: bool = True # `don 't` → `don't`, `it 's` → `it's`, `do n't` → `don't`
 
+# %% ../nbs/03_normalise.ipynb #5fb0bf3e
 _CLOSING = re.compile(r"[.,;:!?)\]}]+")
 _OPENING = re.compile(r"[(\[{]+")
 _CONTRACTION = re.compile(r"'(?:s|t|d|m|ll|re|ve)|n't", re.IGNORECASE)
@@ -37,6 +38,7 @@ def _is_opening_quote(i:int, n:int, seen:int) -> bool:
         return False
     return seen % 2 == 0
 
+# %% ../nbs/03_normalise.ipynb #f72cc290
 def join_tokens(words:list, # The words of one line, as tokenised by IAM
                 punctuation:bool=True, # Re-attach punctuation and quotes
                 contractions:bool=True, # Re-attach contraction pieces
@@ -81,6 +83,7 @@ class RimesNorm:
     # Unescape entities left in the text (only for doubly escaped files: the parser already unescapes once)
     unescape_entities: bool = False
 
+# %% ../nbs/03_normalise.ipynb #7faa5c24
 _APOSTROPHES = str.maketrans({c: "'" for c in "’‘ʼ′"})
 _QUOTES = str.maketrans({c: '"' for c in "“”„‟″"})
 
@@ -106,6 +109,7 @@ class BenthamNorm:
     gap_symbol: str = "\ufffd" # What a kept gap becomes (only when `drop_gaps=False`)
     strip_tags: bool = True # Remove other tags (`<del>`, `<add>`, `<sic>`, ...) but keep the text inside them
 
+# %% ../nbs/03_normalise.ipynb #9ffbacca
 _GAP = re.compile(r"<gap\b[^<>]*?/?>(?:\s*</gap>)?", re.IGNORECASE)
 _TAG = re.compile(r"</?[A-Za-z][\w.-]*(?:\s[^<>]*)?/?>")
 
@@ -128,6 +132,7 @@ class FolderNorm:
     "Normalisation options for `.gt.txt` files; by our default the text is kept as typed (NFC, tidy spaces)."
     unescape_entities: bool = False # Unescape HTML entities (for folders exported from escaped sources)
 
+# %% ../nbs/03_normalise.ipynb #899a05f5
 def normalise_folder(text:str, # The content of one `.gt.txt` file
                      opts:FolderNorm|None=None, # Options; `FolderNorm()` when None
                     ) -> str:
@@ -150,6 +155,7 @@ def norm_options(corpus:str, opts=None):
         raise TypeError(f"options for {corpus!r} must be a {cls.__name__}, got {type(opts).__name__}")
     return opts
 
+# %% ../nbs/03_normalise.ipynb #85db0446
 def normalise(text:str, # Raw transcription as stored by the corpus
               corpus:str="folder", # One of `iam`, `rimes`, `bentham`, `folder`
               opts=None, # The corpus's options dataclass (`IAMNorm`, ...); defaults when None

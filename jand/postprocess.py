@@ -4,7 +4,7 @@
 
 # %% ../nbs/32_postprocess.ipynb #883c96d7
 from __future__ import annotations
-import json, os, re, shutil, tempfile, time
+import os, re, shutil, tempfile, time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -13,12 +13,13 @@ import torch
 from .core import DataError, Line, Report, atomic_write_json
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, lbc_correct_lines
+from .training import run_config
 from .t5 import (ConfusionModel, T5Corrector, T5CorrectorConfig, previous_lines, recognizer_pairs,
                      select_pairs, simulate_pairs)
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput', 'apply_stages',
-           'stage_rows', 'stage_line_rows', 'run_config', 'run_bundle', 'make_lexicon', 'recognize', 'load_corrector',
+           'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize', 'load_corrector',
            'evaluate_stages', 'train_corrector']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
@@ -45,10 +46,12 @@ def parse_stages(spec, # `'lbc'`, `'t5,t5+lbc'`, `'all'`, or a list of stage nam
         )
     return [s for s in STAGES if s in names or s == "none"]
 
+# %% ../nbs/32_postprocess.ipynb #fc4e45bd
 def uses_t5(stages:Sequence[str]) -> bool:
     "Whether a stage of `stages` needs the T5 corrector."
     return any(s.startswith("t5") for s in stages)
 
+# %% ../nbs/32_postprocess.ipynb #70ce683c
 def uses_lbc(stages:Sequence[str]) -> bool:
     "Whether a stage of `stages` needs the LBC lexicon."
     return any(s.endswith("lbc") for s in stages)
@@ -72,6 +75,7 @@ class StageOutput:
     seconds: float = 0.0 # Wall-clock time of the stage (0 for `none`)
     corrections: list|None = None # The T5 corrector's `CorrectionResult`s (T5 stages)
 
+# %% ../nbs/32_postprocess.ipynb #25cb4ad8
 def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
                  stages:Sequence[str], # Stage names (see `parse_stages`)
                  corrector:T5Corrector|None=None, # The T5 corrector (needed by `t5` and `t5+lbc`)
@@ -127,6 +131,7 @@ def stage_rows(refs:Sequence[str], # The true lines
         rows.append(row)
     return rows
 
+# %% ../nbs/32_postprocess.ipynb #fe590f60
 def stage_line_rows(refs:Sequence[str], # The true lines
                     outputs:dict, # `{stage: StageOutput}` from `apply_stages`
                     ids:Sequence|None=None, # Line ids
@@ -143,26 +148,13 @@ def stage_line_rows(refs:Sequence[str], # The true lines
             )
     return rows
 
-# %% ../nbs/32_postprocess.ipynb #d570975f
-def run_config(run):
-    "The `TrainConfig` of run folder `run`."
-    from jand.training import TrainConfig
-    run = Path(run)
-    if not run.is_dir():
-        raise DataError(run, "no such run folder (a folder written by jand train)")
-    path = run / "config.json"
-    if not path.is_file():
-        raise DataError(run, "not a run folder (no config.json)")
-    try:
-        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as e:
-        raise DataError(path, f"unreadable run config: {e}") from None
-
+# %% ../nbs/32_postprocess.ipynb #ec7eb4ab
 def run_bundle(run):
     "The run's data, opened as the run opened it: `(TrainConfig, DataBundle)`."
     cfg = run_config(run)
     return cfg, cfg.bundle()
 
+# %% ../nbs/32_postprocess.ipynb #bffece41
 def make_lexicon(texts:Sequence[str], # Training transcriptions
                  wordlist=None, # Optional word-list file (UTF-8, one word per line)
                  min_count:int=1, # Keep text words seen at least this often
@@ -198,6 +190,7 @@ def load_corrector(path, device:str|None=None) -> T5Corrector:
     "A corrector folder written by `train_corrector` / `T5Corrector.save` (a clear `DataError` otherwise)."
     return T5Corrector.load(path, device=device)
 
+# %% ../nbs/32_postprocess.ipynb #03e28ef7
 def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     data:str="synth", # Data spec to evaluate on
                     split:str="test",
@@ -258,12 +251,14 @@ def _install_dir(tmp:Path, out:Path):
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
+# %% ../nbs/32_postprocess.ipynb #07a52f1f
 def _check_out(out:Path, run:Path):
     if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
         raise DataError(out, "the corrector cannot be written into the recognizer's run folder: choose another --out")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corrector.json").is_file())):
         raise DataError(out, "exists and is not a jand corrector folder: choose another --out")
 
+# %% ../nbs/32_postprocess.ipynb #51942b7d
 def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     out, # Folder to write the corrector to (a previous corrector there is replaced)
                     pretrained=None, # A local pretrained T5/ByT5/mT5 folder to fine-tune (None: train from scratch)

@@ -34,6 +34,7 @@ def estimate_slant(img:np.ndarray, candidates=np.linspace(-0.8, 0.8, 17)) -> flo
         return float((sheared.sum(0) ** 2).sum())
     return float(max(candidates, key=score))
 
+# %% ../nbs/06_preprocess.ipynb #0c6c81a6
 def shear(img:np.ndarray, s:float) -> np.ndarray:
     "Shear a uint8 line image horizontally by `s` (dx per dy, about the middle row), padding with white."
     h, w = img.shape
@@ -55,6 +56,7 @@ class AugmentConfig:
     blur: float = 1.0 # Max Gaussian blur sigma, px
     noise: float = 10.0 # Max Gaussian noise sigma, grey levels
 
+# %% ../nbs/06_preprocess.ipynb #c9189b7a
 def augment(img:np.ndarray, cfg:AugmentConfig, rng:np.random.Generator) -> np.ndarray:
     "A randomly transformed copy of a height-normalised uint8 line image."
     fire = lambda: rng.random() < cfg.p
@@ -98,6 +100,7 @@ def to_height(img:np.ndarray, height:int) -> np.ndarray:
     nw = max(1, int(round(w * height / h)))
     return cv2.resize(img, (nw, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
 
+# %% ../nbs/06_preprocess.ipynb #97a25e53
 def prepare(img:np.ndarray, # Grayscale uint8 line image (as `jand.images.load_image` returns)
             cfg:PreprocessConfig=PreprocessConfig(),
             aug:AugmentConfig|None=None, # Training only: random transforms

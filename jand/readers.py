@@ -95,6 +95,7 @@ class _Reading:
             check_published_counts(counted, *counts_key, where=root, report=self.report)
         return self.lines, self.report
 
+# %% ../nbs/04_readers.ipynb #caaae143
 def summary(report:Report) -> str:
     "One-line summary of a report: what was kept and the skip reasons, with an example file each."
     parts = [f"{n} × {r} (e.g. {report.examples.get(r, ['?'])[0]})" for r, n in report.skipped.most_common()]
@@ -113,6 +114,7 @@ def read_utf8(path) -> str:
         raise DataError(path, f"not UTF-8 text (byte {data.index(0)} is a NUL byte: UTF-16 text?)")
     return text
 
+# %% ../nbs/04_readers.ipynb #9f55e899
 def list_entries(path) -> list:
     "The `(line_number, entry)` pairs of a list file (split lists, partitions): blank and `#` lines ignored."
     out = []
@@ -122,6 +124,7 @@ def list_entries(path) -> list:
             out.append((i, row.split()[0]))
     return out
 
+# %% ../nbs/04_readers.ipynb #1a05872f
 def hash_fraction(name:str) -> float:
     "A number in [0, 1) fixed by `name` alone (CRC-32): deterministic splits that survive reordering."
     return zlib.crc32(name.encode("utf-8")) / 2**32
@@ -168,6 +171,7 @@ def check_published_counts(lines:list, # The lines read
     e.report = report
     raise e
 
+# %% ../nbs/04_readers.ipynb #d1fdb9fe
 def published_counts(report:Report) -> dict:
     "`{split: published lines}` of the scheme a reader actually read (empty when none applies)."
     key = getattr(report, "counts_key", None)
@@ -186,11 +190,13 @@ def _check_sample(line:Line, image) -> np.ndarray:
         raise ValueError(f"{line.id!r}: ids must be non-empty, without whitespace or backslashes, not hidden")
     return a
 
+# %% ../nbs/04_readers.ipynb #3357095b
 def _encode(a:np.ndarray, fmt:str="PNG") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buf.getvalue()
 
+# %% ../nbs/04_readers.ipynb #87d07f61
 def _unique(seen:set, id:str):
     if id in seen:
         raise ValueError(f"{id}: duplicate id in the samples")
@@ -214,6 +220,7 @@ IAM_SPLIT_FOLDERS = (
 
 def _iam_escape(word:str) -> str: return word.replace("&", "&amp;").replace('"', "&quot;")
 
+# %% ../nbs/04_readers.ipynb #f01f8e88
 def write_iam(samples:Iterable, # `(Line, image)` pairs; ids `form-NN` such as `a01-000u-00`
               root, # Folder to write the IAM layout into
              ) -> Path:
@@ -289,6 +296,7 @@ def _rows(path:Path, rd:_Reading) -> list:
             out.append((i, row.strip()))
     return out
 
+# %% ../nbs/04_readers.ipynb #b8611e84
 def _iam_row(path:Path, i:int, row:str):
     "The fields of one `lines.txt` row as `(id, flag, raw_text)`, or a string saying what is wrong."
     f = row.split()
@@ -302,10 +310,12 @@ def _iam_row(path:Path, i:int, row:str):
         return f"id {f[0]!r} is not of the form a01-000u-00"
     return f[0], f[1], " ".join(f[8:])
 
+# %% ../nbs/04_readers.ipynb #540cd7d5
 def _entry_id(entry:str) -> str:
     e = entry.replace("\\", "/").rsplit("/", 1)[-1]
     return re.sub(r"\.(png|jpe?g|tiff?)$", "", e, flags=re.IGNORECASE)
 
+# %% ../nbs/04_readers.ipynb #0686aa08
 def _find_split_file(folder:Path, names:tuple) -> Path:
     found = [folder/n for n in names if (folder/n).is_file()]
     if not found:
@@ -314,6 +324,7 @@ def _find_split_file(folder:Path, names:tuple) -> Path:
         raise DataError(folder, f"ambiguous split files {', '.join(p.name for p in found)}: keep one")
     return found[0]
 
+# %% ../nbs/04_readers.ipynb #3a9e8cb6
 def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Reading) -> tuple:
     ("`(line id → split, ids from validationset2)`, from the split files of `scheme`; unknown entries are counted, "
      "conflicts raise.")
@@ -336,9 +347,11 @@ def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Re
                     from_val2.add(lid)
     return assign, from_val2
 
+# %% ../nbs/04_readers.ipynb #901f6e93
 def _has_split_files(folder:Path, scheme:str) -> bool:
     return any((folder/n).is_file() for n in IAM_SPLIT_FILES[scheme][1]["train"])
 
+# %% ../nbs/04_readers.ipynb #c962c25d
 def iam_split_folder(root, # The IAM root
                      scheme:str="auto", # `auto`, `aachen` or `official`
                      splits_dir=None, # A folder of split files chosen by the user
@@ -359,14 +372,17 @@ def iam_split_folder(root, # The IAM root
     raise DataError(root, f"no IAM split files found: looked for {looked}. Unpack the official task zip or "
                     "OpenSLR's splits.zip into the IAM root, or name a folder with splits_dir")
 
+# %% ../nbs/04_readers.ipynb #4d91c4bb
 def _iam_file(root:Path, name:str) -> Path:
     "`ascii/NAME` under the IAM root, or `NAME` at the root itself."
     return root/name if not (root/"ascii"/name).is_file() and (root/name).is_file() else root/"ascii"/name
 
+# %% ../nbs/04_readers.ipynb #7c33d981
 def _only_parquet(root:Path) -> bool:
     "A corpus root that holds parquet files and none of the corpus's own layout (checked by the caller)."
     return root.is_dir() and next(root.rglob("*.parquet"), None) is not None
 
+# %% ../nbs/04_readers.ipynb #b5cc017a
 def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or only parquet files
              split_scheme:str="auto", # `auto` (detected: Aachen lists first), `aachen` or `official`
              val2:str="val", # Official scheme: where `validationset2.txt` goes: `val`, `train`, `test` or `drop`
@@ -458,6 +474,7 @@ def _rimes_page(entries:list, name:str, root:Path, page_ext:str, margin:int, gap
     atomic_write_bytes(root/fname, _encode(page, "JPEG" if page_ext.lower() in (".jpg", ".jpeg") else "PNG"))
     return el
 
+# %% ../nbs/04_readers.ipynb #b5299dd0
 def write_rimes(samples:Iterable, # `(Line, image)` pairs: `train`, `val` → training file, `test` → evaluation file
                 root, # Folder to write the RIMES layout into
                 lines_per_page:int=8, # Line images stacked on one page
@@ -510,6 +527,7 @@ def _parse_xml(path:Path) -> ET.Element:
         )
     return root
 
+# %% ../nbs/04_readers.ipynb #c5a3ebd8
 def _box(el:ET.Element):
     try:
         l, t, r, b = (int(round(float(el.get(k)))) for k in ("Left", "Top", "Right", "Bottom"))
@@ -517,6 +535,7 @@ def _box(el:ET.Element):
         return None
     return l, t, r, b
 
+# %% ../nbs/04_readers.ipynb #fe48b128
 def read_rimes(root, # RIMES root: holds the two XML files and the page images they name
                val_fraction:float=0.1, # XML layout: share of training pages held out as `val` (by page-name hash)
                norm:RimesNorm|None=None, # Text normalisation options
@@ -599,10 +618,12 @@ def write_bentham(samples:Iterable, # `(Line, image)` pairs; ids become file ste
         atomic_write_text(base/"Partitions"/name, "".join(i + "\n" for i in parts[s]))
     return root
 
+# %% ../nbs/04_readers.ipynb #762bac41
 def _line_image(folder:Path, stem:str, exts:tuple) -> Path:
     "`folder/STEM.EXT` for the first of `exts` that exists (the first when none does)."
     return next((folder/f"{stem}{e}" for e in exts if (folder/f"{stem}{e}").exists()), folder/f"{stem}{exts[0]}")
 
+# %% ../nbs/04_readers.ipynb #6cf18ceb
 def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, images:Path, exts:tuple, normalise):
     "Add the lines the list files `{split: path}` name: `texts/STEM.txt` + `images/STEM.EXT`; unlisted ones counted."
     listed = {}
@@ -639,11 +660,13 @@ def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, imag
     for stem in sorted(present - set(listed)):
         rd.skip(f"not in any {what} file", stem, problem=False)
 
+# %% ../nbs/04_readers.ipynb #dbc12b88
 def bentham_root(root) -> Path:
     "The folder holding `Partitions/`: `root` itself or its `BenthamDatasetR0-GT` subfolder."
     root = Path(root)
     return root/BENTHAM_SUBFOLDER if (root/BENTHAM_SUBFOLDER).is_dir() else root
 
+# %% ../nbs/04_readers.ipynb #91f2a5dd
 def read_bentham(root, # The Bentham R0 root, or the folder that contains `BenthamDatasetR0-GT`
                  norm:BenthamNorm|None=None, # Text normalisation options
                  check_images=True, # True/`header`: check image headers; `full`: decode them; False: no check
@@ -682,6 +705,7 @@ def write_folder(samples:Iterable, # `(Line, image)` pairs; an id may contain `/
         atomic_write_text(base.with_name(base.name + ".gt.txt"), line.text + "\n")
     return root
 
+# %% ../nbs/04_readers.ipynb #302a5ccb
 def _split_names(root:Path, pairs:dict) -> dict:
     "Name inside its split folder → the split folders it occurs in."
     out = defaultdict(set)
@@ -691,6 +715,7 @@ def _split_names(root:Path, pairs:dict) -> dict:
             out["/".join(rel[1:])].add(rel[0])
     return out
 
+# %% ../nbs/04_readers.ipynb #7fe30b45
 def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:dict) -> bool:
     "A name found in several split folders: True to keep it as `split/name`; a byte-identical copy is a duplicate."
     import filecmp
@@ -701,6 +726,7 @@ def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:
     rd.report.change("id includes its split folder (the name repeats in another split)", f"{split}/{name}")
     return True
 
+# %% ../nbs/04_readers.ipynb #ac43f004
 def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally in `train/`, `val/`, `test/`
                 flat_split:str="train", # Split of every line when there are no split folders
                 val_fraction:float=0.0, # Without split folders: share of lines sent to `val` (by id hash)
@@ -772,6 +798,7 @@ _SHARD = re.compile(r"(?P<split>[A-Za-z]+)(-\d{5}-of-\d{5}(-[0-9a-f]+)?)?")
 
 def _hidden(p:Path, root:Path) -> bool: return any(q.startswith(".") for q in p.relative_to(root).parts)
 
+# %% ../nbs/04_readers.ipynb #cb275d88
 def parquet_files(root) -> list:
     "`(file, split or None)` of the parquet files at `root` (a file, or a folder searched recursively)."
     root = Path(root)
@@ -805,6 +832,7 @@ def _parquet_texts(file:Path) -> list:
         raise DataError(file, f"parquet column image is {im}, expected a struct {{bytes, path}} or binary")
     return pf.read(columns=["text"]).column("text").to_pylist()
 
+# %% ../nbs/04_readers.ipynb #14b7020d
 def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check_images, check_counts:bool,
                   strict:bool) -> tuple:
     "The lines of the parquet files at `root` for corpus `corpus` (texts normalised by `normalise`)."
@@ -832,6 +860,7 @@ def _read_parquet(root, corpus:str, counts_key, normalise, flat_split:str, check
             rd.add(Line(f"{rel}-{row:06d}", text, addr, split or flat_split, corpus))
     return rd.finish(root, counts_key, check_counts)
 
+# %% ../nbs/04_readers.ipynb #d3fa8da0
 def read_parquet(root, # A `.parquet` file, or a folder of them (Hugging Face layouts above)
                  flat_split:str="train", # Split of the rows of a file whose name names none
                  norm:FolderNorm|None=None, # Text normalisation options
@@ -845,14 +874,20 @@ def read_parquet(root, # A `.parquet` file, or a folder of them (Hugging Face la
 
 # %% ../nbs/04_readers.ipynb #345a2816
 def _local(tag:str) -> str: return tag.rsplit("}", 1)[-1]
+
+# %% ../nbs/04_readers.ipynb #12c0f176
 def _kids(el:ET.Element, name:str) -> list: return [c for c in el if _local(c.tag) == name]
+
+# %% ../nbs/04_readers.ipynb #4788fea1
 def _all(el:ET.Element, name:str) -> list: return [c for c in el.iter() if _local(c.tag) == name]
 
+# %% ../nbs/04_readers.ipynb #0c5d661d
 def _points(text:str|None) -> list:
     "`(x, y)` pairs of a points attribute: `x,y x,y …` (PAGE, ALTO) or `x y x y …` (ALTO)."
     v = [float(n) for n in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)", text or "")]
     return list(zip(v[0::2], v[1::2])) if len(v) % 2 == 0 else []
 
+# %% ../nbs/04_readers.ipynb #68ac95e0
 def _page_text(el:ET.Element) -> str:
     "A PAGE line's (or word's) own `TextEquiv/Unicode`, lowest `@index` first; else its words joined by spaces."
     eqs = sorted(_kids(el, "TextEquiv"), key=lambda e: int(e.get("index", "0")) if e.get("index", "0").isdigit() else 0)
@@ -860,6 +895,7 @@ def _page_text(el:ET.Element) -> str:
         return "".join(u.text or "" for u in _kids(eqs[0], "Unicode")[:1])
     return " ".join(t for t in (_page_text(w) for w in _kids(el, "Word")) if t.strip())
 
+# %% ../nbs/04_readers.ipynb #8eda7f17
 def baseline_band(baseline:list, # `(x, y)` points of a line's baseline
                   height:float, # The page's line height in pixels
                   ascent:float=0.75, # Share of the band above the baseline (the rest takes descenders)
@@ -868,6 +904,7 @@ def baseline_band(baseline:list, # `(x, y)` points of a line's baseline
     return ([(x, y - ascent * height) for x, y in baseline]
             + [(x, y + (1 - ascent) * height) for x, y in reversed(baseline)])
 
+# %% ../nbs/04_readers.ipynb #dafa5f12
 def page_line_height(polygons:list, baselines:list) -> float|None:
     "A page's line height: the median height of its line polygons, else the median gap between its baselines."
     heights = [max(y for _, y in p) - min(y for _, y in p) for p in polygons if len(p) >= 3]
@@ -877,6 +914,7 @@ def page_line_height(polygons:list, baselines:list) -> float|None:
     gaps = [b - a for a, b in zip(ys, ys[1:]) if b > a]
     return float(np.median(gaps)) if gaps else None
 
+# %% ../nbs/04_readers.ipynb #24875389
 BAND_NOTE = "polygon made around its Baseline (the line has no Coords)"
 UNSIZED = "line with a Baseline but no Coords, on a page with no other line to size it"
 
@@ -891,6 +929,7 @@ def _page_size(pages:list) -> tuple|None:
             return (w, h)
     return None
 
+# %% ../nbs/04_readers.ipynb #f5a140af
 def _page_lines(doc:ET.Element) -> tuple:
     """`(image file name or None, [(line id, text, points, note)], unit, declared size or None)` of one PAGE document.
     A line with a Baseline but no Coords gets a band around its baseline, `note` saying so."""
@@ -920,6 +959,7 @@ def _alto_text(line:ET.Element) -> str:
         return " ".join(c.get("CONTENT", "") for c in parts if _local(c.tag) == "String")
     return "".join(" " if _local(c.tag) == "SP" else c.get("CONTENT", "") for c in parts)
 
+# %% ../nbs/04_readers.ipynb #fcdf6ae9
 def _alto_points(line:ET.Element) -> list:
     "The outline of an ALTO line: `Shape/Polygon/@POINTS`, else its `HPOS VPOS WIDTH HEIGHT` rectangle."
     poly = [p for s in _kids(line, "Shape") for p in _kids(s, "Polygon")]
@@ -931,6 +971,7 @@ def _alto_points(line:ET.Element) -> list:
         return []
     return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)] if w > 0 and h > 0 else []
 
+# %% ../nbs/04_readers.ipynb #4996f1c9
 def _alto_size(doc:ET.Element) -> tuple|None:
     "The `(WIDTH, HEIGHT)` an ALTO `Page` declares, or None."
     for p in _all(doc, "Page"):
@@ -942,6 +983,7 @@ def _alto_size(doc:ET.Element) -> tuple|None:
             return (w, h)
     return None
 
+# %% ../nbs/04_readers.ipynb #7d4f84a0
 def _alto_lines(doc:ET.Element) -> tuple:
     "`(image file name or None, [(line id, text, points, None)], measurement unit, declared size)` of an ALTO file."
     unit = next((u.text.strip() for u in _all(doc, "MeasurementUnit") if u.text), "pixel")
@@ -959,6 +1001,7 @@ def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test
     h = hash_fraction("/".join(rel))
     return "val" if h < val_fraction else "test" if h < val_fraction + test_fraction else flat_split
 
+# %% ../nbs/04_readers.ipynb #8c8a33b8
 def _xml_doc(path:Path, rd:_Reading, count:int=1):
     "The parsed root of `path`, or None (counted) when it is malformed."
     try:
@@ -967,6 +1010,7 @@ def _xml_doc(path:Path, rd:_Reading, count:int=1):
         rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})")
         return None
 
+# %% ../nbs/04_readers.ipynb #089942e5
 def fit_to_image(pts:list, declared, actual) -> list|None:
     """`pts` in the image's pixels: scaled when the XML declares another size of the same shape (a resized scan),
     None when the shapes differ (not the image the coordinates were drawn on)."""
@@ -977,6 +1021,7 @@ def fit_to_image(pts:list, declared, actual) -> list|None:
         return None
     return [(x * sx, y * sy) for x, y in pts]
 
+# %% ../nbs/04_readers.ipynb #a209cad8
 def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm,
                     corpus:str, declared=None):
     "Add the `(id, text, points, note)` lines of one page whose image file name is `image` (of size `declared`)."
@@ -1054,6 +1099,7 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
         _add_page_lines(rd, xml, rel.as_posix(), split, image, lines, crop, norm, kind, declared)
     return rd.finish(root)
 
+# %% ../nbs/04_readers.ipynb #ca1ac5cd
 def read_page(root, # A PAGE-XML file, or a folder of them (optionally in `train/ val/ test/`), images beside them
               flat_split:str="train", # Split of every page when there are no split folders
               val_fraction:float=0.0, # Without split folders: share of pages sent to `val` (by path hash)
@@ -1066,6 +1112,7 @@ def read_page(root, # A PAGE-XML file, or a folder of them (optionally in `train
     "Lines of PAGE-XML pages (Transkribus, eScriptorium, kraken exports) as `(lines, report)`."
     return _read_layout("page", root, flat_split, val_fraction, test_fraction, crop, norm, check_images, strict)
 
+# %% ../nbs/04_readers.ipynb #16f6f917
 def read_alto(root, # An ALTO file, or a folder of them (optionally in `train/ val/ test/`), images beside them
               flat_split:str="train", # Split of every page when there are no split folders
               val_fraction:float=0.0, # Without split folders: share of pages sent to `val` (by path hash)

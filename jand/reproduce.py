@@ -11,6 +11,7 @@ from fastcore.basics import patch
 import jand
 from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write_text, read_json
 from .results import PAPER_TARGETS, provenance, verdict, write_table
+from .training import PRESETS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'BASE_MODEL', 'CURVES',
@@ -55,6 +56,7 @@ class Profile:
     @property
     def kd_offline(self) -> bool: return not self.augment
 
+# %% ../nbs/45_reproduce.ipynb #8b63e8cf
 # quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate, not yet run
 PROFILES = {
     p.name: p
@@ -110,7 +112,7 @@ def get_profile(name:str) -> Profile:
     return PROFILES[name]
 
 # %% ../nbs/45_reproduce.ipynb #a272babd
-RECIPE = dict(se=True, fusion="gate", curriculum="staged", aux_weight=0.1, domain_weight=0.1)
+RECIPE = PRESETS["paper"] # The paper's full model: `jand train --preset paper`
 # Run over every seed of the profile: the paper's claims rest on them
 KEY_ABLATIONS = ("no SE", "fusion: sum", "no curriculum")
 
@@ -143,6 +145,7 @@ class Dataset:
             return f"{self.name} ({self.spec})"
         return f"{self.name} (synthetic stand-in: {self.spec})" if self.stand_in else self.name
 
+# %% ../nbs/45_reproduce.ipynb #f44bbdba
 def corpus_spec(kind:str, path, query:str|None=None) -> str:
     "The data spec of a corpus found at `path`, with its reader options `query` (`split=official&…`), checked."
     from jand.sources import parse_data_spec
@@ -150,6 +153,7 @@ def corpus_spec(kind:str, path, query:str|None=None) -> str:
     parse_data_spec([spec])  # an unknown option or a bad value fails here, naming the valid ones
     return spec
 
+# %% ../nbs/45_reproduce.ipynb #2e935a90
 def datasets(data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synthetic stand-ins only)
              options=None, # Reader options of a corpus found there: `{"IAM": "split=official&check_counts=false"}`
             ) -> list:
@@ -169,6 +173,7 @@ def datasets(data_root=None, # Folder holding IAM/, RIMES/, Bentham/ (None: synt
             out.append(Dataset(name, STAND_INS[name], True, target))
     return out
 
+# %% ../nbs/45_reproduce.ipynb #97ddc679
 def parse_data_options(items) -> dict:
     ("Corpus name → reader options from `NAME?key=value&…` strings (`IAM?split=official`), as `--data-option` takes "
      "them.")
@@ -223,6 +228,7 @@ class Reproduction:
             opts.append(f"--budget {self.budget:g}")
         return "jand reproduce " + " ".join(opts)
 
+# %% ../nbs/45_reproduce.ipynb #9b93e7e7
 def as_reproduction(setup=None, # A `Reproduction`, its fields as a dict, a profile name, or None (the defaults)
                     **changes, # Fields to change
                    ) -> Reproduction:
@@ -244,6 +250,7 @@ def config_key(cfg) -> str:
     d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
+# %% ../nbs/45_reproduce.ipynb #f971475f
 def mean_std(xs) -> tuple:
     "Mean and sample standard deviation (0 for one value) of `xs`."
     xs = [float(x) for x in xs]
@@ -251,6 +258,7 @@ def mean_std(xs) -> tuple:
         return (math.nan, math.nan)
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
+# %% ../nbs/45_reproduce.ipynb #85bcfba4
 def fmt_mean_std(xs, digits:int=2) -> str:
     "`m ± s (n=k)` for several values, `m` for one, `not measured` for none."
     if not len(xs):
@@ -265,8 +273,10 @@ def project_root() -> Path:
     "The repository that holds this jand (where `results/` and `figures/` live)."
     return Path(jand.__file__).resolve().parents[1]
 
+# %% ../nbs/45_reproduce.ipynb #aa74622d
 def finished(run) -> bool: return (Path(run) / "model.pt").exists() and (Path(run) / "summary.json").exists()
 
+# %% ../nbs/45_reproduce.ipynb #1129b0f0
 def train_run(cfg:dict, # A `TrainConfig` as a dict
               run:str, # Its run folder
               threads:int=1, # Torch threads: the same count gives the same numbers
@@ -285,6 +295,7 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
     finally:
         torch.set_num_threads(before)
 
+# %% ../nbs/45_reproduce.ipynb #ff64dd55
 class Lab:
     "Runs, scores, tables and figures of one reproduction."
     def __init__(self, setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults)
@@ -374,6 +385,7 @@ class Lab:
 def _describe(cfg) -> str:
     return f"{cfg.model}, seed {cfg.seed}, {cfg.steps} steps" + (", distilled" if cfg.teacher else "")
 
+# %% ../nbs/45_reproduce.ipynb #78191dd2
 @patch
 def train_all(self:Lab, jobs:list) -> list:
     "Train (or reuse) every job — a dict of `Lab.config` arguments — `workers` at a time; returns their run folders."
@@ -404,6 +416,7 @@ def train_all(self:Lab, jobs:list) -> list:
             report(k, *futures[f], f.result())
     return runs
 
+# %% ../nbs/45_reproduce.ipynb #2230d76e
 @patch
 def train(self:Lab, model:str="teacher", budget:str|int="main", **options) -> Path:
     "Train (or reuse) the run with these options; returns its folder."
@@ -415,6 +428,7 @@ def teacher(self:Lab, seed:int=0, **options) -> Path:
     "The main Teacher run for `seed`."
     return self.train("teacher", seed=seed, **options)
 
+# %% ../nbs/45_reproduce.ipynb #81c0b527
 @patch
 def student_job(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> dict:
     ("The job of the Student run for `seed`, distilled (offline unless the profile augments) from the seed-0 Teacher "
@@ -424,11 +438,13 @@ def student_job(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) ->
         options = {"teacher": str(teacher / "model.pt"), "kd_offline": self.profile.kd_offline, **options}
     return dict(model="student", budget=budget, seed=seed, **options)
 
+# %% ../nbs/45_reproduce.ipynb #373a2784
 @patch
 def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Path:
     "The Student run for `seed` (see `student_job`)."
     return self.train_all([self.student_job(seed, kd, budget, **options)])[0]
 
+# %% ../nbs/45_reproduce.ipynb #e1e4f841
 @patch
 def corrector(self:Lab, run, context_lines:int=1) -> Path:
     "The T5 corrector of recognizer run `run` (trained once, `jand.postprocess.train_corrector`); returns its folder."
@@ -450,6 +466,7 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
         )
     return out
 
+# %% ../nbs/45_reproduce.ipynb #f13ffbe5
 @patch
 def dataset(self:Lab, name:str) -> Dataset:
     "The dataset called `name` (`IAM`, `RIMES`, `Bentham`): the real corpus or its stand-in."
@@ -509,6 +526,7 @@ def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profil
         )
     return {label: job(opts) for label, opts in grid.items()}
 
+# %% ../nbs/45_reproduce.ipynb #9dc116de
 def curve_rows(runs:dict, # Label → run folder
                costs:dict|None=None, # Label → seconds per step measured on a quiet machine (`step_costs`)
               ) -> list:
@@ -520,6 +538,7 @@ def curve_rows(runs:dict, # Label → run folder
              "compute_s": round(r["step"] * costs[label], 1) if label in costs else None}
             for label, run in runs.items() for r in read_log(run) if "val_cer" in r]
 
+# %% ../nbs/45_reproduce.ipynb #67fa23b7
 def step_costs(lab, jobs:dict, steps:int=30) -> dict:
     "Label → training seconds per step of each job's setting, timed over `steps` steps, one thread (a benchmark)."
     out = {}
@@ -530,6 +549,7 @@ def step_costs(lab, jobs:dict, steps:int=30) -> dict:
             out[label] = round(step_seconds(Path(train_run(cfg.to_dict(), str(Path(d) / str(i))) ["run"])), 4)
     return out
 
+# %% ../nbs/45_reproduce.ipynb #f7f4eb43
 def plot_learning_curves(rows:list, target:float|None=None):
     "Validation CER against steps and against wall-clock minutes, one line per setting; `target` draws a level."
     import matplotlib.pyplot as plt
@@ -576,7 +596,7 @@ def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size
      "preds}`.")
     from jand.model import Predictor
     from jand.sources import open_data
-    from jand.postprocess import run_config
+    from jand.training import run_config
     run = Path(run)
     cfg = run_config(run)
     predictor = Predictor.from_file(run / "model.pt", batch_size=batch_size, device=device)
@@ -588,6 +608,7 @@ def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size
     preds = predictor.predict([load(l) for l in lines])
     return {"lines": lines, "truths": [l.text for l in lines], "preds": preds}
 
+# %% ../nbs/45_reproduce.ipynb #b04db3be
 def scores_of(rec:dict) -> dict:
     "Every CER/WER variant of a `transcribe` result, in percent (`cer_corpus_sensitive`, …)."
     from jand.metrics import score_all
@@ -604,7 +625,7 @@ METRIC_COLUMNS = (
 
 def run_row(run, rec:dict|None=None, split:str="test", **extra) -> dict:
     "One CSV row for run `run`: its config, seed, split, every metric variant (and `extra`)."
-    from jand.postprocess import run_config
+    from jand.training import run_config
     run = Path(run)
     cfg = run_config(run)
     summ = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
@@ -642,6 +663,7 @@ def compare_row(what:str, # What the row measures
         row.update(paper="–", delta="–", verdict="no paper number" if m is not None else "not measured")
     return {**row, **extra}
 
+# %% ../nbs/45_reproduce.ipynb #64446720
 COMPARE_COLUMNS = ["what", "paper", "ours", "delta", "verdict"]
 
 # %% ../nbs/45_reproduce.ipynb #ef00e002
@@ -664,6 +686,7 @@ def effect(base, # The reference setting's values, one per seed
         verdict = "within seed noise"
     return dict(delta=round(m, 2), delta_std=round(s, 2), noise=round(noise, 2), n=len(pairs), verdict=verdict)
 
+# %% ../nbs/45_reproduce.ipynb #40fce595
 def effect_row(what:str, base, other, **extra) -> dict:
     "A table row for `effect(base, other)`: what, both settings' mean ± std, Δ ± std, 2σ and the verdict."
     e = effect(base, other)
@@ -671,6 +694,7 @@ def effect_row(what:str, base, other, **extra) -> dict:
     return {"what": what, "reference": fmt_mean_std(base), "ours": fmt_mean_std(other), "delta": delta,
             "2σ": "–" if e["noise"] is None else round(2 * e["noise"], 2), "verdict": e["verdict"], **extra}
 
+# %% ../nbs/45_reproduce.ipynb #d83e645c
 EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "2σ", "verdict"]
 
 # %% ../nbs/45_reproduce.ipynb #5e1ec002
@@ -678,12 +702,14 @@ def select(rows:list, metric:str="cer_corpus_sensitive", **where) -> list:
     "The `metric` of every row whose fields equal `where`, in order."
     return [r[metric] for r in rows if all(r.get(k) == v for k, v in where.items())]
 
+# %% ../nbs/45_reproduce.ipynb #034548c3
 def online_kd_steps(steps:int) -> int:
     "Steps of an online-distilled Student that cost about what `steps` steps of the Student alone cost (by MACs)."
     from jand.model import describe, student_config, teacher_config
     s, t = describe(student_config())["mmacs"], describe(teacher_config())["mmacs"]
     return max(1, round(steps * 3 * s / (3 * s + t)))
 
+# %% ../nbs/45_reproduce.ipynb #27b1d10e
 def step_seconds(run) -> float:
     "Training seconds per optimiser step of a finished run (data loading and validation excluded)."
     s = read_json(Path(run) / "summary.json", "run summary")
@@ -720,10 +746,11 @@ def attention_maps(model, # A trained `HTRJAND`
 @patch
 def transcribe(self:Lab, run, data:str|None=None, split:str="test") -> dict:
     "`transcribe` on this lab's device (the GPU of a `full` run scores on the GPU too), from the rendered corpora."
-    from jand.postprocess import run_config
+    from jand.training import run_config
     self.render(data or run_config(run).data)
     return transcribe(run, data, split, device=self.device)
 
+# %% ../nbs/45_reproduce.ipynb #871f9beb
 @patch
 def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str="", columns=None, notes:str="") -> tuple:
     "Write `results/<name>.csv` (`runs` rows) and `results/<name>.md` (`summary` rows and the reading)."
@@ -734,6 +761,7 @@ def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str=""
     return write_table(name, runs, title, columns or COMPARE_COLUMNS, notes=notes, out=self.results, prov=prov,
                        summary=summary, reading=reading)
 
+# %% ../nbs/45_reproduce.ipynb #ce96a5eb
 @patch
 def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     "Save matplotlib `fig` as `figures/<name>.png` (atomically)."
@@ -747,9 +775,11 @@ ON_REQUEST = ("00_regime",)
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
+# %% ../nbs/45_reproduce.ipynb #a9a1ac36
 class ReproductionError(RuntimeError):
     "A reproduction notebook failed: names the notebook, the cell and the error."
 
+# %% ../nbs/45_reproduce.ipynb #9cab9b01
 def _select(only) -> list:
     if not only:
         return [e for e in EXPERIMENTS if e not in ON_REQUEST]
@@ -766,6 +796,7 @@ def _select(only) -> list:
         out += hit
     return out
 
+# %% ../nbs/45_reproduce.ipynb #ddd27c4d
 def _promote(staging:Path, dest:Path) -> list:
     "Move every file of `staging` into `dest` (each move atomic); returns the moved names."
     moved = []
@@ -790,6 +821,7 @@ class _Progress(logging.Handler):
             if re.match(r"\[\d+/\d+\] ", line):
                 print(f"  {self.name} {line}", flush=True)
 
+# %% ../nbs/45_reproduce.ipynb #040150db
 def _ipc_kernels():
     "A kernel manager class whose kernels talk over local sockets (IPC), not TCP: nothing to encrypt, no warning."
     from jupyter_client.manager import AsyncKernelManager
@@ -797,6 +829,7 @@ def _ipc_kernels():
         def _transport_default(self): return "ipc"
     return IPCKernelManager
 
+# %% ../nbs/45_reproduce.ipynb #a60e62af
 def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
     "Execute one experiment notebook with papermill (showing its runs' progress); a failure raises `ReproductionError`."
     import papermill as pm
@@ -818,6 +851,7 @@ def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
         log.removeHandler(progress)
         log.setLevel(level)
 
+# %% ../nbs/45_reproduce.ipynb #e4684d47
 def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults, `quick`)
               only=None, # Experiment names (e.g. `distillation` or `04`), comma-separated; None: all
               out=None, # Executed notebooks, runs and staging (default `runs/reproduce/<profile>`)
@@ -893,6 +927,7 @@ def write_report(results, profile:str|None=None) -> Path:
             parts += ["## Figures", ""] + [f"![{n[:-4]}](../figures/{n})" for n in pngs] + [""]
     return atomic_write_text(results / "REPORT.md", "\n".join(parts))
 
+# %% ../nbs/45_reproduce.ipynb #17adcd45
 TABLE_ORDER = (
     "datasets",
     "architecture",

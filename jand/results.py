@@ -26,6 +26,7 @@ class Target:
     provenance: str # `abstract` or `quoted by a third party`
     lower_is_better: bool = True
 
+# %% ../nbs/40_results.ipynb #0b402f2b
 PAPER_TARGETS = {
     t.key: t
     for t in [
@@ -67,6 +68,7 @@ class ReferenceSystem:
     params: float|None # Parameters, where reported
     note: str = ""
 
+# %% ../nbs/40_results.ipynb #9fe877f0
 REFERENCE_SYSTEMS = [
     ReferenceSystem("HTR-Flor", 8.58, 0.82e6, "lower-cased, per-line CER"),
     ReferenceSystem("PyLaia CRNN", 7.6, 9.6e6, "greedy decoding"),
@@ -111,6 +113,7 @@ def git_revision(root=None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
+# %% ../nbs/40_results.ipynb #cfc05f9d
 KEY_PACKAGES = (
     "torch",
     "numpy",
@@ -133,6 +136,7 @@ def package_versions(names=KEY_PACKAGES) -> dict:
             out[n] = "not installed"
     return out
 
+# %% ../nbs/40_results.ipynb #d3f207a1
 def provenance(**extra) -> dict:
     "How this run was made: code version, environment, machine, command, time (plus `extra`)."
     import torch
@@ -162,6 +166,7 @@ def _fmt(v) -> str:
         return f"{v:,}"
     return str(v)
 
+# %% ../nbs/40_results.ipynb #989cc826
 def markdown_table(rows:list, columns:list|None=None) -> str:
     "A Markdown table of `rows` (dicts), in `columns` order."
     columns = columns or list(rows[0])
@@ -170,6 +175,7 @@ def markdown_table(rows:list, columns:list|None=None) -> str:
     lines += ["| " + " | ".join(cell(r, c).replace("|", "\\|") for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
+# %% ../nbs/40_results.ipynb #040b46e1
 def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
                 rows:list, # One dict per measurement (run): the CSV rows
                 title:str, # Heading of the Markdown table
@@ -234,6 +240,7 @@ def architecture_rows(n_classes:int|None=None) -> list:
     )
     return rows
 
+# %% ../nbs/40_results.ipynb #5c02aaef
 ARCH_COLUMNS = [
     "model",
     "cnn_widths",

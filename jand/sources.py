@@ -29,10 +29,12 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?") # What "looks lik
 
 def _options_text(tail:str) -> bool: return tail == "" or "=" in tail # What "looks like options" after a `?`
 
+# %% ../nbs/05a_sources.ipynb #8cf129c5
 def _fmt_weight(w:float) -> str:
     s = f"{w:g}"
     return s if float(s) == w else repr(w)
 
+# %% ../nbs/05a_sources.ipynb #26e9d8ac
 @dataclass(frozen=True)
 class SourceSpec:
     "One source of a data spec: its kind, its argument, its sampling weight and its unique name."
@@ -61,6 +63,7 @@ class SourceSpec:
 # %% ../nbs/05a_sources.ipynb #e642bc25
 def _part_error(part:str, problem:str) -> DataError: return DataError(f"data spec part {part!r}", problem)
 
+# %% ../nbs/05a_sources.ipynb #1e45e27d
 def _split_weight(part:str) -> tuple:
     "`(body, weight)` of one spec part, by the `@` rule above."
     head, at, tail = part.rpartition("@")
@@ -77,6 +80,7 @@ def _split_weight(part:str) -> tuple:
         raise _part_error(part, f"bad weight {tail!r}: a weight is a positive number, as in 'synth@0.3'")
     return head, w
 
+# %% ../nbs/05a_sources.ipynb #185534d0
 def _synth_arg(part:str, arg:str, colon:str) -> str:
     "The canonical domain list of `synth:ARG` (`DOMAINS` order), or '' for bare `synth`."
     if not colon:
@@ -96,6 +100,7 @@ def _synth_arg(part:str, arg:str, colon:str) -> str:
         raise _part_error(part, f"domain(s) {', '.join(twice)} named twice")
     return ",".join(d for d in DOMAINS if d in names)
 
+# %% ../nbs/05a_sources.ipynb #f8f5aaa0
 def _split_options(part:str, body:str) -> tuple:
     "`(body, options)`: the `key=value` pairs after the last `?` (see the grammar), as written."
     head, q, tail = body.rpartition("?")
@@ -112,6 +117,7 @@ def _split_options(part:str, body:str) -> tuple:
         raise _part_error(part, f"reader option(s) {', '.join(twice)} given twice")
     return head, tuple(pairs)
 
+# %% ../nbs/05a_sources.ipynb #80608380
 FILE_KINDS = ("parquet", "page", "alto") # Source kinds whose path may be one file rather than a folder
 
 def _parse_part(part:str, check_paths:bool) -> tuple:
@@ -149,6 +155,7 @@ def _simple_type(hint, default):
         hint = args[0]
     return hint if hint in (bool, int, float, str) else object
 
+# %% ../nbs/05a_sources.ipynb #2e2de678
 def reader_options(kind:str) -> dict:
     "Name → `(type, default, help)` of every option of `kind`'s reader; type `object` for those a spec cannot set."
     from fastcore.docments import docments
@@ -157,6 +164,7 @@ def reader_options(kind:str) -> dict:
     return {n: (_simple_type(hints.get(n), p.default), p.default, helps.get(n) or "")
             for n, p in inspect.signature(fn).parameters.items() if n != "root"}
 
+# %% ../nbs/05a_sources.ipynb #1a0697d8
 def option_value(part:str, kind:str, key:str, text:str):
     "The value of spec option `key=text` of a `kind` source, parsed by the reader parameter's type."
     opts = reader_options(kind)
@@ -225,6 +233,7 @@ def parse_data_spec(spec, # Sources joined by `+` (`iam:/data/IAM@0.7+synth@0.3`
         out.append(SourceSpec(kind, arg, weight, name, options))
     return out
 
+# %% ../nbs/05a_sources.ipynb #748d6065
 def format_data_spec(specs:Sequence[SourceSpec]) -> str:
     "The canonical spec text of `specs`, options included (parsing it gives the same sources unless a path holds `+`)."
     return "+".join(map(str, specs))
@@ -449,10 +458,12 @@ def _reader_options(specs:list, options:dict|None) -> dict:
         out[s.name] = opts
     return out
 
+# %% ../nbs/05a_sources.ipynb #90d77280
 def spec_options(src:SourceSpec) -> dict:
     "The reader options written in a source's spec text, parsed by the reader's types."
     return {k: option_value(str(src), src.kind, k, v) for k, v in src.options}
 
+# %% ../nbs/05a_sources.ipynb #b764cd31
 def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+synth@0.3`, or a list of sources
               # Config of bare `synth`; a domain subset derives its own (`synth_config`)
               synth:SynthConfig=SynthConfig(),
@@ -487,6 +498,7 @@ def line_size(line:Line) -> tuple|None:
         return r - l, b - t
     return check_image(line.image)
 
+# %% ../nbs/05a_sources.ipynb #9eaa7f98
 def _split_check(lines:list, charset:Charset|None) -> dict:
     "Lines, writers, characters and image-size ranges of one split of one source."
     chars, sizes, bad = set("".join(l.text for l in lines)), [], []
@@ -518,6 +530,7 @@ def _source_check(bundle:DataBundle, s:SourceSpec, charset:Charset|None) -> dict
             "published": {sp: {"read": counted.get(sp, 0), "published": n} for sp, n in published_counts(rep).items()},
             "splits": {sp: _split_check(own[sp], charset) for sp in SPLITS}}
 
+# %% ../nbs/05a_sources.ipynb #34b08b24
 def check_data(spec, # A data spec, as `open_data` takes it
                charset:Charset|None=None, # A model's charset: report the characters outside it
                synth:SynthConfig=SynthConfig(), # As in `open_data`
@@ -539,6 +552,7 @@ def check_data(spec, # A data spec, as `open_data` takes it
 # %% ../nbs/05a_sources.ipynb #0976ede9
 def _range(r) -> str: return "–" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}–{r[1]}")
 
+# %% ../nbs/05a_sources.ipynb #fc5704df
 def format_check(res:dict) -> str:
     "A printable account of a `check_data` result."
     out = [f"data: {res['spec']}"]

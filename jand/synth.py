@@ -62,6 +62,7 @@ class TextConfig:
     p_capital: float = 0.04 # Chance that a word starts with a capital (names, sentence starts inside the line)
     p_full_stop: float = 0.5 # Chance that the line ends a sentence
 
+# %% ../nbs/05_synth.ipynb #c3af6cfc
 def _join_elision(words:list) -> list:
     out, i = [], 0
     while i < len(words):
@@ -76,6 +77,7 @@ def _join_elision(words:list) -> list:
             i += 1
     return out
 
+# %% ../nbs/05_synth.ipynb #68e3ce4f
 def sample_text(rng:np.random.Generator, lang:str="en", cfg:TextConfig=TextConfig()) -> str:
     "One synthetic transcription in `lang` (`en` or `fr`)."
     words, p = vocabulary(lang, cfg.vocab_size)
@@ -109,6 +111,7 @@ HERSHEY_FACES = ("cursive", "scripts", "scriptc", "futural", "rowmans", "timesi"
 
 def _ttf(package:str, rel:str) -> str: return str(resources.files(package).joinpath(rel))
 
+# %% ../nbs/05_synth.ipynb #87f8529b
 TTF_FACES = {"intuitive": ("font_intuitive", "files/Intuitive.ttf"),
              "shadows": ("handwriting_generator", "fonts/ShadowsIntoLight.ttf")}
 FACES = HERSHEY_FACES + tuple(TTF_FACES)
@@ -121,6 +124,7 @@ def hershey_face(name:str):
     f.load_default_font(name)
     return f
 
+# %% ../nbs/05_synth.ipynb #c01cef86
 @lru_cache(maxsize=64)
 def ttf_face(name:str, size:int) -> ImageFont.FreeTypeFont:
     "The TrueType handwriting font `name` at `size` pixels (cached)."
@@ -142,6 +146,7 @@ class Writer:
     drift: float # Baseline drift amplitude, in x-heights
     ink: float # Ink darkness in [0, 1]
 
+# %% ../nbs/05_synth.ipynb #e03c5cc3
 def make_writer(writer_id:int, seed:int=0) -> Writer:
     "The writer with number `writer_id` (deterministic for a given `seed`)."
     r = np.random.default_rng([seed, 7919, writer_id])
@@ -199,6 +204,7 @@ def _hershey_strokes(face:str, text:str, writer:Writer, rng:np.random.Generator,
         strokes = [p + rng.normal(0, writer.jitter * scale, p.shape).astype(np.float32) for p in strokes]
     return strokes, x
 
+# %% ../nbs/05_synth.ipynb #c94f6f4b
 def draw_ink(text:str, writer:Writer, xh:float, rng:np.random.Generator) -> tuple:
     "The ink map (float32, 1 = ink) of `text` written by `writer` with x-height `xh` px; returns `(ink, baseline_y)`."
     pad = int(round(2.2 * xh))
@@ -248,6 +254,7 @@ class Degradation:
     bleed: tuple = (0.0, 0.0) # Opacity of bleed-through from the verso
     level: tuple = (0.0, 1.0) # Range the per-line level is drawn from
 
+# %% ../nbs/05_synth.ipynb #53a9badf
 MODERN = Degradation()
 HISTORICAL = Degradation(stains=(0, 4), bleed=(0.0, 0.25), paper=(225.0, 175.0), fade=(0.2, 0.7), level=(0.35, 1.0))
 
@@ -256,8 +263,10 @@ def smooth_field(rng, h:int, w:int, cell:float) -> np.ndarray:
     gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
     return cv2.resize(rng.standard_normal((gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
 
+# %% ../nbs/05_synth.ipynb #f50cb4b4
 def _lerp(r:tuple, t:float) -> float: return float(r[0] + (r[1] - r[0]) * t)
 
+# %% ../nbs/05_synth.ipynb #cb07c065
 def warp_ink(ink:np.ndarray, base:int, writer:Writer, xh:float, level:float, deg:Degradation, rng) -> np.ndarray:
     "Slant, baseline drift, rotation and elastic distortion of an ink map, in a single remap."
     h, w = ink.shape
@@ -284,6 +293,7 @@ def warp_ink(ink:np.ndarray, base:int, writer:Writer, xh:float, level:float, deg
         borderValue=0,
     )
 
+# %% ../nbs/05_synth.ipynb #fe01b199
 def crop_to_ink(ink:np.ndarray, rng, xh:float) -> np.ndarray:
     "The ink map cropped to its ink with a small random margin."
     rows, cols = np.nonzero(ink.max(1) > 0.1)[0], np.nonzero(ink.max(0) > 0.1)[0]
@@ -294,6 +304,7 @@ def crop_to_ink(ink:np.ndarray, rng, xh:float) -> np.ndarray:
     l, r = max(cols[0] - m(), 0), min(cols[-1] + m() + 1, ink.shape[1])
     return ink[t:b, l:r]
 
+# %% ../nbs/05_synth.ipynb #0319ab39
 def put_on_paper(ink:np.ndarray, writer:Writer, level:float, deg:Degradation, rng) -> np.ndarray:
     "Ink map → grayscale page: darkness, fading, paper tone and texture, stains, bleed-through, blur and noise."
     h, w = ink.shape
@@ -313,6 +324,7 @@ def put_on_paper(ink:np.ndarray, writer:Writer, level:float, deg:Degradation, rn
     img = paper * (1 - alpha) + ink_tone * alpha
     return img.astype(np.float32)
 
+# %% ../nbs/05_synth.ipynb #668852fa
 def finish(img:np.ndarray, height:int, level:float, deg:Degradation, rng) -> np.ndarray:
     "Resize a page to `height` px (aspect kept), then blur and add noise; returns uint8."
     h, w = img.shape
@@ -336,6 +348,7 @@ class Legibility:
     soften: float = 0.7 # Each later attempt multiplies the degradation level by this
     softened: int = 4 # How many softened attempts follow (the last one is kept, whatever it measures)
 
+# %% ../nbs/05_synth.ipynb #a159f45f
 def legibility(img:np.ndarray, # A finished uint8 line
                ink:np.ndarray, # Its ink map at the same size (float, 1 = ink)
                xheight:float, # x-height of its letters, in pixels
@@ -353,6 +366,7 @@ def legibility(img:np.ndarray, # A finished uint8 line
     noise = float(np.std((f - cv2.GaussianBlur(f, (0, 0), 2))[paper]))
     return {**out, "contrast": round(contrast, 2), "cnr": round(contrast / max(noise, 1.0), 2)}
 
+# %% ../nbs/05_synth.ipynb #e94ee8f8
 def illegible(m:dict, g:Legibility=Legibility()) -> list:
     "The criteria that measures `m` fail (an empty list: legible)."
     lows = [k for k, lo in (("contrast", g.min_contrast), ("cnr", g.min_cnr), ("xheight", g.min_xheight)) if m[k] < lo]
@@ -402,6 +416,7 @@ class SynthLine:
     level: float
     writer: Writer
 
+# %% ../nbs/05_synth.ipynb #7b630155
 def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
     "Text, writer, domain and level of line `index` of `split` — without drawing it."
     if split not in SPLITS:
@@ -428,6 +443,7 @@ def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
     )
     return SynthLine(line, domain, level, writer)
 
+# %% ../nbs/05_synth.ipynb #7a604596
 def draw_line(s:SynthLine, height:int, level:float, rng) -> tuple:
     "One drawing of `s` at degradation `level`: `(uint8 image, legibility measures)`."
     deg = DOMAINS[s.domain][1]
@@ -442,6 +458,7 @@ def draw_line(s:SynthLine, height:int, level:float, rng) -> tuple:
     ink_out = cv2.resize(ink, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)
     return img, legibility(img, ink_out, xh * height / ink.shape[0], clipped)
 
+# %% ../nbs/05_synth.ipynb #3694b592
 def render_attempts(cfg:SynthConfig, split:str, index:int) -> Iterator:
     "Yield `(attempt, level, image, measures, fails)` for line `index` of `split` until one passes the guard."
     s, g = describe_line(cfg, split, index), cfg.legibility
@@ -454,6 +471,7 @@ def render_attempts(cfg:SynthConfig, split:str, index:int) -> Iterator:
         if not fails:
             return
 
+# %% ../nbs/05_synth.ipynb #dfc8506f
 def render_line(cfg:SynthConfig, split:str, index:int) -> tuple:
     "Line `index` of `split`: `(Line, image)` with a legible grayscale uint8 image `cfg.height` px high."
     *_, (_, _, img, _, _) = render_attempts(cfg, split, index)
@@ -462,11 +480,13 @@ def render_line(cfg:SynthConfig, split:str, index:int) -> tuple:
 # %% ../nbs/05_synth.ipynb #51f5f55f
 def _render_args(args): return render_line(*args)
 
+# %% ../nbs/05_synth.ipynb #b0c90bd8
 def corpus_key(cfg:SynthConfig) -> str:
     "A short hash of `cfg` and of the generator's code: the name of the corpus's rendered copy in a cache."
     code = Path(__file__).read_bytes() if "__file__" in globals() else b""
     return hashlib.sha1(json.dumps(asdict(cfg), sort_keys=True).encode() + hashlib.sha1(code).digest()).hexdigest()[:12]
 
+# %% ../nbs/05_synth.ipynb #ef4dee78
 class SynthCorpus:
     ("The synthetic corpus of a `SynthConfig`: lines listed cheaply, images drawn on demand or read from a rendered "
      "copy.")
@@ -587,6 +607,7 @@ def least_legible(cfg:SynthConfig=SynthConfig(), n:int=200, k:int=8, split:str="
         emitted.append((i, img, m))
     return sorted(emitted, key=lambda e: e[2]["cnr"])[:k]
 
+# %% ../nbs/05_synth.ipynb #9d214596
 def plot_lines(lines:list, # `(index, image, measures)` triples
                cfg:SynthConfig=SynthConfig(), split:str="train", cols:int=2):
     "The lines at their own aspect ratio, each titled with its text and its legibility measures."

@@ -61,6 +61,7 @@ def _similar_map() -> dict:
             out.setdefault(c, set()).update(x for x in group if x != c)
     return {c: "".join(sorted(s)) for c, s in out.items()}
 
+# %% ../nbs/30_t5.ipynb #51c7a237
 def _kind(c:str) -> str: return "space" if c == " " else "alpha" if c.isalpha() else "digit" if c.isdigit() else "punct"
 
 # %% ../nbs/30_t5.ipynb #b2d53e1b
@@ -96,6 +97,7 @@ def _scale_rates(cm, text, cer_target):
     e = cm.expected_cer(text)
     return cer_target / e if e > 0 else 1.0
 
+# %% ../nbs/30_t5.ipynb #83b43f71
 @patch
 def expected_cer(self:ConfusionModel, text:str, scale:float=1.0) -> float:
     "Expected character error rate of `corrupt(text)` (errors per character of `text`)."
@@ -172,11 +174,13 @@ def _substitute(self, c:str, rng:random.Random) -> str:
     out = rng.choice(same)
     return out if out != c else (sim[0] if sim else ("x" if c != "x" else "y"))
 
+# %% ../nbs/30_t5.ipynb #fb5f1692
 def _insertion(self, rng:random.Random) -> str:
     if self.ins_counts:
         return rng.choices(list(self.ins_counts), list(self.ins_counts.values()))[0]
     return rng.choice("ilnmeu.,'")
 
+# %% ../nbs/30_t5.ipynb #b970548f
 @patch
 def corrupt(self:ConfusionModel, text:str, # The clean line
              rng, # A `random.Random` (or an int seed): the only source of randomness
@@ -210,11 +214,13 @@ def corrupt(self:ConfusionModel, text:str, # The clean line
 @patch
 def to_dict(self:ConfusionModel) -> dict: return {f.name: getattr(self, f.name) for f in fields(self)}
 
+# %% ../nbs/30_t5.ipynb #645a7d51
 @patch
 def save(self:ConfusionModel, path) -> Path:
     "Write the model as JSON (atomically)."
     return atomic_write_json(path, {"format": "jand-confusion-1", **self.to_dict()})
 
+# %% ../nbs/30_t5.ipynb #374308a3
 @patch(cls_method=True)
 def load(cls:ConfusionModel, path) -> ConfusionModel:
     "Read a model written by `save`."
@@ -236,6 +242,7 @@ class Pair:
     context: tuple = () # Previous lines of the same page/writer as recognized, oldest first
     origin: str = "sim" # `sim` (simulated errors), `real` (recognizer output) or `clean` (identity)
 
+# %% ../nbs/30_t5.ipynb #dcd56564
 def previous_lines(texts:Sequence[str], # Lines in reading order
                    groups:Sequence|None=None, # Page or writer key per line (None: all one group)
                    window:int=1, # How many previous lines to keep (0: none)
@@ -251,6 +258,7 @@ def previous_lines(texts:Sequence[str], # Lines in reading order
         h.append(t)
     return out
 
+# %% ../nbs/30_t5.ipynb #398f21cf
 def line_cer(truth:str, pred:str) -> float:
     "Edits / max(len(truth), len(pred)): the per-line rate of the sibling code, in [0, 1]."
     return editdistance.eval(nfc(truth), nfc(pred)) / max(len(truth), len(pred), 1)
@@ -276,6 +284,7 @@ def simulate_pairs(texts:Sequence[str], # True lines in reading order
         out += [Pair(n, nfc(t), c, "sim") for n, t, c in zip(noisy, texts, ctx)]
     return out
 
+# %% ../nbs/30_t5.ipynb #01640298
 def recognizer_pairs(truths:Sequence[str], # True lines in reading order
                      preds:Sequence[str], # The recognizer's lines, paired with `truths`
                      groups:Sequence|None=None, # Page or writer key per line, for contexts
@@ -382,12 +391,14 @@ class CorrectionResult:
     candidate: str = "" # What the model proposed
     reason: str = "" # `unchanged`, `accepted`, `low confidence`, `change too large`, `too long`, `empty`, `guard off`
 
+# %% ../nbs/30_t5.ipynb #aa9559fe
 def normalised_change(original:str, candidate:str) -> float:
     "Edits between the two lines / length of the original (an empty original: 1 unless both are empty)."
     if not original:
         return 0.0 if not candidate else 1.0
     return editdistance.eval(original, candidate) / len(original)
 
+# %% ../nbs/30_t5.ipynb #d8a41a2c
 def guard_decision(original:str, # The recognizer's line
                    candidate:str, # The model's correction
                    score:float, # Mean log-prob per token of `candidate`
@@ -416,10 +427,12 @@ def _quiet_transformers():
         if was:
             hf_logging.enable_progress_bar()
 
+# %% ../nbs/30_t5.ipynb #99710c9b
 def _byt5():
     from transformers import ByT5Tokenizer
     return ByT5Tokenizer()
 
+# %% ../nbs/30_t5.ipynb #aacea98b
 class T5Corrector:
     "A T5 that corrects recognized lines, with context and an over-correction guard."
     def __init__(self,
@@ -480,6 +493,7 @@ def _lr_factor(step:int, total:int, warmup:float) -> float:
         return (step + 1) / w
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, total - w))))
 
+# %% ../nbs/30_t5.ipynb #6146855b
 @patch
 def fit(self:T5Corrector, pairs:Sequence[Pair], # Training pairs (see `select_pairs`)
          steps:int|None=None, # Number of optimiser steps (default: `epochs` passes)
@@ -550,6 +564,7 @@ def _mean_logp(self, enc:dict, targets:Sequence[str]) -> list:
     lp = logits.log_softmax(-1).gather(-1, lab.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return ((lp * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
 
+# %% ../nbs/30_t5.ipynb #01219eba
 @torch.no_grad()
 def _generate(self, texts:Sequence[str], max_tokens:int, num_beams:int) -> tuple:
     "Beam-search candidates for the input texts and their mean log-prob per token."
@@ -559,6 +574,7 @@ def _generate(self, texts:Sequence[str], max_tokens:int, num_beams:int) -> tuple
     cands = [nfc(t) for t in self.tok.batch_decode(out, skip_special_tokens=True)]
     return cands, _mean_logp(self, enc, cands)
 
+# %% ../nbs/30_t5.ipynb #ce16e765
 @patch
 def correct(self:T5Corrector, lines:Sequence[str], # Recognized lines
              contexts:Sequence|None=None, # Per line, its previous recognized lines (see `previous_lines`)
@@ -595,6 +611,7 @@ def correct(self:T5Corrector, lines:Sequence[str], # Recognized lines
 # %% ../nbs/30_t5.ipynb #2355330c
 def _is_byt5(tok) -> bool: return type(tok).__name__ == "ByT5Tokenizer"
 
+# %% ../nbs/30_t5.ipynb #f87244b4
 @patch
 def save(self:T5Corrector, path) -> Path:
     "Write the corrector to the directory `path` (atomically: temp dir, then rename)."
@@ -621,6 +638,7 @@ def save(self:T5Corrector, path) -> Path:
         raise
     return path
 
+# %% ../nbs/30_t5.ipynb #b476c914
 def _check_dir(path:Path):
     if not path.exists():
         raise DataError(path, "no such directory (jand never downloads models: give a local checkpoint folder)")
@@ -629,6 +647,7 @@ def _check_dir(path:Path):
     if not (path / "config.json").is_file():
         raise DataError(path, "no config.json: not a transformers checkpoint folder")
 
+# %% ../nbs/30_t5.ipynb #7d7185ec
 def _load_t5(path:Path):
     from transformers import T5ForConditionalGeneration
     try:
@@ -637,6 +656,7 @@ def _load_t5(path:Path):
     except Exception as e:
         raise DataError(path, f"cannot load a T5 model from it: {type(e).__name__}: {e}") from None
 
+# %% ../nbs/30_t5.ipynb #39463c07
 def _load_tokenizer(path:Path, model):
     has_files = any((path / f).exists() for f in ("tokenizer_config.json", "tokenizer.json", "spiece.model"))
     if has_files:
@@ -649,12 +669,14 @@ def _load_tokenizer(path:Path, model):
         return _byt5()
     raise DataError(path, f"no tokenizer files, and the vocabulary ({model.config.vocab_size}) is not ByT5's (384)")
 
+# %% ../nbs/30_t5.ipynb #ea568fde
 def _arch_from(model, cfg:T5CorrectorConfig) -> T5CorrectorConfig:
     m = model.config
     return replace(cfg, d_model=m.d_model, num_layers=m.num_layers, num_decoder_layers=m.num_decoder_layers,
                    num_heads=m.num_heads, d_kv=m.d_kv, d_ff=m.d_ff, feed_forward_proj=m.feed_forward_proj,
                    dropout=m.dropout_rate)
 
+# %% ../nbs/30_t5.ipynb #706a91b7
 @patch(cls_method=True)
 def load(cls:T5Corrector, path, # A folder written by `T5Corrector.save`
           device:str|None=None) -> T5Corrector:
@@ -676,6 +698,7 @@ def load(cls:T5Corrector, path, # A folder written by `T5Corrector.save`
     out.steps_trained = int(meta.get("steps_trained", 0))
     return out
 
+# %% ../nbs/30_t5.ipynb #e0c1e55d
 @patch(cls_method=True)
 def from_local(
     cls: T5Corrector,

@@ -19,6 +19,8 @@ from .synth import SynthConfig, TextConfig
 from .sources import DataBundle, open_data, WeightedBucketBatchSampler
 from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines
+from .backbone import BackboneConfig
+from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
 from .model import HTRJAND, model_config, model_payload, read_payload, load_model, save_model, check_device
 from jand.kd import (
@@ -36,9 +38,10 @@ from .metrics import score_all, line_details
 from .results import provenance
 
 # %% auto #0
-__all__ = ['CURRICULA', 'CHECKPOINT_PARTS', 'TrainConfig', 'lr_at', 'evaluate', 'save_checkpoint', 'read_checkpoint',
-           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses', 'run_device', 'open_run',
-           'seed_everything', 'run_charset', 'run_datasets', 'run_sampler', 'Trainer', 'train', 'evaluate_run']
+__all__ = ['CURRICULA', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'with_preset', 'lr_at', 'evaluate', 'save_checkpoint',
+           'read_checkpoint', 'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses',
+           'run_device', 'open_run', 'seed_everything', 'run_charset', 'run_datasets', 'run_sampler', 'Trainer',
+           'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -61,22 +64,22 @@ class TrainConfig:
     clip: float = 5.0 # Gradient-norm clipping
     seed: int = 0
     patience: int|None = None # Early stopping: epochs without a better validation CER (None = off)
-    height: int = 64 # Input height in pixels
+    height: int = PreprocessConfig.height # Input height in pixels
     augment: bool = True # Training-time augmentation
     # ablation switches
-    se: bool = True # Squeeze-and-excitation in the backbone
-    fusion: str = "gate" # Attention fusion: gate, sum, concat, mhsa, proxima
-    proxima: str = "log" # Proxima variant: log, gaussian, window
+    se: bool = BackboneConfig.se # Squeeze-and-excitation in the backbone
+    fusion: str = AttentionConfig.fusion # Attention fusion: gate, sum, concat, mhsa, proxima
+    proxima: str = AttentionConfig.proxima # Proxima variant: log, gaussian, window
     curriculum: str = "none" # Pacing: none, staged, linear, root
     # length, degradation, combined, or loss (the Teacher's per-line loss; needs `teacher`)
-    curriculum_scores: str = "combined"
+    curriculum_scores: str = CurriculumConfig.scores
     aux_weight: float = 0.0 # Multi-task: weight of the auxiliary CTC loss on CNN frames (0 = off)
     domain_weight: float = 0.0 # Multi-task: weight of the dataset-id loss (0 = off)
     # synthetic data (when the spec names `synth`)
-    synth_train: int = 2000
-    synth_val: int = 200
-    synth_test: int = 200
-    synth_seed: int = 0
+    synth_train: int = SynthConfig.n_train
+    synth_val: int = SynthConfig.n_val
+    synth_test: int = SynthConfig.n_test
+    synth_seed: int = SynthConfig.seed
     synth_min_chars: int = TextConfig.min_chars # Shortest synthetic line, in characters
     synth_max_chars: int = TextConfig.max_chars # Longest synthetic line
     # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
@@ -84,10 +87,10 @@ class TrainConfig:
     val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
     # knowledge distillation
     teacher: str|None = None # Path of a Teacher model file: distil into the Student
-    kd_alpha: float = 0.5
-    kd_tau: float = 2.0
-    kd_blank: str = "plain" # plain, nonblank, dropblank
-    kd_feature: float = 0.0 # Weight of feature distillation (0 = off)
+    kd_alpha: float = KDConfig.alpha # Weight of the distillation term
+    kd_tau: float = KDConfig.tau # Temperature
+    kd_blank: str = KDConfig.blank # plain, nonblank, dropblank
+    kd_feature: float = KDConfig.feature_weight # Weight of feature distillation (0 = off)
     # Distil from the Teacher's posteriors computed once per training line (needs no augmentation)
     kd_offline: bool = False
     init: str|None = None # Fine-tune from this model file (heads resized to the data's charset)
@@ -130,6 +133,20 @@ class TrainConfig:
         "The run's data, opened as the trainer opens it (rendered synthetic copies read when `synth_cache` has them)."
         return open_data(self.data, synth=self.synth, synth_cache=self.synth_cache)
 
+# %% ../nbs/22_training.ipynb #9a3e0002
+PRESETS = {  # name → TrainConfig options (`jand train --preset NAME`; options given explicitly win)
+    "paper": dict(se=True, fusion="gate", curriculum="staged", aux_weight=0.1, domain_weight=0.1),
+}
+
+def with_preset(cfg:TrainConfig, name:str|None) -> TrainConfig:
+    "`cfg` with preset `name`'s options wherever `cfg` keeps the default (None: `cfg` as it is)."
+    if name is None:
+        return cfg
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    default = TrainConfig()
+    return replace(cfg, **{k: v for k, v in PRESETS[name].items() if getattr(cfg, k) == getattr(default, k)})
+
 # %% ../nbs/22_training.ipynb #ec2977af
 def lr_at(p:float, cfg:TrainConfig) -> float:
     "The learning rate at training progress `p ∈ [0, 1]`."
@@ -165,6 +182,7 @@ def save_checkpoint(path, model:HTRJAND, charset:Charset, state:dict) -> Path:
     torch.save(model_payload(model, charset, train=state), buf)
     return atomic_write_bytes(path, buf.getvalue())
 
+# %% ../nbs/22_training.ipynb #d051a363
 CHECKPOINT_PARTS = ("config", "state", "optimizer", "rng") # What a checkpoint's training state must hold
 
 def read_checkpoint(path) -> dict:
@@ -180,6 +198,7 @@ def read_checkpoint(path) -> dict:
         )
     return d
 
+# %% ../nbs/22_training.ipynb #c951c86f
 def remove_stale_temporaries(folder) -> list:
     "Delete the temporary files that a killed atomic write left in `folder` (`.NAME.XXXX.tmp`); returns their paths."
     stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
@@ -187,10 +206,12 @@ def remove_stale_temporaries(folder) -> list:
         p.unlink(missing_ok=True)
     return stale
 
+# %% ../nbs/22_training.ipynb #651de97c
 def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
+# %% ../nbs/22_training.ipynb #ddbd3524
 def _set_rng_state(s:dict):
     torch.set_rng_state(s["torch"])
     random.setstate(s["python"])
@@ -202,6 +223,7 @@ def dist_info() -> tuple:
     "`(rank, world_size, local_rank)` from torchrun's environment (`(0, 1, 0)` when not distributed)."
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
+# %% ../nbs/22_training.ipynb #6da9307a
 def _all_max(x:float, world:int, device) -> float:
     if world == 1:
         return x
@@ -226,6 +248,7 @@ def _log_records(path:Path) -> list:
             raise DataError(path, f"line {i} is not a JSON record") from None
     return out
 
+# %% ../nbs/22_training.ipynb #2905551a
 class RunLog:
     "Appends JSON lines to `metrics.jsonl` (rank 0 only)."
     def __init__(self, path, active:bool=True, keep_until_step:int|None=None):
@@ -240,6 +263,7 @@ class RunLog:
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
+# %% ../nbs/22_training.ipynb #7221dd60
 def read_log(run_dir) -> list:
     "The records of a run's `metrics.jsonl` (a torn last line, from a killed run, is left out)."
     p = Path(run_dir) / "metrics.jsonl"
@@ -251,6 +275,7 @@ def _device(name:str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return check_device(name)
 
+# %% ../nbs/22_training.ipynb #14022fdb
 def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int) -> tuple:
     "The model to train (fresh, or fine-tuned from `cfg.init`) and its config."
     if cfg.init:
@@ -263,6 +288,7 @@ def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int) -> tuple:
                    n_domains=n_domains if cfg.domain_weight > 0 else 0)
     return HTRJAND(mcfg), mcfg
 
+# %% ../nbs/22_training.ipynb #4033bb42
 @torch.no_grad()
 def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu") -> np.ndarray:
     "Per-line CTC loss (per target character) of `model` on `ds`, in dataset order (for loss-based curricula)."
@@ -298,6 +324,7 @@ def run_device(cfg:TrainConfig, world:int=1, local_rank:int=0) -> torch.device:
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return device
 
+# %% ../nbs/22_training.ipynb #86a96b4a
 def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple:
     "`(cfg, checkpoint)` of run folder `out`: a resumed run keeps the options it was started with."
     ckpt_path = out / "checkpoints" / "last.pt"
@@ -320,6 +347,7 @@ def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple
             print(f"removed {p}, left by a killed write")
     return cfg, ckpt
 
+# %% ../nbs/22_training.ipynb #a6b69a19
 def seed_everything(seed:int):
     "Seed torch, `random` and numpy: the same seed gives the same run."
     torch.manual_seed(seed)
@@ -337,6 +365,7 @@ def run_charset(cfg:TrainConfig, out:Path, bundle, ckpt, device) -> tuple:
         return (Charset.load(out / "charset.json") if ckpt else bundle.charset()), None
     return (Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()), None
 
+# %% ../nbs/22_training.ipynb #e9ab6da5
 def run_datasets(cfg:TrainConfig, bundle, charset:Charset) -> tuple:
     "`(train, val)` line datasets of the run (validation capped at `cfg.val_lines`); only training is augmented."
     val_lines = bundle.lines("val")[:cfg.val_lines] if cfg.val_lines else bundle.lines("val")
@@ -345,6 +374,7 @@ def run_datasets(cfg:TrainConfig, bundle, charset:Charset) -> tuple:
                            aug=AugmentConfig() if cfg.augment else None, seed=cfg.seed, name="train")
     return train_ds, LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
 
+# %% ../nbs/22_training.ipynb #74d0d799
 def run_sampler(cfg:TrainConfig, train_ds:LineDataset, bundle, teacher, device, world:int=1, rank:int=0):
     "The batch sampler: the curriculum's, the weighted one for several sources, or plain width bucketing."
     common = dict(seed=cfg.seed, num_replicas=world, rank=rank)
@@ -390,6 +420,7 @@ def build_cache(self:Trainer):
         self.kd_cache = PosteriorCache.build(self.teacher, self.train_ds, self.cfg.batch_size, self.device)
     self.cache_seconds = round(time.perf_counter() - t0, 1) if self.kd_cache is not None else None
 
+# %% ../nbs/22_training.ipynb #a27dcc57
 @patch
 def build_model(self:Trainer):
     "The model (fresh or from `cfg.init`), the feature projector of feature KD, the optimiser, the DDP wrapper."
@@ -410,6 +441,7 @@ def build_model(self:Trainer):
     ids = [self.device] if self.device.type == "cuda" else None
     self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids) if self.world > 1 else self.model
 
+# %% ../nbs/22_training.ipynb #9491aac6
 @patch
 def restore(self:Trainer, ckpt:dict):
     "Weights, optimiser, projector, counters, random state and curriculum of a checkpoint."
@@ -432,6 +464,7 @@ def progress(self:Trainer) -> float:
         p = max(p, st["elapsed"] / (60 * cfg.max_minutes))
     return min(p, 1.0)
 
+# %% ../nbs/22_training.ipynb #6e7aae34
 @patch
 def out_of_time(self:Trainer) -> bool:
     "The minute budget or the safety cap is spent (a cap that bites is recorded as `capped`)."
@@ -455,6 +488,7 @@ def run_files(self:Trainer):
                                           "val_lines_after_charset": str(self.val_ds.report)})
     atomic_write_json(out / "provenance.json", provenance(world_size=self.world, device=str(self.device)))
 
+# %% ../nbs/22_training.ipynb #27a99b97
 @patch
 def checkpoint(self:Trainer, name:str="last.pt"):
     "Save weights, optimiser, counters, random state (and curriculum, projector) as `checkpoints/name`."
@@ -517,6 +551,7 @@ def losses(self:Trainer, b:dict) -> dict:
         parts["loss"] = parts["loss"] + cfg.domain_weight * parts["domain"]
     return parts
 
+# %% ../nbs/22_training.ipynb #2443ec71
 @patch
 def distillation(self:Trainer, b:dict, o:dict, images, widths, targets, tlen) -> dict:
     "The KD loss terms against the Teacher's posteriors: cached (offline) or computed on the batch (online)."
@@ -555,6 +590,7 @@ def step(self:Trainer, b:dict) -> tuple:
     st["elapsed"] = _all_max(time.perf_counter() - self.t_start, self.world, self.device)
     return parts, gnorm, lr
 
+# %% ../nbs/22_training.ipynb #4e9d9310
 @patch
 def log_step(self:Trainer, parts:dict, gnorm, lr:float, bar):
     "Every `log_every` steps: the loss terms, learning rate, gradient norm and speed, to the log and the bar."
@@ -618,6 +654,7 @@ def fit(self:Trainer) -> dict:
         torch.distributed.barrier()
     return self.summary()
 
+# %% ../nbs/22_training.ipynb #20ee1fa0
 @patch
 def summary(self:Trainer) -> dict:
     "What the run reached and what it cost."
@@ -629,18 +666,29 @@ def summary(self:Trainer) -> dict:
             "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
             "kd_cache_seconds": self.cache_seconds}
 
+# %% ../nbs/22_training.ipynb #43a60af1
 def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
     "Train (or distil) as `cfg` says into run folder `out`; returns a summary (best validation CER, steps, speed…)."
     return Trainer(cfg, out, resume).fit()
 
+# %% ../nbs/22_training.ipynb #d570975e
+def run_config(run):
+    "The `TrainConfig` of run folder `run`: the one reader of a run's `config.json`."
+    run = Path(run)
+    if not run.is_dir():
+        raise DataError(run, "no such run folder (a folder written by jand train)")
+    path = run / "config.json"
+    if not path.is_file():
+        raise DataError(run, "not a run folder (no config.json)")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise DataError(path, f"unreadable run config: {e}") from None
+
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
     "Score run folder `run`'s `model.pt` on `split` of the data it was trained on; adds the run's config to the result."
-    run = Path(run)
-    try:
-        cfg = TrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
-    except FileNotFoundError:
-        raise DataError(run, "not a run folder (no config.json)") from None
+    run, cfg = Path(run), run_config(run)
     model, charset, payload = load_model(run / "model.pt", device=device)
     bundle = cfg.bundle()
     ds = LineDataset(
