@@ -51,7 +51,7 @@ def test_a_notebook_opens_in_jupyterlab_with_its_outputs(lab, browser):
     page.goto(lab + "lab/tree/05_synth.ipynb", wait_until="domcontentloaded")
     page.wait_for_selector(".jp-OutputArea-output", timeout=90_000)
     page.wait_for_selector(".jp-RenderedImage img", timeout=90_000)
-    texts = page.locator(".jp-OutputArea-output").all_inner_texts()
+    texts = page.locator(".jp-OutputArea-output.jp-RenderedText").all_text_contents()  # off-screen ones too
     images = page.evaluate("() => [...document.querySelectorAll('.jp-RenderedImage img')]"
                            ".filter(i => i.complete && i.naturalWidth > 0).length")
     page.close()
