@@ -14,8 +14,8 @@ from .core import DataError, Line, Report, atomic_write_json
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, lbc_correct_lines
 from .training import run_config
-from .t5 import (ConfusionModel, T5Corrector, T5CorrectorConfig, previous_lines, recognizer_pairs,
-                     select_pairs, simulate_pairs)
+from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
+from .t5 import T5Corrector, T5CorrectorConfig
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput', 'apply_stages',

@@ -8,9 +8,10 @@ import editdistance
 from jand.core import DataError, Report
 from jand.metrics import cer
 import jand.t5 as t5
-from jand.t5 import (ConfusionModel, CorrectionResult, Pair, T5Corrector, T5CorrectorConfig, align, benchmark_corrector,
-                     format_input, guard_decision, line_cer, normalised_change, previous_lines, recognizer_pairs,
-                     select_pairs, simulate_pairs)
+from jand.errors import (ConfusionModel, Pair, align, line_cer, previous_lines, recognizer_pairs, select_pairs,
+                         simulate_pairs)
+from jand.t5 import CorrectionResult, T5Corrector, T5CorrectorConfig, benchmark_corrector, format_input, guard_decision, \
+    normalised_change
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
