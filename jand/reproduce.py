@@ -4,7 +4,8 @@
 
 # %% ../nbs/45_reproduce.ipynb #0da593c5
 from __future__ import annotations
-import hashlib, json, logging, math, os, re, shutil, statistics, tempfile, time
+import hashlib, json, logging, math, os, re, shutil, statistics, tempfile, threading, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
@@ -14,13 +15,14 @@ from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
 
 # %% auto #0
-__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'BASE_MODEL', 'CURVES',
-           'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile',
-           'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction',
-           'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'plot_curves',
-           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of',
-           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'online_kd_steps', 'step_seconds',
-           'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
+__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'PROGRESS_EVERY',
+           'BASE_MODEL', 'CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST',
+           'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options',
+           'Reproduction', 'as_reproduction', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
+           'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
+           'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
+           'effect_row', 'select', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
+           'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -385,6 +387,43 @@ class Lab:
 def _describe(cfg) -> str:
     return f"{cfg.model}, seed {cfg.seed}, {cfg.steps} steps" + (", distilled" if cfg.teacher else "")
 
+# %% ../nbs/45_reproduce.ipynb #4ea7b001
+PROGRESS_EVERY = 300.0 # Seconds between the progress lines of the runs in training
+
+def run_status(run, steps:int|None=None) -> str|None:
+    "Where an unfinished run stands, from its log: step, last validation CER, minutes left at its pace (None: no log)."
+    from jand.training import read_log
+    recs = read_log(run) if (Path(run) / "metrics.jsonl").exists() else []
+    if not recs:
+        return None
+    last, vals = recs[-1], [r for r in recs if "val_cer" in r]
+    text = f"step {last['step']}" + (f"/{steps}" if steps else "")
+    if vals:
+        text += f", val CER {vals[-1]['val_cer']:.2f} % at step {vals[-1]['step']}"
+    if steps and last["step"]:
+        text += f", about {last['elapsed'] / last['step'] * (steps - last['step']) / 60:.0f} min left"
+    return text
+
+@contextmanager
+def heartbeat(todo:list, # `(run folder, TrainConfig)` pairs
+              done:list, # `[runs finished so far]`, updated by the caller
+              every:float=PROGRESS_EVERY):
+    "While the block runs, print every `every` seconds where each started, unfinished run of `todo` stands."
+    stop = threading.Event()
+    def beat():
+        while not stop.wait(every):
+            for run, cfg in todo:
+                status = None if finished(run) else run_status(run, cfg.steps)
+                if status:
+                    print(f"[{done[0]}/{len(todo)}] {run.name} ({_describe(cfg)}): {status}", flush=True)
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
 # %% ../nbs/45_reproduce.ipynb #78191dd2
 @patch
 def train_all(self:Lab, jobs:list) -> list:
@@ -394,8 +433,9 @@ def train_all(self:Lab, jobs:list) -> list:
     todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
     for spec in dict.fromkeys(c.data for _, c in todo):
         self.render(spec)
-    t0, workers = time.perf_counter(), min(self.profile.workers, len(todo)) or 1
+    t0, workers, done = time.perf_counter(), min(self.profile.workers, len(todo)) or 1, [0]
     def report(k, run, cfg, s):
+        done[0] = k
         left = (time.perf_counter() - t0) / k * (len(todo) - k) / workers
         cer = s.get("best_val_cer", s.get("best_cer"))  # a run found finished on resume reports its state's `best_cer`
         print(
@@ -405,12 +445,13 @@ def train_all(self:Lab, jobs:list) -> list:
             flush=True,
         )
     if workers == 1:
-        for k, (run, cfg) in enumerate(todo, 1):
-            report(k, run, cfg, train_run(cfg.to_dict(), str(run)))
+        with heartbeat(todo, done):
+            for k, (run, cfg) in enumerate(todo, 1):
+                report(k, run, cfg, train_run(cfg.to_dict(), str(run)))
         return runs
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from multiprocessing import get_context
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with heartbeat(todo, done), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(train_run, cfg.to_dict(), str(run)): (run, cfg) for run, cfg in todo}
         for k, f in enumerate(as_completed(futures), 1):
             report(k, *futures[f], f.result())
