@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #a2a6027a
 from __future__ import annotations
-import argparse, csv, io, json, sys, traceback, typing
+import argparse, csv, io, json, re, sys, traceback, typing
 from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
@@ -16,7 +16,7 @@ from . import readers
 # %% auto #0
 __all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'PAGE_HEIGHT', 'VERBS', 'BENCHES', 'write_synth', 'add_config_options',
            'config_from_args', 'run_eval', 'image_files', 'page_warning', 'run_predict', 'run_check_data',
-           'check_corpora', 'verb', 'build_parser', 'main']
+           'check_corpora', 'verb', 'build_parser', 'cli_words', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -562,16 +562,43 @@ def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers,
 # %% ../nbs/90_cli.ipynb #08ec4792
 BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "memory": _bench_memory, "synth": _bench_synth}
 
+# %% ../nbs/90_cli.ipynb #c1a00014
+def _flags(parser:argparse.ArgumentParser) -> dict:
+    "Argument name → its long option, over the parser and all its sub-parsers."
+    flags, todo = {}, [parser]
+    while todo:
+        p = todo.pop()
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                todo += list(a.choices.values())
+            elif a.option_strings:
+                flags.setdefault(a.dest, max(a.option_strings, key=len))
+    return flags
+
+def cli_words(message:str, parser:argparse.ArgumentParser) -> str:
+    "`message` with each backticked argument (`name`, `name=value`, `prefix_*`) the CLI has written as its option."
+    flags = _flags(parser)
+    def option(m):
+        name, value = m.group(1), m.group(2)
+        if name.endswith("*"):
+            found = any(d.startswith(name[:-1]) for d in flags)
+            return f"--{name[:-1].replace('_', '-')}*" if found else m.group(0)
+        if name not in flags:
+            return m.group(0)
+        return flags[name] if value in (None, "=True") else f"{flags[name]} {value[1:]}"
+    return re.sub(r"`([a-z][a-z0-9_]*\*?)(=[^`]+)?`", option, message)
+
 # %% ../nbs/90_cli.ipynb #c1a00012
 def main(argv=None) -> int:
     "Entry point of the `jand` console script."
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return _run(args)
     except (DataError, ValueError, FileNotFoundError, PermissionError, FloatingPointError) as e:
         if args.debug:
             traceback.print_exc()
-        print(f"jand: error: {e}", file=sys.stderr)
+        print(f"jand: error: {cli_words(str(e), parser)}", file=sys.stderr)
         return 2
     except OSError as e:  # disk full, read-only file system, …: the file and the system's reason, in one line
         if args.debug:
@@ -582,5 +609,5 @@ def main(argv=None) -> int:
         from jand.reproduce import ReproductionError
         if not isinstance(e, ReproductionError):
             raise
-        print(f"jand: error: {e}", file=sys.stderr)
+        print(f"jand: error: {cli_words(str(e), parser)}", file=sys.stderr)
         return 1

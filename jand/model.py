@@ -255,7 +255,7 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
         if not resize_head:
             raise DataError(path, f"the model was trained with a different charset ({len(saved) - 1} symbols; "
                             f"new here: {''.join(missing)!r}; not here: {''.join(extra)!r}; or a different order). "
-                            "Pass resize_head=True (CLI: --resize-head) to fine-tune it on the new charset.")
+                            "Pass `resize_head=True` to fine-tune it on the new charset.")
         state = dict(state)
         for k in [k for k in state if k.startswith(("head.", "aux_head."))]:
             state[k] = _resize_rows(state[k], saved, charset)

@@ -86,7 +86,7 @@ def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
     "`{stage: StageOutput}` for each of `stages`."
     stages, hyps, lbc_options = parse_stages(stages), list(hyps), lbc_options or {}
     if uses_t5(stages) and corrector is None:
-        raise ValueError("the t5 stages need a corrector (jand eval --corrector DIR)")
+        raise ValueError("the t5 stages need a corrector (`corrector`)")
     if uses_lbc(stages) and lexicon is None:
         raise ValueError("the lbc stages need a lexicon")
     def lbc(lines):
@@ -163,7 +163,7 @@ def make_lexicon(texts:Sequence[str], # Training transcriptions
     lex = Lexicon.from_texts(texts, min_count=min_count, wordlist=wordlist)
     if not len(lex):
         raise DataError(
-            wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (--wordlist FILE)"
+            wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (`wordlist`)"
         )
     return lex
 
@@ -209,7 +209,7 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     stages, model_path = parse_stages(stages), Path(model_path)
     if uses_t5(stages) and corrector is None:
         raise ValueError(
-            f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass --corrector DIR "
+            f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass `corrector` "
             "(see jand train-corrector)"
         )
     if corrector is not None and not isinstance(corrector, T5Corrector):
@@ -254,9 +254,9 @@ def _install_dir(tmp:Path, out:Path):
 # %% ../nbs/32_postprocess.ipynb #07a52f1f
 def _check_out(out:Path, run:Path):
     if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
-        raise DataError(out, "the corrector cannot be written into the recognizer's run folder: choose another --out")
+        raise DataError(out, "the corrector cannot be written into the recognizer's run folder: choose another `out`")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corrector.json").is_file())):
-        raise DataError(out, "exists and is not a jand corrector folder: choose another --out")
+        raise DataError(out, "exists and is not a jand corrector folder: choose another `out`")
 
 # %% ../nbs/32_postprocess.ipynb #51942b7d
 def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)

@@ -130,7 +130,7 @@ def _parse_part(part:str, check_paths:bool) -> tuple:
         raise _part_error(part, f"unknown source kind {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
     if kind == "synth":
         if options:
-            raise _part_error(part, "a synthetic source takes no reader options; a SynthConfig sets it (--synth-*)")
+            raise _part_error(part, "a synthetic source takes no reader options; a SynthConfig sets it (`synth_*`)")
         return kind, _synth_arg(part, arg, colon), weight, ()
     if not arg:
         raise _part_error(part, f"missing path: write {kind}:PATH with the root folder of the {kind} corpus")

@@ -329,12 +329,12 @@ def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple
     "`(cfg, checkpoint)` of run folder `out`: a resumed run keeps the options it was started with."
     ckpt_path = out / "checkpoints" / "last.pt"
     if out.exists() and not out.is_dir():
-        raise DataError(out, "is a file, not a folder: the run folder (--out) must be a folder")
+        raise DataError(out, "is a file, not a folder: the run folder (`out`) must be a folder")
     if resume and not ckpt_path.exists():
         raise DataError(ckpt_path, "no checkpoint to resume from")
     if not resume and ckpt_path.exists():
-        raise DataError(out, "this run folder already holds a run: pass --resume to continue it, or choose another "
-                             "--out")
+        raise DataError(out, "this run folder already holds a run: continue it with `resume=True`, or "
+                             "choose another `out`")
     if not resume:
         return cfg, None
     ckpt = read_checkpoint(ckpt_path)
@@ -428,7 +428,7 @@ def build_model(self:Trainer):
     self.model, self.mcfg = _build_model(cfg, self.charset, len(self.bundle.domains))
     if teacher is not None and teacher.cfg.preprocess != self.mcfg.preprocess:
         raise ValueError(f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see "
-                         f"{self.mcfg.preprocess}: use the same --height")
+                         f"{self.mcfg.preprocess}: use the same `height`")
     self.projector = None
     if teacher is not None and cfg.kd.use_features:
         self.projector = FeatureProjector(self.mcfg.attention.d_model, teacher.cfg.attention.d_model)
@@ -578,7 +578,7 @@ def step(self:Trainer, b:dict) -> tuple:
         parts = self.losses(b)
     if not torch.isfinite(parts["loss"]):
         raise FloatingPointError(f"the loss became {parts['loss'].item()} at step {st['step']} (epoch "
-                                 f"{st['epoch'] + 1}); lower --lr or check the data")
+                                 f"{st['epoch'] + 1}); lower `lr` or check the data")
     self.opt.zero_grad(set_to_none=True)
     parts["loss"].backward()
     gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.clip)

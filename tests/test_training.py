@@ -53,7 +53,7 @@ def test_a_killed_run_resumes_exactly(tmp_path):
     proc.send_signal(signal.SIGKILL); proc.wait()
     state = read_checkpoint(tmp_path / "killed" / "checkpoints" / "last.pt")["train"]["state"]
     assert 1 <= state["epoch"] < 3, "the run was not interrupted in the middle"
-    with pytest.raises(DataError, match="--resume"):
+    with pytest.raises(DataError, match="`resume=True`"):
         train(cfg, tmp_path / "killed")
     train(cfg, tmp_path / "killed", resume=True)
     assert same_weights(weights(tmp_path / "straight"), weights(tmp_path / "killed"))
