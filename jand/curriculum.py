@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 import numpy as np
 from torch.utils.data import DataLoader
+from fastcore.basics import patch
 from .core import DataError, Line, atomic_save_figure
 from .loading import BucketBatchSampler, LineDataset, collate_lines
 
@@ -247,59 +248,74 @@ class CurriculumBatchSampler(BucketBatchSampler):
         self.cfg, self.epochs, self.progress = cfg, epochs, 0.0
         self.set_difficulty(difficulty)
 
-    def set_difficulty(self, difficulty:Sequence[float]):
-        "New difficulty scores (e.g. from a Teacher's losses); the easiest-first order is recomputed."
-        d = np.asarray(difficulty, dtype=float)
-        if d.shape != self.lengths.shape:
-            raise ValueError(f"got {d.size} difficulty scores for {len(self.lengths)} lines")
-        if np.isnan(d).any():
-            raise ValueError("difficulty scores contain NaN")
-        self.order = np.argsort(d, kind="stable")  # easiest first, ties in dataset order
-
-    def set_progress(self, p:float): self.progress = _progress(p)
-
     def set_epoch(self, epoch:int):
         super().set_epoch(epoch)
         if self.epochs is not None:
             self.set_progress(epoch / self.epochs)
 
-    @property
-    def competence(self) -> float: return self.cfg.competence(self.progress)
+# %% ../nbs/21_curriculum.ipynb #curr0000
+@patch
+def set_difficulty(self:CurriculumBatchSampler, difficulty:Sequence[float]):
+    "New difficulty scores (e.g. from a Teacher's losses); the easiest-first order is recomputed."
+    d = np.asarray(difficulty, dtype=float)
+    if d.shape != self.lengths.shape:
+        raise ValueError(f"got {d.size} difficulty scores for {len(self.lengths)} lines")
+    if np.isnan(d).any():
+        raise ValueError("difficulty scores contain NaN")
+    self.order = np.argsort(d, kind="stable")  # easiest first, ties in dataset order
 
-    def pool_indices(self) -> np.ndarray:
-        "Dataset indices of the lines available now (ascending)."
-        n = len(self.order)
-        k = min(n, max(math.ceil(self.competence * n - 1e-9), self.bs))
-        return np.sort(self.order[:k])
+# %% ../nbs/21_curriculum.ipynb #curr0001
+@patch
+def set_progress(self:CurriculumBatchSampler, p:float): self.progress = _progress(p)
 
-    def _batches(self) -> list:
-        idx = self.pool_indices()
-        inner = BucketBatchSampler(self.lengths[idx], self.bs, self.shuffle, self.seed, self.pool, self.drop_last,
-                                   self.num_replicas, self.rank)
-        inner.set_epoch(self.epoch)
-        return [idx[b].tolist() for b in inner._batches()]
+# %% ../nbs/21_curriculum.ipynb #curr0002
+@patch(as_prop=True)
+def competence(self:CurriculumBatchSampler) -> float: return self.cfg.competence(self.progress)
 
-    def _fingerprint(self) -> str:
-        h = hashlib.sha256(self.order.astype(np.int64).tobytes())
-        h.update(self.lengths.astype(np.int64).tobytes())
-        return h.hexdigest()[:16]
+# %% ../nbs/21_curriculum.ipynb #curr0003
+@patch
+def pool_indices(self:CurriculumBatchSampler) -> np.ndarray:
+    "Dataset indices of the lines available now (ascending)."
+    n = len(self.order)
+    k = min(n, max(math.ceil(self.competence * n - 1e-9), self.bs))
+    return np.sort(self.order[:k])
 
-    def state_dict(self) -> dict:
-        "Where the schedule stands (store it in checkpoints)."
-        return {"epoch": self.epoch, "progress": self.progress, "seed": self.seed, "n": len(self.order),
-                "fingerprint": self._fingerprint(), "config": asdict(self.cfg)}
+# %% ../nbs/21_curriculum.ipynb #curr0004
+@patch
+def _batches(self:CurriculumBatchSampler) -> list:
+    idx = self.pool_indices()
+    inner = BucketBatchSampler(self.lengths[idx], self.bs, self.shuffle, self.seed, self.pool, self.drop_last,
+                               self.num_replicas, self.rank)
+    inner.set_epoch(self.epoch)
+    return [idx[b].tolist() for b in inner._batches()]
 
-    def load_state_dict(self, state:dict):
-        "Continue the schedule saved by `state_dict` (same lines, scores, seed and config, or `ValueError`)."
-        if state["n"] != len(self.order) or state["fingerprint"] != self._fingerprint():
-            raise ValueError(f"the saved curriculum was built on other lines or difficulty scores ({state['n']} lines, "
-                             f"now {len(self.order)}); rebuild the sampler on the same data to resume")
-        if state["seed"] != self.seed:
-            raise ValueError(f"the saved curriculum used seed {state['seed']}, this sampler {self.seed}")
-        saved = CurriculumConfig(**state["config"])
-        if saved != self.cfg:
-            raise ValueError(f"the saved curriculum config differs from this one: {saved} vs {self.cfg}")
-        self.epoch, self.progress = int(state["epoch"]), float(state["progress"])
+# %% ../nbs/21_curriculum.ipynb #curr0005
+@patch
+def _fingerprint(self:CurriculumBatchSampler) -> str:
+    h = hashlib.sha256(self.order.astype(np.int64).tobytes())
+    h.update(self.lengths.astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/21_curriculum.ipynb #curr0006
+@patch
+def state_dict(self:CurriculumBatchSampler) -> dict:
+    "Where the schedule stands (store it in checkpoints)."
+    return {"epoch": self.epoch, "progress": self.progress, "seed": self.seed, "n": len(self.order),
+            "fingerprint": self._fingerprint(), "config": asdict(self.cfg)}
+
+# %% ../nbs/21_curriculum.ipynb #curr0007
+@patch
+def load_state_dict(self:CurriculumBatchSampler, state:dict):
+    "Continue the schedule saved by `state_dict` (same lines, scores, seed and config, or `ValueError`)."
+    if state["n"] != len(self.order) or state["fingerprint"] != self._fingerprint():
+        raise ValueError(f"the saved curriculum was built on other lines or difficulty scores ({state['n']} lines, "
+                         f"now {len(self.order)}); rebuild the sampler on the same data to resume")
+    if state["seed"] != self.seed:
+        raise ValueError(f"the saved curriculum used seed {state['seed']}, this sampler {self.seed}")
+    saved = CurriculumConfig(**state["config"])
+    if saved != self.cfg:
+        raise ValueError(f"the saved curriculum config differs from this one: {saved} vs {self.cfg}")
+    self.epoch, self.progress = int(state["epoch"]), float(state["progress"])
 
 # %% ../nbs/21_curriculum.ipynb #a2c10ba4
 def make_curriculum_loader(ds:LineDataset,

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 import numpy as np
 from PIL import Image
+from fastcore.basics import patch
 from .core import DataError, Report, Line, atomic_write_text, atomic_write_bytes
 from .images import check_image, load_image, parquet_address, polygon_address, polygon_box
 from .normalise import IAMNorm, RimesNorm, BenthamNorm, FolderNorm, norm_options
@@ -36,64 +37,74 @@ class _Reading:
         self.report, self.strict = Report(source), strict
         self.lines, self.ids, self.problems, self.sizes = [], {}, {}, {}
 
-    def skip(self, reason:str, where, problem:bool=True):
-        "Count one skipped line; a data `problem` raises instead when strict."
-        if problem and self.strict:
-            raise DataError(
-                where, f"{reason} (strict=True stops at the first problem; strict=False skips and counts it)"
-            )
-        self.report.skip(reason, where)
+# %% ../nbs/04_readers.ipynb #_rea0000
+@patch
+def skip(self:_Reading, reason:str, where, problem:bool=True):
+    "Count one skipped line; a data `problem` raises instead when strict."
+    if problem and self.strict:
+        raise DataError(
+            where, f"{reason} (strict=True stops at the first problem; strict=False skips and counts it)"
+        )
+    self.report.skip(reason, where)
 
-    def new_id(self, id:str, where) -> bool:
-        "True the first time `id` is seen; later times are counted as duplicates, naming both places."
-        if id in self.ids:
-            self.skip("duplicate id", f"{id} in {where} (first in {self.ids[id]})")
-            return False
-        self.ids[id] = where
-        return True
-
-    def image_ok(self, path) -> bool:
-        "Whether the image at `path` passes the check (checked once per file); failures are counted."
-        if self.mode is None:
-            return True
-        key = str(path)
-        if key not in self.problems:
-            try:
-                if self.mode == "full":
-                    h, w = load_image(path).shape
-                    self.sizes[key] = (w, h)
-                else:
-                    self.sizes[key] = check_image(path)
-                self.problems[key] = None
-            except DataError as e:
-                self.problems[key] = e.problem
-        problem = self.problems[key]
-        if problem is None:
-            return True
-        if self.strict:
-            raise DataError(path, problem)
-        if problem == "image file not found" or problem.startswith("image file is empty"):
-            self.skip(problem, path)
-        else:
-            self.skip("image unreadable", f"{path} ({problem})")
+# %% ../nbs/04_readers.ipynb #_rea0001
+@patch
+def new_id(self:_Reading, id:str, where) -> bool:
+    "True the first time `id` is seen; later times are counted as duplicates, naming both places."
+    if id in self.ids:
+        self.skip("duplicate id", f"{id} in {where} (first in {self.ids[id]})")
         return False
+    self.ids[id] = where
+    return True
 
-    def add(self, line:Line): self.lines.append(line)
+# %% ../nbs/04_readers.ipynb #_rea0002
+@patch
+def image_ok(self:_Reading, path) -> bool:
+    "Whether the image at `path` passes the check (checked once per file); failures are counted."
+    if self.mode is None:
+        return True
+    key = str(path)
+    if key not in self.problems:
+        try:
+            if self.mode == "full":
+                h, w = load_image(path).shape
+                self.sizes[key] = (w, h)
+            else:
+                self.sizes[key] = check_image(path)
+            self.problems[key] = None
+        except DataError as e:
+            self.problems[key] = e.problem
+    problem = self.problems[key]
+    if problem is None:
+        return True
+    if self.strict:
+        raise DataError(path, problem)
+    if problem == "image file not found" or problem.startswith("image file is empty"):
+        self.skip(problem, path)
+    else:
+        self.skip("image unreadable", f"{path} ({problem})")
+    return False
 
-    def finish(self, root, counts_key:tuple|None=None, check_counts:bool=True, uncounted:set=frozenset()) -> tuple:
-        ("`(lines, report)`, after the empty-dataset check and, when asked, the published-count check (ids in "
-         "`uncounted` left out).")
-        self.report.kept = len(self.lines)
-        self.report.counts_key = counts_key  # the published counts that apply (`published_counts`), checked or not
-        self.report.counted = Counter(l.split for l in self.lines if l.id not in uncounted)
-        if not self.lines:
-            e = DataError(root, f"no usable lines: {summary(self.report)}")
-            e.report = self.report
-            raise e
-        if check_counts and counts_key:
-            counted = [l for l in self.lines if l.id not in uncounted]
-            check_published_counts(counted, *counts_key, where=root, report=self.report)
-        return self.lines, self.report
+# %% ../nbs/04_readers.ipynb #_rea0003
+@patch
+def add(self:_Reading, line:Line): self.lines.append(line)
+
+# %% ../nbs/04_readers.ipynb #_rea0004
+@patch
+def finish(self:_Reading, root, counts_key:tuple|None=None, check_counts:bool=True, uncounted:set=frozenset()) -> tuple:
+    ("`(lines, report)`, after the empty-dataset check and, when asked, the published-count check (ids in "
+     "`uncounted` left out).")
+    self.report.kept = len(self.lines)
+    self.report.counts_key = counts_key  # the published counts that apply (`published_counts`), checked or not
+    self.report.counted = Counter(l.split for l in self.lines if l.id not in uncounted)
+    if not self.lines:
+        e = DataError(root, f"no usable lines: {summary(self.report)}")
+        e.report = self.report
+        raise e
+    if check_counts and counts_key:
+        counted = [l for l in self.lines if l.id not in uncounted]
+        check_published_counts(counted, *counts_key, where=root, report=self.report)
+    return self.lines, self.report
 
 # %% ../nbs/04_readers.ipynb #caaae143
 def summary(report:Report) -> str:

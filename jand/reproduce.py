@@ -323,65 +323,76 @@ class Lab:
         self.seeds = s.seeds if s.seeds is not None else self.profile.seeds
         self.datasets = datasets(s.data_root, s.data_options)
 
-    @property
-    def main_data(self) -> str:
-        ("The data spec of the main runs: every real corpus found, plus the synthetic mix (stand-in for the missing "
-         "ones).")
-        real = [d.spec for d in self.datasets if not d.stand_in]
-        return "+".join(real + ["synth"])
-
-    def render(self, spec:str) -> list:
-        ("Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused); returns their "
-         "folders.")
-        from jand.sources import parse_data_spec, synth_config
-        from jand.synth import render_cache
-        base = self.config().synth
-        return [render_cache(synth_config(s, base), self.corpora, workers=self.profile.workers)
-                for s in parse_data_spec(spec) if s.kind == "synth"]
-
-    def bundle(self, spec:str|None=None):
-        "The data of `spec` (default: `main_data`) at this profile's synthetic sizes, read from the rendered copies."
-        from jand.sources import open_data
-        self.render(spec or self.main_data)
-        return open_data(spec or self.main_data, synth=self.config().synth, synth_cache=self.corpora)
-
     def __repr__(self): return f"Lab({self.profile.name!r}, runs={str(self.runs)!r}, results={str(self.results)!r})"
 
-    def steps(self, model:str="teacher", budget:str|int="main") -> int:
-        "The step budget `main` (of `model`), `short`, or a number of steps — scaled by the lab's `budget`."
-        p = self.profile
-        named = {"main": p.teacher_steps if model == "teacher" else p.student_steps, "short": p.short_steps}
-        if isinstance(budget, str) and budget not in named:
-            raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
-        return max(1, round(named.get(budget, budget) * self.budget))
+# %% ../nbs/45_reproduce.ipynb #lab0000
+@patch(as_prop=True)
+def main_data(self:Lab) -> str:
+    ("The data spec of the main runs: every real corpus found, plus the synthetic mix (stand-in for the missing "
+     "ones).")
+    real = [d.spec for d in self.datasets if not d.stand_in]
+    return "+".join(real + ["synth"])
 
-    def config(self, model:str="teacher", budget:str|int="main", **options):
-        "The `TrainConfig` of a run: profile sizes, then `RECIPE`, then `options`."
-        from jand.training import TrainConfig
-        p = self.profile
-        base = dict(
-            data=self.main_data,
-            model=model,
-            steps=self.steps(model, budget),
-            val_every=p.val_every,
-            height=p.height,
-            synth_train=p.synth_train,
-            synth_val=p.synth_val,
-            synth_test=p.synth_test,
-            synth_min_chars=p.min_chars,
-            synth_max_chars=p.max_chars,
-            synth_cache=str(self.corpora),
-            val_lines=p.val_lines,
-            patience=p.patience,
-            augment=p.augment,
-            cap_minutes=p.cap_minutes,
-            device=self.device,
-            progress_bar=not self.quiet,
-            log_every=50,
-        )
-        return TrainConfig(**{**base, **RECIPE, **options})
+# %% ../nbs/45_reproduce.ipynb #lab0001
+@patch
+def render(self:Lab, spec:str) -> list:
+    ("Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused); returns their "
+     "folders.")
+    from jand.sources import parse_data_spec, synth_config
+    from jand.synth import render_cache
+    base = self.config().synth
+    return [render_cache(synth_config(s, base), self.corpora, workers=self.profile.workers)
+            for s in parse_data_spec(spec) if s.kind == "synth"]
 
-    def run_folder(self, cfg) -> Path: return self.runs / f"{cfg.model}-{config_key(cfg)}"
+# %% ../nbs/45_reproduce.ipynb #lab0002
+@patch
+def bundle(self:Lab, spec:str|None=None):
+    "The data of `spec` (default: `main_data`) at this profile's synthetic sizes, read from the rendered copies."
+    from jand.sources import open_data
+    self.render(spec or self.main_data)
+    return open_data(spec or self.main_data, synth=self.config().synth, synth_cache=self.corpora)
+
+# %% ../nbs/45_reproduce.ipynb #lab0003
+@patch
+def steps(self:Lab, model:str="teacher", budget:str|int="main") -> int:
+    "The step budget `main` (of `model`), `short`, or a number of steps — scaled by the lab's `budget`."
+    p = self.profile
+    named = {"main": p.teacher_steps if model == "teacher" else p.student_steps, "short": p.short_steps}
+    if isinstance(budget, str) and budget not in named:
+        raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
+    return max(1, round(named.get(budget, budget) * self.budget))
+
+# %% ../nbs/45_reproduce.ipynb #lab0004
+@patch
+def config(self:Lab, model:str="teacher", budget:str|int="main", **options):
+    "The `TrainConfig` of a run: profile sizes, then `RECIPE`, then `options`."
+    from jand.training import TrainConfig
+    p = self.profile
+    base = dict(
+        data=self.main_data,
+        model=model,
+        steps=self.steps(model, budget),
+        val_every=p.val_every,
+        height=p.height,
+        synth_train=p.synth_train,
+        synth_val=p.synth_val,
+        synth_test=p.synth_test,
+        synth_min_chars=p.min_chars,
+        synth_max_chars=p.max_chars,
+        synth_cache=str(self.corpora),
+        val_lines=p.val_lines,
+        patience=p.patience,
+        augment=p.augment,
+        cap_minutes=p.cap_minutes,
+        device=self.device,
+        progress_bar=not self.quiet,
+        log_every=50,
+    )
+    return TrainConfig(**{**base, **RECIPE, **options})
+
+# %% ../nbs/45_reproduce.ipynb #lab0005
+@patch
+def run_folder(self:Lab, cfg) -> Path: return self.runs / f"{cfg.model}-{config_key(cfg)}"
 
 # %% ../nbs/45_reproduce.ipynb #1ab00002
 def _describe(cfg) -> str:

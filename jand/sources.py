@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 import numpy as np
 from torch.utils.data import Sampler
+from fastcore.basics import patch
 from .core import DataError, Line, Report
 from .charset import Charset
 from .images import check_image, polygon_box, split_polygon
@@ -313,124 +314,147 @@ class DataBundle:
         self._loader = LineLoader(by_source)
         self._disk = self._rename(disk)
 
-    def _rename(self, disk:dict) -> dict:
-        "Corpus lines with their source name, ids prefixed by it where they could clash (see above)."
-        synth_ids = tuple(f"synth{c.cfg.seed}_" for c in self._synth.values())
-        seen, out = set(), {}
-        for s in self.specs:
-            if s.kind == "synth":
-                continue
-            ids = [l.id for l in disk[s.name]]
-            prefix = f"{s.name}/" if seen.intersection(ids) or any(i.startswith(synth_ids) for i in ids) else ""
-            new = {prefix + i for i in ids}
-            if seen & new:
-                raise DataError(
-                    s.name, f"line ids clash with another source even after prefixing, e.g. {sorted(seen & new)[0]!r}"
-                )
-            seen |= new
-            out[s.name] = [replace(l, source=s.name, id=prefix + l.id) for l in disk[s.name]]
-        return out
-
-    @property
-    def spec(self) -> str: return format_data_spec(self.specs)
     def __repr__(self): return f"DataBundle({self.spec!r}, domains={self.domains})"
 
-    @property
-    def load(self) -> LineLoader:
-        "Line → uint8 image: `bundle.load(line)`; a small picklable object to pass as `LineDataset(load=bundle.load)`."
-        return self._loader
-
-    def lines(self, split:str) -> list:
-        "The lines of `split` from every source, in spec order (listed once, then cached)."
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if split not in self._cache:
-            out = []
-            for s in self.specs:
-                if s.kind != "synth":
-                    out += [l for l in self._disk[s.name] if l.split == split]
-                    continue
-                for l in self._synth[s.name].lines(split):
-                    ls = self._line_source[(s.name, l.source.removeprefix("synth-"))]
-                    out.append(l if ls == l.source else replace(l, source=ls))
-            if len({l.id for l in out}) != len(out):
-                raise DataError(self.spec, f"duplicate line ids in the {split} split")
-            self._cache[split] = out
-        return LineList.of(self._cache[split], "" if self._cache[split] else self.why_empty(split))
-
-    def why_empty(self, split:str) -> str:
-        "Why `split` has no line: per source, its lines in the other splits and what its reader kept and skipped."
-        parts = []
-        for s in self.specs:
-            n = ({sp: self._synth[s.name].cfg.size(sp) for sp in SPLITS} if s.kind == "synth"
-                 else Counter(l.split for l in self._disk[s.name]))
-            others = ", ".join(f"{sp} {n.get(sp, 0)}" for sp in SPLITS if sp != split)
-            parts.append(f"{s.name} has no {split} lines ({others}); its reader: "
-                         f"{report_summary(self.reports[s.name])}")
-        return "; ".join(parts)
-
-    def charset(self) -> Charset:
-        "The unified charset: every character of every split of every source (PAPER.md F8)."
-        if self._charset is None:
-            self._charset = Charset.from_texts(l.text for sp in SPLITS for l in self.lines(sp))
-        return self._charset
-
-    def _spec_index(self, line:Line) -> int:
-        k = self._owner.get(line.source)
-        if k is None:
+# %% ../nbs/05a_sources.ipynb #data0000
+@patch
+def _rename(self:DataBundle, disk:dict) -> dict:
+    "Corpus lines with their source name, ids prefixed by it where they could clash (see above)."
+    synth_ids = tuple(f"synth{c.cfg.seed}_" for c in self._synth.values())
+    seen, out = set(), {}
+    for s in self.specs:
+        if s.kind == "synth":
+            continue
+        ids = [l.id for l in disk[s.name]]
+        prefix = f"{s.name}/" if seen.intersection(ids) or any(i.startswith(synth_ids) for i in ids) else ""
+        new = {prefix + i for i in ids}
+        if seen & new:
             raise DataError(
-                line.id,
-                f"line of source {line.source!r}, which is not a source of this bundle ({', '.join(self.domains)})",
+                s.name, f"line ids clash with another source even after prefixing, e.g. {sorted(seen & new)[0]!r}"
             )
-        return k
+        seen |= new
+        out[s.name] = [replace(l, source=s.name, id=prefix + l.id) for l in disk[s.name]]
+    return out
 
-    def source_of(self, line:Line) -> SourceSpec:
-        "The spec source a line of this bundle comes from."
-        return self.specs[self._spec_index(line)]
+# %% ../nbs/05a_sources.ipynb #data0001
+@patch(as_prop=True)
+def spec(self:DataBundle) -> str: return format_data_spec(self.specs)
 
-    def domain_index(self, line:Line) -> int:
-        "The dataset-id label of `line`: the position of its source in `domains`."
-        self._spec_index(line)  # a clear error for a foreign line
-        return self._domain_index[line.source]
+# %% ../nbs/05a_sources.ipynb #data0002
+@patch(as_prop=True)
+def load(self:DataBundle) -> LineLoader:
+    "Line → uint8 image: `bundle.load(line)`; a small picklable object to pass as `LineDataset(load=bundle.load)`."
+    return self._loader
 
-    def weights(self, lines:Sequence[Line]) -> np.ndarray:
-        "Per-line sampling weights (sum 1): each source's lines share its weight, normalised over the sources present."
-        owner = [self._spec_index(l) for l in lines]
-        n = Counter(owner)
-        total = sum(self.specs[k].weight for k in n)
-        return np.array([self.specs[k].weight / total / n[k] for k in owner], dtype=np.float64)
-
-    def describe(self) -> dict:
-        ("Lines per split of every line source (`domains` order), with its spec source and that source's normalised "
-         "weight.")
-        total = sum(s.weight for s in self.specs)
-        rows = {
-            d: {
-                "source": self.specs[self._owner[d]].name,
-                "weight": round(self.specs[self._owner[d]].weight / total, 4),
-                **{sp: 0 for sp in SPLITS},
-            }
-            for d in self.domains
-        }
-        for sp in SPLITS:
-            for l in self.lines(sp):
-                rows[l.source][sp] += 1
-        return rows
-
-    def summary(self) -> str:
-        "A printable account: per source its weight, lines per split and what its reader kept and skipped."
-        desc, out = self.describe(), [f"data: {self.spec}"]
+# %% ../nbs/05a_sources.ipynb #data0003
+@patch
+def lines(self:DataBundle, split:str) -> list:
+    "The lines of `split` from every source, in spec order (listed once, then cached)."
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in self._cache:
+        out = []
         for s in self.specs:
-            rows = {d: r for d, r in desc.items() if r["source"] == s.name}
-            n = {sp: sum(r[sp] for r in rows.values()) for sp in SPLITS}
-            w = next(iter(rows.values()))["weight"]
-            out.append(f"  {s.name:<14} weight {w:<6} " + "  ".join(f"{sp} {n[sp]:>6}" for sp in SPLITS)
-                       + f"   {report_summary(self.reports[s.name])}")
-            if s.kind == "synth" and len(rows) > 1:
-                out += [
-                    f"    {d:<12} {'':13}" + "  ".join(f"{sp} {r[sp]:>6}" for sp in SPLITS) for d, r in rows.items()
-                ]
-        return "\n".join(out)
+            if s.kind != "synth":
+                out += [l for l in self._disk[s.name] if l.split == split]
+                continue
+            for l in self._synth[s.name].lines(split):
+                ls = self._line_source[(s.name, l.source.removeprefix("synth-"))]
+                out.append(l if ls == l.source else replace(l, source=ls))
+        if len({l.id for l in out}) != len(out):
+            raise DataError(self.spec, f"duplicate line ids in the {split} split")
+        self._cache[split] = out
+    return LineList.of(self._cache[split], "" if self._cache[split] else self.why_empty(split))
+
+# %% ../nbs/05a_sources.ipynb #data0004
+@patch
+def why_empty(self:DataBundle, split:str) -> str:
+    "Why `split` has no line: per source, its lines in the other splits and what its reader kept and skipped."
+    parts = []
+    for s in self.specs:
+        n = ({sp: self._synth[s.name].cfg.size(sp) for sp in SPLITS} if s.kind == "synth"
+             else Counter(l.split for l in self._disk[s.name]))
+        others = ", ".join(f"{sp} {n.get(sp, 0)}" for sp in SPLITS if sp != split)
+        parts.append(f"{s.name} has no {split} lines ({others}); its reader: "
+                     f"{report_summary(self.reports[s.name])}")
+    return "; ".join(parts)
+
+# %% ../nbs/05a_sources.ipynb #data0005
+@patch
+def charset(self:DataBundle) -> Charset:
+    "The unified charset: every character of every split of every source (PAPER.md F8)."
+    if self._charset is None:
+        self._charset = Charset.from_texts(l.text for sp in SPLITS for l in self.lines(sp))
+    return self._charset
+
+# %% ../nbs/05a_sources.ipynb #data0006
+@patch
+def _spec_index(self:DataBundle, line:Line) -> int:
+    k = self._owner.get(line.source)
+    if k is None:
+        raise DataError(
+            line.id,
+            f"line of source {line.source!r}, which is not a source of this bundle ({', '.join(self.domains)})",
+        )
+    return k
+
+# %% ../nbs/05a_sources.ipynb #data0007
+@patch
+def source_of(self:DataBundle, line:Line) -> SourceSpec:
+    "The spec source a line of this bundle comes from."
+    return self.specs[self._spec_index(line)]
+
+# %% ../nbs/05a_sources.ipynb #data0008
+@patch
+def domain_index(self:DataBundle, line:Line) -> int:
+    "The dataset-id label of `line`: the position of its source in `domains`."
+    self._spec_index(line)  # a clear error for a foreign line
+    return self._domain_index[line.source]
+
+# %% ../nbs/05a_sources.ipynb #data0009
+@patch
+def weights(self:DataBundle, lines:Sequence[Line]) -> np.ndarray:
+    "Per-line sampling weights (sum 1): each source's lines share its weight, normalised over the sources present."
+    owner = [self._spec_index(l) for l in lines]
+    n = Counter(owner)
+    total = sum(self.specs[k].weight for k in n)
+    return np.array([self.specs[k].weight / total / n[k] for k in owner], dtype=np.float64)
+
+# %% ../nbs/05a_sources.ipynb #data0010
+@patch
+def describe(self:DataBundle) -> dict:
+    ("Lines per split of every line source (`domains` order), with its spec source and that source's normalised "
+     "weight.")
+    total = sum(s.weight for s in self.specs)
+    rows = {
+        d: {
+            "source": self.specs[self._owner[d]].name,
+            "weight": round(self.specs[self._owner[d]].weight / total, 4),
+            **{sp: 0 for sp in SPLITS},
+        }
+        for d in self.domains
+    }
+    for sp in SPLITS:
+        for l in self.lines(sp):
+            rows[l.source][sp] += 1
+    return rows
+
+# %% ../nbs/05a_sources.ipynb #data0011
+@patch
+def summary(self:DataBundle) -> str:
+    "A printable account: per source its weight, lines per split and what its reader kept and skipped."
+    desc, out = self.describe(), [f"data: {self.spec}"]
+    for s in self.specs:
+        rows = {d: r for d, r in desc.items() if r["source"] == s.name}
+        n = {sp: sum(r[sp] for r in rows.values()) for sp in SPLITS}
+        w = next(iter(rows.values()))["weight"]
+        out.append(f"  {s.name:<14} weight {w:<6} " + "  ".join(f"{sp} {n[sp]:>6}" for sp in SPLITS)
+                   + f"   {report_summary(self.reports[s.name])}")
+        if s.kind == "synth" and len(rows) > 1:
+            out += [
+                f"    {d:<12} {'':13}" + "  ".join(f"{sp} {r[sp]:>6}" for sp in SPLITS) for d, r in rows.items()
+            ]
+    return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #078f7fda
 def _reader_options(specs:list, options:dict|None) -> dict:

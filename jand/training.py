@@ -117,21 +117,30 @@ class TrainConfig:
             raise ValueError("kd_offline needs a teacher, augment=False (the cached views) and kd_feature=0")
         KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)  # validates the KD options
 
-    def to_dict(self) -> dict: return asdict(self)
-    @classmethod
-    def from_dict(cls, d:dict) -> TrainConfig: return dataclass_from_dict(cls, d)
+# %% ../nbs/22_training.ipynb #trai0000
+@patch
+def to_dict(self:TrainConfig) -> dict: return asdict(self)
 
-    @property
-    def kd(self) -> KDConfig: return KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)
-    @property
-    def synth(self) -> SynthConfig:
-        text = TextConfig(min_chars=self.synth_min_chars, max_chars=self.synth_max_chars)
-        return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test,
-                           height=self.height, text=text)
+# %% ../nbs/22_training.ipynb #trai0001
+@patch(cls_method=True)
+def from_dict(cls:TrainConfig, d:dict) -> TrainConfig: return dataclass_from_dict(cls, d)
 
-    def bundle(self) -> DataBundle:
-        "The run's data, opened as the trainer opens it (rendered synthetic copies read when `synth_cache` has them)."
-        return open_data(self.data, synth=self.synth, synth_cache=self.synth_cache)
+# %% ../nbs/22_training.ipynb #trai0002
+@patch(as_prop=True)
+def kd(self:TrainConfig) -> KDConfig: return KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)
+
+# %% ../nbs/22_training.ipynb #trai0003
+@patch(as_prop=True)
+def synth(self:TrainConfig) -> SynthConfig:
+    text = TextConfig(min_chars=self.synth_min_chars, max_chars=self.synth_max_chars)
+    return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test,
+                       height=self.height, text=text)
+
+# %% ../nbs/22_training.ipynb #trai0004
+@patch
+def bundle(self:TrainConfig) -> DataBundle:
+    "The run's data, opened as the trainer opens it (rendered synthetic copies read when `synth_cache` has them)."
+    return open_data(self.data, synth=self.synth, synth_cache=self.synth_cache)
 
 # %% ../nbs/22_training.ipynb #9a3e0002
 PRESETS = {  # name → TrainConfig options (`jand train --preset NAME`; options given explicitly win)
