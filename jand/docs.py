@@ -16,7 +16,7 @@ from .core import Report, atomic_write_text
 __all__ = ['RESULTS_PAGE', 'page_name', 'reading_order', 'directives', 'strip_directives', 'title_cell', 'exported_names',
            'resolve', 'signature', 'md2html', 'param_table', 'anchor', 'api_entry', 'reader_notebook', 'render_body',
            'rewrite_links', 'link_code_refs', 'unique_heading_ids', 'Page', 'sidebar', 'page_html', 'stylesheet',
-           'results_body', 'Site', 'project_root', 'experiment_pages', 'build_site']
+           'results_body', 'Site', 'project_root', 'experiment_pages', 'notebook_page', 'experiment_page', 'build_site']
 
 # %% ../nbs/95_docs.ipynb #790925f1
 def page_name(nb) -> str:
@@ -613,7 +613,85 @@ def _default_exp(nb) -> str|None:
             return directives(c.source)["default_exp"].split()[0]
     return None
 
-# %% ../nbs/95_docs.ipynb #1cbffe85
+# %% ../nbs/95_docs.ipynb #b5e00001
+def _site_folders(out, nbs, results) -> tuple:
+    "`(root, nbs, out, results)` with the project's defaults; refuses an `out` that would replace the sources."
+    nbs = Path(nbs) if nbs is not None else project_root() / "nbs"
+    root = nbs.resolve().parent
+    out = Path(out) if out is not None else root / "_site"
+    results = Path(results) if results is not None else root / "results"
+    if out.resolve() in (root, nbs.resolve(), results.resolve(), *nbs.resolve().parents, *results.resolve().parents):
+        raise ValueError(f"refusing to replace {out}: it holds the notebooks, results or project")
+    return root, nbs, out, results
+
+def _page_names(paths:list, experiments:list) -> dict:
+    "Notebook file name → page name, for the library notebooks and the experiments; names must not collide."
+    names = {p.name: page_name(p) for p in paths} | {src.name: name for src, _, name in experiments}
+    if len(set(names.values())) != len(names) or RESULTS_PAGE in names.values():
+        raise ValueError(
+            f"page names collide (with each other or {RESULTS_PAGE}): {sorted(names.items(), key=lambda kv: kv[1])}"
+        )
+    return names
+
+# %% ../nbs/95_docs.ipynb #b5e10001
+def notebook_page(path:Path, name:str, root:Path, lib:str, report:Report) -> tuple:
+    "`(Page, module name)` of a library notebook: its cells, outputs and API entries (from its imported module)."
+    nb = nbformat.read(path, as_version=4)
+    mod_name, module = _default_exp(nb), None
+    if mod_name:
+        try:
+            module = importlib.import_module(f"{lib}.{mod_name}")
+        except Exception as e:
+            report.skip("module does not import", f"{path.name}: {mod_name} ({e})")
+    _, title, summary, _ = title_cell(nb)
+    m = re.match(r"^(\d+[a-z]*)_", path.name)
+    body = render_body(reader_notebook(nb, module, report, path.name))
+    return Page(name, title or path.stem, summary, path.resolve().relative_to(root).as_posix(), body,
+                m.group(1) if m else ""), mod_name
+
+def experiment_page(src:Path, shown:Path, name:str, root:Path, report:Report) -> Page:
+    "The page of an experiment notebook, rendered from its executed copy `shown` when there is one."
+    nb = nbformat.read(shown, as_version=4)
+    _, title, summary, _ = title_cell(nb)
+    where = shown.resolve().relative_to(root).as_posix() if shown.resolve().is_relative_to(root) else shown.name
+    return Page(name, title or src.stem, summary, where, render_body(reader_notebook(nb, None, report, src.name)),
+                "E" + src.name.split("_", 1)[0].lstrip("0"))
+
+# %% ../nbs/95_docs.ipynb #b5e20001
+def _anchors(pages:list, mods:list, lib:str) -> dict:
+    "Qualified name (and unambiguous bare name) → the page and anchor of its API entry."
+    anchors, found = {}, {}
+    for pg, mod in zip(pages, mods):
+        if mod:
+            anchors[f"{lib}.{mod}"] = pg.name
+        for a, qual in re.findall(r'<section class="api[^"]*" id="([^"]+)" data-qualname="([^"]+)"', pg.body):
+            url, qual = f"{pg.name}#{html.unescape(a)}", html.unescape(qual)
+            if mod:
+                anchors[f"{lib}.{mod}.{qual}"] = url
+            found.setdefault(qual, set()).add(url)
+    return anchors | {q: next(iter(urls)) for q, urls in found.items() if len(urls) == 1}
+
+def _write_site(tmp:Path, pages:list, anchors:dict, project:dict, nbs:Path, root:Path, names:dict, report:Report):
+    "Link every page (headings, code references, links and images), then write the pages and the style into `tmp`."
+    for pg in pages:
+        pg.body = unique_heading_ids(pg.body, set(re.findall(r'<section class="api[^"]*" id="([^"]+)"', pg.body)))
+        pg.body = link_code_refs(pg.body, anchors)
+        pg.body = rewrite_links(pg.body, nbs, root, tmp, names, report, pg.source or pg.name)
+    for pg in pages:
+        atomic_write_text(tmp / pg.name, page_html(pg, pages, project))
+    atomic_write_text(tmp / "style.css", stylesheet())
+    atomic_write_text(tmp / ".nojekyll", "")  # GitHub Pages: serve the folder as it is
+    for f in tmp.rglob("*"):
+        os.chmod(f, 0o755 if f.is_dir() else 0o644)  # atomic writes make private files
+
+def _print_site(site:Site):
+    print(f"docs: {len(site.pages)} pages written to {site.out} in {site.seconds:.1f} s")
+    for reason, n in site.report.skipped.items():
+        print(f"  problem: {reason}: {n} (e.g. {'; '.join(site.report.examples.get(reason, []))})")
+    for reason, n in site.report.changed.items():
+        print(f"  warning: {reason}: {n} (e.g. {'; '.join(site.report.examples.get(reason, []))})")
+
+# %% ../nbs/95_docs.ipynb #b5e30001
 def build_site(out=None, # The site folder, replaced whole; default `_site/` in the project root
                nbs=None, # The notebooks; default `nbs/` in the project root
                results=None, # The `*.md` results tables; default `results/` in the project root
@@ -622,103 +700,30 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
                executed=None, # Executed experiment notebooks (default `runs/reproduce/quick/notebooks` when it exists)
               ) -> Site:
     "Build the documentation site without Quarto: a page per notebook, API entries, sidebar, results page."
-    t0, root = time.time(), project_root()
-    nbs = Path(nbs) if nbs is not None else root / "nbs"
-    root = nbs.resolve().parent
-    out = Path(out) if out is not None else root / "_site"
-    results = Path(results) if results is not None else root / "results"
-    if out.resolve() in (root, nbs.resolve(), results.resolve(), *nbs.resolve().parents, *results.resolve().parents):
-        raise ValueError(f"refusing to replace {out}: it holds the notebooks, results or project")
+    t0 = time.time()
+    root, nbs, out, results = _site_folders(out, nbs, results)
     project, report = _project(root), Report(f"docs:{nbs}")
     paths = [p for p in reading_order(nbs) if only is None or p.name in only or p.stem == "index"]
     if not paths:
         raise ValueError(f"no notebooks in {nbs}")
-    experiments = (
-        experiment_pages(nbs, executed if executed is not None else root / "runs" / "reproduce" / "quick" / "notebooks")
-        if only is None
-        else []
-    )
+    shown = executed if executed is not None else root / "runs" / "reproduce" / "quick" / "notebooks"
+    experiments = experiment_pages(nbs, shown) if only is None else []
+    names = _page_names(paths, experiments)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         os.chmod(tmp, 0o755)
-        pages, names, mods = (
-            [],
-            {p.name: page_name(p) for p in paths} | {src.name: name for src, _, name in experiments},
-            {},
-        )
-        if len(set(names.values())) != len(names) or RESULTS_PAGE in names.values():
-            raise ValueError(
-                f"page names collide (with each other or {RESULTS_PAGE}): {sorted(names.items(), key=lambda kv: kv[1])}"
-            )
-        for p in paths:
-            nb = nbformat.read(p, as_version=4)
-            mod_name = mods[p.name] = _default_exp(nb)
-            module = None
-            if mod_name:
-                try:
-                    module = importlib.import_module(f"{project['lib']}.{mod_name}")
-                except Exception as e:
-                    report.skip("module does not import", f"{p.name}: {mod_name} ({e})")
-            _, title, summary, _ = title_cell(nb)
-            m = re.match(r"^(\d+[a-z]*)_", p.name)
-            body = render_body(reader_notebook(nb, module, report, p.name))
-            pages.append(Page(names[p.name], title or p.stem, summary, p.resolve().relative_to(root).as_posix(),
-                              body, m.group(1) if m else ""))
-        for src, shown, name in experiments:
-            nb = nbformat.read(shown, as_version=4)
-            _, title, summary, _ = title_cell(nb)
-            where = shown.resolve().relative_to(root).as_posix() if shown.resolve().is_relative_to(root) else shown.name
-            pages.append(
-                Page(
-                    name,
-                    title or src.stem,
-                    summary,
-                    where,
-                    render_body(reader_notebook(nb, None, report, src.name)),
-                    "E" + src.name.split("_", 1)[0].lstrip("0"),
-                )
-            )
-        pages.append(
-            Page(
-                RESULTS_PAGE,
-                "Results tables",
-                "Every table in `results/`: the paper's numbers beside ours, with how each was made.",
-                "results/*.md",
-                results_body(results, tmp, report),
-            )
-        )
-        anchors, found = {}, {}
-        for p, pg in zip(paths, pages):
-            mod = mods[p.name]
-            if mod:
-                anchors[f"{project['lib']}.{mod}"] = pg.name
-            for a, qual in re.findall(r'<section class="api[^"]*" id="([^"]+)" data-qualname="([^"]+)"', pg.body):
-                url, qual = f"{pg.name}#{html.unescape(a)}", html.unescape(qual)
-                if mod:
-                    anchors[f"{project['lib']}.{mod}.{qual}"] = url
-                found.setdefault(qual, set()).add(url)
-        # bare names: unambiguous only
-        anchors.update({q: next(iter(urls)) for q, urls in found.items() if len(urls) == 1})
-        for pg in pages:
-            pg.body = unique_heading_ids(pg.body, set(re.findall(r'<section class="api[^"]*" id="([^"]+)"', pg.body)))
-            pg.body = link_code_refs(pg.body, anchors)
-            pg.body = rewrite_links(pg.body, nbs, root, tmp, names, report, pg.source or pg.name)
-        for pg in pages:
-            atomic_write_text(tmp / pg.name, page_html(pg, pages, project))
-        atomic_write_text(tmp / "style.css", stylesheet())
-        atomic_write_text(tmp / ".nojekyll", "")  # GitHub Pages: serve the folder as it is
-        for f in tmp.rglob("*"):
-            os.chmod(f, 0o755 if f.is_dir() else 0o644)  # atomic writes make private files
+        pages, mods = map(list, zip(*[notebook_page(p, names[p.name], root, project["lib"], report) for p in paths]))
+        pages += [experiment_page(src, shown_nb, name, root, report) for src, shown_nb, name in experiments]
+        pages.append(Page(RESULTS_PAGE, "Results tables",
+                          "Every table in `results/`: the paper's numbers beside ours, with how each was made.",
+                          "results/*.md", results_body(results, tmp, report)))
+        _write_site(tmp, pages, _anchors(pages, mods, project["lib"]), project, nbs, root, names, report)
         _swap_in(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     site = Site(out, pages, report, time.time() - t0)
     if not quiet:
-        print(f"docs: {len(pages)} pages written to {out} in {site.seconds:.1f} s")
-        for reason, n in report.skipped.items():
-            print(f"  problem: {reason}: {n} (e.g. {'; '.join(report.examples.get(reason, []))})")
-        for reason, n in report.changed.items():
-            print(f"  warning: {reason}: {n} (e.g. {'; '.join(report.examples.get(reason, []))})")
+        _print_site(site)
     return site
