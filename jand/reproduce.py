@@ -21,8 +21,8 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'Reproduction', 'as_reproduction', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
            'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
            'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
-           'effect_row', 'select', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
-           'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
+           'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'online_kd_steps', 'step_seconds',
+           'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -753,6 +753,35 @@ EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "2σ", "verdict"]
 def select(rows:list, metric:str="cer_corpus_sensitive", **where) -> list:
     "The `metric` of every row whose fields equal `where`, in order."
     return [r[metric] for r in rows if all(r.get(k) == v for k, v in where.items())]
+
+# %% ../nbs/45_reproduce.ipynb #5e1a0001
+def mean_of(rows:list, metric:str="cer_corpus_sensitive", **where) -> float:
+    "The mean `metric` of the rows whose fields equal `where` (NaN when none)."
+    return mean_std(select(rows, metric, **where))[0]
+
+def per_seed(rows:list, metric:str="cer_corpus_sensitive", **where) -> dict:
+    "Seed → `metric` of the rows whose fields equal `where`: the pairs of a paired comparison."
+    return dict(zip(select(rows, "seed", **where), select(rows, metric, **where)))
+
+# %% ../nbs/45_reproduce.ipynb #5e1a0003
+def plot_cer_grid(grid, # 2-D array of CERs (NaN: not measured)
+                  rows:list, # Row labels, top to bottom
+                  cols:list, # Column labels, left to right
+                  title:str):
+    "A CER heatmap with each cell's value written in it (the KD sweep, the transfer matrix)."
+    import matplotlib.pyplot as plt
+    import numpy as np
+    grid = np.asarray(grid, dtype=float)
+    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(cols), 1.3 + 0.8 * len(rows)))
+    fig.colorbar(ax.imshow(grid, cmap="viridis_r"), ax=ax, label="test CER (%)")
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), v in np.ndenumerate(grid):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/45_reproduce.ipynb #034548c3
 def online_kd_steps(steps:int) -> int:
