@@ -393,6 +393,31 @@ def _only_parquet(root:Path) -> bool:
     "A corpus root that holds parquet files and none of the corpus's own layout (checked by the caller)."
     return root.is_dir() and next(root.rglob("*.parquet"), None) is not None
 
+# %% ../nbs/04_readers.ipynb #1a4e0001
+def _iam_writers(root:Path, rd:_Reading) -> dict:
+    "Form id → writer id, from IAM's `forms.txt` when there is one (malformed rows counted)."
+    writers, forms_txt = {}, _iam_file(root, "forms.txt")
+    if forms_txt.is_file():
+        for i, row in _rows(forms_txt, rd):
+            f = row.split()
+            if len(f) >= 2:
+                writers[f[0]] = f[1]
+            else:
+                rd.skip("malformed forms.txt row", f"{forms_txt}:{i}")
+    return writers
+
+def _iam_line_rows(lines_txt:Path, rd:_Reading) -> tuple:
+    "`(rows, forms)`: the well-formed `lines.txt` rows as `(row number, id, flag, text)`; form id → its line ids."
+    rows, forms = [], defaultdict(list)
+    for i, row in _rows(lines_txt, rd):
+        r = _iam_row(lines_txt, i, row)
+        if isinstance(r, str):
+            rd.skip("malformed lines.txt row", f"{lines_txt}:{i} ({r})")
+            continue
+        rows.append((i,) + r)
+        forms[r[0].rsplit("-", 1)[0]].append(r[0])
+    return rows, forms
+
 # %% ../nbs/04_readers.ipynb #b5cc017a
 def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or only parquet files
              split_scheme:str="auto", # `auto` (detected: Aachen lists first), `aachen` or `official`
@@ -418,22 +443,8 @@ def read_iam(root, # IAM root: holds `ascii/` (or `lines.txt`) and `lines/`, or 
         raise DataError(root/"ascii"/"lines.txt", "IAM lines.txt not found (expected ROOT/ascii/lines.txt, ascii.tgz)")
     split_scheme, folder = iam_split_folder(root, split_scheme, splits_dir)
     rd = _Reading(f"iam:{root} ({split_scheme} split, files in {folder})", check_images, strict)
-    writers, forms_txt = {}, _iam_file(root, "forms.txt")
-    if forms_txt.is_file():
-        for i, row in _rows(forms_txt, rd):
-            f = row.split()
-            if len(f) >= 2:
-                writers[f[0]] = f[1]
-            else:
-                rd.skip("malformed forms.txt row", f"{forms_txt}:{i}")
-    rows, forms = [], defaultdict(list)
-    for i, row in _rows(lines_txt, rd):
-        r = _iam_row(lines_txt, i, row)
-        if isinstance(r, str):
-            rd.skip("malformed lines.txt row", f"{lines_txt}:{i} ({r})")
-            continue
-        rows.append((i,) + r)
-        forms[r[0].rsplit("-", 1)[0]].append(r[0])
+    writers = _iam_writers(root, rd)
+    rows, forms = _iam_line_rows(lines_txt, rd)
     assign, from_val2 = _iam_splits(folder, split_scheme, val2, {r[1] for r in rows}, forms, rd)
     for i, lid, flag, raw in rows:
         where = f"{lines_txt}:{i}"
