@@ -940,11 +940,11 @@ def page_line_height(polygons:list, baselines:list) -> float|None:
 BAND_NOTE = "polygon made around its Baseline (the line has no Coords)"
 UNSIZED = "line with a Baseline but no Coords, on a page with no other line to size it"
 
-def _page_size(pages:list) -> tuple|None:
-    "The `(imageWidth, imageHeight)` a PAGE file declares, or None."
+def _declared_size(pages:list, width:str, height:str, kind=int) -> tuple|None:
+    "The first positive `(width, height)` that elements of `pages` declare in the attributes named, or None."
     for p in pages:
         try:
-            w, h = int(p.get("imageWidth")), int(p.get("imageHeight"))
+            w, h = kind(p.get(width)), kind(p.get(height))
         except (TypeError, ValueError):
             continue
         if w > 0 and h > 0:
@@ -971,7 +971,7 @@ def _page_lines(doc:ET.Element) -> tuple:
             return pts, None
         return (baseline_band(base, height), BAND_NOTE) if height else ([], UNSIZED)
     out = [(lid, text, *outline(pts, base)) for lid, text, pts, base in found]
-    return image, out, "pixel", _page_size(pages)
+    return image, out, "pixel", _declared_size(pages, "imageWidth", "imageHeight")
 
 # %% ../nbs/04_readers.ipynb #cb93aaf8
 def _alto_text(line:ET.Element) -> str:
@@ -993,18 +993,6 @@ def _alto_points(line:ET.Element) -> list:
         return []
     return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)] if w > 0 and h > 0 else []
 
-# %% ../nbs/04_readers.ipynb #4996f1c9
-def _alto_size(doc:ET.Element) -> tuple|None:
-    "The `(WIDTH, HEIGHT)` an ALTO `Page` declares, or None."
-    for p in _all(doc, "Page"):
-        try:
-            w, h = float(p.get("WIDTH")), float(p.get("HEIGHT"))
-        except (TypeError, ValueError):
-            continue
-        if w > 0 and h > 0:
-            return (w, h)
-    return None
-
 # %% ../nbs/04_readers.ipynb #7d4f84a0
 def _alto_lines(doc:ET.Element) -> tuple:
     "`(image file name or None, [(line id, text, points, None)], measurement unit, declared size)` of an ALTO file."
@@ -1013,7 +1001,7 @@ def _alto_lines(doc:ET.Element) -> tuple:
     image = next((f.text.strip() for f in names if f.text), None)
     lines = [(l.get("ID") or f"l{k}", _alto_text(l), _alto_points(l), None)
              for k, l in enumerate(_all(doc, "TextLine"))]
-    return image, lines, unit, _alto_size(doc)
+    return image, lines, unit, _declared_size(_all(doc, "Page"), "WIDTH", "HEIGHT", float)
 
 # %% ../nbs/04_readers.ipynb #8c359790
 def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test_fraction:float):

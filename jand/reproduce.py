@@ -21,8 +21,9 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'Reproduction', 'as_reproduction', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
            'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
            'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
-           'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'online_kd_steps', 'step_seconds',
-           'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
+           'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps',
+           'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce',
+           'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -782,6 +783,20 @@ def plot_cer_grid(grid, # 2-D array of CERs (NaN: not measured)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/45_reproduce.ipynb #5e1a0005
+def grouped_bars(ax, groups:list, # Labels along the x axis
+                 series:dict, # Bar label → one list of values (seeds) per group
+                ):
+    "Bars of the mean ± std of each series in each group, side by side (main results, post-processing)."
+    import numpy as np
+    x, width = np.arange(len(groups)), 0.8 / max(len(series), 1)
+    for k, (label, per_group) in enumerate(series.items()):
+        stats = [mean_std(v) for v in per_group]
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, [m for m, _ in stats], width, yerr=[s for _, s in stats],
+               capsize=3, label=label)
+    ax.set_xticks(x, groups)
+    ax.grid(axis="y", alpha=0.3)
 
 # %% ../nbs/45_reproduce.ipynb #034548c3
 def online_kd_steps(steps:int) -> int:
