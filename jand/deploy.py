@@ -738,6 +738,7 @@ MEMORY_COLUMNS = [
     "trend_mb_per_h",
 ]
 
+# %% ../nbs/50_deploy.ipynb #3e3c0001
 def write_memory(rows:list, name:str="memory", out="results", figures="figures", prov:dict|None=None) -> list:
     """Write `bench_memory`'s rows: the table `out/<name>.{csv,md}`, every RSS sample in `out/<name>_timeline.csv`,
     and the RSS curves in `figures/<name>.png`, validations marked. Returns the paths."""

@@ -38,10 +38,10 @@ from .metrics import score_all, line_details
 from .results import provenance
 
 # %% auto #0
-__all__ = ['CURRICULA', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'with_preset', 'lr_at', 'evaluate', 'save_checkpoint',
-           'read_checkpoint', 'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses',
-           'run_device', 'open_run', 'seed_everything', 'run_charset', 'run_datasets', 'run_sampler', 'Trainer',
-           'train', 'run_config', 'evaluate_run']
+__all__ = ['CURRICULA', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at', 'evaluate',
+           'save_checkpoint', 'read_checkpoint', 'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log',
+           'line_losses', 'run_device', 'open_run', 'seed_everything', 'run_charset', 'run_datasets', 'run_sampler',
+           'Trainer', 'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -101,21 +101,25 @@ class TrainConfig:
     save_every_minutes: float = 10.0 # Mid-epoch checkpoints, for long epochs
     progress_bar: bool = True
 
-    def __post_init__(self):
-        if self.model not in ("teacher", "student"):
-            raise ValueError(f"model must be 'teacher' or 'student', got {self.model!r}")
-        if self.curriculum not in CURRICULA:
-            raise ValueError(f"curriculum must be one of {CURRICULA}, got {self.curriculum!r}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive")
-        if self.curriculum_scores == "loss" and not self.teacher:
-            raise ValueError("curriculum_scores='loss' needs a teacher")
-        if self.kd_offline and not (self.teacher and not self.augment and not self.kd_feature):
-            raise ValueError("kd_offline needs a teacher, augment=False (the cached views) and kd_feature=0")
-        KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)  # validates the KD options
+    def __post_init__(self): check_train_config(self)
+
+# %% ../nbs/22_training.ipynb #7c0f0001
+def check_train_config(cfg:TrainConfig):
+    "Raise a `ValueError` naming the option when the options of `cfg` do not fit together."
+    if cfg.model not in ("teacher", "student"):
+        raise ValueError(f"model must be 'teacher' or 'student', got {cfg.model!r}")
+    if cfg.curriculum not in CURRICULA:
+        raise ValueError(f"curriculum must be one of {CURRICULA}, got {cfg.curriculum!r}")
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise ValueError("epochs and batch_size must be at least 1")
+    for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
+            raise ValueError(f"{name} must be positive")
+    if cfg.curriculum_scores == "loss" and not cfg.teacher:
+        raise ValueError("curriculum_scores='loss' needs a teacher")
+    if cfg.kd_offline and not (cfg.teacher and not cfg.augment and not cfg.kd_feature):
+        raise ValueError("kd_offline needs a teacher, augment=False (the cached views) and kd_feature=0")
+    KDConfig(cfg.kd_alpha, cfg.kd_tau, cfg.kd_blank, cfg.kd_feature)  # validates the KD options
 
 # %% ../nbs/22_training.ipynb #trai0000
 @patch
