@@ -73,7 +73,7 @@ def execute(path) -> float:
         if cell.cell_type == "code" and cell.get("id") in ran:
             cell.outputs = ran[cell.id].get("outputs", [])
             cell.execution_count = ran[cell.id].get("execution_count")
-    raw.metadata[STAMP] = {"code_sha1": code_sha1(json.loads(json.dumps(raw)))}
+    raw.metadata[STAMP] = {"code_sha1": code_sha1(raw)}
     write_nb(raw, path)
     return time.perf_counter() - t0
 
