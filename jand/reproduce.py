@@ -16,14 +16,14 @@ from .training import PRESETS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'PROGRESS_EVERY',
-           'BASE_MODEL', 'CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST',
-           'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options',
-           'Reproduction', 'as_reproduction', 'config_key', 'mean_std', 'fmt_mean_std', 'project_root', 'finished',
-           'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
-           'plot_learning_curves', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
-           'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps',
-           'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce',
-           'write_report']
+           'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS',
+           'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
+           'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key', 'mean_std', 'fmt_mean_std',
+           'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves', 'curve_jobs',
+           'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed',
+           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
+           'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
+           'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Profile:
     patience: int|None = None # Early stopping (validations without a better CER)
     curve_steps: int = 3000 # Steps of each learning-curve run (`00_regime`)
     curve_every: int = 250 # … validated this often
+    precision: str = "fp32" # Arithmetic of every run (`TrainConfig.precision`; `00a_precision` measures bf16)
 
     @property
     def kd_offline(self) -> bool: return not self.augment
@@ -385,6 +386,7 @@ def config(self:Lab, model:str="teacher", budget:str|int="main", **options):
         patience=p.patience,
         augment=p.augment,
         cap_minutes=p.cap_minutes,
+        precision=p.precision,
         device=self.device,
         progress_bar=not self.quiet,
         log_every=50,
@@ -575,7 +577,10 @@ def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profil
     def job(opts):
         opts = dict(opts)
         return dict(
-            budget=max(1, round(steps * opts.pop("share", 1))), val_every=every, val_lines=None, **BASE_MODEL, **opts
+            budget=max(1, round(steps * opts.pop("share", 1))),
+            val_every=every,
+            val_lines=None,
+            **{**BASE_MODEL, **opts},
         )
     return {label: job(opts) for label, opts in grid.items()}
 
@@ -629,6 +634,37 @@ def plot_learning_curves(rows:list, target:float|None=None):
     axs[1].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/45_reproduce.ipynb #3de763ec
+PRECISION_CURVES = {  # label → options of one run of the precision study: the recipe's main runs in each arithmetic
+    f"{model.capitalize()} · {precision}": dict(model=model, precision=precision, **RECIPE)
+    for model in ("teacher", "student")
+    for precision in ("fp32", "bf16")
+}
+
+# %% ../nbs/45_reproduce.ipynb #56606efa
+def precision_summary(rows:list, # `curve_rows` of the precision study
+                      costs:dict, # Label → seconds per step (`step_costs`)
+                     ) -> list:
+    "One row per setting: best and last validation CER, seconds per step, and the speed-up over the same model in fp32."
+    out = []
+    for label in dict.fromkeys(r["setting"] for r in rows):
+        cers, fp32 = [r["val_cer"] for r in rows if r["setting"] == label], costs.get(label.split(" · ")[0] + " · fp32")
+        out.append({"setting": label, "best val CER": min(cers), "last val CER": cers[-1], "s/step": costs[label],
+                    "speed vs fp32": round(fp32 / costs[label], 2) if fp32 else None})
+    return out
+
+# %% ../nbs/45_reproduce.ipynb #eb869975
+def precision_reading(summary:list) -> str:
+    "The study in words: for each model, bf16's best validation CER against fp32's, and its speed-up."
+    by, parts = {r["setting"]: r for r in summary}, []
+    for model in dict.fromkeys(s.split(" · ")[0] for s in by):
+        a, b = by.get(f"{model} · fp32"), by.get(f"{model} · bf16")
+        if a and b:
+            delta = b["best val CER"] - a["best val CER"]
+            parts.append(f"{model}: best validation CER {b['best val CER']:.2f} % in bf16 vs {a['best val CER']:.2f} % "
+                         f"in fp32 ({delta:+.2f} points, one seed), a step {b['speed vs fp32']:.2f}× as fast")
+    return "; ".join(parts) + "." if parts else "No setting was run in both precisions."
 
 # %% ../nbs/45_reproduce.ipynb #5e1ec004
 def loader_speed(lab:Lab, model:str="teacher", steps:int=40) -> dict:
@@ -864,10 +900,10 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     return atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight")
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
-EXPERIMENTS = ("00_regime", "01_datasets", "02_architecture", "03_main_results", "04_distillation", "05_ablation",
-               "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
+EXPERIMENTS = ("00_regime", "00a_precision", "01_datasets", "02_architecture", "03_main_results", "04_distillation",
+               "05_ablation", "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
 # Studies that `reproduce` runs only when named (or with `only="all"`): their tables are committed
-ON_REQUEST = ("00_regime",)
+ON_REQUEST = ("00_regime", "00a_precision")
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 

@@ -38,13 +38,14 @@ from .metrics import score_all, line_details
 from .results import provenance
 
 # %% auto #0
-__all__ = ['CURRICULA', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at', 'evaluate',
-           'save_checkpoint', 'read_checkpoint', 'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log',
-           'line_losses', 'run_device', 'open_run', 'seed_everything', 'run_charset', 'run_datasets', 'run_sampler',
-           'Trainer', 'train', 'run_config', 'evaluate_run']
+__all__ = ['CURRICULA', 'PRECISIONS', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at',
+           'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'remove_stale_temporaries', 'dist_info',
+           'RunLog', 'read_log', 'line_losses', 'run_device', 'open_run', 'seed_everything', 'run_charset',
+           'run_datasets', 'run_sampler', 'Trainer', 'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -96,6 +97,9 @@ class TrainConfig:
     init: str|None = None # Fine-tune from this model file (heads resized to the data's charset)
     # running
     device: str = "auto" # auto, cpu, cuda
+    # Arithmetic of the training steps: fp32; bf16 (autocast; fast where the CPU or GPU has bfloat16 units); auto
+    # (bf16 on a GPU, fp32 on a CPU)
+    precision: str = "auto"
     workers: int = 0 # DataLoader worker processes
     log_every: int = 10 # Steps between log lines
     save_every_minutes: float = 10.0 # Mid-epoch checkpoints, for long epochs
@@ -110,6 +114,8 @@ def check_train_config(cfg:TrainConfig):
         raise ValueError(f"model must be 'teacher' or 'student', got {cfg.model!r}")
     if cfg.curriculum not in CURRICULA:
         raise ValueError(f"curriculum must be one of {CURRICULA}, got {cfg.curriculum!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
     for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
@@ -168,6 +174,14 @@ def lr_at(p:float, cfg:TrainConfig) -> float:
         return cfg.lr * max(p / cfg.warmup, 1e-3)
     q = (p - cfg.warmup) / max(1 - cfg.warmup, 1e-9)
     return cfg.lr * (cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * q)))
+
+# %% ../nbs/22_training.ipynb #c27d9192
+def autocast_for(device:torch.device, precision:str="auto"):
+    "The autocast context of a training step on `device` at `precision` (`auto`: bf16 on a GPU, fp32 on a CPU)."
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 # %% ../nbs/22_training.ipynb #65bb4f85
 @torch.no_grad()
@@ -587,7 +601,7 @@ def step(self:Trainer, b:dict) -> tuple:
     for g in self.opt.param_groups:
         g["lr"] = lr
     t0 = time.perf_counter()
-    with (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()):
+    with autocast_for(self.device, cfg.precision):
         parts = self.losses(b)
     if not torch.isfinite(parts["loss"]):
         raise FloatingPointError(f"the loss became {parts['loss'].item()} at step {st['step']} (epoch "
