@@ -15,7 +15,7 @@ from .charset import nfc
 
 # %% auto #0
 __all__ = ['split_token', 'is_number', 'words_of', 'case_pattern', 'apply_case', 'read_wordlist', 'Lexicon', 'deletions',
-           'allowed_distance', 'lbc_changes', 'lbc_correct', 'lbc_correct_lines', 'LexiconScorer']
+           'frequency_forms', 'allowed_distance', 'lbc_changes', 'lbc_correct', 'lbc_correct_lines', 'LexiconScorer']
 
 # %% ../nbs/31_lexicon.ipynb #a4ca798b
 _WS = re.compile(r"(\s+)")
@@ -115,8 +115,9 @@ class Lexicon:
     def from_texts(cls, texts:Iterable[str], # Training transcriptions
                    min_count:int=1, # Keep words seen at least this often
                    wordlist=None, # Optional word-list file (UTF-8, one word per line)
+                   frequencies:Counter|None=None, # More words with their counts (`frequency_forms`)
                    **kwargs) -> Lexicon:
-        "A lexicon of the words of `texts` (and of a word list)."
+        "A lexicon of the words of `texts` (and of a word list, and of `frequencies`)."
         listed = read_wordlist(wordlist) if wordlist is not None else []
         trusted = {w.lower() for w in listed}
         forms = Counter(w for t in texts for w in words_of(t))
@@ -125,6 +126,7 @@ class Lexicon:
             low[w.lower()] += n
         forms = Counter({w: n for w, n in forms.items() if low[w.lower()] >= min_count or w.lower() in trusted})
         forms.update(listed)
+        forms.update(frequencies or {})
         return cls(forms, **kwargs)
 
     def __len__(self): return len(self.counts)
@@ -174,6 +176,29 @@ def candidates(self:Lexicon, word:str, # The word to look up (any case)
     self._cache[(q, max_distance)] = out
     return out
 
+# %% ../nbs/31_lexicon.ipynb #bc476108
+def frequency_forms(lang:str, # A language code of `wordfreq`: `en`, `fr`, …
+                    size:int=100_000, # How many of its most frequent words
+                   ) -> Counter:
+    "The `size` most frequent words of `lang` (from `wordfreq`), with counts proportional to their frequency."
+    import wordfreq
+    if lang not in wordfreq.available_languages():
+        known = ", ".join(sorted(wordfreq.available_languages()))
+        raise ValueError(f"no frequency list for language {lang!r}; wordfreq has {known}")
+    words = [nfc(w) for w in wordfreq.top_n_list(lang, size) if any(c.isalpha() for c in w)]
+    return Counter({w: max(1, round(wordfreq.word_frequency(w, lang) * 1e9)) for w in words})
+
+# %% ../nbs/31_lexicon.ipynb #72c82f09
+_JOINS = re.compile(r"['’-]")
+
+@patch
+def knows(self:Lexicon, word:str) -> bool:
+    "Whether `word` is in the lexicon, or is made of lexicon words joined by apostrophes or hyphens."
+    if word in self:
+        return True
+    parts = [p for p in _JOINS.split(word) if p]
+    return len(parts) > 1 and all(p in self or len(p) == 1 for p in parts)
+
 # %% ../nbs/31_lexicon.ipynb #4d05ed21
 def allowed_distance(n:int, max_distance:int=2, max_ratio:float|None=0.34) -> int:
     "Edits allowed for a word of `n` characters: `max_distance`, capped at `max_ratio * n` (at least 1)."
@@ -192,7 +217,7 @@ def lbc_changes(line:str, # A recognized line
         if not tok or tok.isspace():
             continue
         lead, core, trail = split_token(tok)
-        if len(core) < min_length or is_number(core) or core in lexicon:
+        if len(core) < min_length or is_number(core) or lexicon.knows(core):
             continue
         cands = lexicon.candidates(core, allowed_distance(len(core), max_distance, max_ratio))
         if not cands:

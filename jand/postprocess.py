@@ -9,18 +9,19 @@ from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
+import editdistance
 import torch
 from .core import DataError, Line, Report, atomic_write_json
 from .metrics import cer, line_details, score_all, score_row
-from .lexicon import Lexicon, lbc_correct_lines
+from .lexicon import Lexicon, frequency_forms, lbc_correct_lines
 from .training import run_config
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
 from .t5 import T5Corrector, T5CorrectorConfig
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput', 'apply_stages',
-           'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize', 'load_corrector',
-           'evaluate_stages', 'train_corrector']
+           'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
+           'load_corrector', 'evaluate_stages', 'train_corrector']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -107,6 +108,18 @@ def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
             out["t5+lbc"] = StageOutput("t5+lbc", fixed, t5.seconds + secs, res)
     return out
 
+# %% ../nbs/32_postprocess.ipynb #611fb073
+def change_counts(refs:Sequence[str], # The true lines
+                  raw:Sequence[str], # The recognizer's lines
+                  fixed:Sequence[str], # The same lines after a post-processing stage
+                 ) -> dict:
+    "Lines the stage changed, made better (fewer character edits against the truth) and made worse (over-corrected)."
+    before = [editdistance.eval(r, h) for r, h in zip(refs, raw)]
+    after = [editdistance.eval(r, h) for r, h in zip(refs, fixed)]
+    return {"lines_changed": sum(a != b for a, b in zip(raw, fixed)),
+            "lines_better": sum(b < a for a, b in zip(before, after)),
+            "lines_worse": sum(b > a for a, b in zip(before, after))}
+
 # %% ../nbs/32_postprocess.ipynb #1fd36a8f
 STAGE_COLUMNS = [
     "stage",
@@ -114,6 +127,8 @@ STAGE_COLUMNS = [
     "wer_corpus_sensitive",
     "cer_line-max_sensitive",
     "lines_changed",
+    "lines_better",
+    "lines_worse",
     "lines_per_s",
 ]
 
@@ -121,11 +136,11 @@ def stage_rows(refs:Sequence[str], # The true lines
                outputs:dict, # `{stage: StageOutput}` from `apply_stages`
                ndigits:int|None=4, # Round the rates (see `jand.metrics.score_row`)
               ) -> list:
-    "One row per stage: every CER/WER variant, lines changed, and lines/s (post-processing stages only)."
+    "One row per stage: every CER/WER variant, lines changed, better and worse, and lines/s (post-processing stages)."
     raw, rows = outputs["none"].hyps, []
     for name, o in outputs.items():
         row = {"stage": name, **score_row(score_all(refs, o.hyps), ndigits), "lines": len(o.hyps),
-               "lines_changed": sum(a != b for a, b in zip(raw, o.hyps))}
+               **change_counts(refs, raw, o.hyps)}
         if name != "none":
             row.update(seconds=round(o.seconds, 3), lines_per_s=round(len(o.hyps) / max(o.seconds, 1e-9), 1))
         rows.append(row)
@@ -155,12 +170,16 @@ def run_bundle(run):
     return cfg, cfg.bundle()
 
 # %% ../nbs/32_postprocess.ipynb #bffece41
-def make_lexicon(texts:Sequence[str], # Training transcriptions
+def make_lexicon(texts:Sequence[str]=(), # Training transcriptions
                  wordlist=None, # Optional word-list file (UTF-8, one word per line)
                  min_count:int=1, # Keep text words seen at least this often
+                 lang:str|None=None, # Add the most frequent words of this language (`jand.lexicon.frequency_forms`)
+                 size:int=100_000, # … this many of them
                 ) -> Lexicon:
-    "The LBC lexicon: the words of `texts` plus a word list; `DataError` if it would be empty."
-    lex = Lexicon.from_texts(texts, min_count=min_count, wordlist=wordlist)
+    ("The LBC lexicon: the `size` most frequent words of `lang`, the words of `texts` and a word list; `DataError` if "
+     "it would be empty.")
+    freq = frequency_forms(lang, size) if lang else None
+    lex = Lexicon.from_texts(texts, min_count=min_count, wordlist=wordlist, frequencies=freq)
     if not len(lex):
         raise DataError(
             wordlist or "training transcriptions", "no words for the LBC lexicon: pass a word list (`wordlist`)"

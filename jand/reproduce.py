@@ -15,15 +15,15 @@ from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
 
 # %% auto #0
-__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'NOT_IN_KEY', 'PROGRESS_EVERY',
-           'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS',
-           'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
-           'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key', 'mean_std', 'fmt_mean_std',
-           'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves', 'curve_jobs',
-           'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed',
-           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
-           'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
-           'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
+__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY',
+           'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS',
+           'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset',
+           'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key', 'mean_std',
+           'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves',
+           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading',
+           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
+           'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps',
+           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -134,6 +134,7 @@ ABLATIONS = {  # name → what changes with respect to RECIPE
 # %% ../nbs/45_reproduce.ipynb #40203959
 CORPORA = {"IAM": ("iam", "cer_iam"), "RIMES": ("rimes", "cer_rimes"), "Bentham": ("bentham", "cer_bentham")}
 STAND_INS = {"IAM": "synth:en", "RIMES": "synth:fr", "Bentham": "synth:hist"}
+LANGUAGES = {"IAM": "en", "RIMES": "fr", "Bentham": "en"} # Of each corpus's text: its LBC frequency lexicon
 
 @dataclass(frozen=True)
 class Dataset:
@@ -142,6 +143,9 @@ class Dataset:
     spec: str # Data spec for `jand.sources.open_data`
     stand_in: bool # True when synthetic data stands in for the corpus
     target: str|None = None # Key of the paper's CER for it in `PAPER_TARGETS`
+
+    @property
+    def lang(self) -> str|None: return LANGUAGES.get(self.name)
 
     @property
     def label(self) -> str:
