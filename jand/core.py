@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_core.ipynb #a1ea04d2
 from __future__ import annotations
-import json, os, tempfile
+import json, os, shutil, tempfile
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'atomic_save_figure', 'read_json']
+           'atomic_save_figure', 'finish_figure', 'install_dir', 'read_json']
 
 # %% ../nbs/00_core.ipynb #580a0930
 class DataError(ValueError):
@@ -161,6 +161,28 @@ def atomic_save_figure(fig, path, dpi:int=130, **kwargs) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
+
+# %% ../nbs/00_core.ipynb #d4741396
+def finish_figure(fig, path=None, dpi:int=110):
+    "`fig` laid out tightly, and saved as a PNG at `path` (atomically) when one is given."
+    fig.tight_layout()
+    if path is not None:
+        atomic_save_figure(fig, path, dpi=dpi)
+    return fig
+
+# %% ../nbs/00_core.ipynb #bcef2448
+def install_dir(tmp, # The finished folder
+                out, # Where it goes
+               ) -> Path:
+    "Rename the finished folder `tmp` to `out`, replacing a previous `out` only once `tmp` is complete."
+    tmp, out, old = Path(tmp), Path(out), None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out
 
 # %% ../nbs/00_core.ipynb #36e0fd4e
 def read_json(path, what:str="file"):

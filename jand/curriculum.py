@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 from torch.utils.data import DataLoader
 from fastcore.basics import patch
-from .core import DataError, Line, atomic_save_figure
+from .core import DataError, Line, finish_figure
 from .loading import BucketBatchSampler, LineDataset, collate_lines
 
 # %% auto #0
@@ -372,7 +372,4 @@ def plot_schedule(cfg:CurriculumConfig=CurriculumConfig(),
     ax2.set(xlabel=f"difficulty ({cfg.scores})", ylabel="lines in the pool",
             title=f"available pool, {cfg.pacing} pacing, {len(lines)} lines")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        atomic_save_figure(fig, path, dpi=110)
-    return fig
+    return finish_figure(fig, path)

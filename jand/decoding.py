@@ -123,17 +123,9 @@ class Hypothesis(NamedTuple):
     score: float # Ranking score: `logp` + the LM and length bonuses
     logp: float # CTC log-probability of the text (all its paths)
 
-# %% ../nbs/09_decoding.ipynb #33f02b90
-def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no padding)
-                       charset:Charset, # The model's charset (class 0 = blank)
-                       beam:int=10, # Number of prefixes kept after each frame
-                       prune:float|None=None, # Skip classes whose frame log-prob is below this (None: try all)
-                       lm:Callable|None=None, # `lm(prefix_text, next_char) -> log-prob`, e.g. a `CharNGram`
-                       alpha:float=0.5, # Weight of the `lm` log-prob
-                       beta:float=0.0, # Bonus per character (`bonus_unit='char'`) or per new word (`'word'`)
-                       bonus_unit:str="char", # What `beta` rewards: `char` or `word`
-                      ) -> list:
-    "The final beam as `Hypothesis` records, best first."
+# %% ../nbs/09_decoding.ipynb #586b2c3f
+def _line_log_probs(logp, charset:Charset, beam:int, bonus_unit:str) -> np.ndarray:
+    "The (T, C) log-probs of one line for `prefix_beam_search`, its arguments checked."
     if beam < 1:
         raise ValueError(f"beam must be at least 1, got {beam}")
     if bonus_unit not in ("char", "word"):
@@ -145,7 +137,27 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
     _check_classes(x, charset)
     if len(x) and (x >= 0).all() and np.allclose(x.sum(-1), 1, atol=1e-3):
         raise ValueError("these look like probabilities; pass log-probabilities (e.g. `probs.log()`) or logits")
-    lp = log_softmax_np(x)
+    return log_softmax_np(x)
+
+# %% ../nbs/09_decoding.ipynb #8a36ccf1
+def _best_prefixes(nb:dict, nnb:dict, bonus:dict, beam:int) -> dict:
+    "The `beam` best prefixes of the next frame, by path score plus bonus: prefix → (p ending in blank, in its label)."
+    def rank(k): return _lse(nb.get(k, NEG_INF), nnb.get(k, NEG_INF)) + bonus[k]
+    keys = list(nb) + [k for k in nnb if k not in nb]
+    return {k: (nb.get(k, NEG_INF), nnb.get(k, NEG_INF)) for k in heapq.nlargest(beam, keys, key=rank)}
+
+# %% ../nbs/09_decoding.ipynb #33f02b90
+def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no padding)
+                       charset:Charset, # The model's charset (class 0 = blank)
+                       beam:int=10, # Number of prefixes kept after each frame
+                       prune:float|None=None, # Skip classes whose frame log-prob is below this (None: try all)
+                       lm:Callable|None=None, # `lm(prefix_text, next_char) -> log-prob`, e.g. a `CharNGram`
+                       alpha:float=0.5, # Weight of the `lm` log-prob
+                       beta:float=0.0, # Bonus per character (`bonus_unit='char'`) or per new word (`'word'`)
+                       bonus_unit:str="char", # What `beta` rewards: `char` or `word`
+                      ) -> list:
+    "The final beam as `Hypothesis` records, best first."
+    lp = _line_log_probs(logp, charset, beam, bonus_unit)
     syms, space = charset.symbols, (charset.encode(" ")[0] if " " in charset else None)
     floor = NEG_INF if prune is None else prune
     beams = {(): (0.0, NEG_INF)}  # prefix -> (log p of paths ending in blank, ending in its last label)
@@ -186,9 +198,7 @@ def prefix_beam_search(logp, # (T, C) log-probs or logits of one line (no paddin
                 nnb[new] = _lse(nnb.get(new, NEG_INF), s)
                 if new not in bonus:
                     grow(prefix, c, new)
-        keys = list(nb) + [k for k in nnb if k not in nb]
-        def rank(k): return _lse(nb.get(k, NEG_INF), nnb.get(k, NEG_INF)) + bonus[k]
-        beams = {k: (nb.get(k, NEG_INF), nnb.get(k, NEG_INF)) for k in heapq.nlargest(beam, keys, key=rank)}
+        beams = _best_prefixes(nb, nnb, bonus, beam)
         bonus = {k: bonus[k] for k in beams}                                       # forget the dropped prefixes
         if lm is not None:
             texts = {k: texts[k] for k in beams}

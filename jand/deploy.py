@@ -31,7 +31,7 @@ __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONN
            'bench_rows', 'run_bench', 'profile_parts', 'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session',
            'OnnxPredictor', 'quantize_torch', 'quantize_onnx', 'deployed_predictor', 'load_deployed',
            'deploy_speed_rows', 'fastest_forms', 'synth_lines', 'deploy_cer_rows', 'run_deploy', 'bench_memory',
-           'write_memory']
+           'memory_timeline_csv', 'plot_memory', 'write_memory']
 
 # %% ../nbs/50_deploy.ipynb #ecd1b68a
 BENCH_SHAPES = ((64, 512), (128, 1024), (64, (256, 1024))) # (height, width); a (lo, hi) width = random text-like widths
@@ -738,12 +738,38 @@ MEMORY_COLUMNS = [
     "trend_mb_per_h",
 ]
 
+# %% ../nbs/50_deploy.ipynb #d3dc6a2b
+def memory_timeline_csv(rows:list) -> str:
+    "Every RSS sample of `bench_memory`'s rows as CSV text: corpus, corpus lines, seconds, RSS in MB."
+    import csv, io
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
+    for r in rows:
+        for t, v in r["timeline"]["samples"]:
+            w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])
+    return buf.getvalue()
+
+# %% ../nbs/50_deploy.ipynb #7c1619a2
+def plot_memory(rows:list):
+    "The RSS curves of `bench_memory`'s rows against training minutes, validations dotted (a pyplot-free `Figure`)."
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's inline one) is left alone
+    fig = Figure(figsize=(7, 3.2))
+    ax = fig.subplots()
+    for r in rows:
+        t, v = np.array(r["timeline"]["samples"]).T
+        line, = ax.plot(t / 60, v, lw=1, label=f"{r['corpus']}, {r['corpus_lines']:,} lines")
+        for s in r["timeline"]["validations_s"]:
+            ax.axvline(s / 60, color=line.get_color(), lw=0.6, ls=":")
+    ax.set(xlabel="minutes of training (dotted: validations, on the training clock)", ylabel="RSS (MB)", ylim=(0, None))
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/50_deploy.ipynb #3e3c0001
 def write_memory(rows:list, name:str="memory", out="results", figures="figures", prov:dict|None=None) -> list:
     """Write `bench_memory`'s rows: the table `out/<name>.{csv,md}`, every RSS sample in `out/<name>_timeline.csv`,
     and the RSS curves in `figures/<name>.png`, validations marked. Returns the paths."""
-    import csv, io
-    from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's inline one) is left alone
     from jand.core import atomic_save_figure, atomic_write_text
     table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
     growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
@@ -780,22 +806,6 @@ def write_memory(rows:list, name:str="memory", out="results", figures="figures",
             prov,
         )
     )
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["corpus", "corpus_lines", "seconds", "rss_mb"])
-    for r in rows:
-        for t, v in r["timeline"]["samples"]:
-            w.writerow([r["corpus"], r["corpus_lines"], round(t, 2), round(v, 1)])
-    paths.append(atomic_write_text(Path(out) / f"{name}_timeline.csv", buf.getvalue()))
-    fig = Figure(figsize=(7, 3.2))
-    ax = fig.subplots()
-    for r in rows:
-        t, v = np.array(r["timeline"]["samples"]).T
-        line, = ax.plot(t / 60, v, lw=1, label=f"{r['corpus']}, {r['corpus_lines']:,} lines")
-        for s in r["timeline"]["validations_s"]:
-            ax.axvline(s / 60, color=line.get_color(), lw=0.6, ls=":")
-    ax.set(xlabel="minutes of training (dotted: validations, on the training clock)", ylabel="RSS (MB)", ylim=(0, None))
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    paths.append(atomic_save_figure(fig, Path(figures) / f"{name}.png", bbox_inches="tight"))
+    paths.append(atomic_write_text(Path(out) / f"{name}_timeline.csv", memory_timeline_csv(rows)))
+    paths.append(atomic_save_figure(plot_memory(rows), Path(figures) / f"{name}.png", bbox_inches="tight"))
     return paths

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 from fastcore.docments import docments
 import jand
-from .core import Report, atomic_write_text
+from .core import Report, atomic_write_text, install_dir
 
 # %% auto #0
 __all__ = ['RESULTS_PAGE', 'page_name', 'reading_order', 'directives', 'strip_directives', 'title_cell', 'exported_names',
@@ -586,15 +586,6 @@ def _project(root:Path) -> dict:
             "description": s.get("description", ""), "git_url": s.get("git_url", ""),
             "tagline": "HTR-JAND, reproduced: literate notebooks"}
 
-# %% ../nbs/95_docs.ipynb #e96ac53c
-def _swap_in(tmp:Path, out:Path) -> None:
-    old = out.with_name(f".{out.name}.old-{os.getpid()}") if out.exists() else None
-    if old:
-        out.rename(old)
-    tmp.rename(out)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
-
 # %% ../nbs/95_docs.ipynb #8611992c
 def experiment_pages(nbs, executed=None) -> list:
     ("`(source, notebook to show, page name)` per experiment notebook in `nbs/experiments`: the executed copy when "
@@ -719,7 +710,7 @@ def build_site(out=None, # The site folder, replaced whole; default `_site/` in 
                           "Every table in `results/`: the paper's numbers beside ours, with how each was made.",
                           "results/*.md", results_body(results, tmp, report)))
         _write_site(tmp, pages, _anchors(pages, mods, project["lib"]), project, nbs, root, names, report)
-        _swap_in(tmp, out)
+        install_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -4,10 +4,10 @@
 
 # %% ../nbs/12a_model_dir.ipynb #md000003
 from __future__ import annotations
-import json, os, shutil, tempfile
+import json, shutil, tempfile
 from pathlib import Path
 import jand
-from .core import DataError
+from .core import DataError, install_dir
 from .charset import Charset
 from .model import HTRJAND, MODEL_FORMAT
 
@@ -27,12 +27,7 @@ def write_folder(folder, files:dict) -> Path:
     try:
         for name, data in files.items():
             (tmp / name).write_bytes(data)
-        old = folder.with_name(f".{folder.name}-old-{os.getpid()}") if folder.exists() else None
-        if old:
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old:
-            shutil.rmtree(old)
+        install_dir(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -4,14 +4,14 @@
 
 # %% ../nbs/32_postprocess.ipynb #883c96d7
 from __future__ import annotations
-import os, re, shutil, tempfile, time
+import re, shutil, tempfile, time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 import editdistance
 import torch
-from .core import DataError, Line, Report, atomic_write_json
+from .core import DataError, Line, Report, atomic_write_json, install_dir
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, frequency_forms, lbc_correct_lines
 from .training import run_config
@@ -19,9 +19,10 @@ from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pai
 from .t5 import T5Corrector, T5CorrectorConfig
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_COLUMNS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput', 'apply_stages',
-           'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
-           'load_corrector', 'evaluate_stages', 'train_corrector']
+__all__ = ['STAGES', 'STAGE_COLUMNS', 'CONFUSION_FIELDS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput',
+           'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
+           'load_corrector', 'evaluate_stages', 'validation_errors', 'write_corrector', 'fit_summary',
+           'train_corrector']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -259,23 +260,46 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
             "outputs": outputs, "scores": score_all(rec["refs"], rec["hyps"]), "refs": rec["refs"], "ids": rec["ids"],
             "lexicon": lexicon, "lexicon_from": lexicon_from}
 
-# %% ../nbs/32_postprocess.ipynb #084a1d3f
-def _install_dir(tmp:Path, out:Path):
-    "Rename the finished folder `tmp` to `out`, replacing a previous `out` only once `tmp` is complete."
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
 # %% ../nbs/32_postprocess.ipynb #07a52f1f
 def _check_out(out:Path, run:Path):
     if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
         raise DataError(out, "the corrector cannot be written into the recognizer's run folder: choose another `out`")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corrector.json").is_file())):
         raise DataError(out, "exists and is not a jand corrector folder: choose another `out`")
+
+# %% ../nbs/32_postprocess.ipynb #c570bdad
+def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -> tuple:
+    "The recognizer of `run` on its validation lines: `(recognized lines, ConfusionModel of its errors)`."
+    from jand.model import load_model
+    model, charset, _ = load_model(run / "model.pt", device=device)
+    val = bundle.lines("val")[:tcfg.val_lines] if tcfg.val_lines else bundle.lines("val")
+    if not val:
+        return {"refs": [], "hyps": [], "lines": []}, ConfusionModel()
+    rec = recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val")
+    return rec, ConfusionModel.from_pairs(zip(rec["refs"], rec["hyps"]))
+
+# %% ../nbs/32_postprocess.ipynb #8c9e73eb
+def write_corrector(out:Path, corrector:T5Corrector, cm:ConfusionModel, summary:dict):
+    "Write the corrector, its confusion model and its training summary to `out`, whole or not at all."
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
+    try:
+        corrector.save(tmp / "corrector")
+        cm.save(tmp / "corrector" / "confusion.json")
+        atomic_write_json(tmp / "corrector" / "training.json", summary)
+        install_dir(tmp / "corrector", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+# %% ../nbs/32_postprocess.ipynb #10090c3f
+CONFUSION_FIELDS = ("sub_rate", "del_rate", "ins_rate", "merge_rate", "split_rate", "n_pairs", "n_chars")
+
+def fit_summary(stats:dict) -> dict:
+    "The numbers of a corrector's `fit` worth keeping: steps, seconds, speed, first loss and last (mean of 20) loss."
+    last = stats["losses"][-20:]
+    return {"steps": stats["steps"], "train_seconds": round(stats["seconds"], 1),
+            "steps_per_s": round(stats["steps_per_s"], 3), "loss_first": round(stats["losses"][0], 4),
+            "loss_last": round(sum(last) / len(last), 4)}
 
 # %% ../nbs/32_postprocess.ipynb #51942b7d
 def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
@@ -293,7 +317,6 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     progress_bar:bool=True,
                    ) -> dict:
     "Train a T5 corrector for the recognizer of run folder `run`; write it to `out`; returns the training summary."
-    from jand.model import load_model
     from jand.results import provenance
     run, out, cfg = Path(run), Path(out), cfg or T5CorrectorConfig()
     t_start = time.perf_counter()
@@ -304,33 +327,18 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     corrector = (T5Corrector.from_local(pretrained, cfg, device=device) if pretrained is not None
                  else T5Corrector(cfg, seed=seed, device=device))  # a bad --pretrained fails before any work
-    model, charset, _ = load_model(run / "model.pt", device=device)
-    # 1. the recognizer's errors on its validation lines
-    val = bundle.lines("val")
-    if tcfg.val_lines:
-        val = val[:tcfg.val_lines]
-    rec = (
-        recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val")
-        if val
-        else {"refs": [], "hyps": [], "lines": []}
-    )
-    cm = ConfusionModel.from_pairs(zip(rec["refs"], rec["hyps"])) if rec["refs"] else ConfusionModel()
-    del model
-    # 2. simulated pairs from the training lines, real pairs from the validation lines
+    rec, cm = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors
     train_lines = bundle.lines("train")[:max_lines] if max_lines else bundle.lines("train")
     if not train_lines:
         raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
-    k = cfg.context_lines
-    sim = simulate_pairs(
-        [l.text for l in train_lines], cm, seed, [page_key(l) for l in train_lines], k, copies, cer_range
-    )
+    k = cfg.context_lines  # 2. simulated pairs from the training lines, real pairs from the validation lines
+    texts, pages = [l.text for l in train_lines], [page_key(l) for l in train_lines]
+    sim = simulate_pairs(texts, cm, seed, pages, k, copies, cer_range)
     real = recognizer_pairs(rec["refs"], rec["hyps"], [page_key(l) for l in rec["lines"]], k) if rec["refs"] else []
     report = Report("corrector pairs")
     pairs = select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
-    # 3. training
-    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)
-    # 4. writing, atomically
-    summary = {
+    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)  # 3. training
+    summary = {  # 4. what was made, written with the corrector
         "format": "jand-corrector-training-1",
         "run": str(run),
         "pretrained": str(pretrained) if pretrained else None,
@@ -344,27 +352,12 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
         "cer_range": list(cer_range),
         "pairs": dict(Counter(p.origin for p in pairs)),
         "pairs_skipped": str(report),
-        "confusion": {
-            k2: getattr(cm, k2)
-            for k2 in ("sub_rate", "del_rate", "ins_rate", "merge_rate", "split_rate", "n_pairs", "n_chars")
-        },
-        "steps": stats["steps"],
+        "confusion": {k: getattr(cm, k) for k in CONFUSION_FIELDS},
         "batch_size": cfg.batch_size,
         "seed": seed,
-        "train_seconds": round(stats["seconds"], 1),
-        "steps_per_s": round(stats["steps_per_s"], 3),
-        "loss_first": round(stats["losses"][0], 4),
-        "loss_last": round(sum(stats["losses"][-20:]) / len(stats["losses"][-20:]), 4),
+        **fit_summary(stats),
         "seconds": round(time.perf_counter() - t_start, 1),
         "provenance": provenance(device=str(corrector.device)),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
-    try:
-        corrector.save(tmp / "corrector")
-        cm.save(tmp / "corrector" / "confusion.json")
-        atomic_write_json(tmp / "corrector" / "training.json", summary)
-        _install_dir(tmp / "corrector", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    write_corrector(out, corrector, cm, summary)
     return summary

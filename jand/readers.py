@@ -748,6 +748,25 @@ def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:
     rd.report.change("id includes its split folder (the name repeats in another split)", f"{split}/{name}")
     return True
 
+# %% ../nbs/04_readers.ipynb #4122e6e6
+def _folder_pairs(root:Path) -> dict:
+    "Path without extension → `{gt: the .gt.txt file or None, images: [image files]}`, hidden files left out."
+    pairs = defaultdict(lambda: {"gt": None, "images": []})
+    for p in sorted(root.rglob("*")):
+        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        if p.name.endswith(".gt.txt"):
+            pairs[p.parent/p.name[:-len(".gt.txt")]]["gt"] = p
+        elif p.suffix.lower() in IMAGE_EXTS:
+            pairs[p.with_suffix("")]["images"].append(p)
+    return pairs
+
+# %% ../nbs/04_readers.ipynb #a2946405
+def _flat_split(lid:str, flat_split:str, val_fraction:float, test_fraction:float) -> tuple:
+    "`(split, lid)` of a line of a folder without split folders: `val`/`test` by the hash of its id, else `flat_split`."
+    h = hash_fraction(lid)
+    return "val" if h < val_fraction else "test" if h < val_fraction + test_fraction else flat_split, lid
+
 # %% ../nbs/04_readers.ipynb #ac43f004
 def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally in `train/`, `val/`, `test/`
                 flat_split:str="train", # Split of every line when there are no split folders
@@ -765,27 +784,16 @@ def read_folder(root, # Folder of `NAME.png` + `NAME.gt.txt` pairs, optionally i
         raise DataError(root, "folder not found")
     rd = _Reading(f"folder:{root}", check_images, strict)
     layered = any((root/s).is_dir() for s in SPLITS)
-    pairs = defaultdict(lambda: {"gt": None, "images": []})
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or any(part.startswith(".") for part in p.relative_to(root).parts):
-            continue
-        if p.name.endswith(".gt.txt"):
-            pairs[p.parent/p.name[:-len(".gt.txt")]]["gt"] = p
-        elif p.suffix.lower() in IMAGE_EXTS:
-            pairs[p.with_suffix("")]["images"].append(p)
+    pairs = _folder_pairs(root)
     splits_of, first = _split_names(root, pairs) if layered else {}, {}
     for key in sorted(pairs):
         gt, images = pairs[key]["gt"], pairs[key]["images"]
         rel = key.relative_to(root).parts
-        if layered:
-            if rel[0] not in SPLITS or len(rel) < 2:
-                rd.skip("outside the train/val/test folders", gt or images[0], problem=False)
-                continue
-            split, lid = rel[0], "/".join(rel[1:])
-        else:
-            lid = "/".join(rel)
-            h = hash_fraction(lid)
-            split = "val" if h < val_fraction else "test" if h < val_fraction + test_fraction else flat_split
+        if layered and (rel[0] not in SPLITS or len(rel) < 2):
+            rd.skip("outside the train/val/test folders", gt or images[0], problem=False)
+            continue
+        split, lid = (rel[0], "/".join(rel[1:])) if layered else _flat_split("/".join(rel), flat_split, val_fraction,
+                                                                             test_fraction)
         if gt is None:
             rd.skip("image without .gt.txt", images[0])
             continue

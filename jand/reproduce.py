@@ -4,7 +4,7 @@
 
 # %% ../nbs/45_reproduce.ipynb #0da593c5
 from __future__ import annotations
-import hashlib, json, logging, math, os, re, shutil, statistics, tempfile, threading, time
+import csv, hashlib, json, logging, math, os, re, shutil, statistics, tempfile, threading, time
 from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -17,13 +17,14 @@ from .training import PRESETS
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY',
            'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS',
-           'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset',
-           'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key', 'mean_std',
-           'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat', 'plot_curves',
-           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading',
-           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
-           'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps',
-           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_report']
+           'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile', 'get_profile',
+           'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key',
+           'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat',
+           'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary',
+           'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
+           'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps',
+           'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce',
+           'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ PROFILES = {
             curve_every=2,
             workers=1,
         ),
-        Profile("quick"),
-        Profile("gpu", workers=8),
+        Profile("quick", precision="bf16"),  # bfloat16 units on this machine kind: `00a_precision`
+        Profile("gpu", workers=8, precision="bf16"),
         Profile(
             "full",
             synth_train=20_000,
@@ -1023,6 +1024,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
             os.environ.pop("JAND_COMMAND", None)
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
+    write_costs(results, done, profile)
     report = write_report(results, profile)
     summary = {
         "profile": profile,
@@ -1032,6 +1034,28 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
     }
     atomic_write_json(out / "reproduce.json", summary)
     return summary
+
+# %% ../nbs/45_reproduce.ipynb #ef4aec9a
+COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer). A notebook that found runs already "
+             "trained (by an earlier notebook or reproduction) counts only what it added.")
+
+def write_costs(results, # The results folder (holds `cost.csv` from earlier reproductions)
+                done:dict, # Notebook name → `{"seconds": …}` of this reproduction
+                profile:str, # Its profile
+               ) -> tuple:
+    "Update `results/cost.{csv,md}`: wall-clock minutes of each notebook's last run (this run's rows replace theirs)."
+    from jand.results import git_revision, write_table
+    path, order, now = Path(results) / "cost.csv", {n: i for i, n in enumerate(EXPERIMENTS)}, time.strftime("%Y-%m-%d")
+    kept = [{**{k: v for k, v in r.items() if not k.startswith("prov_")}, "minutes": float(r["minutes"])}
+            for r in csv.DictReader(open(path))
+            if r["notebook"] not in done or r["profile"] != profile] if path.exists() else []
+    new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1), "git": git_revision(),
+            "date": now} for n, d in done.items()]
+    rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
+    total = sum(float(r["minutes"]) for r in rows if r["profile"] == profile)
+    reading = f"Profile `{profile}`: {total:.0f} minutes for the notebooks listed, each at its last run."
+    return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook",
+                       ["notebook", "profile", "minutes", "git", "date"], COST_NOTE, results, reading=reading)
 
 # %% ../nbs/45_reproduce.ipynb #7c09e8ab
 def write_report(results, profile:str|None=None) -> Path:

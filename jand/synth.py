@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from .images import load_image
-from .core import Line, atomic_write_json, atomic_write_text
+from .core import Line, atomic_write_json, atomic_write_text, finish_figure
 
 # %% auto #0
 __all__ = ['LETTERS', 'FRENCH_LETTERS', 'SYNTH_ALPHABET', 'SINGLE_LETTER_WORDS', 'ELISIONS', 'HERSHEY_FACES', 'TTF_FACES',
@@ -554,11 +554,7 @@ def sample_grid(cfg:SynthConfig=SynthConfig(), n:int=12, split:str="train", path
             fontsize=8,
             loc="left",
         )
-    fig.tight_layout()
-    if path is not None:
-        from jand.core import atomic_save_figure
-        atomic_save_figure(fig, path, dpi=110)
-    return fig
+    return finish_figure(fig, path)
 
 # %% ../nbs/05_synth.ipynb #b1e7a005
 def plot_rejected(cfg:SynthConfig=SynthConfig(), n:int=6, split:str="train", path=None):
@@ -579,11 +575,7 @@ def plot_rejected(cfg:SynthConfig=SynthConfig(), n:int=6, split:str="train", pat
             why = f"rejected: {', '.join(fails)}" if fails else f"emitted (attempt {att + 1})"
             ax.set_title(f"{split} {i} · {why} · contrast {m['contrast']:.0f}, CNR {m['cnr']:.1f}, level {level:.2f}",
                          fontsize=7, loc="left")
-    fig.tight_layout()
-    if path is not None:
-        from jand.core import atomic_save_figure
-        atomic_save_figure(fig, path, dpi=110)
-    return fig
+    return finish_figure(fig, path)
 
 # %% ../nbs/05_synth.ipynb #b1e7a008
 def guard_report(cfg:SynthConfig=SynthConfig(), n:int=200, split:str="train") -> dict:

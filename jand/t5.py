@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from typing import Sequence
-import editdistance, os
+import editdistance
 import torch
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .core import DataError, Report, atomic_write_json, dataclass_from_dict
+from .core import DataError, Report, atomic_write_json, dataclass_from_dict, install_dir
 from .charset import nfc
 from .errors import Pair
 
@@ -316,13 +316,7 @@ def save(self:T5Corrector, path) -> Path:
         atomic_write_json(tmp / "corrector.json", {"format": "jand-t5-corrector-1", "config": asdict(self.cfg),
                                                    "tokenizer": "byt5" if _is_byt5(self.tok) else "local",
                                                    "steps_trained": self.steps_trained})
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        install_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

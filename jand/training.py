@@ -92,14 +92,11 @@ class TrainConfig:
     kd_tau: float = KDConfig.tau # Temperature
     kd_blank: str = KDConfig.blank # plain, nonblank, dropblank
     kd_feature: float = KDConfig.feature_weight # Weight of feature distillation (0 = off)
-    # Distil from the Teacher's posteriors computed once per training line (needs no augmentation)
-    kd_offline: bool = False
+    kd_offline: bool = False # Distil from Teacher posteriors computed once per training line (no augmentation)
     init: str|None = None # Fine-tune from this model file (heads resized to the data's charset)
     # running
     device: str = "auto" # auto, cpu, cuda
-    # Arithmetic of the training steps: fp32; bf16 (autocast; fast where the CPU or GPU has bfloat16 units); auto
-    # (bf16 on a GPU, fp32 on a CPU)
-    precision: str = "auto"
+    precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 on a GPU, fp32 on a CPU)
     workers: int = 0 # DataLoader worker processes
     log_every: int = 10 # Steps between log lines
     save_every_minutes: float = 10.0 # Mid-epoch checkpoints, for long epochs
