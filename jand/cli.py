@@ -69,17 +69,19 @@ def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16
              postprocess="none", # Post-processing stages: none, lbc, t5, t5+lbc, a comma-separated list, or all
              corrector=None, # Corrector folder (`jand train-corrector`), for the t5 stages
              wordlist=None, # Word-list file added to the LBC lexicon
+             lexicon="auto", # LBC lexicon: auto (frequency list of the training lines' language), a language, train
             ) -> dict:
     ("Score the model at `model_path` on `split` of `data` (raw and post-processed); writes per-line details to `out` "
      "(CSV) when given.")
     from jand.postprocess import STAGE_COLUMNS, evaluate_stages
     from jand.results import markdown_table
-    res = evaluate_stages(model_path, data, split, postprocess, corrector, wordlist, batch_size, synth, device)
+    res = evaluate_stages(model_path, data, split, postprocess, corrector, wordlist, batch_size, synth, device,
+                          lexicon=lexicon)
     for s in res["scores"].values():
         print(s)
     if len(res["rows"]) > 1:
         if res["lexicon"] is not None:
-            print(f"LBC lexicon: {res['lexicon']} from the {res['lexicon_from']}")
+            print(f"LBC lexicon: {res['lexicon']} from {res['lexicon_from']}")
         print(f"\npost-processing on {data}:{split} (rates in %, case-sensitive):")
         print(markdown_table(res["rows"], STAGE_COLUMNS))
     if out is not None:
@@ -358,6 +360,9 @@ def _eval_options(sub):
     e.add_argument("--corrector", type=Path,
                    help="corrector folder written by jand train-corrector (for the t5 stages)")
     e.add_argument("--wordlist", type=Path, help="word-list file (UTF-8, one word per line) added to the LBC lexicon")
+    e.add_argument("--lexicon", default="auto",
+                   help="LBC lexicon: auto (the frequency list of the training lines' language, from wordfreq), a "
+                        "language code (en, fr, …), or train (the training lines' words only); default: auto")
     add_config_options(e, TrainConfig, skip=_all_but_synth_fields())  # the synthetic corpus, as in training
 
 # %% ../nbs/90_cli.ipynb #71b0c821
@@ -369,10 +374,11 @@ def _eval(args):
         raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
     if args.corrector is not None and not uses_t5(stages):
         raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
-    if args.wordlist is not None and not uses_lbc(stages):
-        raise ValueError("--wordlist is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
+    for flag, given in (("--wordlist", args.wordlist is not None), ("--lexicon", args.lexicon != "auto")):
+        if given and not uses_lbc(stages):
+            raise ValueError(f"{flag} is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
     run_eval(args.model, args.data, args.split, args.out, args.batch_size, _synth_of(args), args.device, stages,
-             args.corrector, args.wordlist)
+             args.corrector, args.wordlist, args.lexicon)
 
 # %% ../nbs/90_cli.ipynb #c1a00005
 def _corrector_options(sub):

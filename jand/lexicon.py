@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_lexicon.ipynb #56f5298d
 from __future__ import annotations
-import re
+import math, re
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -14,8 +14,9 @@ from .core import DataError
 from .charset import nfc
 
 # %% auto #0
-__all__ = ['split_token', 'is_number', 'words_of', 'case_pattern', 'apply_case', 'read_wordlist', 'Lexicon', 'deletions',
-           'frequency_forms', 'allowed_distance', 'lbc_changes', 'lbc_correct', 'lbc_correct_lines', 'LexiconScorer']
+__all__ = ['LANGUAGES', 'split_token', 'is_number', 'words_of', 'case_pattern', 'apply_case', 'read_wordlist', 'Lexicon',
+           'deletions', 'frequency_forms', 'guess_language', 'allowed_distance', 'lbc_changes', 'lbc_correct',
+           'lbc_correct_lines', 'LexiconScorer']
 
 # %% ../nbs/31_lexicon.ipynb #a4ca798b
 _WS = re.compile(r"(\s+)")
@@ -198,6 +199,22 @@ def knows(self:Lexicon, word:str) -> bool:
         return True
     parts = [p for p in _JOINS.split(word) if p]
     return len(parts) > 1 and all(p in self or len(p) == 1 for p in parts)
+
+# %% ../nbs/31_lexicon.ipynb #fe27b7e0
+LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt") # Languages `guess_language` considers by default
+
+def guess_language(texts:Iterable[str], # Transcriptions
+                   candidates:Sequence[str]=LANGUAGES, # Languages to choose from
+                   floor:float=1e-8, # Frequency of a word a list does not know
+                  ) -> str:
+    "The language of `candidates` under whose word frequencies the words of `texts` are likeliest."
+    import wordfreq
+    words = Counter(w.lower() for t in texts for w in words_of(t))
+    if not words:
+        raise ValueError("no words to guess a language from")
+    def log_likelihood(lang):
+        return sum(n * math.log(max(wordfreq.word_frequency(w, lang), floor)) for w, n in words.items())
+    return max(candidates, key=log_likelihood)
 
 # %% ../nbs/31_lexicon.ipynb #4d05ed21
 def allowed_distance(n:int, max_distance:int=2, max_ratio:float|None=0.34) -> int:

@@ -13,7 +13,7 @@ import editdistance
 import torch
 from .core import DataError, Line, Report, atomic_write_json, install_dir
 from .metrics import cer, line_details, score_all, score_row
-from .lexicon import Lexicon, frequency_forms, lbc_correct_lines
+from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
 from .training import run_config
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
 from .t5 import T5Corrector, T5CorrectorConfig
@@ -21,7 +21,7 @@ from .t5 import T5Corrector, T5CorrectorConfig
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'CONFUSION_FIELDS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput',
            'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
-           'load_corrector', 'evaluate_stages', 'validation_errors', 'write_corrector', 'fit_summary',
+           'load_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors', 'write_corrector', 'fit_summary',
            'train_corrector']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
@@ -210,6 +210,22 @@ def load_corrector(path, device:str|None=None) -> T5Corrector:
     "A corrector folder written by `train_corrector` / `T5Corrector.save` (a clear `DataError` otherwise)."
     return T5Corrector.load(path, device=device)
 
+# %% ../nbs/32_postprocess.ipynb #55a2cb0a
+def stage_lexicon(model_path:Path, bundle, data:str, lexicon:str="auto", wordlist=None) -> tuple:
+    ("`(Lexicon, where it came from)` for the LBC stages: the frequency list of the training lines' language "
+     "(`auto`), of a named language, or the training lines' words (`train`); plus the word list.")
+    if (model_path.parent / "config.json").is_file():
+        texts, origin = [l.text for l in run_bundle(model_path.parent)[1].lines("train")], f"run {model_path.parent}"
+    else:
+        texts, origin = [l.text for l in bundle.lines("train")], f"the training split of {data}"
+    if lexicon == "train":
+        lex, said = make_lexicon(texts, wordlist), f"the training lines of {origin}"
+    else:
+        lang = guess_language(texts) if lexicon == "auto" else lexicon
+        lex = make_lexicon(wordlist=wordlist, lang=lang)
+        said = f"the {lang!r} frequency list" + (f" (the language of {origin})" if lexicon == "auto" else "")
+    return lex, said + (f" + word list {wordlist}" if wordlist is not None else "")
+
 # %% ../nbs/32_postprocess.ipynb #03e28ef7
 def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     data:str="synth", # Data spec to evaluate on
@@ -221,6 +237,8 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     synth=None, # `SynthConfig` of a bare `synth` spec (default: `SynthConfig()`)
                     device="cpu",
                     lbc_options:dict|None=None, # Keyword options of `jand.lexicon.lbc_correct`
+                    # LBC lexicon: `auto` (frequency list of the training lines' language), a language, or `train`
+                    lexicon:str="auto",
                    ) -> dict:
     "Read and score `split` with each stage: `{rows, lines, outputs, scores, refs, ids, lexicon_from}`."
     from jand.model import load_model
@@ -243,22 +261,11 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     if not lines:
         raise DataError(data, f"the {split} split is empty")
     rec = recognize(model, charset, lines, bundle.load, batch_size, device, name=f"{data}:{split}")
-    lexicon, lexicon_from = None, None
-    if uses_lbc(stages):
-        if (model_path.parent / "config.json").is_file():
-            texts, lexicon_from = (
-                [l.text for l in run_bundle(model_path.parent)[1].lines("train")],
-                f"training lines of run {model_path.parent}",
-            )
-        else:
-            texts, lexicon_from = [l.text for l in bundle.lines("train")], f"training split of {data}"
-        lexicon = make_lexicon(texts, wordlist)
-        if wordlist is not None:
-            lexicon_from += f" + word list {wordlist}"
-    outputs = apply_stages(rec["hyps"], stages, corrector, lexicon, [page_key(l) for l in rec["lines"]], lbc_options)
+    lex, lexicon_from = stage_lexicon(model_path, bundle, data, lexicon, wordlist) if uses_lbc(stages) else (None, None)
+    outputs = apply_stages(rec["hyps"], stages, corrector, lex, [page_key(l) for l in rec["lines"]], lbc_options)
     return {"rows": stage_rows(rec["refs"], outputs), "lines": stage_line_rows(rec["refs"], outputs, rec["ids"]),
             "outputs": outputs, "scores": score_all(rec["refs"], rec["hyps"]), "refs": rec["refs"], "ids": rec["ids"],
-            "lexicon": lexicon, "lexicon_from": lexicon_from}
+            "lexicon": lex, "lexicon_from": lexicon_from}
 
 # %% ../nbs/32_postprocess.ipynb #07a52f1f
 def _check_out(out:Path, run:Path):

@@ -45,3 +45,50 @@ def test_a_notebook_without_outputs_or_stamp_is_caught(tmp_path):
         nb["metadata"].pop(notebooks.STAMP, None)
     found = notebooks.problems(_copy(tmp_path, strip))
     assert "no outputs" in found and any("never stamped" in p for p in found)
+
+
+EXPERIMENT_NOTEBOOKS = sorted((ROOT / "nbs" / "experiments").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENT_NOTEBOOKS, ids=lambda p: p.name)
+def test_experiment_outputs_belong_to_the_committed_code(path):
+    "An experiment notebook may be committed bare (a reproduction executes it) or with outputs of its own code."
+    if notebooks.has_outputs(json.loads(path.read_text(encoding="utf-8"))):
+        assert notebooks.problems(path) == [], f"{path.name}: {notebooks.problems(path)}"
+
+
+def _executed(tmp_path, edit=None):
+    "A fake executed copy of 00a_precision (as papermill writes it: an injected parameters cell, outputs)."
+    nb = json.loads((ROOT / "nbs" / "experiments" / "00a_precision.ipynb").read_text(encoding="utf-8"))
+    nb["cells"] = [c for c in nb["cells"] if c.get("id") != notebooks.NOTE_ID]
+    at = next(i for i, c in enumerate(nb["cells"]) if "parameters" in c["metadata"].get("tags", []))
+    nb["cells"].insert(at + 1, {"cell_type": "code", "id": "injected", "metadata": {"tags": ["injected-parameters"]},
+                                "source": ["setup = {'profile': 'quick'}"], "outputs": [], "execution_count": 1})
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and c["id"] != "injected"]
+    code[-1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["done\n"]}]
+    nb["metadata"]["papermill"] = {"parameters": {"setup": {"profile": "quick"}}, "end_time": "2026-12-05T07:00:00"}
+    if edit:
+        edit(code)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "src").mkdir()
+    src = json.loads((ROOT / "nbs" / "experiments" / "00a_precision.ipynb").read_text(encoding="utf-8"))
+    (tmp_path / "src" / "00a_precision.ipynb").write_text(json.dumps(src), encoding="utf-8")
+    (tmp_path / "run" / "00a_precision.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    return tmp_path / "run" / "00a_precision.ipynb", tmp_path / "src"
+
+
+def test_adopt_takes_the_outputs_of_an_executed_copy_of_the_same_code(tmp_path):
+    executed, src = _executed(tmp_path)
+    out = json.loads(notebooks.adopt(executed, src).read_text(encoding="utf-8"))
+    assert not any("injected-parameters" in c["metadata"].get("tags", []) for c in out["cells"])
+    assert [c for c in out["cells"] if c["cell_type"] == "code"][-1]["outputs"][0]["text"] == ["done\n"]
+    note = next(c for c in out["cells"] if c.get("id") == notebooks.NOTE_ID)
+    assert "--profile quick` (2026-12-05)" in "".join(note["source"])
+    assert notebooks.problems(src / "00a_precision.ipynb") == []
+
+
+def test_adopt_refuses_outputs_of_other_code(tmp_path):
+    def edit(code): code[0]["source"] = code[0]["source"] + ["\nx = 1"]
+    executed, src = _executed(tmp_path, edit)
+    with pytest.raises(SystemExit, match="executed from other code"):
+        notebooks.adopt(executed, src)

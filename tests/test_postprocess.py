@@ -103,13 +103,22 @@ def corrector(run):
     return out
 
 
+def test_eval_lexicon_of_the_training_words_on_request(run, tmp_path):
+    r = jand("eval", "--model", run / "model.pt", "--postprocess", "lbc", "--lexicon", "train", *SYNTH)
+    assert "LBC lexicon: Lexicon(" in r.stdout and "from the training lines of run" in r.stdout
+    r = jand("eval", "--model", run / "model.pt", "--postprocess", "lbc", "--lexicon", "fr", *SYNTH)
+    assert "from the 'fr' frequency list" in r.stdout
+    r = jand("eval", "--model", run / "model.pt", "--lexicon", "fr", *SYNTH, ok=False)
+    assert r.returncode != 0 and "--lexicon is used only by the lbc stages" in r.stderr
+
+
 def test_eval_with_lbc_prints_both_stages_and_writes_per_stage_columns(run, tmp_path):
     words = tmp_path / "words.txt"; words.write_text("zebra\nquixotic\n", encoding="utf-8")
     r = jand("eval", "--model", run / "model.pt", "--postprocess", "lbc", "--wordlist", words, "--out", tmp_path / "lines.csv", *SYNTH)
     table = [l for l in r.stdout.splitlines() if l.startswith("| ")]
     assert table[0].startswith("| stage | cer_corpus_sensitive | wer_corpus_sensitive")
     assert [l.split("|")[1].strip() for l in table[1:]] == ["none", "lbc"]
-    assert "word list" in r.stdout and "training lines of run" in r.stdout
+    assert "word list" in r.stdout and "frequency list (the language of run" in r.stdout  # the default lexicon
     rows = list(csv.DictReader(open(tmp_path / "lines.csv", encoding="utf-8")))
     assert len(rows) == 8 and {"id", "ref", "hyp", "hyp_lbc", "char_edits_lbc", "word_edits_lbc"} <= set(rows[0])
     assert not any(k.startswith("hyp_t5") for k in rows[0])

@@ -3,12 +3,13 @@ with a hash of the code it ran, and check that the committed outputs still belon
 
     python tools/notebooks.py run [NOTEBOOK ...]    # execute (default: nbs/*.ipynb), keep outputs, stamp
     python tools/notebooks.py check [NOTEBOOK ...]  # exit 1 naming every notebook without fresh outputs
+    python tools/notebooks.py adopt EXECUTED ...    # outputs of `jand reproduce`'s executed copies into nbs/experiments
 
 Cells flagged `#| slow` or `#| eval: false` and `nbdev_export()` cells are skipped, as in `nbdev_test`; a notebook
 that raises is left untouched. The stamp lives in the notebook metadata (`jand.code_sha1`, kept by `nbdev_clean`
 through `allowed_metadata_keys = jand` in settings.ini).
 """
-import hashlib, json, sys, time
+import base64, hashlib, io, json, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +79,58 @@ def execute(path) -> float:
     return time.perf_counter() - t0
 
 
+NOTE_ID = "jand-outputs-from"  # the markdown cell that says where an experiment notebook's outputs come from
+
+
+def _jpeg(output: dict) -> dict:
+    "`output` with a PNG figure re-encoded as JPEG (a figure of noisy scans is megabytes as PNG)."
+    from PIL import Image
+    data = output.get("data", {})
+    if "image/png" not in data:
+        return output
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(base64.b64decode(data["image/png"]))).convert("RGB").save(buf, "JPEG", quality=80)
+    jpeg = base64.b64encode(buf.getvalue()).decode()
+    data = {**{k: v for k, v in data.items() if k != "image/png"}, "image/jpeg": jpeg}
+    meta = {("image/jpeg" if k == "image/png" else k): v for k, v in output.get("metadata", {}).items()}
+    return {**output, "data": data, "metadata": meta}
+
+
+def _note(run: dict) -> dict:
+    "The markdown cell saying which reproduction produced the outputs below it."
+    pm = run.get("metadata", {}).get("papermill", {})
+    profile = pm.get("parameters", {}).get("setup", {}).get("profile", "?")
+    when = (pm.get("end_time") or "")[:10]
+    text = (f"*The outputs below come from `jand reproduce --profile {profile}` ({when}); the tables it wrote name "
+            "their code revision in their footers. Opened by hand, the notebook runs the `smoke` profile set in the "
+            "parameters cell above.*")
+    return {"cell_type": "markdown", "id": NOTE_ID, "metadata": {}, "source": text.splitlines(True)}
+
+
+def adopt(executed, experiments=ROOT / "nbs" / "experiments") -> Path:
+    "Copy the outputs of an executed experiment notebook (`jand reproduce`) into its source, figures as JPEG; stamp it."
+    run = json.loads(Path(executed).read_text(encoding="utf-8"))
+    target = Path(experiments) / Path(executed).name
+    src = json.loads(target.read_text(encoding="utf-8"))
+    ran = [c for c in run["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    if code_sha1({"cells": ran}) != code_sha1(src):
+        raise SystemExit(f"{executed}: executed from other code than {target}: run the reproduction again")
+    outputs = {c.get("id"): c.get("outputs", []) for c in ran if c["cell_type"] == "code"}
+    cells = []
+    for c in src["cells"]:
+        if c.get("id") == NOTE_ID:
+            continue
+        if c["cell_type"] == "code":
+            c = {**c, "outputs": [_jpeg(o) for o in outputs.get(c.get("id"), [])], "execution_count": None}
+        cells.append(c)
+        if "parameters" in c.get("metadata", {}).get("tags", []):
+            cells.append(_note(run))
+    src["cells"] = cells
+    src.setdefault("metadata", {})[STAMP] = {"code_sha1": code_sha1(src)}
+    target.write_text(json.dumps(src, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
 def main(argv: list) -> int:
     verb, paths = (argv[0] if argv else "check"), [Path(p) for p in argv[1:]] or library_notebooks()
     if verb == "run":
@@ -94,7 +147,11 @@ def main(argv: list) -> int:
             if why:
                 print(f"{name}: {'; '.join(why)}")
         return int(any(stale.values()))
-    raise SystemExit(f"unknown verb {verb!r}: use run or check")
+    if verb == "adopt":
+        for p in argv[1:]:
+            print(f"outputs of {p} → {adopt(p)}")
+        return 0
+    raise SystemExit(f"unknown verb {verb!r}: use run, check or adopt")
 
 
 if __name__ == "__main__":
