@@ -255,6 +255,8 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     if wordlist is not None:
         from jand.lexicon import read_wordlist
         read_wordlist(wordlist)  # fail now, not after reading the test set
+    if uses_lbc(stages) and lexicon not in ("auto", "train"):
+        frequency_forms(lexicon, 1)  # an unknown language fails now too, naming the known ones
     model, charset, _ = load_model(model_path, device=device)
     bundle = open_data(data, synth=replace(synth or SynthConfig(), height=model.cfg.preprocess.height))
     lines = bundle.lines(split)

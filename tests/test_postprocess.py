@@ -165,3 +165,8 @@ def test_help_documents_the_post_processing_options():
     h = jand("train-corrector", "--help").stdout
     for opt in ("--run", "--out", "--pretrained", "--steps", "--context-lines", "--beam", "--no-guard"):
         assert opt in h
+
+
+def test_eval_unknown_lexicon_language_fails_before_reading(run):
+    r = jand("eval", "--model", run / "model.pt", "--postprocess", "lbc", "--lexicon", "xx", *SYNTH, ok=False)
+    assert r.returncode != 0 and "no frequency list for language 'xx'" in r.stderr and "CER" not in r.stdout
