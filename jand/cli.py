@@ -414,6 +414,38 @@ def _train_corrector(args):
     print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
     print(f"corrector written to {args.out}")
 
+# %% ../nbs/90_cli.ipynb #4d2ffbf9
+def _pretrain_options(sub):
+    from jand.t5 import T5CorrectorConfig
+    c = sub.add_parser("pretrain-corrector",
+                       help="pretrain the T5 post-processor on clean text and simulated errors (denoising)")
+    c.add_argument("--out", type=Path, required=True, help="folder to write the pretrained corrector to")
+    c.add_argument("--steps", type=int, default=2000, help="optimiser steps (default: 2000)")
+    c.add_argument("--lines", type=int, default=10_000, help="clean lines per language (default: 10000)")
+    c.add_argument("--langs", default="en,fr", help="languages of the clean lines (default: en,fr)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: True)")
+    add_config_options(c, T5CorrectorConfig)
+
+# %% ../nbs/90_cli.ipynb #5ca64c54
+@verb("pretrain-corrector", _pretrain_options)
+def _pretrain_corrector(args):
+    from jand.postprocess import pretrain_corrector
+    from jand.t5 import T5CorrectorConfig
+    if args.steps < 1 or args.lines < 1:
+        raise ValueError("--steps and --lines must be at least 1")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    summary = pretrain_corrector(args.out, config_from_args(T5CorrectorConfig, args), args.steps, args.lines,
+                                 [l.strip() for l in args.langs.split(",") if l.strip()], seed=args.seed,
+                                 device=args.device, progress_bar=args.progress_bar)
+    print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
+    print(f"pretrained corrector written to {args.out}: fine-tune it with jand train-corrector --pretrained {args.out}")
+
 # %% ../nbs/90_cli.ipynb #c1a00006
 def _check_data_options(sub):
     from jand.training import TrainConfig

@@ -4,14 +4,15 @@
 
 # %% ../nbs/32_postprocess.ipynb #883c96d7
 from __future__ import annotations
-import re, shutil, tempfile, time
+import random, re, shutil, tempfile, time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 import editdistance
 import torch
 from .core import DataError, Line, Report, atomic_write_json, install_dir
+from .charset import nfc
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
 from .training import run_config
@@ -22,7 +23,7 @@ from .t5 import T5Corrector, T5CorrectorConfig
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'CONFUSION_FIELDS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput',
            'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
            'load_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors', 'write_corrector', 'fit_summary',
-           'train_corrector']
+           'train_corrector', 'pretraining_texts', 'pretrain_corrector', 'denoising_scores']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -370,3 +371,60 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     }
     write_corrector(out, corrector, cm, summary)
     return summary
+
+# %% ../nbs/32_postprocess.ipynb #b3b231af
+def pretraining_texts(n:int, # Lines per language
+                      langs:Sequence[str]=("en", "fr"), # Languages of the generator's word sources
+                      seed:int=0,
+                      exclude:Iterable[str]=(), # Lines never to train on (the test lines)
+                     ) -> list:
+    "Clean lines for corrector pretraining from the synthetic generator's text sampler (a stream of its own)."
+    import numpy as np
+    from jand.synth import sample_text
+    rng, banned = np.random.default_rng([seed, 0x7E57]), {nfc(t) for t in exclude}
+    return [t for lang in langs for t in (nfc(sample_text(rng, lang)) for _ in range(n)) if t not in banned]
+
+# %% ../nbs/32_postprocess.ipynb #e4a6606e
+def pretrain_corrector(out, # Folder to write the pretrained corrector to
+                       cfg:T5CorrectorConfig|None=None, # Architecture and training options
+                       steps:int=2000, # Optimiser steps
+                       lines:int=10_000, # Clean lines per language
+                       langs:Sequence[str]=("en", "fr"), # Languages of the clean lines
+                       cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors, drawn uniformly per line
+                       clean_share:float=0.3, # Share of identity pairs (they teach copying)
+                       exclude:Iterable[str]=(), # Lines never to train on (the test lines)
+                       seed:int=0,
+                       device:str|None=None, # `cpu`, `cuda` (None: CUDA when available)
+                       progress_bar:bool=True,
+                      ) -> dict:
+    "Denoising pretraining of a T5 corrector on clean lines and their simulated errors; writes it to `out`."
+    from jand.results import provenance
+    out, cfg, t_start = Path(out), cfg or T5CorrectorConfig(), time.perf_counter()
+    texts, cm, report = pretraining_texts(lines, langs, seed, exclude), ConfusionModel(), Report("pretraining pairs")
+    sim = simulate_pairs(texts, cm, seed, None, cfg.context_lines, 1, cer_range)
+    pairs = select_pairs(sim, clean_share=clean_share, seed=seed, report=report)
+    corrector = T5Corrector(cfg, seed=seed, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)
+    summary = {"format": "jand-corrector-pretraining-1", "corrector": asdict(corrector.cfg),
+               "params": corrector.n_params, "device": str(corrector.device), "langs": list(langs),
+               "lines": len(texts), "cer_range": list(cer_range), "pairs": dict(Counter(p.origin for p in pairs)),
+               "pairs_skipped": str(report), "seed": seed, **fit_summary(stats),
+               "seconds": round(time.perf_counter() - t_start, 1),
+               "provenance": provenance(device=str(corrector.device))}
+    write_corrector(out, corrector, cm, summary)
+    return summary
+
+# %% ../nbs/32_postprocess.ipynb #86821161
+def denoising_scores(corrector:T5Corrector, # The corrector to check
+                     texts:Sequence[str], # Clean held-out lines
+                     seed:int=1, # Seed of the simulated errors
+                     cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors
+                    ) -> dict:
+    "Share of clean lines copied unchanged; CER of simulated errors before and after correction, lines better/worse."
+    rng, cm = random.Random(seed), ConfusionModel()
+    noisy = [cm.corrupt(t, rng, rng.uniform(*cer_range)) for t in texts]
+    fixed = [r.text for r in corrector.correct(noisy)]
+    copied = [r.text for r in corrector.correct(list(texts))]
+    return {"lines": len(texts), "copied": round(sum(a == b for a, b in zip(copied, texts)) / max(len(texts), 1), 4),
+            "cer_noisy": round(cer(texts, noisy).value, 4), "cer_fixed": round(cer(texts, fixed).value, 4),
+            **change_counts(texts, noisy, fixed)}

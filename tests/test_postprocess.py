@@ -170,3 +170,17 @@ def test_help_documents_the_post_processing_options():
 def test_eval_unknown_lexicon_language_fails_before_reading(run):
     r = jand("eval", "--model", run / "model.pt", "--postprocess", "lbc", "--lexicon", "xx", *SYNTH, ok=False)
     assert r.returncode != 0 and "no frequency list for language 'xx'" in r.stderr and "CER" not in r.stdout
+
+
+def test_pretrain_then_fine_tune_on_a_run(run, tmp_path):
+    pre = tmp_path / "pre"
+    r = jand("pretrain-corrector", "--out", pre, "--steps", "2", "--lines", "10", "--device", "cpu", "--threads", "1",
+             "--no-progress-bar", *TINY_T5)
+    assert "pretrained corrector written to" in r.stdout and (pre / "training.json").is_file()
+    assert json.loads((pre / "training.json").read_text())["lines"] == 20  # 10 per language, en and fr
+    out = tmp_path / "tuned"
+    r = jand("train-corrector", "--run", run, "--out", out, "--pretrained", pre, "--steps", "2", "--copies", "1",
+             "--device", "cpu", "--threads", "1", "--no-progress-bar")
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["pretrained"] == str(pre) and summary["steps"] == 2
+    assert summary["corrector"]["d_model"] == json.loads((pre / "corrector.json").read_text())["config"]["d_model"]
