@@ -49,6 +49,9 @@ class Profile:
     ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
     sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
     corrector_steps: int = 300 # T5 corrector training steps
+    pretrain_steps: int = 2000 # Steps of the corrector's denoising pretraining (`00b_corrector` measures the curve)
+    pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
+    pretrain_curve: tuple = (250, 500, 1000, 2000) # Pretraining budgets of `00b_corrector`'s curve
     bench_seconds: float = 2.0 # Timing window of each inference benchmark
     augment: bool = False # Training-time augmentation (off: offline distillation needs fixed views; see the curves)
     cap_minutes: float|None = None # Safety cap of one run: it stops there and says so in its summary
@@ -79,6 +82,9 @@ PROFILES = {
             seeds=(0, 1),
             sweep=((2.0, 0.5), (4.0, 0.9)),
             corrector_steps=4,
+            pretrain_steps=4,
+            pretrain_lines=16,
+            pretrain_curve=(2, 4),
             bench_seconds=0.2,
             val_lines=12,
             curve_steps=4,
@@ -526,6 +532,23 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
         )
     return out
 
+# %% ../nbs/45_reproduce.ipynb #6eb49b57
+@patch
+def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
+    ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
+     "dataset's test lines excluded (trained once, `jand.postprocess.pretrain_corrector`); returns its folder.")
+    from jand.postprocess import pretrain_corrector
+    from jand.t5 import T5CorrectorConfig
+    steps = steps or self.profile.pretrain_steps
+    out = self.runs / f"pretrained-corrector-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
+    if not (out / "training.json").exists():
+        exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
+        s = pretrain_corrector(out, T5CorrectorConfig(context_lines=context_lines), steps, self.profile.pretrain_lines,
+                               exclude=exclude, device=self.device, progress_bar=not self.quiet)
+        print(f"pretrained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss "
+              f"{s['loss_first']} → {s['loss_last']}")
+    return out
+
 # %% ../nbs/45_reproduce.ipynb #f13ffbe5
 @patch
 def dataset(self:Lab, name:str) -> Dataset:
@@ -905,10 +928,10 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     return atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight")
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
-EXPERIMENTS = ("00_regime", "00a_precision", "01_datasets", "02_architecture", "03_main_results", "04_distillation",
-               "05_ablation", "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
+EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "03_main_results",
+               "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
 # Studies that `reproduce` runs only when named (or with `only="all"`): their tables are committed
-ON_REQUEST = ("00_regime", "00a_precision")
+ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector")
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
