@@ -380,9 +380,33 @@ def _eval(args):
     run_eval(args.model, args.data, args.split, args.out, args.batch_size, _synth_of(args), args.device, stages,
              args.corrector, args.wordlist, args.lexicon)
 
+# %% ../nbs/90_cli.ipynb #6ddefb24
+def _corrector_run_options(c):
+    "The options of every corrector-training verb: seed, device, threads, progress bar and the corrector's config."
+    from jand.t5 import T5CorrectorConfig
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
+                   help="show a progress bar (default: True)")
+    add_config_options(c, T5CorrectorConfig)
+
+def _corrector_config(args, **counts):
+    "Check that `counts` are at least 1, set the threads, and return the `T5CorrectorConfig` of the options."
+    from jand.t5 import T5CorrectorConfig
+    if any(v < 1 for v in counts.values()):
+        raise ValueError(f"{' and '.join('--' + k for k in counts)} must be at least 1")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    return config_from_args(T5CorrectorConfig, args)
+
+def _print_summary(summary:dict, done:str):
+    print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
+    print(done)
+
 # %% ../nbs/90_cli.ipynb #c1a00005
 def _corrector_options(sub):
-    from jand.t5 import T5CorrectorConfig
     c = sub.add_parser("train-corrector", help="train the T5 post-processor for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
@@ -391,60 +415,38 @@ def _corrector_options(sub):
     c.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
     c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
-                   help="show a progress bar (default: True)")
-    add_config_options(c, T5CorrectorConfig)
+    _corrector_run_options(c)
 
 # %% ../nbs/90_cli.ipynb #bc71a799
 @verb("train-corrector", _corrector_options)
 def _train_corrector(args):
     from jand.postprocess import train_corrector
-    from jand.t5 import T5CorrectorConfig
-    if args.steps < 1 or args.copies < 1:
-        raise ValueError("--steps and --copies must be at least 1")
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    summary = train_corrector(args.run, args.out, args.pretrained, config_from_args(T5CorrectorConfig, args),
-                              steps=args.steps, copies=args.copies, max_lines=args.max_lines, seed=args.seed,
-                              device=args.device, progress_bar=args.progress_bar)
-    print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
-    print(f"corrector written to {args.out}")
+    cfg = _corrector_config(args, steps=args.steps, copies=args.copies)
+    summary = train_corrector(args.run, args.out, args.pretrained, cfg, steps=args.steps, copies=args.copies,
+                              max_lines=args.max_lines, seed=args.seed, device=args.device,
+                              progress_bar=args.progress_bar)
+    _print_summary(summary, f"corrector written to {args.out}")
 
 # %% ../nbs/90_cli.ipynb #4d2ffbf9
 def _pretrain_options(sub):
-    from jand.t5 import T5CorrectorConfig
     c = sub.add_parser("pretrain-corrector",
                        help="pretrain the T5 post-processor on clean text and simulated errors (denoising)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the pretrained corrector to")
     c.add_argument("--steps", type=int, default=2000, help="optimiser steps (default: 2000)")
     c.add_argument("--lines", type=int, default=10_000, help="clean lines per language (default: 10000)")
     c.add_argument("--langs", default="en,fr", help="languages of the clean lines (default: en,fr)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
-                   help="show a progress bar (default: True)")
-    add_config_options(c, T5CorrectorConfig)
+    _corrector_run_options(c)
 
 # %% ../nbs/90_cli.ipynb #5ca64c54
 @verb("pretrain-corrector", _pretrain_options)
 def _pretrain_corrector(args):
     from jand.postprocess import pretrain_corrector
-    from jand.t5 import T5CorrectorConfig
-    if args.steps < 1 or args.lines < 1:
-        raise ValueError("--steps and --lines must be at least 1")
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    summary = pretrain_corrector(args.out, config_from_args(T5CorrectorConfig, args), args.steps, args.lines,
-                                 [l.strip() for l in args.langs.split(",") if l.strip()], seed=args.seed,
-                                 device=args.device, progress_bar=args.progress_bar)
-    print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
-    print(f"pretrained corrector written to {args.out}: fine-tune it with jand train-corrector --pretrained {args.out}")
+    cfg = _corrector_config(args, steps=args.steps, lines=args.lines)
+    langs = [l.strip() for l in args.langs.split(",") if l.strip()]
+    summary = pretrain_corrector(args.out, cfg, args.steps, args.lines, langs, seed=args.seed, device=args.device,
+                                 progress_bar=args.progress_bar)
+    _print_summary(summary, f"pretrained corrector written to {args.out}: fine-tune it with jand train-corrector "
+                            f"--pretrained {args.out}")
 
 # %% ../nbs/90_cli.ipynb #c1a00006
 def _check_data_options(sub):
