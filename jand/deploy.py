@@ -29,7 +29,7 @@ from .results import write_table, provenance
 __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'DEPLOY_TARGET',
            'DEPLOY_SHAPES', 'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'MEMORY_COLUMNS', 'speed_ratio_rows',
            'bench_rows', 'run_bench', 'profile_parts', 'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session',
-           'OnnxPredictor', 'quantize_torch', 'quantize_onnx', 'deployed_predictor', 'load_deployed',
+           'OnnxPredictor', 'quantize_torch', 'quantize_onnx', 'deployed_predictor', 'exact_form', 'load_deployed',
            'deploy_speed_rows', 'fastest_forms', 'synth_lines', 'deploy_cer_rows', 'run_deploy', 'bench_memory',
            'memory_timeline_csv', 'plot_memory', 'write_memory']
 
@@ -391,29 +391,35 @@ def deployed_predictor(
         m = quantize_torch(m)
     return Predictor(m, charset, batch_size=batch_size, bf16=form == "torch-bf16", **kwargs)
 
+# %% ../nbs/50_deploy.ipynb #e67baa21
+def exact_form(device:str="cpu") -> str:
+    ("The fastest form that reads the same text as eager PyTorch: ONNX Runtime fp32 on the CPU where it is installed "
+     "(`results/deploy_cer.md`: every line the same; `deploy_speed.md`: 1.3–1.6× eager), eager PyTorch elsewhere.")
+    if str(device) != "cpu":
+        return "eager"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "eager"
+    return "onnx"
+
 # %% ../nbs/50_deploy.ipynb #c68039cb
-def load_deployed(path, # A jand model file (`.pt`) or an exported `.onnx`
-                  onnx:bool=False, # Run a `.pt` model in ONNX Runtime (exported to a temporary file)
-                  quantized:bool=False, # int8: `quantize_torch`, or `quantize_onnx` with `onnx`
-                  bf16:bool=False, # PyTorch under bfloat16 autocast
+def load_deployed(path, # A model file, run or model folder, a shipped model's name, or an exported `.onnx`
+                  form:str="auto", # One of `DEPLOY_FORMS`, or `auto`: `exact_form(device)`
+                  device:str="cpu", # Where eager PyTorch runs; every other form runs on the CPU
                   threads:int|None=None, batch_size:int=16, decoder:str="greedy", beam:int=10) -> Predictor:
-    "The predictor `jand predict` uses for `--onnx` / `--quantized` / `--bf16`."
-    path = Path(path)
+    "The predictor `jand predict` uses: the model at `path`, run in `form`."
+    path, form = Path(path), exact_form(device) if form == "auto" else form
     kw = dict(batch_size=batch_size, decoder=decoder, beam=beam)
     if path.suffix == ".onnx":
-        if quantized or bf16:
-            raise ValueError(
-                "an .onnx file runs as it was exported: quantize it with quantize_onnx (or pass the .pt model)"
-            )
+        if form != "onnx":
+            raise ValueError(f"an .onnx file runs as it was exported (form onnx), not as {form}: pass the model file")
         return OnnxPredictor(path, threads=threads, **kw)
-    if onnx and bf16:
-        raise ValueError("bf16 is a PyTorch option; ONNX Runtime runs the exported fp32 or int8 graph")
+    if str(device) != "cpu":
+        if form != "eager":
+            raise ValueError(f"form {form} runs on the CPU; on {device} only eager PyTorch runs")
+        return Predictor.from_file(path, device=device, **kw)
     model, charset, _ = load_model(path)
-    form = (
-        ("onnx-int8" if quantized else "onnx")
-        if onnx
-        else ("torch-int8" if quantized else "torch-bf16" if bf16 else "eager")
-    )
     return deployed_predictor(model, charset, form, threads=threads, **kw)
 
 # %% ../nbs/50_deploy.ipynb #2934cf87

@@ -12,8 +12,9 @@ from .charset import Charset
 from .model import HTRJAND, MODEL_FORMAT
 
 # %% auto #0
-__all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'write_folder', 'save_model_folder', 'read_model_folder', 'card_header', 'model_card',
-           'card_metrics', 'models_dir', 'shipped_models', 'resolve_model', 'export_folder', 'model_rows']
+__all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'CHECK_LINES', 'write_folder', 'save_model_folder', 'read_model_folder', 'card_header',
+           'model_card', 'card_metrics', 'models_dir', 'shipped_models', 'resolve_model', 'export_folder', 'model_rows',
+           'sample_check', 'card_checks']
 
 # %% ../nbs/12a_model_dir.ipynb #md000006
 MODEL_FILES = {"weights": "model.safetensors", "config": "config.json", "charset": "charset.json", "card": "README.md"}
@@ -241,3 +242,32 @@ def model_rows(root=None) -> list:
         )
         rows.append({"model": name, "MB": round(size, 2), "symbols": symbols, "metrics": metrics or "none on its card"})
     return rows
+
+# %% ../nbs/12a_model_dir.ipynb #35f1bdb5
+CHECK_LINES = 32 # Test lines of a stand-in that a card's sample check reads again
+
+def sample_check(model, # A model file or folder, or a shipped model's name
+                 data:str, # A synthetic stand-in's data spec (`synth:en`): its test lines are drawn, not read
+                 synth:dict|None=None, # The `SynthConfig` fields of bare `synth` (None: the defaults)
+                 lines:int|None=None, # How many of its first test lines (None: `CHECK_LINES`)
+                ) -> float:
+    "Corpus CER (%, case-sensitive, greedy decoding) of `model` on the first `lines` test lines of `data`."
+    from jand.core import dataclass_from_dict
+    from jand.metrics import cer
+    from jand.model import Predictor
+    from jand.sources import open_data
+    from jand.synth import Legibility, SynthConfig, TextConfig
+    nested = {"text": TextConfig, "legibility": Legibility}
+    bundle = open_data(data, synth=dataclass_from_dict(SynthConfig, synth, nested) if synth else SynthConfig())
+    sample = bundle.lines("test")[:lines or CHECK_LINES]
+    texts = Predictor.from_file(model).predict([bundle.load(line) for line in sample])
+    return round(cer([line.text for line in sample], texts).value, 2)
+
+# %% ../nbs/12a_model_dir.ipynb #93a213d5
+def card_checks(folder) -> list:
+    "`(data, CER on the card, CER read again)` for each sample check on the card of model folder `folder`."
+    folder = Path(folder)
+    card = (folder / MODEL_FILES["card"]).read_text(encoding="utf-8")
+    check = _json_file(folder / MODEL_FILES["config"]).get("check") or {}
+    return [(m["dataset"], m["value"], sample_check(folder, m["dataset"], check.get("synth"), check.get("lines")))
+            for m in card_metrics(card) if m["split"].startswith("test[")]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 from fastcore.basics import patch
 import jand
-from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write_text, read_json
+from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write_text, install_dir, read_json
 from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
 
@@ -20,11 +20,11 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile', 'get_profile',
            'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key',
            'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat',
-           'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary',
-           'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
-           'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps',
-           'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce',
-           'write_costs', 'write_report']
+           'minutes_left', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
+           'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row',
+           'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars',
+           'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
+           'run_experiment', 'reproduce', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class Profile:
     curve_steps: int = 3000 # Steps of each learning-curve run (`00_regime`)
     curve_every: int = 250 # … validated this often
     precision: str = "fp32" # Arithmetic of every run (`TrainConfig.precision`; `00a_precision` measures bf16)
+    # Shipped models (`10_models`): the main runs' recipe, four times their budget — the models people will use
+    ship_teacher_steps: int = 12_000
+    ship_student_steps: int = 12_000
+    finetune_steps: tuple = (250, 500, 1000) # Fine-tuning budgets: from the shipped Student against from scratch
 
     @property
     def kd_offline(self) -> bool: return not self.augment
@@ -89,6 +93,9 @@ PROFILES = {
             val_lines=12,
             curve_steps=4,
             curve_every=2,
+            ship_teacher_steps=6,
+            ship_student_steps=6,
+            finetune_steps=(2, 4),
             workers=1,
         ),
         Profile("quick", precision="bf16"),  # bfloat16 units on this machine kind: `00a_precision`
@@ -326,6 +333,7 @@ class Lab:
         base = project_root() / "runs" / "reproduce" / s.profile
         self.runs, self.results = Path(runs or base / "runs"), Path(results or base / "results")
         self.figures, self.quiet = Path(figures or base / "figures"), quiet
+        self.models = self.results.parent / "models"  # shipped models (`10_models`): beside the tables
         self.corpora = self.runs.parent / "corpora"  # rendered synthetic corpora, shared by every run
         self.data_root, self.data_options, self.device, self.budget = (
             s.data_root,
@@ -449,6 +457,14 @@ def heartbeat(todo:list, # `(run folder, TrainConfig)` pairs
         stop.set()
         thread.join()
 
+# %% ../nbs/45_reproduce.ipynb #d25e63eb
+def minutes_left(walls:list, # Wall seconds of the runs finished so far
+                 remaining:int, # Runs still to train
+                 workers:int, # Runs trained side by side
+                ) -> float:
+    "Minutes until the `remaining` runs are done, `workers` at a time, each as long as the finished ones on average."
+    return statistics.mean(walls) * math.ceil(remaining / workers) / 60
+
 # %% ../nbs/45_reproduce.ipynb #78191dd2
 @patch
 def train_all(self:Lab, jobs:list) -> list:
@@ -458,15 +474,16 @@ def train_all(self:Lab, jobs:list) -> list:
     todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
     for spec in dict.fromkeys(c.data for _, c in todo):
         self.render(spec)
-    t0, workers, done = time.perf_counter(), min(self.profile.workers, len(todo)) or 1, [0]
+    workers, done, walls = min(self.profile.workers, len(todo)) or 1, [0], []
     def report(k, run, cfg, s):
         done[0] = k
-        left = (time.perf_counter() - t0) / k * (len(todo) - k) / workers
+        walls.append(s["wall_s"])
+        left = minutes_left(walls, len(todo) - k, workers)
         cer = s.get("best_val_cer", s.get("best_cer"))  # a run found finished on resume reports its state's `best_cer`
         print(
             f"[{k}/{len(todo)}] {run.name} ({_describe(cfg)}): best val CER {cer:.2f} % in {s['wall_s']:.0f} s"
             + (" (stopped by the time cap)" if s.get("capped") else "")
-            + (f"; about {left / 60:.0f} min left" if k < len(todo) else ""),
+            + (f"; about {left:.0f} min left" if k < len(todo) else ""),
             flush=True,
         )
     if workers == 1:
@@ -929,9 +946,10 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
 EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "03_main_results",
-               "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency")
-# Studies that `reproduce` runs only when named (or with `only="all"`): their tables are committed
-ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector")
+               "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency",
+               "10_models")
+# Studies that `reproduce` runs only when named (or with `only="all"`): their tables (and models) are committed
+ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "10_models")
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
@@ -958,7 +976,7 @@ def _select(only) -> list:
 
 # %% ../nbs/45_reproduce.ipynb #ddd27c4d
 def _promote(staging:Path, dest:Path) -> list:
-    "Move every file of `staging` into `dest` (each move atomic); returns the moved names."
+    "Move every file and folder of `staging` into `dest` (each move atomic); returns the moved names."
     moved = []
     if not staging.exists():
         return moved
@@ -966,7 +984,9 @@ def _promote(staging:Path, dest:Path) -> list:
     for f in sorted(staging.iterdir()):
         if f.is_file():
             os.replace(f, dest / f.name)
-            moved.append(f.name)
+        else:  # a model folder: it replaces the old one whole
+            install_dir(f, dest / f.name)
+        moved.append(f.name)
     return moved
 
 # %% ../nbs/45_reproduce.ipynb #c6b88a45
@@ -1019,7 +1039,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
               figures=None, # Final figures (default: the project's `figures/`)
               **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
              ) -> dict:
-    "Run the experiment notebooks with papermill, promote their tables and figures, and write `REPORT.md`."
+    "Run the experiment notebooks with papermill, promote their tables, figures and models, and write `REPORT.md`."
     setup = as_reproduction(setup, **changes)
     datasets(setup.data_root, setup.data_options)  # a missing root or a bad reader option fails before any notebook
     profile, names, root = setup.profile, _select(only), project_root()
@@ -1040,6 +1060,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
             done[name] = {
                 "tables": _promote(stage / "results", results),
                 "figures": _promote(stage / "figures", figures),
+                "models": _promote(stage / "models", results.parent / "models"),  # where `Lab.models` puts them
                 "seconds": round(time.perf_counter() - t, 1),
             }
         finally:
@@ -1075,8 +1096,10 @@ def write_costs(results, # The results folder (holds `cost.csv` from earlier rep
     new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1), "git": git_revision(),
             "date": now} for n, d in done.items()]
     rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
-    total = sum(float(r["minutes"]) for r in rows if r["profile"] == profile)
-    reading = f"Profile `{profile}`: {total:.0f} minutes for the notebooks listed, each at its last run."
+    mine = {r["notebook"]: float(r["minutes"]) for r in rows if r["profile"] == profile}
+    default = sum(m for n, m in mine.items() if n not in ON_REQUEST)
+    reading = (f"Profile `{profile}`: {default:.0f} minutes for the notebooks `jand reproduce` runs by default, "
+               f"{sum(mine.values()) - default:.0f} more for the studies it runs on request; each at its last run.")
     return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook",
                        ["notebook", "profile", "minutes", "git", "date"], COST_NOTE, results, reading=reading)
 

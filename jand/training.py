@@ -93,7 +93,7 @@ class TrainConfig:
     kd_blank: str = KDConfig.blank # plain, nonblank, dropblank
     kd_feature: float = KDConfig.feature_weight # Weight of feature distillation (0 = off)
     kd_offline: bool = False # Distil from Teacher posteriors computed once per training line (no augmentation)
-    init: str|None = None # Fine-tune from this model file (heads resized to the data's charset)
+    init: str|None = None # Fine-tune from this model (file, folder, shipped name); its charset grows by new symbols
     # running
     device: str = "auto" # auto, cpu, cuda
     precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 on a GPU, fp32 on a CPU)
@@ -380,13 +380,14 @@ def seed_everything(seed:int):
 
 # %% ../nbs/22_training.ipynb #7a1c0400
 def run_charset(cfg:TrainConfig, out:Path, bundle, ckpt, device) -> tuple:
-    "`(charset, teacher)`: a distilled run reads the Teacher's charset; a resumed run its own; a fresh one its data's."
+    ("`(charset, teacher)`: a distilled run reads the Teacher's charset; a resumed run its own; a fine-tuned one "
+     "its base model's, extended by its data's new symbols; a fresh one its data's.")
     if cfg.teacher:
         teacher, charset, _ = load_model(cfg.teacher, device=device)
         freeze_teacher(teacher)
         return charset, teacher
-    if cfg.init:
-        return (Charset.load(out / "charset.json") if ckpt else bundle.charset()), None
+    if cfg.init:  # the base model's symbols, and the data's new ones
+        return (Charset.load(out / "charset.json") if ckpt else load_model(cfg.init)[1].union(bundle.charset())), None
     return (Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()), None
 
 # %% ../nbs/22_training.ipynb #e9ab6da5

@@ -59,18 +59,23 @@ def test_resume_and_clear_errors(run, tmp_path):
 
 def test_export_then_predict_with_onnx_runtime(run, tmp_path):
     jand("synth", tmp_path / "imgs", "--train", "3", "--val", "0", "--test", "0", "--height", "32", "--workers", "1")
-    eager = jand("predict", "--model", run / "model.pt", tmp_path / "imgs").stdout
+    eager = jand("predict", "--model", run / "model.pt", "--form", "eager", tmp_path / "imgs").stdout
+    assert jand("predict", "--model", run / "model.pt", tmp_path / "imgs").stdout == eager  # auto: the exact form
     r = jand("export", "--model", run / "model.pt", "--out", tmp_path / "m.onnx")
     assert "wrote" in r.stdout and (tmp_path / "m.onnx").stat().st_size > 100_000
     assert jand("predict", "--model", tmp_path / "m.onnx", tmp_path / "imgs").stdout == eager  # same text as eager PyTorch
-    assert len(jand("predict", "--model", run / "model.pt", "--quantized", tmp_path / "imgs").stdout.splitlines()) == 3
+    int8 = jand("predict", "--model", run / "model.pt", "--form", "torch-int8", tmp_path / "imgs").stdout
+    assert len(int8.splitlines()) == 3
+    bad = jand("predict", "--model", run / "model.pt", "--form", "tensorrt", tmp_path / "imgs", ok=False)
+    assert bad.returncode == 2 and "form must be one of" in bad.stderr
     bad = jand("export", "--model", run / "model.pt", "--out", tmp_path / "m.txt", ok=False)
     assert bad.returncode == 2 and bad.stderr.startswith("jand: error:") and ".onnx" in bad.stderr
 
 
 def test_export_a_model_folder_then_use_it_everywhere(run, tmp_path):
     jand("synth", tmp_path / "imgs", "--train", "3", "--val", "0", "--test", "0", "--height", "32", "--workers", "1")
-    eager = jand("predict", "--model", run / "model.pt", tmp_path / "imgs").stdout
+    eager = jand("predict", "--model", run / "model.pt", "--form", "eager", tmp_path / "imgs").stdout
+    assert jand("predict", "--model", run / "model.pt", tmp_path / "imgs").stdout == eager  # auto: the exact form
     r = jand("export", "--model", run, "--out", tmp_path / "student")  # a run folder names its model.pt
     assert "model.safetensors" in r.stdout and "README.md" in r.stdout
     card = (tmp_path / "student" / "README.md").read_text()

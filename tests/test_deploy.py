@@ -68,9 +68,13 @@ def test_load_deployed_for_the_cli(model, tmp_path):
     pt = save_model(tmp_path / "m.pt", model, CS)
     imgs = lines()[:3]
     want = Predictor(model, CS).predict(imgs)
-    assert load_deployed(pt, onnx=True).predict(imgs) == want
-    assert isinstance(load_deployed(export_onnx(model, CS, tmp_path / "m.onnx")), OnnxPredictor)
-    with pytest.raises(ValueError, match="bf16"): load_deployed(pt, onnx=True, bf16=True)
+    assert load_deployed(pt, "onnx").predict(imgs) == want
+    assert isinstance(load_deployed(pt), OnnxPredictor) and load_deployed(pt).predict(imgs) == want  # auto
+    assert load_deployed(pt, "eager").predict(imgs) == want
+    onnx_file = export_onnx(model, CS, tmp_path / "m.onnx")
+    assert isinstance(load_deployed(onnx_file), OnnxPredictor)
+    with pytest.raises(ValueError, match="runs as it was exported"): load_deployed(onnx_file, "torch-bf16")
+    with pytest.raises(ValueError, match="runs on the CPU"): load_deployed(pt, "onnx", device="cuda")
 
 
 def test_speed_ratio_rows_and_verdicts():

@@ -30,6 +30,16 @@ def test_smoke_runs_every_experiment(smoke):
     assert (out / "figures" / "architecture_overview.png").stat().st_size > 1000
 
 
+def test_smoke_ships_model_folders_whose_cards_match_them(smoke):
+    from jand.modeldir import card_checks, shipped_models
+    out, summary = smoke
+    assert summary["experiments"]["10_models"]["models"] == ["student", "teacher"]
+    assert list(shipped_models(out / "models")) == ["student", "teacher"]  # beside results/, as models/ is in the repo
+    for folder in shipped_models(out / "models").values():
+        checks = card_checks(folder)
+        assert len(checks) == 3 and all(card == again for _, card, again in checks)
+
+
 def test_smoke_tables_record_how_they_were_made(smoke):
     out, _ = smoke
     rows = list(csv.DictReader(open(out / "results" / "distillation.csv")))

@@ -101,7 +101,7 @@ def test_fine_tuning_keeps_known_characters(tmp_path):
     train(TrainConfig(data="synth:fr", epochs=1, init=str(tmp_path / "en" / "model.pt"), **TINY), tmp_path / "fr")
     en, en_cs, _ = load_model(tmp_path / "en" / "model.pt")
     fr, fr_cs, _ = load_model(tmp_path / "fr" / "model.pt")
-    assert set(en_cs.symbols) != set(fr_cs.symbols)
+    assert set(en_cs.symbols) < set(fr_cs.symbols)  # every symbol the base model knew, and the accents fr adds
 
 
 def test_ddp_with_gloo_on_two_processes(tmp_path):
