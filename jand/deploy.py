@@ -394,7 +394,7 @@ def deployed_predictor(
 # %% ../nbs/50_deploy.ipynb #e67baa21
 def exact_form(device:str="cpu") -> str:
     ("The fastest form that reads the same text as eager PyTorch: ONNX Runtime fp32 on the CPU where it is installed "
-     "(`results/deploy_cer.md`: every line the same; `deploy_speed.md`: 1.3–1.6× eager), eager PyTorch elsewhere.")
+     "(measured in `results/deploy_cer.md` and `deploy_speed.md`), eager PyTorch elsewhere.")
     if str(device) != "cpu":
         return "eager"
     try:
