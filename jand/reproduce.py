@@ -37,8 +37,8 @@ class Profile:
     height: int = 48 # Input height in pixels
     min_chars: int = 5 # Shortest synthetic line, in characters
     max_chars: int = 30 # Longest synthetic line
-    # Main Teacher run's step budget (at 1500 the recipe Teacher read 17–25 % test CER; the bare model at 2000, 10–15 %)
-    teacher_steps: int = 3000
+    # Main Teacher run's step budget: at 3000 the fr stand-in read 9.4 % test CER, over its 8 % target (`00_regime`)
+    teacher_steps: int = 4000
     # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
     student_steps: int = 3000
     # … of an ablation, sweep, curriculum or transfer run: at 750 Students stayed in the plateau (51–59 % CER)
@@ -57,8 +57,7 @@ class Profile:
     cap_minutes: float|None = None # Safety cap of one run: it stops there and says so in its summary
     workers: int = 2 # Runs trained side by side, one thread each
     patience: int|None = None # Early stopping (validations without a better CER)
-    curve_steps: int = 3000 # Steps of each learning-curve run (`00_regime`)
-    curve_every: int = 250 # … validated this often
+    curve_every: int = 250 # Validation interval of the learning-curve runs (`00_regime`)
     precision: str = "fp32" # Arithmetic of every run (`TrainConfig.precision`; `00a_precision` measures bf16)
     # Shipped models (`10_models`): the main runs' recipe, four times their budget — the models people will use
     ship_teacher_steps: int = 12_000
@@ -91,7 +90,6 @@ PROFILES = {
             pretrain_curve=(2, 4),
             bench_seconds=0.2,
             val_lines=12,
-            curve_steps=4,
             curve_every=2,
             ship_teacher_steps=6,
             ship_student_steps=6,
@@ -356,12 +354,12 @@ def main_data(self:Lab) -> str:
 
 # %% ../nbs/45_reproduce.ipynb #lab0001
 @patch
-def render(self:Lab, spec:str) -> list:
-    ("Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused); returns their "
-     "folders.")
+def render(self:Lab, spec:str, cfg=None) -> list:
+    ("Draw the synthetic sources of `spec` once into `corpora` (a copy already there is reused), at the sizes of "
+     "`cfg` (a `TrainConfig`; None: the profile's); returns their folders.")
     from jand.sources import parse_data_spec, synth_config
     from jand.synth import render_cache
-    base = self.config().synth
+    base = (cfg or self.config()).synth
     return [render_cache(synth_config(s, base), self.corpora, workers=self.profile.workers)
             for s in parse_data_spec(spec) if s.kind == "synth"]
 
@@ -472,8 +470,8 @@ def train_all(self:Lab, jobs:list) -> list:
     cfgs = [self.config(**job) for job in jobs]
     runs = [self.run_folder(c) for c in cfgs]
     todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
-    for spec in dict.fromkeys(c.data for _, c in todo):
-        self.render(spec)
+    for cfg in {(c.data, c.synth): c for _, c in todo}.values():  # each corpus at its runs' sizes
+        self.render(cfg.data, cfg)
     workers, done, walls = min(self.profile.workers, len(todo)) or 1, [0], []
     def report(k, run, cfg, s):
         done[0] = k
@@ -596,37 +594,22 @@ def plot_curves(runs:dict, # Label → run folder
 # %% ../nbs/45_reproduce.ipynb #c0c0e002
 BASE_MODEL = dict(curriculum="none", aux_weight=0.0, domain_weight=0.0) # The model alone: RECIPE's parts switched off
 
-CURVES = {  # label → options of one learning-curve run
-    "Teacher · 32 px · 5–30 chars": dict(
-        model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=True
-    ),
-    "Teacher · 32 px · 10–60 chars": dict(
-        model="teacher", height=32, synth_min_chars=10, synth_max_chars=60, augment=True
-    ),
-    "Student · 32 px · 5–30 chars · no augmentation": dict(
-        model="student", height=32, synth_min_chars=5, synth_max_chars=30, augment=False
-    ),
-    "Teacher · 32 px · 5–30 chars · no augmentation": dict(
-        model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=False
-    ),
-    "Teacher · 32 px · 5–30 chars · no augmentation · lr 3e-3": dict(
-        model="teacher", height=32, synth_min_chars=5, synth_max_chars=30, augment=False, lr=3e-3
-    ),
-    "Teacher · 48 px · 5–30 chars · no augmentation": dict(
-        model="teacher", height=48, synth_min_chars=5, synth_max_chars=30, augment=False, share=2 / 3
-    ),  # a step costs ≈ 2× one at 32 px
-}
+CURVES = {  # label → options of one learning-curve run: the profile's main runs, then one change at a time
+    "Teacher": dict(model="teacher"),  # the main Teacher run (seed 0)
+    "Student": dict(model="student", budget="main"),  # the main Student run alone (seed 0)
+    "Teacher · lr 2e-3": dict(model="teacher", lr=2e-3),
+    "Teacher · 32 px": dict(model="teacher", height=32),
+    "Teacher · 10–60 chars": dict(model="teacher", synth_min_chars=10, synth_max_chars=60, share=1 / 2),
+    "Teacher · augmentation": dict(model="teacher", augment=True, share=1 / 2),
+}  # a share of the steps where a step costs ≈ 2× (longer lines) or the setting was already ruled out (augmentation)
 
-def curve_jobs(grid:dict=CURVES, steps:int=Profile.curve_steps, every:int=Profile.curve_every) -> dict:
-    "Label → `Lab.train_all` job of each learning-curve run (an entry's `share` of `steps` for costly settings)."
+def curve_jobs(grid:dict=CURVES, steps:int=Profile.teacher_steps, every:int=Profile.curve_every) -> dict:
+    ("Label → `Lab.train_all` job of each learning-curve run: `steps` steps (an entry's `share` of them, or its own "
+     "`budget`), validated every `every` steps on the whole validation split.")
     def job(opts):
         opts = dict(opts)
-        return dict(
-            budget=max(1, round(steps * opts.pop("share", 1))),
-            val_every=every,
-            val_lines=None,
-            **{**BASE_MODEL, **opts},
-        )
+        budget = opts.pop("budget", max(1, round(steps * opts.pop("share", 1))))
+        return dict(budget=budget, val_every=every, val_lines=None, **opts)
     return {label: job(opts) for label, opts in grid.items()}
 
 # %% ../nbs/45_reproduce.ipynb #9dc116de
@@ -682,7 +665,7 @@ def plot_learning_curves(rows:list, target:float|None=None):
 
 # %% ../nbs/45_reproduce.ipynb #3de763ec
 PRECISION_CURVES = {  # label → options of one run of the precision study: the recipe's main runs in each arithmetic
-    f"{model.capitalize()} · {precision}": dict(model=model, precision=precision, **RECIPE)
+    f"{model.capitalize()} · {precision}": dict(model=model, precision=precision)
     for model in ("teacher", "student")
     for precision in ("fp32", "bf16")
 }
