@@ -50,6 +50,7 @@ def add_config_options(parser:argparse.ArgumentParser, cls, skip=()) -> None:
             continue
         tp, opt = _optional(hints[f.name])
         flag, h = "--" + f.name.replace("_", "-"), (helps.get(f.name) or "") + f" (default: {f.default})"
+        h = h.replace("%", "%%")  # argparse formats help strings (a default may hold a %)
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
         else:
@@ -120,24 +121,9 @@ def page_warning(a:np.ndarray) -> str|None:
     return None
 
 # %% ../nbs/90_cli.ipynb #178c7683
-def _predict_files(predictor, files:list, chunk:int=256) -> list:
-    "`{image, text}` rows for `files` (`{image, error}` for an unreadable one), `chunk` at a time; pages warned of."
-    from jand.images import load_image
-    rows = []
-    for s in range(0, len(files), chunk):
-        got = []
-        for f in files[s:s + chunk]:
-            try:
-                a = load_image(f)
-            except DataError as e:
-                rows.append({"image": str(f), "error": e.problem})
-                continue
-            if page_warning(a):
-                print(f"jand: warning: {f}: {page_warning(a)}", file=sys.stderr)
-            got.append((f, a))
-        texts = predictor.predict([a for _, a in got]) if got else []
-        rows += [{"image": str(f), "text": t} for (f, _), t in zip(got, texts)]
-    return rows
+def _warn_if_page(path, a:np.ndarray):
+    if page_warning(a):
+        print(f"jand: warning: {path}: {page_warning(a)}", file=sys.stderr)
 
 # %% ../nbs/90_cli.ipynb #e6362ed1
 def write_texts(rows:list, # `{image, text}` dicts
@@ -167,9 +153,9 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
                 threads:int|None=None, # CPU threads
                ) -> list:
     "Read the images named by `items` with the model at `model_path`; print or write the texts (unreadable: `error`)."
-    from jand.deploy import load_deployed
+    from jand.deploy import load_deployed, predict_files
     predictor = load_deployed(model_path, form, device, threads, batch_size, decoder)  # a bad model fails first
-    rows = _predict_files(predictor, image_files(items))
+    rows = predict_files(predictor, image_files(items), check=_warn_if_page)
     ok, failed = [r for r in rows if "error" not in r], [r for r in rows if "error" in r]
     if len(rows) == 1 and failed:
         raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
@@ -376,25 +362,30 @@ def _eval(args):
 
 # %% ../nbs/90_cli.ipynb #6ddefb24
 def _corrector_run_options(c):
-    "The options of every corrector-training verb: seed, device, threads, progress bar and the corrector's config."
-    from jand.t5 import T5CorrectorConfig
+    "The options of every corrector-training verb: kind, seed, device, threads, progress bar, the corrector's config."
+    from jand.postprocess import CORRECTOR_KINDS
+    c.add_argument("--kind", choices=list(CORRECTOR_KINDS), default="edit",
+                   help="edit: a T5 encoder that tags each character's edit; seq2seq: a byte-level T5 that writes the "
+                        "line (the options of the other kind are ignored; default: edit)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar (default: True)")
-    add_config_options(c, T5CorrectorConfig)
+    edit, seq2seq = CORRECTOR_KINDS.values()
+    add_config_options(c, edit)
+    add_config_options(c, seq2seq, skip={f.name for f in fields(edit)})  # shared options: the same defaults
 
 # %% ../nbs/90_cli.ipynb #5470de5d
 def _corrector_config(args, **counts):
-    "Check that `counts` are at least 1, set the threads, and return the `T5CorrectorConfig` of the options."
-    from jand.t5 import T5CorrectorConfig
+    "Check that `counts` are at least 1, set the threads, and return the corrector config of `--kind`'s options."
+    from jand.postprocess import CORRECTOR_KINDS
     if any(v < 1 for v in counts.values()):
         raise ValueError(f"{' and '.join('--' + k for k in counts)} must be at least 1")
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    return config_from_args(T5CorrectorConfig, args)
+    return config_from_args(CORRECTOR_KINDS[args.kind], args)
 
 # %% ../nbs/90_cli.ipynb #8dc61e45
 def _print_summary(summary:dict, done:str):
@@ -403,11 +394,12 @@ def _print_summary(summary:dict, done:str):
 
 # %% ../nbs/90_cli.ipynb #c1a00005
 def _corrector_options(sub):
-    c = sub.add_parser("train-corrector", help="train the T5 post-processor for a recognizer run")
+    c = sub.add_parser("train-corrector", help="train the post-processor (a T5 corrector) for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
     c.add_argument("--pretrained", type=Path,
-                   help="local pretrained T5/ByT5/mT5 folder to fine-tune (default: train from scratch)")
+                   help="a corrector written by jand pretrain-corrector (or, --kind seq2seq, a local T5/ByT5/mT5 "
+                        "folder) to fine-tune (default: train from scratch)")
     c.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
     c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
@@ -426,7 +418,7 @@ def _train_corrector(args):
 # %% ../nbs/90_cli.ipynb #4d2ffbf9
 def _pretrain_options(sub):
     c = sub.add_parser("pretrain-corrector",
-                       help="pretrain the T5 post-processor on clean text and simulated errors (denoising)")
+                       help="pretrain the post-processor on clean text and simulated errors (denoising)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the pretrained corrector to")
     c.add_argument("--steps", type=int, default=2000, help="optimiser steps (default: 2000)")
     c.add_argument("--lines", type=int, default=10_000, help="clean lines per language (default: 10000)")
@@ -533,19 +525,21 @@ def _bench_options(sub):
     b.add_argument("what", choices=list(BENCHES),
                    help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a trained "
                         "Student in every deployed form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); "
+                        "predict: jand predict on a folder of mixed-width lines (results/predict_folder.csv); "
                         "memory: training RSS (results/memory.csv); synth: generator lines/s")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the "
-                   "trained Student (required)")
-    b.add_argument("--forms", type=lambda v: tuple(v.split(",")), help="deploy: comma-separated forms (default: all)")
+                   "trained Student (required); predict: the model, a file, folder or shipped name (required)")
+    b.add_argument("--forms", type=lambda v: tuple(v.split(",")),
+                   help="deploy, predict: comma-separated forms (default: all for deploy, auto,eager for predict)")
     b.add_argument("--rounds", type=int, default=1,
                    help="deploy: time every form this many times, interleaved; the median is kept (default: 1)")
     b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64),
                    help="model: batch sizes (default: 1,16,64)")
     b.add_argument("--seconds", type=float, default=2.0, help="model, deploy: timed seconds per case (default: 2)")
-    b.add_argument("--threads", type=int, default=2, help="model, deploy, memory: CPU threads (default: 2)")
+    b.add_argument("--threads", type=int, default=2, help="model, deploy, predict, memory: CPU threads (default: 2)")
     b.add_argument("--results", type=Path, default=Path("results"),
-                   help="model, deploy, memory: where the tables go (default: results)")
+                   help="model, deploy, predict, memory: where the tables go (default: results)")
     b.add_argument("--corpus", type=lambda v: tuple(int(x) if x.strip().isdigit() else x.strip() for x in v.split(",")),
                    default=(10_000, 100_000),
                    help="memory: comma-separated training corpora, each a number of synthetic lines drawn on the fly "
@@ -555,7 +549,8 @@ def _bench_options(sub):
     b.add_argument("--figures", type=Path, default=Path("figures"),
                    help="memory: where the RSS curves go (default: figures)")
     b.add_argument("--lines", type=int,
-                   help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200)")
+                   help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200); "
+                        "predict: lines in the folder (default: 1000)")
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
     b.add_argument("--height", type=int,
                    help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
@@ -593,11 +588,20 @@ def _bench_memory(args):
                          prov=provenance(minutes=args.minutes, threads=args.threads))
     print(f"memory table: {paths[1]}; curves: {paths[-1]}")
 
+# %% ../nbs/90_cli.ipynb #6ae72f2c
+def _bench_predict(args):
+    from jand.deploy import FOLDER_FORMS, run_bench_folder
+    if not args.student:
+        raise ValueError("bench predict needs --student: a trained model (file, folder or shipped name)")
+    r = run_bench_folder(args.student, args.results, args.lines or 1000, args.threads, args.forms or FOLDER_FORMS)
+    print(f"predict table: {r['paths'][1]}; " + "; ".join(f"{x['form']} {x['lines_per_s']} lines/s" for x in r["rows"]))
+
 # %% ../nbs/90_cli.ipynb #41a6e131
 def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
 
 # %% ../nbs/90_cli.ipynb #08ec4792
-BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "memory": _bench_memory, "synth": _bench_synth}
+BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
+           "synth": _bench_synth}
 
 # %% ../nbs/90_cli.ipynb #c1a00014
 def _flags(parser:argparse.ArgumentParser) -> dict:

@@ -27,10 +27,11 @@ from .results import write_table, provenance
 
 # %% auto #0
 __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'DEPLOY_TARGET',
-           'DEPLOY_SHAPES', 'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'MEMORY_COLUMNS', 'speed_ratio_rows',
-           'bench_rows', 'run_bench', 'profile_parts', 'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session',
-           'OnnxPredictor', 'quantize_torch', 'quantize_onnx', 'deployed_predictor', 'exact_form', 'load_deployed',
-           'deploy_speed_rows', 'fastest_forms', 'synth_lines', 'deploy_cer_rows', 'run_deploy', 'bench_memory',
+           'DEPLOY_SHAPES', 'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'FOLDER_TARGET', 'FOLDER_FORMS',
+           'MEMORY_COLUMNS', 'speed_ratio_rows', 'bench_rows', 'run_bench', 'profile_parts', 'profile_ops', 'LogProbs',
+           'export_onnx', 'onnx_session', 'OnnxPredictor', 'quantize_torch', 'quantize_onnx', 'deployed_predictor',
+           'exact_form', 'load_deployed', 'deploy_speed_rows', 'fastest_forms', 'synth_lines', 'deploy_cer_rows',
+           'run_deploy', 'predict_files', 'line_folder', 'bench_folder', 'run_bench_folder', 'bench_memory',
            'memory_timeline_csv', 'plot_memory', 'write_memory']
 
 # %% ../nbs/50_deploy.ipynb #ecd1b68a
@@ -610,6 +611,85 @@ def run_deploy(model_path, # A trained jand model file (the Student)
         prov,
     )
     return {"speed": speed, "cer": cers, "paths": s + c, "best": best}
+
+# %% ../nbs/50_deploy.ipynb #857bbfa9
+def _read_line(path, check=None):
+    "The image at `path` (shown to `check` first), or the `DataError` that says why it cannot be read."
+    from jand.images import load_image
+    try:
+        a = load_image(path)
+    except DataError as e:
+        return e
+    if check is not None:
+        check(path, a)
+    return a
+
+def predict_files(predictor, # A `Predictor` (any deployed form)
+                  files:list, # Image files
+                  chunk:int=256, # Files read and predicted at a time (memory stays bounded on any folder)
+                  check=None, # `check(path, image)` sees each image once it is read (e.g. to warn)
+                 ) -> list:
+    "`{image, text}` rows for `files` in their order (`{image, error}`: unreadable), as `jand predict` reads them."
+    rows = []
+    for s in range(0, len(files), chunk):
+        part = files[s:s + chunk]
+        read = [_read_line(f, check) for f in part]
+        ok = [a for a in read if not isinstance(a, DataError)]
+        texts = iter(predictor.predict(ok) if ok else [])
+        rows += [{"image": str(f), **({"error": a.problem} if isinstance(a, DataError) else {"text": next(texts)})}
+                 for f, a in zip(part, read)]
+    return rows
+
+# %% ../nbs/50_deploy.ipynb #59b43182
+def line_folder(folder, # Where the lines go (a rendered corpus folder inside it)
+                n:int=1000, # Lines
+                height:int=64,
+                max_chars:int=26, # Longest line: 5–26 characters average ≈ 300 px at 64 px
+                seed:int=0) -> list:
+    "Write `n` synthetic test lines of mixed widths as PNG files under `folder`; returns their paths, sorted."
+    from jand.synth import SynthConfig, TextConfig, render_cache
+    cfg = SynthConfig(seed=seed, n_train=1, n_val=1, n_test=n, height=height,
+                      text=TextConfig(min_chars=5, max_chars=max_chars))
+    return sorted((render_cache(cfg, folder, workers=1) / "test").glob("*.png"))
+
+# %% ../nbs/50_deploy.ipynb #0da88015
+FOLDER_TARGET = 700.0 # Lines/s of `jand predict` on a folder of 64 px lines, 2 CPU threads (the shipped Student's)
+FOLDER_FORMS = ("auto", "eager")
+
+def _mean_width(files:list) -> float:
+    from jand.images import check_image
+    return round(sum(check_image(f)[0] for f in files) / len(files), 1)
+
+def bench_folder(model, # A model file, run or model folder, or a shipped model's name
+                 files:list, # Line images (`line_folder`)
+                 forms=FOLDER_FORMS, threads:int=2, batch_size:int=16) -> list:
+    "Rows `{form, lines, mean_width, seconds, lines_per_s, verdict}`: `predict_files` on `files`, loading excluded."
+    rows = []
+    for form in forms:
+        predictor = load_deployed(model, form, "cpu", threads, batch_size)
+        predict_files(predictor, files[:batch_size])  # warm-up: first-call allocations, ONNX Runtime's graph set-up
+        start = time.perf_counter()
+        read = predict_files(predictor, files)
+        seconds = time.perf_counter() - start
+        speed = round(len(read) / seconds, 1)
+        rows.append({"form": exact_form() + " (auto)" if form == "auto" else form, "lines": len(read),
+                     "mean_width": _mean_width(files), "threads": threads, "batch": batch_size,
+                     "seconds": round(seconds, 2), "lines_per_s": speed,
+                     "verdict": "met" if speed >= FOLDER_TARGET else "missed"})
+    return rows
+
+# %% ../nbs/50_deploy.ipynb #fb94ec7a
+def run_bench_folder(model, # A trained model: file, run or model folder, or shipped name
+                     out="results", lines:int=1000, threads:int=2, forms=FOLDER_FORMS, batch_size:int=16) -> dict:
+    "`bench_folder` on `lines` synthetic 64 px lines; writes `out/predict_folder.{csv,md}`."
+    with tempfile.TemporaryDirectory() as d:
+        rows = bench_folder(model, line_folder(d, lines), forms, threads, batch_size)
+    note = (f"`jand predict` on a folder of {lines} synthetic 64 px lines of mixed widths (5–26 characters): reading, "
+            "checking, batching by width, the network, greedy decoding; model loading and one warm-up batch excluded. "
+            f"Target ≥ {FOLDER_TARGET:.0f} lines/s with {threads} CPU threads.")
+    paths = write_table("predict_folder", rows, f"Reading a folder with {Path(str(model)).name}", notes=note, out=out,
+                        prov=provenance(model=str(model), threads=threads, lines=lines))
+    return {"rows": rows, "paths": paths}
 
 # %% ../nbs/50_deploy.ipynb #e2678e2b
 def _rss_mb() -> float:

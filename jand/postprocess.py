@@ -18,12 +18,14 @@ from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
 from .training import run_config
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
 from .t5 import T5Corrector, T5CorrectorConfig
+from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_COLUMNS', 'CONFUSION_FIELDS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput',
-           'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
-           'load_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors', 'write_corrector', 'fit_summary',
-           'train_corrector', 'pretraining_texts', 'pretrain_corrector', 'denoising_scores']
+__all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'CONFUSION_FIELDS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key',
+           'StageOutput', 'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle',
+           'make_lexicon', 'recognize', 'load_corrector', 'start_corrector', 'stage_lexicon', 'evaluate_stages',
+           'validation_errors', 'write_corrector', 'fit_summary', 'train_corrector', 'pretraining_texts',
+           'pretrain_corrector', 'denoising_scores']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -81,7 +83,7 @@ class StageOutput:
 # %% ../nbs/32_postprocess.ipynb #25cb4ad8
 def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
                  stages:Sequence[str], # Stage names (see `parse_stages`)
-                 corrector:T5Corrector|None=None, # The T5 corrector (needed by `t5` and `t5+lbc`)
+                 corrector=None, # The corrector, edit tagger or T5 (needed by `t5` and `t5+lbc`)
                  lexicon:Lexicon|None=None, # The LBC lexicon (needed by `lbc` and `t5+lbc`)
                  groups:Sequence|None=None, # Page key per line, for the corrector's context (None: one page)
                  lbc_options:dict|None=None, # Keyword options of `jand.lexicon.lbc_correct`
@@ -207,9 +209,29 @@ def recognize(model, # A loaded `HTRJAND` (see `jand.model.load_model`)
             "ids": [l.id for l in ds.lines], "lines": list(ds.lines)}
 
 # %% ../nbs/32_postprocess.ipynb #97890995
-def load_corrector(path, device:str|None=None) -> T5Corrector:
-    "A corrector folder written by `train_corrector` / `T5Corrector.save` (a clear `DataError` otherwise)."
-    return T5Corrector.load(path, device=device)
+def load_corrector(path, device:str|None=None):
+    ("A corrector folder written by `train_corrector` or `pretrain_corrector`: an `EditCorrector` or a "
+     "`T5Corrector` (a clear `DataError` otherwise).")
+    return (EditCorrector if corrector_format(path) == EDIT_FORMAT else T5Corrector).load(path, device=device)
+
+CORRECTOR_KINDS = {"edit": EditCorrectorConfig, "seq2seq": T5CorrectorConfig} # `--kind` → the corrector's config
+
+def start_corrector(cfg, # `EditCorrectorConfig` (the edit tagger) or `T5CorrectorConfig` (sequence to sequence)
+                    pretrained=None, # A saved edit corrector, or a local T5/ByT5/mT5 (or saved T5 corrector) folder
+                    seed:int=0, device:str|None=None):
+    "The corrector to train: fresh, of `cfg`'s kind, or `pretrained` with `cfg`'s training options."
+    edit = isinstance(cfg, EditCorrectorConfig)
+    if pretrained is None:
+        return (EditCorrector if edit else T5Corrector)(cfg, seed=seed, device=device)
+    if corrector_format(pretrained) == EDIT_FORMAT:
+        if not edit:
+            raise ValueError(f"{pretrained} is an edit corrector: fine-tune it with an EditCorrectorConfig")
+        return EditCorrector.from_pretrained(pretrained, cfg, device=device)
+    if edit:
+        if not Path(pretrained).is_dir():
+            raise DataError(pretrained, "no such directory (jand never downloads models: give a local folder)")
+        raise ValueError(f"{pretrained} is not an edit corrector: fine-tune a T5 with a T5CorrectorConfig")
+    return T5Corrector.from_local(pretrained, cfg, device=device)
 
 # %% ../nbs/32_postprocess.ipynb #55a2cb0a
 def stage_lexicon(model_path:Path, bundle, data:str, lexicon:str="auto", wordlist=None) -> tuple:
@@ -232,7 +254,7 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     data:str="synth", # Data spec to evaluate on
                     split:str="test",
                     stages="none", # Post-processing stages (see `parse_stages`)
-                    corrector=None, # A corrector folder or a `T5Corrector` (needed by the T5 stages)
+                    corrector=None, # A corrector folder or a loaded corrector (needed by the T5 stages)
                     wordlist=None, # Optional word-list file added to the LBC lexicon
                     batch_size:int=16,
                     synth=None, # `SynthConfig` of a bare `synth` spec (default: `SynthConfig()`)
@@ -251,7 +273,7 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
             f"the {', '.join(s for s in stages if s.startswith('t5'))} stage needs a corrector: pass `corrector` "
             "(see jand train-corrector)"
         )
-    if corrector is not None and not isinstance(corrector, T5Corrector):
+    if isinstance(corrector, (str, Path)):
         corrector = load_corrector(corrector, device=device) if uses_t5(stages) else None
     if wordlist is not None:
         from jand.lexicon import read_wordlist
@@ -289,7 +311,7 @@ def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -
     return rec, ConfusionModel.from_pairs(zip(rec["refs"], rec["hyps"]))
 
 # %% ../nbs/32_postprocess.ipynb #8c9e73eb
-def write_corrector(out:Path, corrector:T5Corrector, cm:ConfusionModel, summary:dict):
+def write_corrector(out:Path, corrector, cm:ConfusionModel, summary:dict):
     "Write the corrector, its confusion model and its training summary to `out`, whole or not at all."
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
@@ -314,8 +336,8 @@ def fit_summary(stats:dict) -> dict:
 # %% ../nbs/32_postprocess.ipynb #51942b7d
 def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     out, # Folder to write the corrector to (a previous corrector there is replaced)
-                    pretrained=None, # A local pretrained T5/ByT5/mT5 folder to fine-tune (None: train from scratch)
-                    cfg:T5CorrectorConfig|None=None, # Corrector options (architecture ignored when `pretrained`)
+                    pretrained=None, # A pretrained corrector (or local T5/ByT5/mT5) folder to fine-tune (None: scratch)
+                    cfg=None, # `EditCorrectorConfig` (default) or `T5CorrectorConfig` (pretrained: its shape stays)
                     steps:int=300, # Optimiser steps
                     copies:int=2, # Simulated noisy versions of each training line
                     cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors, drawn uniformly per line
@@ -326,17 +348,16 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     device:str|None=None, # `cpu`, `cuda` (None: CUDA when available)
                     progress_bar:bool=True,
                    ) -> dict:
-    "Train a T5 corrector for the recognizer of run folder `run`; write it to `out`; returns the training summary."
+    "Train a corrector for the recognizer of run folder `run`; write it to `out`; returns the training summary."
     from jand.results import provenance
-    run, out, cfg = Path(run), Path(out), cfg or T5CorrectorConfig()
+    run, out, cfg = Path(run), Path(out), cfg or EditCorrectorConfig()
     t_start = time.perf_counter()
     tcfg, bundle = run_bundle(run)
     if not (run / "model.pt").is_file():
         raise DataError(run, "no model.pt in the run folder (has a validation epoch finished?)")
     _check_out(out, run)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    corrector = (T5Corrector.from_local(pretrained, cfg, device=device) if pretrained is not None
-                 else T5Corrector(cfg, seed=seed, device=device))  # a bad --pretrained fails before any work
+    corrector = start_corrector(cfg, pretrained, seed, device)  # a bad --pretrained fails before any work
     rec, cm = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors
     train_lines = bundle.lines("train")[:max_lines] if max_lines else bundle.lines("train")
     if not train_lines:
@@ -386,7 +407,7 @@ def pretraining_texts(n:int, # Lines per language
 
 # %% ../nbs/32_postprocess.ipynb #e4a6606e
 def pretrain_corrector(out, # Folder to write the pretrained corrector to
-                       cfg:T5CorrectorConfig|None=None, # Architecture and training options
+                       cfg=None, # `EditCorrectorConfig` (default) or `T5CorrectorConfig`: architecture and training
                        steps:int=2000, # Optimiser steps
                        lines:int=10_000, # Clean lines per language
                        langs:Sequence[str]=("en", "fr"), # Languages of the clean lines
@@ -397,13 +418,13 @@ def pretrain_corrector(out, # Folder to write the pretrained corrector to
                        device:str|None=None, # `cpu`, `cuda` (None: CUDA when available)
                        progress_bar:bool=True,
                       ) -> dict:
-    "Denoising pretraining of a T5 corrector on clean lines and their simulated errors; writes it to `out`."
+    "Denoising pretraining of a corrector on clean lines and their simulated errors; writes it to `out`."
     from jand.results import provenance
-    out, cfg, t_start = Path(out), cfg or T5CorrectorConfig(), time.perf_counter()
+    out, cfg, t_start = Path(out), cfg or EditCorrectorConfig(), time.perf_counter()
     texts, cm, report = pretraining_texts(lines, langs, seed, exclude), ConfusionModel(), Report("pretraining pairs")
     sim = simulate_pairs(texts, cm, seed, None, cfg.context_lines, 1, cer_range)
     pairs = select_pairs(sim, clean_share=clean_share, seed=seed, report=report)
-    corrector = T5Corrector(cfg, seed=seed, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    corrector = start_corrector(cfg, None, seed, device or ("cuda" if torch.cuda.is_available() else "cpu"))
     stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)
     summary = {"format": "jand-corrector-pretraining-1", "corrector": asdict(corrector.cfg),
                "params": corrector.n_params, "device": str(corrector.device), "langs": list(langs),
@@ -415,7 +436,7 @@ def pretrain_corrector(out, # Folder to write the pretrained corrector to
     return summary
 
 # %% ../nbs/32_postprocess.ipynb #86821161
-def denoising_scores(corrector:T5Corrector, # The corrector to check
+def denoising_scores(corrector, # The corrector to check
                      texts:Sequence[str], # Clean held-out lines
                      seed:int=1, # Seed of the simulated errors
                      cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors

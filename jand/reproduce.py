@@ -48,7 +48,8 @@ class Profile:
     seeds: tuple = (0, 1, 2) # Seeds of the main runs and of the key comparisons
     ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
     sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
-    corrector_steps: int = 300 # T5 corrector training steps
+    corrector: str = "edit" # Kind of the post-processing corrector (`jand.postprocess.CORRECTOR_KINDS`)
+    corrector_steps: int = 300 # Fine-tuning steps of the corrector on a recognizer's errors
     pretrain_steps: int = 2000 # Steps of the corrector's denoising pretraining (`00b_corrector` measures the curve)
     pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
     pretrain_curve: tuple = (250, 500, 1000, 2000) # Pretraining budgets of `00b_corrector`'s curve
@@ -528,16 +529,18 @@ def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Pat
 # %% ../nbs/45_reproduce.ipynb #e1e4f841
 @patch
 def corrector(self:Lab, run, context_lines:int=1) -> Path:
-    "The T5 corrector of recognizer run `run` (trained once, `jand.postprocess.train_corrector`); returns its folder."
-    from jand.postprocess import train_corrector
-    from jand.t5 import T5CorrectorConfig
-    out = Path(run).parent / f"corrector-{Path(run).name}-ctx{context_lines}-{self.profile.corrector_steps}"
+    ("The corrector of recognizer run `run`: the pretrained corrector fine-tuned on its errors (trained once, "
+     "`jand.postprocess.train_corrector`); returns its folder.")
+    from jand.postprocess import CORRECTOR_KINDS, train_corrector
+    kind, steps = self.profile.corrector, self.profile.corrector_steps
+    out = Path(run).parent / f"corrector-{Path(run).name}-{kind}-ctx{context_lines}-{steps}"
     if not (out / "training.json").exists():
         s = train_corrector(
             run,
             out,
-            cfg=T5CorrectorConfig(context_lines=context_lines),
-            steps=self.profile.corrector_steps,
+            self.pretrained_corrector(context_lines=context_lines),
+            cfg=CORRECTOR_KINDS[kind](context_lines=context_lines),
+            steps=steps,
             device=self.device,
             progress_bar=not self.quiet,
         )
@@ -552,14 +555,14 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
 def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
     ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
      "dataset's test lines excluded (trained once, `jand.postprocess.pretrain_corrector`); returns its folder.")
-    from jand.postprocess import pretrain_corrector
-    from jand.t5 import T5CorrectorConfig
-    steps = steps or self.profile.pretrain_steps
-    out = self.runs / f"pretrained-corrector-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
+    from jand.postprocess import CORRECTOR_KINDS, pretrain_corrector
+    steps, kind = steps or self.profile.pretrain_steps, self.profile.corrector
+    out = self.runs / f"pretrained-corrector-{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
     if not (out / "training.json").exists():
         exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
-        s = pretrain_corrector(out, T5CorrectorConfig(context_lines=context_lines), steps, self.profile.pretrain_lines,
-                               exclude=exclude, device=self.device, progress_bar=not self.quiet)
+        cfg = CORRECTOR_KINDS[kind](context_lines=context_lines)
+        s = pretrain_corrector(out, cfg, steps, self.profile.pretrain_lines, exclude=exclude, device=self.device,
+                               progress_bar=not self.quiet)
         print(f"pretrained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss "
               f"{s['loss_first']} → {s['loss_last']}")
     return out

@@ -18,8 +18,8 @@ from .charset import nfc
 from .errors import Pair
 
 # %% auto #0
-__all__ = ['format_input', 'T5CorrectorConfig', 'CorrectionResult', 'normalised_change', 'guard_decision', 'T5Corrector',
-           'benchmark_corrector']
+__all__ = ['format_input', 'T5CorrectorConfig', 'CorrectionResult', 'normalised_change', 'guard_decision', 'Corrector',
+           'write_folder', 'T5Corrector', 'train_steps', 'benchmark_corrector']
 
 # %% ../nbs/30_t5.ipynb #35075850
 def format_input(line:str, # The line to correct
@@ -122,8 +122,44 @@ def _byt5():
     from transformers import ByT5Tokenizer
     return ByT5Tokenizer()
 
+# %% ../nbs/30_t5.ipynb #79f56562
+class Corrector:
+    "What every corrector shares: a network on a device, its size, its training steps and how it is trained."
+    def _place(self, model, device:str|None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.steps_trained, self.fit_stats = 0, {}
+
+    @property
+    def n_params(self) -> int: return sum(p.numel() for p in self.model.parameters())
+
+    def _train(self, examples:list, loss_of, steps:int|None, epochs:float|None, batch_size:int|None, seed:int,
+               progress_bar:bool, desc:str) -> dict:
+        "`train_steps` over prepared `examples` for `steps` (or `epochs` passes); returns and keeps the statistics."
+        if not examples:
+            raise ValueError("no usable training pairs (none given, or all longer than max_len)")
+        bs = batch_size or self.cfg.batch_size
+        total = steps if steps is not None else max(1, math.ceil((epochs or 1) * len(examples) / bs))
+        stats = train_steps(self.model, examples, loss_of, total, self.cfg, bs, seed, progress_bar, desc)
+        self.steps_trained += total
+        self.fit_stats = {**stats, "n_pairs": len(examples)}
+        return self.fit_stats
+
+def write_folder(path, fill) -> Path:
+    "Folder `path` written whole or not at all: `fill(tmp)` writes a temporary sibling that then takes its place."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        fill(tmp)
+        install_dir(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
 # %% ../nbs/30_t5.ipynb #aacea98b
-class T5Corrector:
+class T5Corrector(Corrector):
     "A T5 that corrects recognized lines, with context and an over-correction guard."
     def __init__(self,
                  cfg:T5CorrectorConfig=T5CorrectorConfig(), # Architecture, training and inference options
@@ -138,12 +174,7 @@ class T5Corrector:
             torch.manual_seed(seed)
             model = T5ForConditionalGeneration(cfg.t5_config(len(self.tok)))
             torch.nn.init.normal_(model.lm_head.weight, std=cfg.d_model ** -0.5)  # logits O(1) at the start (ours)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
-        self.steps_trained, self.fit_stats = 0, {}
-
-    @property
-    def n_params(self) -> int: return sum(p.numel() for p in self.model.parameters())
+        self._place(model, device)
 
     def __repr__(self):
         return (f"T5Corrector({self.n_params:,} params, d_model {self.model.config.d_model}, "
@@ -183,6 +214,40 @@ def _lr_factor(step:int, total:int, warmup:float) -> float:
         return (step + 1) / w
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, total - w))))
 
+def train_steps(model:torch.nn.Module, # The network to train (left in eval mode)
+                examples:Sequence, # Training examples, drawn in shuffled passes
+                loss_of, # `loss_of(list of examples)` → the batch's loss (a scalar tensor)
+                total:int, # Optimiser steps
+                cfg, # Options with `lr`, `weight_decay`, `warmup` and `clip` (a corrector's config)
+                batch_size:int, seed:int=0, progress_bar:bool=True, desc:str="corrector") -> dict:
+    "AdamW, linear warm-up and cosine decay over `total` steps: `{'losses', 'steps', 'seconds', 'steps_per_s'}`."
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup))
+    rng, order, losses, t0 = random.Random(seed), [], [], time.perf_counter()
+    torch.manual_seed(seed)
+    model.train()
+    bar = tqdm(range(total), desc=desc, disable=not progress_bar, leave=False)
+    try:
+        for _ in bar:
+            if len(order) < batch_size:
+                more = list(range(len(examples)))
+                rng.shuffle(more)
+                order += more
+            loss = loss_of([examples[i] for i in order[:batch_size]])
+            del order[:batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            if progress_bar:
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    finally:
+        model.eval()
+    secs = time.perf_counter() - t0
+    return {"losses": losses, "steps": total, "seconds": secs, "steps_per_s": total / secs}
+
 # %% ../nbs/30_t5.ipynb #6146855b
 @patch
 def fit(self:T5Corrector, pairs:Sequence[Pair], # Training pairs (see `select_pairs`)
@@ -203,46 +268,9 @@ def fit(self:T5Corrector, pairs:Sequence[Pair], # Training pairs (see `select_pa
         else:
             usable.append((src, p.target))
     report.kept += len(usable)
-    if not usable:
-        raise ValueError("no usable training pairs (none given, or all longer than max_len)")
-    bs = batch_size or cfg.batch_size
-    total = steps if steps is not None else max(1, math.ceil((epochs or 1) * len(usable) / bs))
-    opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, cfg.warmup))
-    rng, order, losses = random.Random(seed), [], []
-    torch.manual_seed(seed)
-    self.model.train()
-    t0 = time.perf_counter()
-    bar = tqdm(range(total), desc="T5 corrector", disable=not progress_bar, leave=False)
-    try:
-        for _ in bar:
-            if len(order) < bs:
-                more = list(range(len(usable)))
-                rng.shuffle(more)
-                order += more
-            batch = [usable[i] for i in order[:bs]]
-            del order[:bs]
-            loss = self.model(**self._encode([s for s, _ in batch]), labels=self._labels([t for _, t in batch])).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-            if progress_bar:
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    finally:
-        self.model.eval()
-    secs = time.perf_counter() - t0
-    self.steps_trained += total
-    self.fit_stats = {
-        "losses": losses,
-        "steps": total,
-        "seconds": secs,
-        "steps_per_s": total / secs,
-        "n_pairs": len(usable),
-    }
-    return self.fit_stats
+    def loss_of(batch):
+        return self.model(**self._encode([s for s, _ in batch]), labels=self._labels([t for _, t in batch])).loss
+    return self._train(usable, loss_of, steps, epochs, batch_size, seed, progress_bar, "T5 corrector")
 
 # %% ../nbs/30_t5.ipynb #23f0ee4b
 @torch.no_grad()
@@ -305,10 +333,7 @@ def _is_byt5(tok) -> bool: return type(tok).__name__ == "ByT5Tokenizer"
 @patch
 def save(self:T5Corrector, path) -> Path:
     "Write the corrector to the directory `path` (atomically: temp dir, then rename)."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
+    def fill(tmp):
         with _quiet_transformers():
             self.model.save_pretrained(tmp)
             if not _is_byt5(self.tok):
@@ -316,11 +341,7 @@ def save(self:T5Corrector, path) -> Path:
         atomic_write_json(tmp / "corrector.json", {"format": "jand-t5-corrector-1", "config": asdict(self.cfg),
                                                    "tokenizer": "byt5" if _is_byt5(self.tok) else "local",
                                                    "steps_trained": self.steps_trained})
-        install_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return write_folder(path, fill)
 
 # %% ../nbs/30_t5.ipynb #b476c914
 def _check_dir(path:Path):
@@ -398,7 +419,7 @@ def from_local(
     return cls(_arch_from(model, cfg or T5CorrectorConfig()), model, _load_tokenizer(path, model), device=device)
 
 # %% ../nbs/30_t5.ipynb #10bb97e4
-def benchmark_corrector(corrector:T5Corrector, # The corrector to time
+def benchmark_corrector(corrector, # The corrector to time (`T5Corrector` or `jand.edits.EditCorrector`)
                         n_lines:int=64, # Number of lines
                         lines:Sequence[str]|None=None, # Lines to correct (default: synthetic English lines)
                         seed:int=0, # Seed of the synthetic lines
@@ -413,8 +434,9 @@ def benchmark_corrector(corrector:T5Corrector, # The corrector to time
     t0 = time.perf_counter()
     corrector.correct(lines)
     secs = time.perf_counter() - t0
-    out = {"lines": len(lines), "seconds": secs, "lines_per_s": len(lines) / secs, "beam": corrector.cfg.beam,
-           "params": corrector.n_params, "device": str(corrector.device), "threads": torch.get_num_threads()}
+    out = {"lines": len(lines), "seconds": secs, "lines_per_s": len(lines) / secs,
+           "beam": getattr(corrector.cfg, "beam", None), "params": corrector.n_params, "device": str(corrector.device),
+           "threads": torch.get_num_threads()}
     print(f"{len(lines)} lines in {secs:.2f} s: {out['lines_per_s']:.1f} lines/s "
           f"({out['params']:,} params, beam {out['beam']}, {out['device']}, {out['threads']} threads)")
     return out

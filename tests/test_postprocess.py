@@ -13,7 +13,7 @@ from jand.postprocess import (STAGES, STAGE_COLUMNS, apply_stages, page_key, par
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TINY_RUN = ["--model", "student", "--epochs", "1", "--batch-size", "8", "--synth-train", "16", "--synth-val", "8",
             "--synth-test", "8", "--height", "32", "--no-progress-bar"]
-TINY_T5 = ["--d-model", "32", "--num-layers", "1", "--num-decoder-layers", "1", "--num-heads", "2", "--d-kv", "16",
+TINY_T5 = ["--kind", "seq2seq", "--d-model", "32", "--num-layers", "1", "--num-decoder-layers", "1", "--num-heads", "2", "--d-kv", "16",
            "--d-ff", "64", "--batch-size", "8"]
 SYNTH = ["--synth-train", "16", "--synth-val", "8", "--synth-test", "8"]
 
@@ -180,7 +180,26 @@ def test_pretrain_then_fine_tune_on_a_run(run, tmp_path):
     assert json.loads((pre / "training.json").read_text())["lines"] == 20  # 10 per language, en and fr
     out = tmp_path / "tuned"
     r = jand("train-corrector", "--run", run, "--out", out, "--pretrained", pre, "--steps", "2", "--copies", "1",
-             "--device", "cpu", "--threads", "1", "--no-progress-bar")
+             "--device", "cpu", "--threads", "1", "--no-progress-bar", "--kind", "seq2seq")
     summary = json.loads((out / "training.json").read_text())
     assert summary["pretrained"] == str(pre) and summary["steps"] == 2
     assert summary["corrector"]["d_model"] == json.loads((pre / "corrector.json").read_text())["config"]["d_model"]
+
+
+TINY_EDIT = ["--d-model", "32", "--encoder-layers", "1", "--num-heads", "2", "--d-kv", "16", "--d-ff", "64"]
+
+
+def test_edit_corrector_is_the_default_pretrained_then_fine_tuned_then_used(run, tmp_path):
+    pre, out = tmp_path / "pre", tmp_path / "tuned"
+    jand("pretrain-corrector", "--out", pre, "--steps", "2", "--lines", "10", "--device", "cpu", "--threads", "1",
+         "--no-progress-bar", *TINY_EDIT)
+    assert json.loads((pre / "corrector.json").read_text())["format"] == "jand-edit-corrector-1"
+    jand("train-corrector", "--run", run, "--out", out, "--pretrained", pre, "--steps", "2", "--copies", "1",
+         "--device", "cpu", "--threads", "1", "--no-progress-bar", "--lr", "0.0001")
+    summary = json.loads((out / "training.json").read_text())
+    assert summary["corrector"]["d_model"] == 32 and summary["corrector"]["lr"] == 0.0001  # its shape, new options
+    r = jand("eval", "--model", run / "model.pt", "--postprocess", "t5", "--corrector", out, *SYNTH)
+    assert [l.split("|")[1].strip() for l in r.stdout.splitlines() if l.startswith("| ")][1:] == ["none", "t5"]
+    r = jand("train-corrector", "--run", run, "--out", tmp_path / "x", "--pretrained", pre, "--kind", "seq2seq",
+             ok=False)
+    assert r.returncode == 2 and "is an edit corrector" in r.stderr
