@@ -12,7 +12,7 @@ from typing import Sequence
 import editdistance
 import torch
 from fastcore.basics import patch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
 from .core import DataError, Report, atomic_write_json, dataclass_from_dict, install_dir
 from .charset import nfc
 from .errors import Pair

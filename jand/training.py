@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
 from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
 from .charset import Charset
 from .synth import SynthConfig, TextConfig
