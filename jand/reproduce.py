@@ -529,8 +529,8 @@ def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Pat
 # %% ../nbs/45_reproduce.ipynb #e1e4f841
 @patch
 def corrector(self:Lab, run, context_lines:int=1) -> Path:
-    ("The corrector of recognizer run `run`: the pretrained corrector fine-tuned on its errors (trained once, "
-     "`jand.postprocess.train_corrector`); returns its folder.")
+    ("The corrector of recognizer run `run` with `context_lines` of context: the profile's pretrained corrector "
+     "fine-tuned on its errors (trained once, `jand.postprocess.train_corrector`); returns its folder.")
     from jand.postprocess import CORRECTOR_KINDS, train_corrector
     kind, steps = self.profile.corrector, self.profile.corrector_steps
     out = Path(run).parent / f"corrector-{Path(run).name}-{kind}-ctx{context_lines}-{steps}"
@@ -538,7 +538,7 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
         s = train_corrector(
             run,
             out,
-            self.pretrained_corrector(context_lines=context_lines),
+            self.pretrained_corrector(),  # one pretraining (with context); the ablation differs from fine-tuning on
             cfg=CORRECTOR_KINDS[kind](context_lines=context_lines),
             steps=steps,
             device=self.device,
