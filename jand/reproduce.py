@@ -15,12 +15,12 @@ from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
 
 # %% auto #0
-__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY',
+__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
            'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS',
            'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile', 'get_profile',
-           'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'config_key',
-           'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'train_run', 'Lab', 'run_status', 'heartbeat',
-           'minutes_left', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
+           'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std',
+           'fmt_mean_std', 'project_root', 'finished', 'model_identity', 'config_key', 'train_run', 'Lab', 'run_status',
+           'heartbeat', 'minutes_left', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
            'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row',
            'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars',
            'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
@@ -263,15 +263,6 @@ def as_reproduction(setup=None, # A `Reproduction`, its fields as a dict, a prof
         setup = Reproduction()
     return replace(setup, **changes) if changes else setup
 
-# %% ../nbs/45_reproduce.ipynb #d09a1e3e
-# Options that leave a run's numbers alone
-NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache")
-
-def config_key(cfg) -> str:
-    "A short stable hash of the options that change a run's result."
-    d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
 # %% ../nbs/45_reproduce.ipynb #f971475f
 def mean_std(xs) -> tuple:
     "Mean and sample standard deviation (0 for one value) of `xs`."
@@ -297,6 +288,26 @@ def project_root() -> Path:
 
 # %% ../nbs/45_reproduce.ipynb #aa74622d
 def finished(run) -> bool: return (Path(run) / "model.pt").exists() and (Path(run) / "summary.json").exists()
+
+# %% ../nbs/45_reproduce.ipynb #d09a1e3e
+# Options that leave a run's numbers alone
+NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache")
+
+MODEL_OPTIONS = ("teacher", "init") # Options that name a model file: keyed by what it is, not where it lies
+
+def model_identity(path) -> str:
+    "A run folder's name (`teacher-<key>`) for a model trained here, a hash of the file's bytes otherwise."
+    p = Path(path)
+    run = p.parent if p.is_file() else p
+    if finished(run) and (run / "config.json").exists():
+        return run.name
+    return "sha1:" + hashlib.sha1(p.read_bytes()).hexdigest()[:10] if p.is_file() else str(path)
+
+def config_key(cfg) -> str:
+    "A short stable hash of the options that change a run's result (the same wherever the runs folder lies)."
+    d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
+    d.update({k: model_identity(d[k]) for k in MODEL_OPTIONS if d.get(k)})
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 # %% ../nbs/45_reproduce.ipynb #1129b0f0
 def train_run(cfg:dict, # A `TrainConfig` as a dict
