@@ -19,11 +19,11 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS',
            'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile', 'get_profile',
            'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std',
-           'fmt_mean_std', 'project_root', 'finished', 'model_identity', 'config_key', 'train_run', 'Lab', 'run_status',
-           'heartbeat', 'minutes_left', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
-           'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row',
-           'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars',
-           'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
+           'fmt_mean_std', 'project_root', 'finished', 'model_identity', 'config_key', 'run_name', 'train_run', 'Lab',
+           'run_status', 'heartbeat', 'minutes_left', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
+           'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of',
+           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid',
+           'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
            'run_experiment', 'reproduce', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
@@ -309,6 +309,8 @@ def config_key(cfg) -> str:
     d.update({k: model_identity(d[k]) for k in MODEL_OPTIONS if d.get(k)})
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
+def run_name(cfg) -> str: return f"{cfg.model}-{config_key(cfg)}" # The folder name of the run of `cfg`
+
 # %% ../nbs/45_reproduce.ipynb #1129b0f0
 def train_run(cfg:dict, # A `TrainConfig` as a dict
               run:str, # Its run folder
@@ -425,7 +427,7 @@ def config(self:Lab, model:str="teacher", budget:str|int="main", **options):
 
 # %% ../nbs/45_reproduce.ipynb #lab0005
 @patch
-def run_folder(self:Lab, cfg) -> Path: return self.runs / f"{cfg.model}-{config_key(cfg)}"
+def run_folder(self:Lab, cfg) -> Path: return self.runs / run_name(cfg)
 
 # %% ../nbs/45_reproduce.ipynb #1ab00002
 def _describe(cfg) -> str:

@@ -9,7 +9,7 @@ path of another runs folder counts as the run folder of the same name here.
 import sys
 from dataclasses import replace
 from pathlib import Path
-from jand.reproduce import MODEL_OPTIONS, config_key, finished
+from jand.reproduce import MODEL_OPTIONS, finished, run_name
 from jand.training import run_config
 
 
@@ -22,15 +22,20 @@ def here(path, runs:Path, renamed:dict):
 
 def rekey(runs:Path) -> dict:
     "Rename every finished run of `runs` whose folder name is not its key; returns old → new names."
-    renamed = {}
-    for _ in MODEL_OPTIONS + ("",):  # a run keys on the runs it names: repeat until their names settle
+    renamed, settled = {}, False
+    while not settled:  # a run keys on the runs it names: repeat until their names settle
+        settled = True
         for run in sorted(p for p in runs.iterdir() if finished(p) and (p / "config.json").exists()):
             cfg = run_config(run)
-            cfg = replace(cfg, **{k: here(getattr(cfg, k), runs, renamed) for k in MODEL_OPTIONS if getattr(cfg, k)})
-            name = f"{cfg.model}-{config_key(cfg)}"
-            if name != run.name and not (runs / name).exists():
-                run.rename(runs / name)
-                renamed[run.name] = name
+            name = run_name(replace(cfg, **{k: here(getattr(cfg, k), runs, renamed)
+                                            for k in MODEL_OPTIONS if getattr(cfg, k)}))
+            if name == run.name:
+                continue
+            if (runs / name).exists():
+                print(f"{run.name}: left as it is, {name} exists already", file=sys.stderr)
+                continue
+            run.rename(runs / name)
+            renamed[run.name], settled = name, False
     return renamed
 
 
