@@ -394,6 +394,7 @@ def _print_summary(summary:dict, done:str):
 
 # %% ../nbs/90_cli.ipynb #c1a00005
 def _corrector_options(sub):
+    from jand.postprocess import GUARD_SHARE
     c = sub.add_parser("train-corrector", help="train the post-processor (a T5 corrector) for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
@@ -403,6 +404,9 @@ def _corrector_options(sub):
     c.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
     c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
+    c.add_argument("--guard-share", type=float, default=GUARD_SHARE,
+                   help="share of the validation pages held out to choose the edit corrector's --min-prob "
+                        f"(0: keep --min-prob; default: {GUARD_SHARE})")
     _corrector_run_options(c)
 
 # %% ../nbs/90_cli.ipynb #bc71a799
@@ -411,8 +415,8 @@ def _train_corrector(args):
     from jand.postprocess import train_corrector
     cfg = _corrector_config(args, steps=args.steps, copies=args.copies)
     summary = train_corrector(args.run, args.out, args.pretrained, cfg, steps=args.steps, copies=args.copies,
-                              max_lines=args.max_lines, seed=args.seed, device=args.device,
-                              progress_bar=args.progress_bar)
+                              max_lines=args.max_lines, guard_share=args.guard_share, seed=args.seed,
+                              device=args.device, progress_bar=args.progress_bar)
     _print_summary(summary, f"corrector written to {args.out}")
 
 # %% ../nbs/90_cli.ipynb #4d2ffbf9

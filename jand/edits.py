@@ -212,26 +212,39 @@ def _result(line:str, candidate:str, lowest:float, guard:bool, max_change:float)
 
 # %% ../nbs/33_edits.ipynb #ffaebc8c
 @patch
+def correct_sweep(self:EditCorrector, lines:Sequence[str], # Recognised lines
+                  contexts:Sequence|None=None, # Per line, its previous recognised lines (see `previous_lines`)
+                  min_probs:Sequence[float]=(0.7,), # Guard thresholds to apply (0.0 with `guard=False`: every edit)
+                  guard:bool=True, # Apply the change-size guard too
+                 ) -> dict:
+    "`{min_prob: [CorrectionResult per line]}` for each threshold of `min_probs`; the model reads each line once."
+    if isinstance(lines, str):
+        raise TypeError("correct takes a list of lines, not a single string")
+    cfg, lines = self.cfg, [nfc(l) for l in lines]
+    contexts = contexts if contexts is not None else [()] * len(lines)
+    if len(contexts) != len(lines):
+        raise ValueError(f"{len(lines)} lines but {len(contexts)} contexts")
+    skipped = [CorrectionResult(l, l, math.nan, False, False, l, "empty" if not l.strip() else "too long")
+               if not l.strip() or len(l) > cfg.max_len else None for l in lines]
+    out = {p: list(skipped) for p in min_probs}
+    todo = [i for i, r in enumerate(skipped) if r is None]
+    for k in range(0, len(todo), cfg.gen_batch_size):
+        idx = todo[k:k + cfg.gen_batch_size]
+        for i, probs in zip(idx, _probabilities(self, [self.encode(lines[i], contexts[i]) for i in idx])):
+            for p in min_probs:
+                out[p][i] = _result(lines[i], *apply_edits(lines[i], *probs, cfg.alphabet, p), guard, cfg.max_change)
+    return out
+
+# %% ../nbs/33_edits.ipynb #80a347bb
+@patch
 def correct(self:EditCorrector, lines:Sequence[str], # Recognised lines
             contexts:Sequence|None=None, # Per line, its previous recognised lines (see `previous_lines`)
             guard:bool|None=None, # Apply the guard (default `cfg.guard`)
            ) -> list:
     "A `CorrectionResult` per line (`score`: log-probability of the least confident edit applied, 0 when none)."
-    if isinstance(lines, str):
-        raise TypeError("correct takes a list of lines, not a single string")
-    cfg, lines = self.cfg, [nfc(l) for l in lines]
-    contexts, guard = contexts if contexts is not None else [()] * len(lines), cfg.guard if guard is None else guard
-    if len(contexts) != len(lines):
-        raise ValueError(f"{len(lines)} lines but {len(contexts)} contexts")
-    res = [CorrectionResult(l, l, math.nan, False, False, l, "empty" if not l.strip() else "too long")
-           if not l.strip() or len(l) > cfg.max_len else None for l in lines]
-    todo = [i for i, r in enumerate(res) if r is None]
-    for k in range(0, len(todo), cfg.gen_batch_size):
-        idx = todo[k:k + cfg.gen_batch_size]
-        for i, probs in zip(idx, _probabilities(self, [self.encode(lines[i], contexts[i]) for i in idx])):
-            candidate, lowest = apply_edits(lines[i], *probs, cfg.alphabet, cfg.min_prob if guard else 0.0)
-            res[i] = _result(lines[i], candidate, lowest, guard, cfg.max_change)
-    return res
+    guard = self.cfg.guard if guard is None else guard
+    min_prob = self.cfg.min_prob if guard else 0.0
+    return self.correct_sweep(lines, contexts, (min_prob,), guard)[min_prob]
 
 # %% ../nbs/33_edits.ipynb #d9c16105
 def corrector_format(path) -> str|None:

@@ -21,10 +21,11 @@ from .t5 import T5Corrector, T5CorrectorConfig
 from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'CONFUSION_FIELDS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key',
-           'StageOutput', 'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle',
-           'make_lexicon', 'recognize', 'load_corrector', 'start_corrector', 'stage_lexicon', 'evaluate_stages',
-           'validation_errors', 'write_corrector', 'fit_summary', 'train_corrector', 'pretraining_texts',
+__all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'parse_stages',
+           'uses_t5', 'uses_lbc', 'page_key', 'StageOutput', 'apply_stages', 'change_counts', 'stage_rows',
+           'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize', 'load_corrector', 'start_corrector',
+           'stage_lexicon', 'evaluate_stages', 'validation_errors', 'split_held_out', 'take_lines', 'guard_sweep',
+           'choose_min_prob', 'tune_guard', 'write_corrector', 'fit_summary', 'train_corrector', 'pretraining_texts',
            'pretrain_corrector', 'denoising_scores']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
@@ -300,15 +301,61 @@ def _check_out(out:Path, run:Path):
         raise DataError(out, "exists and is not a jand corrector folder: choose another `out`")
 
 # %% ../nbs/32_postprocess.ipynb #c570bdad
-def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -> tuple:
-    "The recognizer of `run` on its validation lines: `(recognized lines, ConfusionModel of its errors)`."
+def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -> dict:
+    "The recognizer of `run` on its validation lines (`recognize`'s `refs`, `hyps` and `lines`)."
     from jand.model import load_model
     model, charset, _ = load_model(run / "model.pt", device=device)
     val = bundle.lines("val")[:tcfg.val_lines] if tcfg.val_lines else bundle.lines("val")
     if not val:
-        return {"refs": [], "hyps": [], "lines": []}, ConfusionModel()
-    rec = recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val")
-    return rec, ConfusionModel.from_pairs(zip(rec["refs"], rec["hyps"]))
+        return {"refs": [], "hyps": [], "lines": []}
+    return recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val")
+
+# %% ../nbs/32_postprocess.ipynb #c21526aa
+GUARD_SHARE = 0.5 # Share of the validation pages `train_corrector` holds out to choose the guard's `min_prob`
+GUARD_GRID = (0.5, 0.6, 0.7, 0.8, 0.9) # The `min_prob` values it chooses from
+
+def split_held_out(groups:Sequence, # Page key per line
+                   share:float, # Share of the pages to hold out, spread evenly in order of appearance
+                  ) -> tuple:
+    "`(kept, held)` line indices, whole pages held out (single lines when all lines are one page)."
+    keys = list(groups) if len(set(groups)) > 1 else list(range(len(groups)))
+    order = {g: k for k, g in enumerate(dict.fromkeys(keys))}
+    held = [int((order[g] + 1) * share) > int(order[g] * share) for g in keys]
+    return [i for i, h in enumerate(held) if not h], [i for i, h in enumerate(held) if h]
+
+def take_lines(rec:dict, idx:Sequence[int]) -> dict:
+    "The `refs`, `hyps` and `lines` of a recognition result at indices `idx`."
+    return {k: [rec[k][i] for i in idx] for k in ("refs", "hyps", "lines")}
+
+# %% ../nbs/32_postprocess.ipynb #cda81b04
+def guard_sweep(corrector:EditCorrector, rec:dict, grid:Sequence[float]=GUARD_GRID) -> list:
+    "Per `min_prob` of `grid`: the CER of `rec`'s lines after correction, and the lines changed, better and worse."
+    ctx = previous_lines(rec["hyps"], [page_key(l) for l in rec["lines"]], corrector.cfg.context_lines)
+    rows = []
+    for p, res in corrector.correct_sweep(rec["hyps"], ctx, grid).items():
+        fixed = [r.text for r in res]
+        rows.append({"min_prob": p, "cer": round(cer(rec["refs"], fixed).value, 4),
+                     **change_counts(rec["refs"], rec["hyps"], fixed)})
+    return rows
+
+def choose_min_prob(sweep:list, # Rows of `guard_sweep`
+                    raw_cer:float, # CER of the uncorrected lines
+                    max_worse:float=1/3, # Lines made worse allowed per line made better
+                   ) -> dict:
+    "The sweep row of lowest CER below `raw_cer` within `max_worse`; else the highest threshold's row."
+    ok = [r for r in sweep if r["cer"] < raw_cer and r["lines_worse"] <= max_worse * r["lines_better"]]
+    return min(ok, key=lambda r: (r["cer"], -r["min_prob"])) if ok else max(sweep, key=lambda r: r["min_prob"])
+
+# %% ../nbs/32_postprocess.ipynb #143ea06a
+def tune_guard(corrector, held:dict) -> dict|None:
+    "Set an edit corrector's `min_prob` by `choose_min_prob` on the held-out lines `held`; returns what it saw."
+    if not held["refs"] or not hasattr(corrector, "correct_sweep"):
+        return None  # nothing held out, or a seq2seq corrector: its `min_logp` stays as configured
+    raw, sweep = round(cer(held["refs"], held["hyps"]).value, 4), guard_sweep(corrector, held)
+    chosen = choose_min_prob(sweep, raw)
+    corrector.cfg = replace(corrector.cfg, min_prob=chosen["min_prob"])
+    return {"lines": len(held["refs"]), "raw_cer": raw, "min_prob": chosen["min_prob"], "chosen": chosen,
+            "sweep": sweep}
 
 # %% ../nbs/32_postprocess.ipynb #8c9e73eb
 def write_corrector(out:Path, corrector, cm:ConfusionModel, summary:dict):
@@ -344,6 +391,7 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     clean_share:float=0.2, # Share of identity pairs
                     max_lines:int|None=None, # Use at most this many training lines (None: all)
                     seed:int=0,
+                    guard_share:float=GUARD_SHARE, # Validation pages held out to choose `min_prob` (0: none)
                     batch_size:int=16, # Recognizer batch size
                     device:str|None=None, # `cpu`, `cuda` (None: CUDA when available)
                     progress_bar:bool=True,
@@ -358,18 +406,21 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     _check_out(out, run)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     corrector = start_corrector(cfg, pretrained, seed, device)  # a bad --pretrained fails before any work
-    rec, cm = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors
+    rec = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors, some held out
+    kept, held = (take_lines(rec, idx) for idx in split_held_out([page_key(l) for l in rec["lines"]], guard_share))
+    cm = ConfusionModel.from_pairs(zip(kept["refs"], kept["hyps"])) if kept["refs"] else ConfusionModel()
     train_lines = bundle.lines("train")[:max_lines] if max_lines else bundle.lines("train")
     if not train_lines:
         raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
     k = cfg.context_lines  # 2. simulated pairs from the training lines, real pairs from the validation lines
     texts, pages = [l.text for l in train_lines], [page_key(l) for l in train_lines]
     sim = simulate_pairs(texts, cm, seed, pages, k, copies, cer_range)
-    real = recognizer_pairs(rec["refs"], rec["hyps"], [page_key(l) for l in rec["lines"]], k) if rec["refs"] else []
+    real = recognizer_pairs(kept["refs"], kept["hyps"], [page_key(l) for l in kept["lines"]], k)
     report = Report("corrector pairs")
     pairs = select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
     stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)  # 3. training
-    summary = {  # 4. what was made, written with the corrector
+    guard = tune_guard(corrector, held)  # 4. the guard, chosen on the held-out pages
+    summary = {  # 5. what was made, written with the corrector
         "format": "jand-corrector-training-1",
         "run": str(run),
         "pretrained": str(pretrained) if pretrained else None,
@@ -377,6 +428,7 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
         "params": corrector.n_params,
         "device": str(corrector.device),
         "val_lines": len(rec["refs"]),
+        "val_lines_tuning": len(kept["refs"]),
         "recognizer_val_cer": round(cer(rec["refs"], rec["hyps"]).value, 4) if rec["refs"] else None,
         "train_lines": len(train_lines),
         "copies": copies,
@@ -384,6 +436,7 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
         "pairs": dict(Counter(p.origin for p in pairs)),
         "pairs_skipped": str(report),
         "confusion": {k: getattr(cm, k) for k in CONFUSION_FIELDS},
+        "guard": guard,
         "batch_size": cfg.batch_size,
         "seed": seed,
         **fit_summary(stats),

@@ -544,10 +544,11 @@ def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Pat
 @patch
 def corrector(self:Lab, run, context_lines:int=1) -> Path:
     ("The corrector of recognizer run `run` with `context_lines` of context: the profile's pretrained corrector "
-     "fine-tuned on its errors (trained once, `jand.postprocess.train_corrector`); returns its folder.")
-    from jand.postprocess import CORRECTOR_KINDS, train_corrector
-    kind, steps = self.profile.corrector, self.profile.corrector_steps
-    out = Path(run).parent / f"corrector-{Path(run).name}-{kind}-ctx{context_lines}-{steps}"
+     "fine-tuned on its errors, its guard chosen on held-out validation pages (trained once, "
+     "`jand.postprocess.train_corrector`); returns its folder.")
+    from jand.postprocess import CORRECTOR_KINDS, GUARD_SHARE, train_corrector
+    kind, steps, held = self.profile.corrector, self.profile.corrector_steps, round(100 * GUARD_SHARE)
+    out = Path(run).parent / f"corrector-{Path(run).name}-{kind}-ctx{context_lines}-{steps}-guard{held}"
     if not (out / "training.json").exists():
         s = train_corrector(
             run,

@@ -129,7 +129,8 @@ def test_train_corrector_writes_a_loadable_corrector(corrector):
     assert c.steps_trained == 3 and c.cfg.d_model == 32 and c.cfg.context_lines == 1
     summary = json.loads((corrector / "training.json").read_text(encoding="utf-8"))
     assert summary["val_lines"] == 8 and summary["train_lines"] == 16 and summary["steps"] == 3
-    assert json.loads((corrector / "confusion.json").read_text(encoding="utf-8"))["n_pairs"] == 8
+    tuning = summary["val_lines_tuning"]  # the other validation pages are held out to choose the guard
+    assert json.loads((corrector / "confusion.json").read_text(encoding="utf-8"))["n_pairs"] == tuning < 8
     assert not [p for p in corrector.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
 
 
@@ -203,3 +204,17 @@ def test_edit_corrector_is_the_default_pretrained_then_fine_tuned_then_used(run,
     r = jand("train-corrector", "--run", run, "--out", tmp_path / "x", "--pretrained", pre, "--kind", "seq2seq",
              ok=False)
     assert r.returncode == 2 and "is an edit corrector" in r.stderr
+
+
+def test_edit_corrector_guard_is_chosen_on_held_out_pages_unless_told_not_to(run, tmp_path):
+    common = ["--run", run, "--steps", "2", "--copies", "1", "--device", "cpu", "--threads", "1", "--no-progress-bar",
+              "--min-prob", "0.55", *TINY_EDIT]
+    jand("train-corrector", "--out", tmp_path / "chosen", *common)
+    summary = json.loads((tmp_path / "chosen" / "training.json").read_text())
+    guard = summary["guard"]
+    assert guard["lines"] + summary["val_lines_tuning"] == summary["val_lines"] == 8
+    assert guard["min_prob"] in [r["min_prob"] for r in guard["sweep"]]
+    assert json.loads((tmp_path / "chosen" / "corrector.json").read_text())["config"]["min_prob"] == guard["min_prob"]
+    jand("train-corrector", "--out", tmp_path / "kept", "--guard-share", "0", *common)
+    summary = json.loads((tmp_path / "kept" / "training.json").read_text())
+    assert summary["guard"] is None and summary["val_lines_tuning"] == 8 and summary["corrector"]["min_prob"] == 0.55
