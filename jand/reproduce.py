@@ -296,12 +296,19 @@ NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "dev
 MODEL_OPTIONS = ("teacher", "init") # Options that name a model file: keyed by what it is, not where it lies
 
 def model_identity(path) -> str:
-    "A run folder's name (`teacher-<key>`) for a model trained here, a hash of the file's bytes otherwise."
+    ("A run folder's name (`teacher-<key>`) for a model trained here, else a hash of the weights' bytes (a model "
+     "file, a model folder or a shipped model's name: retrained weights give a new key); the string when none.")
+    from jand.modeldir import MODEL_FILES, resolve_model
     p = Path(path)
     run = p.parent if p.is_file() else p
     if finished(run) and (run / "config.json").exists():
         return run.name
-    return "sha1:" + hashlib.sha1(p.read_bytes()).hexdigest()[:10] if p.is_file() else str(path)
+    try:
+        p = resolve_model(path)
+    except DataError:
+        return str(path)
+    weights = p / MODEL_FILES["weights"] if p.is_dir() else p
+    return "sha1:" + hashlib.sha1(weights.read_bytes()).hexdigest()[:10] if weights.is_file() else str(path)
 
 def config_key(cfg) -> str:
     "A short stable hash of the options that change a run's result (the same wherever the runs folder lies)."
