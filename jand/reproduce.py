@@ -16,15 +16,15 @@ from .training import PRESETS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
-           'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS',
-           'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile', 'get_profile',
-           'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std',
-           'fmt_mean_std', 'project_root', 'finished', 'model_identity', 'config_key', 'run_name', 'train_run', 'Lab',
-           'run_status', 'heartbeat', 'minutes_left', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
-           'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of',
-           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid',
-           'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'write_costs', 'write_report']
+           'TRAINING_CODE', 'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS',
+           'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile',
+           'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction',
+           'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'model_identity', 'config_key', 'run_name',
+           'training_code', 'other_code', 'train_run', 'Lab', 'run_status', 'heartbeat', 'minutes_left', 'plot_curves',
+           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading',
+           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
+           'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps',
+           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -318,6 +318,23 @@ def config_key(cfg) -> str:
 
 def run_name(cfg) -> str: return f"{cfg.model}-{config_key(cfg)}" # The folder name of the run of `cfg`
 
+# %% ../nbs/45_reproduce.ipynb #a3bb0ded
+TRAINING_CODE = ("core", "charset", "normalise", "images", "preprocess", "readers", "sources", "synth", "loading",
+                 "curriculum", "backbone", "attention", "model", "modeldir", "kd", "decoding", "metrics", "training")
+
+def training_code() -> str:
+    ("A short hash of the source of jand's modules a run's numbers depend on (`TRAINING_CODE`): it is not in the "
+     "run's key (a code change would retrain everything) but written to its summary, so reused runs can be told apart.")
+    h = hashlib.sha1()
+    for name in TRAINING_CODE:
+        h.update((Path(jand.__file__).parent / f"{name}.py").read_bytes())
+    return h.hexdigest()[:10]
+
+def other_code(runs:list) -> list:
+    "The finished runs of `runs` whose summary names other training code than this jand's (or none: older runs)."
+    here = training_code()
+    return [r for r in runs if finished(r) and read_json(Path(r) / "summary.json").get("training_code") != here]
+
 # %% ../nbs/45_reproduce.ipynb #1129b0f0
 def train_run(cfg:dict, # A `TrainConfig` as a dict
               run:str, # Its run folder
@@ -331,7 +348,8 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
     try:
         t0 = time.perf_counter()
         summary = train(TrainConfig.from_dict(cfg), run, resume=(run / "checkpoints" / "last.pt").exists())
-        summary = {**summary, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads}
+        summary = {**summary, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads,
+                   "training_code": training_code()}
         atomic_write_json(run / "summary.json", summary)
         return summary
     finally:
@@ -492,6 +510,9 @@ def train_all(self:Lab, jobs:list) -> list:
     cfgs = [self.config(**job) for job in jobs]
     runs = [self.run_folder(c) for c in cfgs]
     todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
+    if stale := other_code(list(dict.fromkeys(runs))):
+        print(f"note: {len(stale)} reused run(s) come from other training code than this jand's (a retrain may "
+              f"differ; delete a run to retrain it): {', '.join(r.name for r in stale)}", flush=True)
     for cfg in {(c.data, c.synth): c for _, c in todo}.values():  # each corpus at its runs' sizes
         self.render(cfg.data, cfg)
     workers, done, walls = min(self.profile.workers, len(todo)) or 1, [0], []
