@@ -93,7 +93,7 @@ def verdict(paper:float, ours:float|None, tol:float, stand_in:bool=False) -> str
 
 # %% ../nbs/40_results.ipynb #4fd07e28
 # What a reproduction writes: changes there leave the code that made a table unchanged
-OUTPUT_DIRS = ("results", "figures")
+OUTPUT_DIRS = ("results", "figures", "models") # `models/`: written by `10_models`
 
 def git_revision(root=None) -> str:
     "The git commit of the working tree (`-dirty` when anything outside `OUTPUT_DIRS` changed), or `unknown`."
