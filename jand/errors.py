@@ -83,7 +83,7 @@ class ConfusionModel:
                 setattr(self, name, {})
         self._similar, self._tables = _similar_map(), {}
 
-    def p_sub(self, c:str) -> float: return self.char_sub.get(c, self.sub_rate)
+    def p_sub(self, c:str) -> float: return self.char_sub.get(c, 0.0 if c == " " else self.sub_rate) # spaces: merges
     def p_del(self, c:str) -> float: return self.merge_rate if c == " " else self.char_del.get(c, self.del_rate)
 
 # %% ../nbs/29_errors.ipynb #7cd16f0e
@@ -146,7 +146,7 @@ def from_pairs(cls:ConfusionModel, pairs:Iterable, # (truth, prediction) pairs, 
                ins_rate=rate(sum(ins_counts.values()), n_chars, prior.ins_rate),
                merge_rate=rate(dels[" "], seen[" "], prior.merge_rate),
                split_rate=rate(n_split, n_inner, prior.split_rate),
-               char_sub={c: smooth(subs[c], n, sub_rate) for c, n in sorted(seen.items())},
+               char_sub={c: smooth(subs[c], n, 0.0 if c == " " else sub_rate) for c, n in sorted(seen.items())},
                char_del={c: smooth(dels[c], n, del_rate) for c, n in sorted(seen.items()) if c != " "},
                sub_counts={c: dict(sorted(v.items())) for c, v in sorted(sub_counts.items())},
                ins_counts=dict(sorted(ins_counts.items())),
@@ -156,7 +156,7 @@ def from_pairs(cls:ConfusionModel, pairs:Iterable, # (truth, prediction) pairs, 
 def _substitute(self, c:str, rng:random.Random) -> str:
     obs = self.sub_counts.get(c, {})
     n = sum(obs.values())
-    if n and rng.random() < n / (n + 5.0):
+    if n and (c == " " or rng.random() < n / (n + 5.0)):  # a space has no prior substitutes
         keys = self._tables.get(("s", c))
         if keys is None:
             keys = self._tables[("s", c)] = (list(obs), list(obs.values()))

@@ -86,7 +86,7 @@ def test_observed_substitutions_are_reused():
     assert subs.most_common(1)[0][0] == "o" and subs["o"] / sum(subs.values()) > 0.8
 
 
-def test_corrupt_is_deterministic_by_rng_and_never_substitutes_a_character_by_itself():
+def test_corrupt_is_deterministic_by_rng_and_never_substitutes_a_character_by_itself_nor_a_space():
     cm = ConfusionModel(sub_rate=0.5, del_rate=0, ins_rate=0, merge_rate=0, split_rate=0)
     t = "abcdefghij xyz 0123 .,;"
     assert cm.corrupt(t, random.Random(3)) == cm.corrupt(t, random.Random(3)) == cm.corrupt(t, 3)
@@ -94,8 +94,10 @@ def test_corrupt_is_deterministic_by_rng_and_never_substitutes_a_character_by_it
     every = ConfusionModel(sub_rate=1.0, del_rate=0, ins_rate=0, merge_rate=0, split_rate=0)  # capped at 95 %
     outs = [every.corrupt(t, s) for s in range(50)]
     assert all(len(o) == len(t) for o in outs)
-    changed = sum(a != b for o in outs for a, b in zip(t, o)) / (50 * len(t))
+    letters = [i for i, c in enumerate(t) if c != " "]
+    changed = sum(o[i] != t[i] for o in outs for i in letters) / (50 * len(letters))
     assert 0.9 < changed < 0.99, changed  # a substitute is never the character itself
+    assert all(o[i] == " " for o in outs for i, c in enumerate(t) if c == " ")  # a space is merged, not substituted
     assert ConfusionModel().corrupt("", 0) == ""
 
 
