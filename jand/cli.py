@@ -421,10 +421,11 @@ def _train_corrector(args):
 
 # %% ../nbs/90_cli.ipynb #4d2ffbf9
 def _pretrain_options(sub):
+    from jand.postprocess import PRETRAIN_STEPS
     c = sub.add_parser("pretrain-corrector",
                        help="pretrain the post-processor on clean text and simulated errors (denoising)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the pretrained corrector to")
-    c.add_argument("--steps", type=int, default=2000, help="optimiser steps (default: 2000)")
+    c.add_argument("--steps", type=int, default=PRETRAIN_STEPS, help=f"optimiser steps (default: {PRETRAIN_STEPS})")
     c.add_argument("--lines", type=int, default=10_000, help="clean lines per language (default: 10000)")
     c.add_argument("--langs", default="en,fr", help="languages of the clean lines (default: en,fr)")
     _corrector_run_options(c)

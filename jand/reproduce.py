@@ -13,6 +13,7 @@ import jand
 from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write_text, install_dir, read_json
 from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
+from .postprocess import PRETRAIN_STEPS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
@@ -50,9 +51,9 @@ class Profile:
     sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
     corrector: str = "edit" # Kind of the post-processing corrector (`jand.postprocess.CORRECTOR_KINDS`)
     corrector_steps: int = 300 # Fine-tuning steps of the corrector on a recognizer's errors
-    pretrain_steps: int = 2000 # Steps of the corrector's denoising pretraining (`00b_corrector` measures the curve)
+    pretrain_steps: int = PRETRAIN_STEPS # Steps of the corrector's denoising pretraining (`00b_corrector`'s curve)
     pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
-    pretrain_curve: tuple = (250, 500, 1000, 2000) # Pretraining budgets of `00b_corrector`'s curve
+    pretrain_curve: tuple = (250, 500, 1000, 2000, 8000) # Pretraining budgets of `00b_corrector`'s curve
     bench_seconds: float = 2.0 # Timing window of each inference benchmark
     augment: bool = False # Training-time augmentation (off: offline distillation needs fixed views; see the curves)
     cap_minutes: float|None = None # Safety cap of one run: it stops there and says so in its summary
@@ -576,7 +577,8 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
      "`jand.postprocess.train_corrector`); returns its folder.")
     from jand.postprocess import CORRECTOR_KINDS, GUARD_SHARE, train_corrector
     kind, steps, held = self.profile.corrector, self.profile.corrector_steps, round(100 * GUARD_SHARE)
-    out = Path(run).parent / f"corrector-{Path(run).name}-{kind}-ctx{context_lines}-{steps}-guard{held}"
+    name = f"{kind}-ctx{context_lines}-{steps}-pre{self.profile.pretrain_steps}-guard{held}"
+    out = Path(run).parent / f"corrector-{Path(run).name}-{name}"
     if not (out / "training.json").exists():
         s = train_corrector(
             run,
@@ -597,18 +599,38 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
 @patch
 def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
     ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
-     "dataset's test lines excluded (trained once, `jand.postprocess.pretrain_corrector`); returns its folder.")
-    from jand.postprocess import CORRECTOR_KINDS, pretrain_corrector
+     "dataset's test lines excluded: the one shipped in `models/` when it kept out the same lines, else trained "
+     "once (`jand.postprocess.pretrain_corrector`); returns its folder.")
+    from jand.postprocess import CORRECTOR_KINDS, excluded_digest, pretrain_corrector
     steps, kind = steps or self.profile.pretrain_steps, self.profile.corrector
     out = self.runs / f"pretrained-corrector-{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
-    if not (out / "training.json").exists():
-        exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
-        cfg = CORRECTOR_KINDS[kind](context_lines=context_lines)
-        s = pretrain_corrector(out, cfg, steps, self.profile.pretrain_lines, exclude=exclude, device=self.device,
-                               progress_bar=not self.quiet)
-        print(f"pretrained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss "
-              f"{s['loss_first']} → {s['loss_last']}")
+    if (out / "training.json").exists():
+        return out
+    exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
+    shipped = self.models / out.name / "training.json"
+    if shipped.exists() and read_json(shipped).get("excluded") == excluded_digest(exclude):
+        return shipped.parent
+    cfg = CORRECTOR_KINDS[kind](context_lines=context_lines)
+    s = pretrain_corrector(out, cfg, steps, self.profile.pretrain_lines, exclude=exclude, device=self.device,
+                           progress_bar=not self.quiet)
+    print(f"pretrained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss "
+          f"{s['loss_first']} → {s['loss_last']}")
     return out
+
+@patch
+def ship_corrector(self:Lab) -> Path:
+    ("Copy the profile's pretrained corrector into `models/`, replacing the one shipped before, so that a "
+     "reproduction on the same datasets reuses it instead of pretraining; returns the shipped folder.")
+    folder = self.pretrained_corrector()
+    shipped = self.models / folder.name
+    if folder != shipped:
+        for old in self.models.glob("pretrained-corrector-*"):
+            shutil.rmtree(old)
+        self.models.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{shipped.name}.", suffix=".new", dir=self.models))
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        install_dir(tmp, shipped)
+    return shipped
 
 # %% ../nbs/45_reproduce.ipynb #f13ffbe5
 @patch

@@ -40,6 +40,20 @@ def test_smoke_ships_model_folders_whose_cards_match_them(smoke):
         assert len(checks) == 3 and all(card == again for _, card, again in checks)
 
 
+def test_smoke_ships_the_pretrained_corrector_and_reuses_it_only_for_the_same_test_lines(smoke, tmp_path):
+    import shutil
+    out, _ = smoke
+    shipped = [p.name for p in (out / "models").glob("pretrained-corrector-*")]
+    assert shipped == ["pretrained-corrector-edit-ctx1-4-16"]  # the smoke profile's, from 00b_corrector
+    shutil.copytree(out / "models", tmp_path / "models")
+    lab = R.Lab(dict(profile="smoke"), runs=tmp_path / "runs", results=tmp_path / "results", figures=tmp_path / "f")
+    assert lab.pretrained_corrector() == tmp_path / "models" / shipped[0]  # no pretraining in an empty runs folder
+    meta = tmp_path / "models" / shipped[0] / "training.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "excluded": "other test lines"}))
+    fresh = lab.pretrained_corrector()
+    assert fresh == tmp_path / "runs" / shipped[0] and (fresh / "training.json").exists()
+
+
 def test_smoke_tables_record_how_they_were_made(smoke):
     out, _ = smoke
     rows = list(csv.DictReader(open(out / "results" / "distillation.csv")))
