@@ -47,6 +47,21 @@ def test_a_notebook_without_outputs_or_stamp_is_caught(tmp_path):
     assert "no outputs" in found and any("never stamped" in p for p in found)
 
 
+def test_execution_replaces_old_outputs_even_with_none(tmp_path):
+    "A cell that no longer prints keeps no output from an earlier run (execnb alone would leave it)."
+    cell = lambda src, outputs: {"cell_type": "code", "id": src[:5], "metadata": {}, "source": src,
+                                 "outputs": outputs, "execution_count": None}
+    stale = [{"name": "stderr", "output_type": "stream", "text": ["an old warning\n"]}]
+    nb = {"cells": [cell("x = 1", stale), cell("print(x + 1)", stale)], "metadata": {}, "nbformat": 4,
+          "nbformat_minor": 5}
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    notebooks.execute(path)
+    ran = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    assert ran[0]["outputs"] == [] and [o["text"] for o in ran[1]["outputs"]] == [["2\n"]]
+    assert notebooks.problems(path) == []
+
+
 EXPERIMENT_NOTEBOOKS = sorted((ROOT / "nbs" / "experiments").glob("*.ipynb"))
 
 
