@@ -22,11 +22,12 @@ from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_fo
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'PRETRAIN_STEPS',
-           'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'StageOutput', 'apply_stages', 'change_counts',
-           'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize', 'load_corrector',
-           'start_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors', 'split_held_out', 'take_lines',
-           'guard_sweep', 'choose_min_prob', 'tune_guard', 'write_corrector', 'fit_summary', 'train_corrector',
-           'pretraining_texts', 'excluded_digest', 'pretrain_corrector', 'denoising_scores']
+           'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'page_keys', 'StageOutput', 'apply_stages',
+           'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
+           'load_corrector', 'start_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors',
+           'split_held_out', 'take_lines', 'guard_sweep', 'choose_min_prob', 'tune_guard', 'write_corrector',
+           'fit_summary', 'train_corrector', 'pretraining_texts', 'excluded_digest', 'pretrain_corrector',
+           'denoising_scores']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -71,6 +72,10 @@ def page_key(line:Line) -> str:
     if head and head != line.id:
         return f"{line.source}:{head}"
     return f"{line.source}:writer:{line.writer}" if line.writer else f"{line.source}:line:{line.id}"
+
+def page_keys(lines:Sequence[Line]) -> list:
+    "`page_key` of each line, in order: the `groups` of `previous_lines` and `apply_stages`."
+    return [page_key(l) for l in lines]
 
 # %% ../nbs/32_postprocess.ipynb #1c011dbb
 @dataclass
@@ -288,7 +293,7 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
         raise DataError(data, f"the {split} split is empty")
     rec = recognize(model, charset, lines, bundle.load, batch_size, device, name=f"{data}:{split}")
     lex, lexicon_from = stage_lexicon(model_path, bundle, data, lexicon, wordlist) if uses_lbc(stages) else (None, None)
-    outputs = apply_stages(rec["hyps"], stages, corrector, lex, [page_key(l) for l in rec["lines"]], lbc_options)
+    outputs = apply_stages(rec["hyps"], stages, corrector, lex, page_keys(rec["lines"]), lbc_options)
     return {"rows": stage_rows(rec["refs"], outputs), "lines": stage_line_rows(rec["refs"], outputs, rec["ids"]),
             "outputs": outputs, "scores": score_all(rec["refs"], rec["hyps"]), "refs": rec["refs"], "ids": rec["ids"],
             "lexicon": lex, "lexicon_from": lexicon_from}
@@ -330,7 +335,7 @@ def take_lines(rec:dict, idx:Sequence[int]) -> dict:
 # %% ../nbs/32_postprocess.ipynb #cda81b04
 def guard_sweep(corrector:EditCorrector, rec:dict, grid:Sequence[float]=GUARD_GRID) -> list:
     "Per `min_prob` of `grid`: the CER of `rec`'s lines after correction, and the lines changed, better and worse."
-    ctx = previous_lines(rec["hyps"], [page_key(l) for l in rec["lines"]], corrector.cfg.context_lines)
+    ctx = previous_lines(rec["hyps"], page_keys(rec["lines"]), corrector.cfg.context_lines)
     rows = []
     for p, res in corrector.correct_sweep(rec["hyps"], ctx, grid).items():
         fixed = [r.text for r in res]
@@ -407,15 +412,15 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     corrector = start_corrector(cfg, pretrained, seed, device)  # a bad --pretrained fails before any work
     rec = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors, some held out
-    kept, held = (take_lines(rec, idx) for idx in split_held_out([page_key(l) for l in rec["lines"]], guard_share))
+    kept, held = (take_lines(rec, idx) for idx in split_held_out(page_keys(rec["lines"]), guard_share))
     cm = ConfusionModel.from_pairs(zip(kept["refs"], kept["hyps"])) if kept["refs"] else ConfusionModel()
     train_lines = bundle.lines("train")[:max_lines] if max_lines else bundle.lines("train")
     if not train_lines:
         raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
     k = cfg.context_lines  # 2. simulated pairs from the training lines, real pairs from the validation lines
-    texts, pages = [l.text for l in train_lines], [page_key(l) for l in train_lines]
+    texts, pages = [l.text for l in train_lines], page_keys(train_lines)
     sim = simulate_pairs(texts, cm, seed, pages, k, copies, cer_range)
-    real = recognizer_pairs(kept["refs"], kept["hyps"], [page_key(l) for l in kept["lines"]], k)
+    real = recognizer_pairs(kept["refs"], kept["hyps"], page_keys(kept["lines"]), k)
     report = Report("corrector pairs")
     pairs = select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
     stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)  # 3. training
