@@ -26,8 +26,8 @@ __all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_G
            'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
            'load_corrector', 'start_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors',
            'split_held_out', 'take_lines', 'guard_sweep', 'choose_min_prob', 'tune_guard', 'write_corrector',
-           'fit_summary', 'train_corrector', 'pretraining_texts', 'excluded_digest', 'pretrain_corrector',
-           'denoising_scores']
+           'fit_summary', 'fine_tuning_pairs', 'train_corrector', 'pretraining_texts', 'excluded_digest',
+           'pretrain_corrector', 'denoising_scores']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -385,6 +385,23 @@ def fit_summary(stats:dict) -> dict:
             "steps_per_s": round(stats["steps_per_s"], 3), "loss_first": round(stats["losses"][0], 4),
             "loss_last": round(sum(last) / len(last), 4)}
 
+# %% ../nbs/32_postprocess.ipynb #d868b6ed
+def fine_tuning_pairs(train_lines:Sequence[Line], # The run's training lines: simulated errors on their text
+                      kept:dict, # Validation lines the corrector learns from (`take_lines`): the real errors
+                      cm:ConfusionModel, # Error model of the simulated errors
+                      context_lines:int=1, # Previous lines of the same page given as context
+                      copies:int=2, # Simulated noisy versions of each training line
+                      cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors, drawn uniformly per line
+                      clean_share:float=0.2, # Share of identity pairs
+                      seed:int=0,
+                      report:Report|None=None, # Where skipped pairs are counted
+                     ) -> list:
+    "A corrector's fine-tuning pairs: simulated errors on the training lines and the recognizer's own, selected."
+    texts, pages = [l.text for l in train_lines], page_keys(train_lines)
+    sim = simulate_pairs(texts, cm, seed, pages, context_lines, copies, cer_range)
+    real = recognizer_pairs(kept["refs"], kept["hyps"], page_keys(kept["lines"]), context_lines)
+    return select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
+
 # %% ../nbs/32_postprocess.ipynb #51942b7d
 def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     out, # Folder to write the corrector to (a previous corrector there is replaced)
@@ -417,35 +434,19 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     train_lines = bundle.lines("train")[:max_lines] if max_lines else bundle.lines("train")
     if not train_lines:
         raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
-    k = cfg.context_lines  # 2. simulated pairs from the training lines, real pairs from the validation lines
-    texts, pages = [l.text for l in train_lines], page_keys(train_lines)
-    sim = simulate_pairs(texts, cm, seed, pages, k, copies, cer_range)
-    real = recognizer_pairs(kept["refs"], kept["hyps"], page_keys(kept["lines"]), k)
-    report = Report("corrector pairs")
-    pairs = select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
+    report = Report("corrector pairs")  # 2. simulated errors on the training lines, real ones on the validation lines
+    pairs = fine_tuning_pairs(train_lines, kept, cm, cfg.context_lines, copies, cer_range, clean_share, seed, report)
     stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)  # 3. training
     guard = tune_guard(corrector, held)  # 4. the guard, chosen on the held-out pages
     summary = {  # 5. what was made, written with the corrector
-        "format": "jand-corrector-training-1",
-        "run": str(run),
-        "pretrained": str(pretrained) if pretrained else None,
-        "corrector": asdict(corrector.cfg),
-        "params": corrector.n_params,
-        "device": str(corrector.device),
-        "val_lines": len(rec["refs"]),
-        "val_lines_tuning": len(kept["refs"]),
+        "format": "jand-corrector-training-1", "run": str(run), "pretrained": str(pretrained) if pretrained else None,
+        "corrector": asdict(corrector.cfg), "params": corrector.n_params, "device": str(corrector.device),
+        "val_lines": len(rec["refs"]), "val_lines_tuning": len(kept["refs"]),
         "recognizer_val_cer": round(cer(rec["refs"], rec["hyps"]).value, 4) if rec["refs"] else None,
-        "train_lines": len(train_lines),
-        "copies": copies,
-        "cer_range": list(cer_range),
-        "pairs": dict(Counter(p.origin for p in pairs)),
-        "pairs_skipped": str(report),
-        "confusion": {k: getattr(cm, k) for k in CONFUSION_FIELDS},
-        "guard": guard,
-        "batch_size": cfg.batch_size,
-        "seed": seed,
-        **fit_summary(stats),
-        "seconds": round(time.perf_counter() - t_start, 1),
+        "train_lines": len(train_lines), "copies": copies, "cer_range": list(cer_range),
+        "pairs": dict(Counter(p.origin for p in pairs)), "pairs_skipped": str(report),
+        "confusion": {k: getattr(cm, k) for k in CONFUSION_FIELDS}, "guard": guard, "batch_size": cfg.batch_size,
+        "seed": seed, **fit_summary(stats), "seconds": round(time.perf_counter() - t_start, 1),
         "provenance": provenance(device=str(corrector.device)),
     }
     write_corrector(out, corrector, cm, summary)
