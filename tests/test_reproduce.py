@@ -175,3 +175,14 @@ def test_committed_report_gathers_every_table():
     assert report.exists(), "results/REPORT.md is missing: run `jand reproduce`"
     text = report.read_text()
     for md in COMMITTED: assert md.read_text().splitlines()[0][2:] in text, md.name
+
+
+def test_the_shipped_corrector_is_the_quick_profiles_and_copies_clean_lines():
+    from jand.postprocess import load_corrector
+    quick, shipped = R.get_profile("quick"), sorted((ROOT / "models").glob("pretrained-corrector-*"))
+    assert len(shipped) == 1, shipped
+    meta = json.loads((shipped[0] / "training.json").read_text(encoding="utf-8"))
+    assert (meta["steps"], meta["lines_per_language"]) == (quick.pretrain_steps, quick.pretrain_lines)
+    assert meta["excluded"] and "dirty" not in meta["provenance"]["git"]
+    lines = ["The house stood on the hill above the river.", "Nous avons reçu votre lettre hier matin."]
+    assert [r.text for r in load_corrector(shipped[0]).correct(lines)] == lines
