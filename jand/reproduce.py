@@ -624,12 +624,12 @@ def ship_corrector(self:Lab) -> Path:
     folder = self.pretrained_corrector()
     shipped = self.models / folder.name
     if folder != shipped:
-        for old in self.models.glob("pretrained-corrector-*"):
-            shutil.rmtree(old)
         self.models.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{shipped.name}.", suffix=".new", dir=self.models))
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         install_dir(tmp, shipped)
+        for old in set(self.models.glob("pretrained-corrector-*")) - {shipped}:  # only once the new one is in
+            shutil.rmtree(old)
     return shipped
 
 # %% ../nbs/45_reproduce.ipynb #f13ffbe5
