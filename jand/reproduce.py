@@ -17,15 +17,16 @@ from .postprocess import PRETRAIN_STEPS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
-           'TRAINING_CODE', 'PROGRESS_EVERY', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'METRIC_COLUMNS',
-           'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'TABLE_ORDER', 'Profile',
-           'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction',
-           'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'model_identity', 'config_key', 'run_name',
-           'training_code', 'other_code', 'train_run', 'Lab', 'run_status', 'heartbeat', 'minutes_left', 'plot_curves',
-           'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading',
-           'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select',
-           'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps',
-           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'write_costs', 'write_report']
+           'TRAINING_CODE', 'PROGRESS_EVERY', 'SHIPPED_CORRECTOR', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES',
+           'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE',
+           'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options',
+           'Reproduction', 'as_reproduction', 'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'model_identity',
+           'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab', 'run_status', 'heartbeat',
+           'minutes_left', 'same_pretraining', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
+           'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of',
+           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid',
+           'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
+           'run_experiment', 'reproduce', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -596,21 +597,33 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
     return out
 
 # %% ../nbs/45_reproduce.ipynb #6eb49b57
+SHIPPED_CORRECTOR = "pretrained-corrector" # Folder of `models/` holding the shipped pretrained corrector
+
+def same_pretraining(folder:Path, cfg, steps:int, lines:int, exclude:list) -> bool:
+    "Whether `folder` holds a corrector pretrained with `cfg`, `steps`, `lines` per language, the same lines kept out."
+    from jand.postprocess import excluded_digest
+    if not (folder / "training.json").exists():
+        return False
+    made, wanted = read_json(folder / "training.json"), json.loads(json.dumps(asdict(cfg)))
+    return (made.get("corrector"), made.get("steps"), made.get("lines_per_language"), made.get("excluded")) == (
+        wanted, steps, lines, excluded_digest(exclude))
+
 @patch
 def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
     ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
-     "dataset's test lines excluded: the one shipped in `models/` when it kept out the same lines, else trained "
-     "once (`jand.postprocess.pretrain_corrector`); returns its folder.")
-    from jand.postprocess import CORRECTOR_KINDS, excluded_digest, pretrain_corrector
+     "dataset's test lines excluded: the shipped one (`models/`) when it was made so, else trained once "
+     "(`jand.postprocess.pretrain_corrector`); returns its folder.")
+    from jand.modeldir import models_dir
+    from jand.postprocess import CORRECTOR_KINDS, pretrain_corrector
     steps, kind = steps or self.profile.pretrain_steps, self.profile.corrector
     out = self.runs / f"pretrained-corrector-{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
     if (out / "training.json").exists():
         return out
     exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
-    shipped = self.models / out.name / "training.json"
-    if shipped.exists() and read_json(shipped).get("excluded") == excluded_digest(exclude):
-        return shipped.parent
     cfg = CORRECTOR_KINDS[kind](context_lines=context_lines)
+    for shipped in (self.models / SHIPPED_CORRECTOR, models_dir() / SHIPPED_CORRECTOR):
+        if same_pretraining(shipped, cfg, steps, self.profile.pretrain_lines, exclude):
+            return shipped
     s = pretrain_corrector(out, cfg, steps, self.profile.pretrain_lines, exclude=exclude, device=self.device,
                            progress_bar=not self.quiet)
     print(f"pretrained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss "
@@ -619,17 +632,14 @@ def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> 
 
 @patch
 def ship_corrector(self:Lab) -> Path:
-    ("Copy the profile's pretrained corrector into `models/`, replacing the one shipped before, so that a "
-     "reproduction on the same datasets reuses it instead of pretraining; returns the shipped folder.")
-    folder = self.pretrained_corrector()
-    shipped = self.models / folder.name
-    if folder != shipped:
+    ("Copy the profile's pretrained corrector to `models/pretrained-corrector` (replacing the one shipped before), so "
+     "that a reproduction on the same datasets reuses it instead of pretraining; returns the shipped folder.")
+    folder, shipped = self.pretrained_corrector(), self.models / SHIPPED_CORRECTOR
+    if folder.resolve() != shipped.resolve():
         self.models.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{shipped.name}.", suffix=".new", dir=self.models))
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
         install_dir(tmp, shipped)
-        for old in set(self.models.glob("pretrained-corrector-*")) - {shipped}:  # only once the new one is in
-            shutil.rmtree(old)
     return shipped
 
 # %% ../nbs/45_reproduce.ipynb #f13ffbe5

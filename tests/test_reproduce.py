@@ -43,15 +43,14 @@ def test_smoke_ships_model_folders_whose_cards_match_them(smoke):
 def test_smoke_ships_the_pretrained_corrector_and_reuses_it_only_for_the_same_test_lines(smoke, tmp_path):
     import shutil
     out, _ = smoke
-    shipped = [p.name for p in (out / "models").glob("pretrained-corrector-*")]
-    assert shipped == ["pretrained-corrector-edit-ctx1-4-16"]  # the smoke profile's, from 00b_corrector
+    assert json.loads((out / "models" / R.SHIPPED_CORRECTOR / "training.json").read_text())["steps"] == 4  # smoke's
     shutil.copytree(out / "models", tmp_path / "models")
     lab = R.Lab(dict(profile="smoke"), runs=tmp_path / "runs", results=tmp_path / "results", figures=tmp_path / "f")
-    assert lab.pretrained_corrector() == tmp_path / "models" / shipped[0]  # no pretraining in an empty runs folder
-    meta = tmp_path / "models" / shipped[0] / "training.json"
+    assert lab.pretrained_corrector() == tmp_path / "models" / R.SHIPPED_CORRECTOR  # no pretraining: runs/ is empty
+    meta = tmp_path / "models" / R.SHIPPED_CORRECTOR / "training.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "excluded": "other test lines"}))
     fresh = lab.pretrained_corrector()
-    assert fresh == tmp_path / "runs" / shipped[0] and (fresh / "training.json").exists()
+    assert fresh == tmp_path / "runs" / "pretrained-corrector-edit-ctx1-4-16" and (fresh / "training.json").exists()
 
 
 def test_smoke_tables_record_how_they_were_made(smoke):
@@ -178,11 +177,13 @@ def test_committed_report_gathers_every_table():
 
 
 def test_the_shipped_corrector_is_the_quick_profiles_and_copies_clean_lines():
+    from jand.edits import EditCorrectorConfig
     from jand.postprocess import load_corrector
-    quick, shipped = R.get_profile("quick"), sorted((ROOT / "models").glob("pretrained-corrector-*"))
-    assert len(shipped) == 1, shipped
+    quick, shipped = R.get_profile("quick"), [ROOT / "models" / R.SHIPPED_CORRECTOR]
+    assert sorted((ROOT / "models").glob("pretrained-corrector*")) == shipped  # one, under the name Lab looks for
     meta = json.loads((shipped[0] / "training.json").read_text(encoding="utf-8"))
     assert (meta["steps"], meta["lines_per_language"]) == (quick.pretrain_steps, quick.pretrain_lines)
+    assert R.same_pretraining(shipped[0], EditCorrectorConfig(), quick.pretrain_steps, quick.pretrain_lines, []) is False
     assert meta["excluded"] and "dirty" not in meta["provenance"]["git"]
     lines = ["The house stood on the hill above the river.", "Nous avons reçu votre lettre hier matin."]
     assert [r.text for r in load_corrector(shipped[0]).correct(lines)] == lines
