@@ -634,12 +634,10 @@ def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> 
 def ship_corrector(self:Lab) -> Path:
     ("Copy the profile's pretrained corrector to `models/pretrained-corrector` (replacing the one shipped before), so "
      "that a reproduction on the same datasets reuses it instead of pretraining; returns the shipped folder.")
+    from jand.t5 import write_folder
     folder, shipped = self.pretrained_corrector(), self.models / SHIPPED_CORRECTOR
     if folder.resolve() != shipped.resolve():
-        self.models.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{shipped.name}.", suffix=".new", dir=self.models))
-        shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        install_dir(tmp, shipped)
+        write_folder(shipped, lambda tmp: shutil.copytree(folder, tmp, dirs_exist_ok=True))
     return shipped
 
 # %% ../nbs/45_reproduce.ipynb #f13ffbe5
