@@ -4,20 +4,20 @@
 
 # %% ../nbs/32_postprocess.ipynb #883c96d7
 from __future__ import annotations
-import random, re, shutil, tempfile, time
+import random, re, time
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 import editdistance
 import torch
-from .core import DataError, Line, Report, atomic_write_json, install_dir
+from .core import DataError, Line, Report, atomic_write_json
 from .charset import nfc
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
 from .training import run_config
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
-from .t5 import T5Corrector, T5CorrectorConfig
+from .t5 import T5Corrector, T5CorrectorConfig, write_folder
 from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
 
 # %% auto #0
@@ -363,17 +363,13 @@ def tune_guard(corrector, held:dict) -> dict|None:
             "sweep": sweep}
 
 # %% ../nbs/32_postprocess.ipynb #8c9e73eb
-def write_corrector(out:Path, corrector, cm:ConfusionModel, summary:dict):
+def write_corrector(out:Path, corrector, cm:ConfusionModel, summary:dict) -> Path:
     "Write the corrector, its confusion model and its training summary to `out`, whole or not at all."
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=out.parent))
-    try:
-        corrector.save(tmp / "corrector")
-        cm.save(tmp / "corrector" / "confusion.json")
-        atomic_write_json(tmp / "corrector" / "training.json", summary)
-        install_dir(tmp / "corrector", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    def fill(tmp):
+        corrector.save(tmp)  # the corrector's own whole-or-nothing write replaces the empty temporary folder
+        cm.save(tmp / "confusion.json")
+        atomic_write_json(tmp / "training.json", summary)
+    return write_folder(out, fill)
 
 # %% ../nbs/32_postprocess.ipynb #10090c3f
 CONFUSION_FIELDS = ("sub_rate", "del_rate", "ins_rate", "merge_rate", "split_rate", "n_pairs", "n_chars")

@@ -26,7 +26,7 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of',
            'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid',
            'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'write_costs', 'write_report']
+           'run_experiment', 'reproduce', 'cost_reading', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -1107,6 +1107,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
     nb_dir = out / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
     done, t0 = {}, time.perf_counter()
+    from_empty = not any(finished(r) for r in (out / "runs").glob("*"))
     for k, name in enumerate(names, 1):
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
         params = dict(setup=setup.params(), runs_dir=str(out / "runs"), results_dir=str(stage / "results"),
@@ -1127,10 +1128,11 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
             os.environ.pop("JAND_COMMAND", None)
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
-    write_costs(results, done, profile)
+    write_costs(results, done, profile, from_empty)
     report = write_report(results, profile)
     summary = {
         "profile": profile,
+        "from_empty": from_empty,
         "experiments": done,
         "seconds": round(time.perf_counter() - t0, 1),
         "report": str(report),
@@ -1140,27 +1142,40 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
 
 # %% ../nbs/45_reproduce.ipynb #ef4aec9a
 COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer). A notebook that found runs already "
-             "trained (by an earlier notebook or reproduction) counts only what it added.")
+             "trained (by an earlier notebook or reproduction) counts only what it added. from_empty: whether its "
+             "reproduction started from a `runs/` folder without a finished run (–: not recorded).")
+
+def cost_reading(rows:list, profile:str) -> str:
+    "What `cost.csv`'s `rows` say `profile` costs, and whether one reproduction from an empty `runs/` measured it."
+    mine = {r["notebook"]: r for r in rows if r["profile"] == profile}
+    default = [r for n, r in mine.items() if n not in ON_REQUEST]
+    minutes = sum(float(r["minutes"]) for r in default)
+    one_run = ({r["notebook"] for r in default} == set(EXPERIMENTS) - set(ON_REQUEST)
+               and len({(r["git"], r["date"]) for r in default}) == 1
+               and all(r["from_empty"] == "yes" for r in default))
+    how = ("measured end to end, by one reproduction from an empty `runs/`" if one_run else
+           "summed over reproductions that found runs already trained: less than one from an empty `runs/` takes")
+    return (f"Profile `{profile}`: {minutes:.0f} minutes for the notebooks `jand reproduce` runs by default ({how}), "
+            f"{sum(float(r['minutes']) for r in mine.values()) - minutes:.0f} more for the studies it runs on request; "
+            "each at its last run.")
 
 def write_costs(results, # The results folder (holds `cost.csv` from earlier reproductions)
                 done:dict, # Notebook name → `{"seconds": …}` of this reproduction
                 profile:str, # Its profile
+                from_empty:bool=False, # Whether this reproduction started without a finished run
                ) -> tuple:
     "Update `results/cost.{csv,md}`: wall-clock minutes of each notebook's last run (this run's rows replace theirs)."
     from jand.results import git_revision, write_table
     path, order, now = Path(results) / "cost.csv", {n: i for i, n in enumerate(EXPERIMENTS)}, time.strftime("%Y-%m-%d")
-    kept = [{**{k: v for k, v in r.items() if not k.startswith("prov_")}, "minutes": float(r["minutes"])}
+    kept = [{"from_empty": "–", **{k: v for k, v in r.items() if not k.startswith("prov_")}}
             for r in csv.DictReader(open(path))
             if r["notebook"] not in done or r["profile"] != profile] if path.exists() else []
-    new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1), "git": git_revision(),
-            "date": now} for n, d in done.items()]
+    new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1),
+            "from_empty": "yes" if from_empty else "no", "git": git_revision(), "date": now} for n, d in done.items()]
     rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
-    mine = {r["notebook"]: float(r["minutes"]) for r in rows if r["profile"] == profile}
-    default = sum(m for n, m in mine.items() if n not in ON_REQUEST)
-    reading = (f"Profile `{profile}`: {default:.0f} minutes for the notebooks `jand reproduce` runs by default, "
-               f"{sum(mine.values()) - default:.0f} more for the studies it runs on request; each at its last run.")
     return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook",
-                       ["notebook", "profile", "minutes", "git", "date"], COST_NOTE, results, reading=reading)
+                       ["notebook", "profile", "minutes", "from_empty", "git", "date"], COST_NOTE, results,
+                       reading=cost_reading(rows, profile))
 
 # %% ../nbs/45_reproduce.ipynb #7c09e8ab
 def write_report(results, profile:str|None=None) -> Path:
