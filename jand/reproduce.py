@@ -19,14 +19,14 @@ from .postprocess import PRETRAIN_STEPS
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
            'TRAINING_CODE', 'PROGRESS_EVERY', 'SHIPPED_CORRECTOR', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES',
            'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE',
-           'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options',
-           'Reproduction', 'as_reproduction', 'mean_std', 'fmt_mean_std', 'project_root', 'finished', 'model_identity',
-           'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab', 'run_status', 'heartbeat',
-           'minutes_left', 'same_pretraining', 'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs',
-           'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe', 'scores_of',
-           'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed', 'plot_cer_grid',
-           'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'cost_reading', 'write_costs', 'write_report']
+           'COST_COLUMNS', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
+           'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std', 'fmt_mean_std', 'project_root',
+           'finished', 'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab',
+           'run_status', 'heartbeat', 'minutes_left', 'same_pretraining', 'plot_curves', 'curve_jobs', 'curve_rows',
+           'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe',
+           'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
+           'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
+           'ReproductionError', 'run_experiment', 'reproduce', 'cost_reading', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -1106,7 +1106,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
     results, figures = Path(results or root / "results"), Path(figures or root / "figures")
     nb_dir = out / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
-    done, t0 = {}, time.perf_counter()
+    done, summary, t0, started = {}, {}, time.perf_counter(), time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     from_empty = not any(finished(r) for r in (out / "runs").glob("*"))
     for k, name in enumerate(names, 1):
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
@@ -1128,22 +1128,19 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
             os.environ.pop("JAND_COMMAND", None)
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
-    write_costs(results, done, profile, from_empty)
-    report = write_report(results, profile)
-    summary = {
-        "profile": profile,
-        "from_empty": from_empty,
-        "experiments": done,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "report": str(report),
-    }
-    atomic_write_json(out / "reproduce.json", summary)
+        write_costs(results, {name: done[name]}, profile, from_empty, started)  # a reproduction cut off keeps its rows
+        summary = {"profile": profile, "from_empty": from_empty, "started": started, "complete": k == len(names),
+                   "experiments": done, "seconds": round(time.perf_counter() - t0, 1),
+                   "report": str(write_report(results, profile))}
+        atomic_write_json(out / "reproduce.json", summary)
     return summary
 
 # %% ../nbs/45_reproduce.ipynb #ef4aec9a
-COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer). A notebook that found runs already "
-             "trained (by an earlier notebook or reproduction) counts only what it added. from_empty: whether its "
-             "reproduction started from a `runs/` folder without a finished run (–: not recorded).")
+COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer; two hosts of one kind can differ much "
+             "in speed). A notebook that found runs already trained (by an earlier notebook or reproduction) counts "
+             "only what it added. from_empty: whether its reproduction started from a `runs/` folder without a "
+             "finished run (–: not recorded); started: when that reproduction started (UTC; older rows: their day).")
+COST_COLUMNS = ("notebook", "profile", "minutes", "from_empty", "git", "started")
 
 def cost_reading(rows:list, profile:str) -> str:
     "What `cost.csv`'s `rows` say `profile` costs, and whether one reproduction from an empty `runs/` measured it."
@@ -1151,7 +1148,7 @@ def cost_reading(rows:list, profile:str) -> str:
     default = [r for n, r in mine.items() if n not in ON_REQUEST]
     minutes = sum(float(r["minutes"]) for r in default)
     one_run = ({r["notebook"] for r in default} == set(EXPERIMENTS) - set(ON_REQUEST)
-               and len({(r["git"], r["date"]) for r in default}) == 1
+               and len({(r["git"], r["started"]) for r in default}) == 1
                and all(r["from_empty"] == "yes" for r in default))
     how = ("measured end to end, by one reproduction from an empty `runs/`" if one_run else
            "summed over reproductions that found runs already trained: less than one from an empty `runs/` takes")
@@ -1159,23 +1156,27 @@ def cost_reading(rows:list, profile:str) -> str:
             f"{sum(float(r['minutes']) for r in mine.values()) - minutes:.0f} more for the studies it runs on request; "
             "each at its last run.")
 
+def _cost_row(row:dict) -> dict:
+    "A row of an older `cost.csv` in today's columns."
+    return {"from_empty": "–", "started": row.get("date", ""), **{k: v for k, v in row.items() if k in COST_COLUMNS}}
+
 def write_costs(results, # The results folder (holds `cost.csv` from earlier reproductions)
                 done:dict, # Notebook name → `{"seconds": …}` of this reproduction
                 profile:str, # Its profile
                 from_empty:bool=False, # Whether this reproduction started without a finished run
+                started:str|None=None, # When it started (UTC, `2026-12-06T01:13Z`); None: now
                ) -> tuple:
     "Update `results/cost.{csv,md}`: wall-clock minutes of each notebook's last run (this run's rows replace theirs)."
     from jand.results import git_revision, write_table
-    path, order, now = Path(results) / "cost.csv", {n: i for i, n in enumerate(EXPERIMENTS)}, time.strftime("%Y-%m-%d")
-    kept = [{"from_empty": "–", **{k: v for k, v in r.items() if not k.startswith("prov_")}}
-            for r in csv.DictReader(open(path))
+    path, order = Path(results) / "cost.csv", {n: i for i, n in enumerate(EXPERIMENTS)}
+    kept = [_cost_row(r) for r in csv.DictReader(open(path))
             if r["notebook"] not in done or r["profile"] != profile] if path.exists() else []
     new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1),
-            "from_empty": "yes" if from_empty else "no", "git": git_revision(), "date": now} for n, d in done.items()]
+            "from_empty": "yes" if from_empty else "no", "git": git_revision(),
+            "started": started or time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())} for n, d in done.items()]
     rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
-    return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook",
-                       ["notebook", "profile", "minutes", "from_empty", "git", "date"], COST_NOTE, results,
-                       reading=cost_reading(rows, profile))
+    return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook", list(COST_COLUMNS),
+                       COST_NOTE, results, reading=cost_reading(rows, profile))
 
 # %% ../nbs/45_reproduce.ipynb #7c09e8ab
 def write_report(results, profile:str|None=None) -> Path:

@@ -28,6 +28,11 @@ def test_smoke_runs_every_experiment(smoke):
     for md in (out / "results").glob("*.md"):
         if md.name != "REPORT.md": assert md.read_text().splitlines()[0][2:] in report, md.name
     assert (out / "figures" / "architecture_overview.png").stat().st_size > 1000
+    saved = json.loads((out / "reproduce.json").read_text())  # rewritten as each notebook finishes
+    assert saved["complete"] and saved["from_empty"] and list(saved["experiments"]) == list(R.EXPERIMENTS)
+    costs = list(csv.DictReader(open(out / "results" / "cost.csv")))  # a row per notebook, of one reproduction
+    assert [r["notebook"] for r in costs] == list(R.EXPERIMENTS)
+    assert {(r["from_empty"], r["started"]) for r in costs} == {("yes", saved["started"])}
 
 
 def test_smoke_ships_model_folders_whose_cards_match_them(smoke):
