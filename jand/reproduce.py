@@ -1062,10 +1062,14 @@ class _Progress(logging.Handler):
 
 # %% ../nbs/45_reproduce.ipynb #040150db
 def _ipc_kernels():
-    "A kernel manager class whose kernels talk over local sockets (IPC), not TCP: nothing to encrypt, no warning."
+    ("A kernel manager class whose kernels talk over local sockets (IPC), not TCP (nothing to encrypt, no warning), "
+     "and that shuts a finished kernel down without interrupting it first (which can log a `KeyboardInterrupt`).")
     from jupyter_client.manager import AsyncKernelManager
     class IPCKernelManager(AsyncKernelManager):
         def _transport_default(self): return "ipc"
+        async def _async_interrupt_kernel(self):
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
     return IPCKernelManager
 
 # %% ../nbs/45_reproduce.ipynb #a60e62af

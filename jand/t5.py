@@ -13,6 +13,10 @@ import editdistance
 import torch
 from fastcore.basics import patch
 from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
+import importlib, warnings
+with warnings.catch_warnings():  # transformers imports tqdm.auto, which warns in such a kernel: import it once, quietly
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    importlib.import_module("tqdm.auto")
 from .core import DataError, Report, atomic_write_json, dataclass_from_dict, install_dir
 from .charset import nfc
 from .errors import Pair

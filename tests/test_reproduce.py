@@ -33,6 +33,9 @@ def test_smoke_runs_every_experiment(smoke):
     costs = list(csv.DictReader(open(out / "results" / "cost.csv")))  # a row per notebook, of one reproduction
     assert [r["notebook"] for r in costs] == list(R.EXPERIMENTS)
     assert {(r["from_empty"], r["started"]) for r in costs} == {("yes", saved["started"])}
+    for nb in sorted((out / "notebooks").glob("*.ipynb")):  # no warning reaches a reader (tqdm's IProgress, …)
+        outputs = [o for c in json.loads(nb.read_text())["cells"] for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.get("name") == "stderr" and "Warning" in "".join(o["text"])], nb.name
 
 
 def test_smoke_ships_model_folders_whose_cards_match_them(smoke):
