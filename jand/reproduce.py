@@ -26,7 +26,8 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe',
            'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
            'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
-           'ReproductionError', 'run_experiment', 'reproduce', 'cost_reading', 'write_costs', 'write_report']
+           'ReproductionError', 'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs',
+           'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -1110,7 +1111,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
     results, figures = Path(results or root / "results"), Path(figures or root / "figures")
     nb_dir = out / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
-    done, summary, t0, started = {}, {}, time.perf_counter(), time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    done, summary, t0, started = {}, {}, time.perf_counter(), utc_minute()
     from_empty = not any(finished(r) for r in (out / "runs").glob("*"))
     for k, name in enumerate(names, 1):
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
@@ -1146,6 +1147,8 @@ COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer;
              "finished run (–: not recorded); started: when that reproduction started (UTC; older rows: their day).")
 COST_COLUMNS = ("notebook", "profile", "minutes", "from_empty", "git", "started")
 
+def utc_minute() -> str: return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()) # When a reproduction started
+
 def cost_reading(rows:list, profile:str) -> str:
     "What `cost.csv`'s `rows` say `profile` costs, and whether one reproduction from an empty `runs/` measured it."
     mine = {r["notebook"]: r for r in rows if r["profile"] == profile}
@@ -1177,7 +1180,7 @@ def write_costs(results, # The results folder (holds `cost.csv` from earlier rep
             if r["notebook"] not in done or r["profile"] != profile] if path.exists() else []
     new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1),
             "from_empty": "yes" if from_empty else "no", "git": git_revision(),
-            "started": started or time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())} for n, d in done.items()]
+            "started": started or utc_minute()} for n, d in done.items()]
     rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
     return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook", list(COST_COLUMNS),
                        COST_NOTE, results, reading=cost_reading(rows, profile))
