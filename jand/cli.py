@@ -286,6 +286,8 @@ def _reproduce_options(sub):
     d.add_argument("--out", type=Path, help="executed notebooks and runs (default: runs/reproduce/PROFILE)")
     d.add_argument("--results", type=Path, help="tables (default: the project's results/)")
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
+    d.add_argument("--resume", action="store_true", help="go on with the reproduction in --out that was cut off: "
+                   "skip the notebooks it finished, keep its start (its cost rows read as one reproduction)")
 
 # %% ../nbs/90_cli.ipynb #ae948f37
 @verb("reproduce", _reproduce_options)
@@ -295,8 +297,9 @@ def _reproduce(args):
                          budget=args.budget, data_options=parse_data_options(args.data_option) or None)
     if setup.profile == "full":
         check_corpora(setup.data_root, setup.data_options)  # unreadable: no training starts
-    s = reproduce(setup, args.only, args.out, args.results, args.figures)
-    print(f"reproduction ({args.profile}) finished in {s['seconds'] / 60:.1f} min; report: {s['report']}")
+    s = reproduce(setup, args.only, args.out, args.results, args.figures, resume=args.resume)
+    print(f"reproduction ({args.profile}) finished: its notebooks took {s['seconds'] / 60:.1f} min; "
+          f"report: {s['report']}")
 
 # %% ../nbs/90_cli.ipynb #c1a00003
 def _training_parser(sub, name:str, help:str, skip=()):

@@ -1095,12 +1095,24 @@ def run_experiment(name:str, params:dict, out_nb:Path, cwd:Path) -> None:
         log.removeHandler(progress)
         log.setLevel(level)
 
+# %% ../nbs/45_reproduce.ipynb #ac842344
+def _resumed(out:Path, profile:str) -> dict:
+    "The summary (`reproduce.json`) of the reproduction in `out` that `reproduce(resume=True)` goes on with."
+    path = out / "reproduce.json"
+    if not path.exists():
+        raise DataError(path, "no reproduction to resume (this file is written when its first notebook finishes)")
+    summary = read_json(path, "reproduction summary")
+    if summary.get("profile") != profile:
+        raise DataError(path, f"of profile {summary.get('profile')!r}, not {profile!r}: nothing to resume")
+    return summary
+
 # %% ../nbs/45_reproduce.ipynb #e4684d47
 def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile name (None: the defaults, `quick`)
               only=None, # Experiment names (e.g. `distillation` or `04`), comma-separated; None: all
               out=None, # Executed notebooks, runs and staging (default `runs/reproduce/<profile>`)
               results=None, # Final tables (default: the project's `results/`)
               figures=None, # Final figures (default: the project's `figures/`)
+              resume:bool=False, # Go on with the reproduction in `out` that was cut off: skip the notebooks it finished
               **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
              ) -> dict:
     "Run the experiment notebooks with papermill, promote their tables, figures and models, and write `REPORT.md`."
@@ -1113,7 +1125,12 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
     nb_dir.mkdir(parents=True, exist_ok=True)
     done, summary, t0, started = {}, {}, time.perf_counter(), utc_minute()
     from_empty = not any(finished(r) for r in (out / "runs").glob("*"))
+    if resume:  # a resumed reproduction is the one it goes on with: its start, its from_empty, its notebooks' rows
+        summary = _resumed(out, profile)
+        done, from_empty, started = summary["experiments"], summary["from_empty"], summary["started"]
     for k, name in enumerate(names, 1):
+        if name in done:
+            continue
         stage = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=out))
         params = dict(setup=setup.params(), runs_dir=str(out / "runs"), results_dir=str(stage / "results"),
                       figures_dir=str(stage / "figures"))
@@ -1134,8 +1151,9 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
         write_costs(results, {name: done[name]}, profile, from_empty, started)  # a reproduction cut off keeps its rows
-        summary = {"profile": profile, "from_empty": from_empty, "started": started, "complete": k == len(names),
-                   "experiments": done, "seconds": round(time.perf_counter() - t0, 1),
+        summary = {"profile": profile, "from_empty": from_empty, "started": started,
+                   "complete": all(n in done for n in names), "experiments": done,
+                   "seconds": round(sum(d["seconds"] for d in done.values()), 1),  # its notebooks', over every sitting
                    "report": str(write_report(results, profile))}
         atomic_write_json(out / "reproduce.json", summary)
     return summary
@@ -1155,9 +1173,11 @@ def cost_reading(rows:list, profile:str) -> str:
     default = [r for n, r in mine.items() if n not in ON_REQUEST]
     minutes = sum(float(r["minutes"]) for r in default)
     one_run = ({r["notebook"] for r in default} == set(EXPERIMENTS) - set(ON_REQUEST)
-               and len({(r["git"], r["started"]) for r in default}) == 1
+               and len({r["started"] for r in default}) == 1  # a resumed reproduction keeps its start
                and all(r["from_empty"] == "yes" for r in default))
-    how = ("measured end to end, by one reproduction from an empty `runs/`" if one_run else
+    revisions = sorted({r["git"] for r in default})
+    resumed = f", resumed at another revision (notebooks ran at {', '.join(revisions)})" if len(revisions) > 1 else ""
+    how = (f"measured end to end, by one reproduction from an empty `runs/`{resumed}" if one_run else
            "summed over reproductions that found runs already trained: less than one from an empty `runs/` takes")
     return (f"Profile `{profile}`: {minutes:.0f} minutes for the notebooks `jand reproduce` runs by default ({how}), "
             f"{sum(float(r['minutes']) for r in mine.values()) - minutes:.0f} more for the studies it runs on request; "
