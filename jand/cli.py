@@ -344,22 +344,24 @@ def _eval_options(sub):
                    help="corrector folder written by jand train-corrector (for the t5 stages)")
     e.add_argument("--wordlist", type=Path, help="word-list file (UTF-8, one word per line) added to the LBC lexicon")
     e.add_argument("--lexicon", default="auto",
-                   help="LBC lexicon: auto (the frequency list of the training lines' language, from wordfreq), a "
-                        "language code (en, fr, …), or train (the training lines' words only); default: auto")
+                   help="lexicon of LBC and of the edit corrector's hints: auto (the frequency list of the training "
+                        "lines' language, from wordfreq), a language code (en, fr, …), several joined by + (en+fr), "
+                        "or train (the training lines' words only); default: auto")
     add_config_options(e, TrainConfig, skip=_all_but_synth_fields())  # the synthetic corpus, as in training
 
 # %% ../nbs/90_cli.ipynb #71b0c821
 @verb("eval", _eval_options)
 def _eval(args):
-    from jand.postprocess import parse_stages, uses_lbc, uses_t5
+    from jand.postprocess import parse_stages, uses_t5
     stages = parse_stages(args.postprocess)  # bad names and a t5 stage without --corrector fail before any work
     if uses_t5(stages) and args.corrector is None:
         raise ValueError("--postprocess t5 needs --corrector DIR (a folder written by jand train-corrector)")
     if args.corrector is not None and not uses_t5(stages):
         raise ValueError("--corrector is used only by the t5 stages: add --postprocess t5 (or t5+lbc, all)")
     for flag, given in (("--wordlist", args.wordlist is not None), ("--lexicon", args.lexicon != "auto")):
-        if given and not uses_lbc(stages):
-            raise ValueError(f"{flag} is used only by the lbc stages: add --postprocess lbc (or t5+lbc, all)")
+        if given and stages == ["none"]:
+            raise ValueError(f"{flag} is used only by the lbc stages and the t5 stages' hints: add --postprocess lbc "
+                             "(or t5, t5+lbc, all)")
     run_eval(args.model, args.data, args.split, args.out, args.batch_size, _synth_of(args), args.device, stages,
              args.corrector, args.wordlist, args.lexicon)
 
@@ -410,6 +412,10 @@ def _corrector_options(sub):
     c.add_argument("--guard-share", type=float, default=GUARD_SHARE,
                    help="share of the validation pages held out to choose the edit corrector's --min-prob "
                         f"(0: keep --min-prob; default: {GUARD_SHARE})")
+    c.add_argument("--lexicon", default="auto",
+                   help="lexicon of the edit corrector's hints: auto (the frequency list of the training lines' "
+                        "language), a language (en, fr, …), several joined by + (en+fr), or train (the training "
+                        "lines' words); default: auto")
     _corrector_run_options(c)
 
 # %% ../nbs/90_cli.ipynb #bc71a799
@@ -418,8 +424,8 @@ def _train_corrector(args):
     from jand.postprocess import train_corrector
     cfg = _corrector_config(args, steps=args.steps, copies=args.copies)
     summary = train_corrector(args.run, args.out, args.pretrained, cfg, steps=args.steps, copies=args.copies,
-                              max_lines=args.max_lines, guard_share=args.guard_share, seed=args.seed,
-                              device=args.device, progress_bar=args.progress_bar)
+                              max_lines=args.max_lines, guard_share=args.guard_share, lexicon=args.lexicon,
+                              seed=args.seed, device=args.device, progress_bar=args.progress_bar)
     _print_summary(summary, f"corrector written to {args.out}")
 
 # %% ../nbs/90_cli.ipynb #4d2ffbf9

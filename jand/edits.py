@@ -14,12 +14,13 @@ from fastcore.basics import patch
 from .core import DataError, Report, atomic_write_json, dataclass_from_dict
 from .charset import nfc
 from .errors import Pair, align
+from .lexicon import lbc_correct
 from .t5 import CorrectionResult, Corrector, normalised_change, write_folder, _quiet_transformers
 
 # %% auto #0
 __all__ = ['EDIT_ALPHABET', 'PAD', 'UNK', 'SEP', 'BOS', 'KEEP', 'DELETE', 'IGNORE', 'EDIT_FORMAT', 'ARCHITECTURE',
-           'EditCorrectorConfig', 'char_index', 'encode_line', 'edit_labels', 'apply_edits', 'EditTagger', 'pad_rows',
-           'EditCorrector', 'corrector_format']
+           'EditCorrectorConfig', 'char_index', 'encode_line', 'edit_labels', 'apply_edits', 'lexicon_suggestions',
+           'EditTagger', 'pad_rows', 'EditCorrector', 'corrector_format']
 
 # %% ../nbs/33_edits.ipynb #58b747e1
 EDIT_ALPHABET = "".join(map(chr, range(0x20, 0x7F))) + "".join(map(chr, range(0xA0, 0x100))) + "œŒ‘’“”–—…€"
@@ -51,6 +52,7 @@ class EditCorrectorConfig:
     guard: bool = True # Apply only confident edits, and only when they change little of the line
     min_prob: float = 0.7 # Guard: an edit is applied only at this probability or more (`00b_corrector` sweeps it)
     max_change: float = 0.3 # Guard: keep the line when the edits change more than this share of it
+    lexicon_hints: bool = True # Read LBC's edits beside each character (`lexicon_suggestions`), given a lexicon
 
     def t5_config(self):
         "The `transformers.T5Config` of the encoder."
@@ -59,7 +61,7 @@ class EditCorrectorConfig:
                         num_layers=self.encoder_layers, num_heads=self.num_heads, feed_forward_proj="gated-gelu",
                         dropout_rate=self.dropout, pad_token_id=PAD)
 
-ARCHITECTURE = ("d_model", "encoder_layers", "num_heads", "d_kv", "d_ff", "alphabet") # Fixed once trained
+ARCHITECTURE = ("d_model", "encoder_layers", "num_heads", "d_kv", "d_ff", "alphabet", "lexicon_hints") # Fixed
 
 # %% ../nbs/33_edits.ipynb #f5efd375
 def char_index(alphabet:str) -> dict:
@@ -110,6 +112,16 @@ def apply_edits(source:str, # The recognised line
             out.append(alphabet[int(insert[j]) - 1])
     return "".join(out), lowest
 
+# %% ../nbs/33_edits.ipynb #c8265a17
+def lexicon_suggestions(line:str, # A recognised line
+                        lexicon, # A `jand.lexicon.Lexicon`
+                        index:dict, # `char_index` of the tagger's alphabet
+                        **lbc_options, # Keyword options of `jand.lexicon.lbc_correct`
+                       ) -> tuple:
+    "`(edit, insert)` hint ids over BOS + `line`: the labels that turn it into LBC's line, 0 where LBC keeps it."
+    edit, insert = edit_labels(line, lbc_correct(line, lexicon, **lbc_options), index)
+    return [max(e, 0) for e in edit], [max(i, 0) for i in insert]
+
 # %% ../nbs/33_edits.ipynb #9b5af1c4
 class EditTagger(nn.Module):
     "A T5 encoder with two heads: per position, the edit of its character and the character to insert after it."
@@ -119,9 +131,17 @@ class EditTagger(nn.Module):
         self.encoder = T5EncoderModel(cfg.t5_config())
         self.edit = nn.Linear(cfg.d_model, 2 + len(cfg.alphabet))
         self.insert = nn.Linear(cfg.d_model, 1 + len(cfg.alphabet))
+        self.hints = nn.ModuleList([nn.Embedding(2 + len(cfg.alphabet), cfg.d_model),  # the hinted edit
+                                    nn.Embedding(1 + len(cfg.alphabet), cfg.d_model)]) if cfg.lexicon_hints else None
+        for table in self.hints or ():
+            nn.init.zeros_(table.weight)  # a fresh tagger reads the hints as nothing, and learns them
 
-    def forward(self, ids:torch.Tensor, mask:torch.Tensor) -> tuple:
-        h = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    def forward(self, ids:torch.Tensor, mask:torch.Tensor, hints:tuple|None=None) -> tuple:
+        "Edit and insert logits per position; `hints`: the `(edit, insert)` hint ids of `lexicon_suggestions`."
+        x = self.encoder.get_input_embeddings()(ids)
+        if hints is not None and self.hints is not None:
+            x = x + self.hints[0](hints[0]) + self.hints[1](hints[1])
+        h = self.encoder(inputs_embeds=x, attention_mask=mask).last_hidden_state
         return self.edit(h), self.insert(h)
 
 # %% ../nbs/33_edits.ipynb #fb3d3bdd
@@ -152,23 +172,32 @@ class EditCorrector(Corrector):
         return (f"EditCorrector({self.n_params:,} params, d_model {self.cfg.d_model}, {self.cfg.encoder_layers} "
                 f"layers, context_lines {self.cfg.context_lines}, trained {self.steps_trained} steps)")
 
-    def encode(self, line:str, context:Sequence[str]=()) -> tuple:
-        "`(ids, offset)` of `line` after `context` (see `encode_line`)."
-        return encode_line(line, context, self.cfg, self.index)
+    def encode(self, line:str, context:Sequence[str]=(), lexicon=None) -> tuple:
+        "`(ids, offset, edit hints, insert hints)` of `line` after `context` (`encode_line`, `lexicon_suggestions`)."
+        ids, offset = encode_line(line, context, self.cfg, self.index)
+        if lexicon is None or not self.cfg.lexicon_hints:
+            return ids, offset, [0] * len(ids), [0] * len(ids)
+        edit, insert = lexicon_suggestions(line, lexicon, self.index)
+        return ids, offset, [0] * offset + edit, [0] * offset + insert
 
 # %% ../nbs/33_edits.ipynb #94d1052b
 @patch
-def example(self:EditCorrector, pair:Pair) -> tuple:
-    "`(ids, offset, edit labels, insert labels)` of one training pair."
-    ids, offset = self.encode(nfc(pair.source), pair.context)
-    return (ids, offset, *edit_labels(nfc(pair.source), nfc(pair.target), self.index))
+def example(self:EditCorrector, pair:Pair, lexicon=None) -> tuple:
+    "`(ids, offset, edit hints, insert hints, edit labels, insert labels)` of one training pair."
+    return (*self.encode(nfc(pair.source), pair.context, lexicon),
+            *edit_labels(nfc(pair.source), nfc(pair.target), self.index))
+
+def _inputs(corrector:EditCorrector, encoded:Sequence[tuple]) -> tuple:
+    "`(ids, mask, hints)` of a batch of `encode`d lines, on the corrector's device."
+    ids = pad_rows([e[0] for e in encoded], PAD).to(corrector.device)
+    hints = tuple(pad_rows([e[k] for e in encoded], 0).to(corrector.device) for k in (2, 3))
+    return ids, (ids != PAD).long(), hints
 
 @patch
 def loss(self:EditCorrector, batch:Sequence[tuple]) -> torch.Tensor:
     "Cross-entropy of both heads over a batch of `example`s (context positions carry no label)."
-    ids = pad_rows([e[0] for e in batch], PAD).to(self.device)
-    edit, insert = (pad_rows([[IGNORE] * e[1] + e[k] for e in batch], IGNORE).to(self.device) for k in (2, 3))
-    edit_logits, insert_logits = self.model(ids, (ids != PAD).long())
+    edit, insert = (pad_rows([[IGNORE] * e[1] + e[k] for e in batch], IGNORE).to(self.device) for k in (4, 5))
+    edit_logits, insert_logits = self.model(*_inputs(self, batch))
     ce = nn.functional.cross_entropy
     return (ce(edit_logits.flatten(0, 1), edit.flatten(), ignore_index=IGNORE)
             + ce(insert_logits.flatten(0, 1), insert.flatten(), ignore_index=IGNORE))
@@ -182,6 +211,7 @@ def fit(self:EditCorrector, pairs:Sequence[Pair], # Training pairs (see `jand.er
         seed:int=0, # Seed of the batch order and dropout
         progress_bar:bool=True,
         report:Report|None=None, # Where skipped (too long) pairs are counted
+        lexicon=None, # The `jand.lexicon.Lexicon` whose hints it learns to read (None: no hints)
        ) -> dict:
     "Train the tagger on `pairs`; returns `{'losses', 'steps', 'seconds', 'steps_per_s', 'n_pairs'}`."
     report = report if report is not None else Report("EditCorrector.fit")
@@ -190,17 +220,16 @@ def fit(self:EditCorrector, pairs:Sequence[Pair], # Training pairs (see `jand.er
         if max(len(p.source), len(p.target)) > self.cfg.max_len:
             report.skip("longer than max_len characters", p.target)
         else:
-            usable.append(self.example(p))
+            usable.append(self.example(p, lexicon))
     report.kept += len(usable)
     return self._train(usable, self.loss, steps, epochs, batch_size, seed, progress_bar, "edit corrector")
 
 # %% ../nbs/33_edits.ipynb #8d0def9f
 @torch.no_grad()
 def _probabilities(corrector:EditCorrector, encoded:Sequence[tuple]) -> list:
-    "Per `(ids, offset)`: the edit and insert probabilities over its BOS and line positions."
-    ids = pad_rows([e for e, _ in encoded], PAD).to(corrector.device)
-    edit, insert = (x.float().softmax(-1).cpu() for x in corrector.model(ids, (ids != PAD).long()))
-    return [(edit[k, o:len(e)], insert[k, o:len(e)]) for k, (e, o) in enumerate(encoded)]
+    "Per `encode`d line: the edit and insert probabilities over its BOS and line positions."
+    edit, insert = (x.float().softmax(-1).cpu() for x in corrector.model(*_inputs(corrector, encoded)))
+    return [(edit[k, e[1]:len(e[0])], insert[k, e[1]:len(e[0])]) for k, e in enumerate(encoded)]
 
 def _result(line:str, candidate:str, lowest:float, guard:bool, max_change:float) -> CorrectionResult:
     if candidate == line:
@@ -216,6 +245,7 @@ def correct_sweep(self:EditCorrector, lines:Sequence[str], # Recognised lines
                   contexts:Sequence|None=None, # Per line, its previous recognised lines (see `previous_lines`)
                   min_probs:Sequence[float]=(0.7,), # Guard thresholds to apply (0.0 with `guard=False`: every edit)
                   guard:bool=True, # Apply the change-size guard too
+                  lexicon=None, # The `Lexicon` whose hints it reads (None: none; see `lexicon_suggestions`)
                  ) -> dict:
     "`{min_prob: [CorrectionResult per line]}` for each threshold of `min_probs`; the model reads each line once."
     if isinstance(lines, str):
@@ -230,7 +260,7 @@ def correct_sweep(self:EditCorrector, lines:Sequence[str], # Recognised lines
     todo = [i for i, r in enumerate(skipped) if r is None]
     for k in range(0, len(todo), cfg.gen_batch_size):
         idx = todo[k:k + cfg.gen_batch_size]
-        for i, probs in zip(idx, _probabilities(self, [self.encode(lines[i], contexts[i]) for i in idx])):
+        for i, probs in zip(idx, _probabilities(self, [self.encode(lines[i], contexts[i], lexicon) for i in idx])):
             for p in min_probs:
                 out[p][i] = _result(lines[i], *apply_edits(lines[i], *probs, cfg.alphabet, p), guard, cfg.max_change)
     return out
@@ -240,11 +270,12 @@ def correct_sweep(self:EditCorrector, lines:Sequence[str], # Recognised lines
 def correct(self:EditCorrector, lines:Sequence[str], # Recognised lines
             contexts:Sequence|None=None, # Per line, its previous recognised lines (see `previous_lines`)
             guard:bool|None=None, # Apply the guard (default `cfg.guard`)
+            lexicon=None, # The `Lexicon` whose hints it reads (None: none; see `lexicon_suggestions`)
            ) -> list:
     "A `CorrectionResult` per line (`score`: log-probability of the least confident edit applied, 0 when none)."
     guard = self.cfg.guard if guard is None else guard
     min_prob = self.cfg.min_prob if guard else 0.0
-    return self.correct_sweep(lines, contexts, (min_prob,), guard)[min_prob]
+    return self.correct_sweep(lines, contexts, (min_prob,), guard, lexicon)[min_prob]
 
 # %% ../nbs/33_edits.ipynb #d9c16105
 def corrector_format(path) -> str|None:
@@ -279,7 +310,8 @@ def load(cls:EditCorrector, path, # A folder written by `EditCorrector.save`
         raise DataError(path, f"not an edit corrector folder (no corrector.json of format {EDIT_FORMAT})")
     meta = json.loads((path / "corrector.json").read_text(encoding="utf-8"))
     try:
-        out = cls(dataclass_from_dict(EditCorrectorConfig, meta["config"]), device=device)
+        cfg = {"lexicon_hints": False, **meta["config"]}  # correctors saved before hints read none
+        out = cls(dataclass_from_dict(EditCorrectorConfig, cfg), device=device)
     except (KeyError, TypeError, ValueError) as e:
         raise DataError(path / "corrector.json", f"unreadable config: {e}") from None
     try:

@@ -22,8 +22,8 @@ from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_fo
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'PRETRAIN_STEPS',
-           'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'page_keys', 'StageOutput', 'apply_stages',
-           'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
+           'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'page_keys', 'StageOutput', 'reads_hints', 'hint_options',
+           'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
            'load_corrector', 'start_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors',
            'split_held_out', 'take_lines', 'guard_sweep', 'choose_min_prob', 'tune_guard', 'write_corrector',
            'fit_summary', 'fine_tuning_pairs', 'train_corrector', 'pretraining_texts', 'excluded_digest',
@@ -86,6 +86,15 @@ class StageOutput:
     seconds: float = 0.0 # Wall-clock time of the stage (0 for `none`)
     corrections: list|None = None # The T5 corrector's `CorrectionResult`s (T5 stages)
 
+# %% ../nbs/32_postprocess.ipynb #3543b317
+def reads_hints(corrector) -> bool:
+    "Whether `corrector` reads lexicon hints (an edit corrector made so; see `jand.edits.lexicon_hints`)."
+    return bool(getattr(getattr(corrector, "cfg", None), "lexicon_hints", False))
+
+def hint_options(corrector, lexicon) -> dict:
+    "The keyword options of `corrector.correct` that hand it `lexicon`'s hints: none for a corrector that reads none."
+    return {"lexicon": lexicon} if reads_hints(corrector) else {}
+
 # %% ../nbs/32_postprocess.ipynb #25cb4ad8
 def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
                  stages:Sequence[str], # Stage names (see `parse_stages`)
@@ -100,6 +109,8 @@ def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
         raise ValueError("the t5 stages need a corrector (`corrector`)")
     if uses_lbc(stages) and lexicon is None:
         raise ValueError("the lbc stages need a lexicon")
+    if uses_t5(stages) and reads_hints(corrector) and lexicon is None:
+        raise ValueError("the t5 stages need a lexicon: this corrector reads lexicon hints")
     def lbc(lines):
         t0 = time.perf_counter()
         out = lbc_correct_lines(lines, lexicon, **lbc_options)
@@ -109,7 +120,8 @@ def apply_stages(hyps:Sequence[str], # Recognized lines, in reading order
         out["lbc"] = StageOutput("lbc", *lbc(hyps))
     if uses_t5(stages):
         t0 = time.perf_counter()
-        res = corrector.correct(hyps, previous_lines(hyps, groups, corrector.cfg.context_lines))
+        ctx = previous_lines(hyps, groups, corrector.cfg.context_lines)
+        res = corrector.correct(hyps, ctx, **hint_options(corrector, lexicon))
         t5 = StageOutput("t5", [r.text for r in res], time.perf_counter() - t0, res)
         if "t5" in stages:
             out["t5"] = t5
@@ -183,12 +195,12 @@ def run_bundle(run):
 def make_lexicon(texts:Sequence[str]=(), # Training transcriptions
                  wordlist=None, # Optional word-list file (UTF-8, one word per line)
                  min_count:int=1, # Keep text words seen at least this often
-                 lang:str|None=None, # Add the most frequent words of this language (`jand.lexicon.frequency_forms`)
+                 lang:str|None=None, # Add the most frequent words of this language, or of `en+fr`'s (`frequency_forms`)
                  size:int=100_000, # … this many of them
                 ) -> Lexicon:
     ("The LBC lexicon: the `size` most frequent words of `lang`, the words of `texts` and a word list; `DataError` if "
      "it would be empty.")
-    freq = frequency_forms(lang, size) if lang else None
+    freq = sum((frequency_forms(part, size) for part in lang.split("+")), Counter()) if lang else None
     lex = Lexicon.from_texts(texts, min_count=min_count, wordlist=wordlist, frequencies=freq)
     if not len(lex):
         raise DataError(
@@ -266,7 +278,7 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     synth=None, # `SynthConfig` of a bare `synth` spec (default: `SynthConfig()`)
                     device="cpu",
                     lbc_options:dict|None=None, # Keyword options of `jand.lexicon.lbc_correct`
-                    # LBC lexicon: `auto` (frequency list of the training lines' language), a language, or `train`
+                    # Lexicon of LBC and of the hints: `auto` (the training lines' language), `fr`, `en+fr`, `train`
                     lexicon:str="auto",
                    ) -> dict:
     "Read and score `split` with each stage: `{rows, lines, outputs, scores, refs, ids, lexicon_from}`."
@@ -284,15 +296,17 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     if wordlist is not None:
         from jand.lexicon import read_wordlist
         read_wordlist(wordlist)  # fail now, not after reading the test set
-    if uses_lbc(stages) and lexicon not in ("auto", "train"):
-        frequency_forms(lexicon, 1)  # an unknown language fails now too, naming the known ones
+    needs_lexicon = uses_lbc(stages) or (uses_t5(stages) and reads_hints(corrector))
+    if needs_lexicon and lexicon not in ("auto", "train"):
+        for lang in lexicon.split("+"):
+            frequency_forms(lang, 1)  # an unknown language fails now too, naming the known ones
     model, charset, _ = load_model(model_path, device=device)
     bundle = open_data(data, synth=replace(synth or SynthConfig(), height=model.cfg.preprocess.height))
     lines = bundle.lines(split)
     if not lines:
         raise DataError(data, f"the {split} split is empty")
     rec = recognize(model, charset, lines, bundle.load, batch_size, device, name=f"{data}:{split}")
-    lex, lexicon_from = stage_lexicon(model_path, bundle, data, lexicon, wordlist) if uses_lbc(stages) else (None, None)
+    lex, lexicon_from = stage_lexicon(model_path, bundle, data, lexicon, wordlist) if needs_lexicon else (None, None)
     outputs = apply_stages(rec["hyps"], stages, corrector, lex, page_keys(rec["lines"]), lbc_options)
     return {"rows": stage_rows(rec["refs"], outputs), "lines": stage_line_rows(rec["refs"], outputs, rec["ids"]),
             "outputs": outputs, "scores": score_all(rec["refs"], rec["hyps"]), "refs": rec["refs"], "ids": rec["ids"],
@@ -333,11 +347,11 @@ def take_lines(rec:dict, idx:Sequence[int]) -> dict:
     return {k: [rec[k][i] for i in idx] for k in ("refs", "hyps", "lines")}
 
 # %% ../nbs/32_postprocess.ipynb #cda81b04
-def guard_sweep(corrector:EditCorrector, rec:dict, grid:Sequence[float]=GUARD_GRID) -> list:
+def guard_sweep(corrector:EditCorrector, rec:dict, grid:Sequence[float]=GUARD_GRID, lexicon=None) -> list:
     "Per `min_prob` of `grid`: the CER of `rec`'s lines after correction, and the lines changed, better and worse."
     ctx = previous_lines(rec["hyps"], page_keys(rec["lines"]), corrector.cfg.context_lines)
     rows = []
-    for p, res in corrector.correct_sweep(rec["hyps"], ctx, grid).items():
+    for p, res in corrector.correct_sweep(rec["hyps"], ctx, grid, **hint_options(corrector, lexicon)).items():
         fixed = [r.text for r in res]
         rows.append({"min_prob": p, "cer": round(cer(rec["refs"], fixed).value, 4),
                      **change_counts(rec["refs"], rec["hyps"], fixed)})
@@ -352,11 +366,11 @@ def choose_min_prob(sweep:list, # Rows of `guard_sweep`
     return min(ok, key=lambda r: (r["cer"], -r["min_prob"])) if ok else max(sweep, key=lambda r: r["min_prob"])
 
 # %% ../nbs/32_postprocess.ipynb #143ea06a
-def tune_guard(corrector, held:dict) -> dict|None:
+def tune_guard(corrector, held:dict, lexicon=None) -> dict|None:
     "Set an edit corrector's `min_prob` by `choose_min_prob` on the held-out lines `held`; returns what it saw."
     if not held["refs"] or not hasattr(corrector, "correct_sweep"):
         return None  # nothing held out, or a seq2seq corrector: its `min_logp` stays as configured
-    raw, sweep = round(cer(held["refs"], held["hyps"]).value, 4), guard_sweep(corrector, held)
+    raw, sweep = round(cer(held["refs"], held["hyps"]).value, 4), guard_sweep(corrector, held, lexicon=lexicon)
     chosen = choose_min_prob(sweep, raw)
     corrector.cfg = replace(corrector.cfg, min_prob=chosen["min_prob"])
     return {"lines": len(held["refs"]), "raw_cer": raw, "min_prob": chosen["min_prob"], "chosen": chosen,
@@ -411,6 +425,7 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     seed:int=0,
                     guard_share:float=GUARD_SHARE, # Validation pages held out to choose `min_prob` (0: none)
                     batch_size:int=16, # Recognizer batch size
+                    lexicon:str="auto", # Lexicon of the hints (see `stage_lexicon`), when the corrector reads them
                     device:str|None=None, # `cpu`, `cuda` (None: CUDA when available)
                     progress_bar:bool=True,
                    ) -> dict:
@@ -424,6 +439,8 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     _check_out(out, run)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     corrector = start_corrector(cfg, pretrained, seed, device)  # a bad --pretrained fails before any work
+    lex, lexicon_from = (stage_lexicon(run / "model.pt", bundle, str(run), lexicon) if reads_hints(corrector)
+                         else (None, None))
     rec = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors, some held out
     kept, held = (take_lines(rec, idx) for idx in split_held_out(page_keys(rec["lines"]), guard_share))
     cm = ConfusionModel.from_pairs(zip(kept["refs"], kept["hyps"])) if kept["refs"] else ConfusionModel()
@@ -432,11 +449,12 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
         raise DataError(run, "the run's training split is empty: no texts to simulate errors on")
     report = Report("corrector pairs")  # 2. simulated errors on the training lines, real ones on the validation lines
     pairs = fine_tuning_pairs(train_lines, kept, cm, cfg.context_lines, copies, cer_range, clean_share, seed, report)
-    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)  # 3. training
-    guard = tune_guard(corrector, held)  # 4. the guard, chosen on the held-out pages
+    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar, **hint_options(corrector, lex))
+    guard = tune_guard(corrector, held, lex)  # 4. the guard, chosen on the held-out pages
     summary = {  # 5. what was made, written with the corrector
         "format": "jand-corrector-training-1", "run": str(run), "pretrained": str(pretrained) if pretrained else None,
-        "corrector": asdict(corrector.cfg), "params": corrector.n_params, "device": str(corrector.device),
+        "corrector": asdict(corrector.cfg), "lexicon": lexicon_from, "params": corrector.n_params,
+        "device": str(corrector.device),
         "val_lines": len(rec["refs"]), "val_lines_tuning": len(kept["refs"]),
         "recognizer_val_cer": round(cer(rec["refs"], rec["hyps"]).value, 4) if rec["refs"] else None,
         "train_lines": len(train_lines), "copies": copies, "cer_range": list(cer_range),
@@ -489,9 +507,11 @@ def pretrain_corrector(out, # Folder to write the pretrained corrector to
     sim = simulate_pairs(texts, cm, seed, None, cfg.context_lines, 1, cer_range)
     pairs = select_pairs(sim, clean_share=clean_share, seed=seed, report=report)
     corrector = start_corrector(cfg, None, seed, device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar)
+    lex = make_lexicon(lang="+".join(langs)) if reads_hints(corrector) else None  # the hints of every language
+    stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar, **hint_options(corrector, lex))
     summary = {"format": "jand-corrector-pretraining-1", "corrector": asdict(corrector.cfg),
                "params": corrector.n_params, "device": str(corrector.device), "langs": list(langs),
+               "lexicon": f"the {'+'.join(langs)!r} frequency list" if lex is not None else None,
                "lines": len(texts), "lines_per_language": lines, "excluded": excluded_digest(exclude),
                "cer_range": list(cer_range), "pairs": dict(Counter(p.origin for p in pairs)),
                "pairs_skipped": str(report), "seed": seed, **fit_summary(stats),
@@ -505,12 +525,14 @@ def denoising_scores(corrector, # The corrector to check
                      texts:Sequence[str], # Clean held-out lines
                      seed:int=1, # Seed of the simulated errors
                      cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors
+                     lexicon=None, # The lexicon of its hints (a corrector that reads them)
                     ) -> dict:
     "Share of clean lines copied unchanged; CER of simulated errors before and after correction, lines better/worse."
     rng, cm = random.Random(seed), ConfusionModel()
     noisy = [cm.corrupt(t, rng, rng.uniform(*cer_range)) for t in texts]
-    fixed = [r.text for r in corrector.correct(noisy)]
-    copied = [r.text for r in corrector.correct(list(texts))]
+    hints = hint_options(corrector, lexicon)
+    fixed = [r.text for r in corrector.correct(noisy, **hints)]
+    copied = [r.text for r in corrector.correct(list(texts), **hints)]
     return {"lines": len(texts), "copied": round(sum(a == b for a, b in zip(copied, texts)) / max(len(texts), 1), 4),
             "cer_noisy": round(cer(texts, noisy).value, 4), "cer_fixed": round(cer(texts, fixed).value, 4),
             **change_counts(texts, noisy, fixed)}

@@ -22,9 +22,9 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'COST_COLUMNS', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
            'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std', 'fmt_mean_std', 'project_root',
            'finished', 'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab',
-           'run_status', 'heartbeat', 'minutes_left', 'same_pretraining', 'plot_curves', 'curve_jobs', 'curve_rows',
-           'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed', 'transcribe',
-           'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
+           'run_status', 'heartbeat', 'minutes_left', 'hints_suffix', 'same_pretraining', 'plot_curves', 'curve_jobs',
+           'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed',
+           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
            'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
            'ReproductionError', 'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs',
            'write_report']
@@ -571,6 +571,12 @@ def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Pat
     "The Student run for `seed` (see `student_job`)."
     return self.train_all([self.student_job(seed, kd, budget, **options)])[0]
 
+# %% ../nbs/45_reproduce.ipynb #1521f190
+def hints_suffix(kind:str) -> str:
+    "`-hints` when correctors of `kind` read lexicon hints by default: their cached folders differ from older ones."
+    from jand.postprocess import CORRECTOR_KINDS
+    return "-hints" if getattr(CORRECTOR_KINDS[kind](), "lexicon_hints", False) else ""
+
 # %% ../nbs/45_reproduce.ipynb #e1e4f841
 @patch
 def corrector(self:Lab, run, context_lines:int=1) -> Path:
@@ -579,7 +585,7 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
      "`jand.postprocess.train_corrector`); returns its folder.")
     from jand.postprocess import CORRECTOR_KINDS, GUARD_SHARE, train_corrector
     kind, steps, held = self.profile.corrector, self.profile.corrector_steps, round(100 * GUARD_SHARE)
-    name = f"{kind}-ctx{context_lines}-{steps}-pre{self.profile.pretrain_steps}-guard{held}"
+    name = f"{kind}-ctx{context_lines}-{steps}-pre{self.profile.pretrain_steps}-guard{held}{hints_suffix(kind)}"
     out = Path(run).parent / f"corrector-{Path(run).name}-{name}"
     if not (out / "training.json").exists():
         s = train_corrector(
@@ -588,6 +594,7 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
             self.pretrained_corrector(),  # one pretraining (with context); the ablation differs from fine-tuning on
             cfg=CORRECTOR_KINDS[kind](context_lines=context_lines),
             steps=steps,
+            lexicon="+".join(dict.fromkeys(d.lang for d in self.datasets)),  # every dataset's language
             device=self.device,
             progress_bar=not self.quiet,
         )
@@ -618,6 +625,7 @@ def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> 
     from jand.postprocess import CORRECTOR_KINDS, pretrain_corrector
     steps, kind = steps or self.profile.pretrain_steps, self.profile.corrector
     out = self.runs / f"pretrained-corrector-{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
+    out = out.with_name(out.name + hints_suffix(kind))
     if (out / "training.json").exists():
         return out
     exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
@@ -1161,8 +1169,9 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
 # %% ../nbs/45_reproduce.ipynb #ef4aec9a
 COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer; two hosts of one kind can differ much "
              "in speed). A notebook that found runs already trained (by an earlier notebook or reproduction) counts "
-             "only what it added. from_empty: whether its reproduction started from a `runs/` folder without a "
-             "finished run (–: not recorded); started: when that reproduction started (UTC; older rows: their day).")
+             "only what it added; a row measured from an empty `runs/` stays until another reproduction from empty "
+             "replaces it. from_empty: whether its reproduction started from a `runs/` folder without a finished run "
+             "(–: not recorded); started: when that reproduction started (UTC; older rows: their day).")
 COST_COLUMNS = ("notebook", "profile", "minutes", "from_empty", "git", "started")
 
 def utc_minute() -> str: return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()) # When a reproduction started
@@ -1193,11 +1202,14 @@ def write_costs(results, # The results folder (holds `cost.csv` from earlier rep
                 from_empty:bool=False, # Whether this reproduction started without a finished run
                 started:str|None=None, # When it started (UTC, `2026-12-06T01:13Z`); None: now
                ) -> tuple:
-    "Update `results/cost.{csv,md}`: wall-clock minutes of each notebook's last run (this run's rows replace theirs)."
+    ("Update `results/cost.{csv,md}`: wall-clock minutes of each notebook's last run; a row measured from an empty "
+     "`runs/` is replaced only by another such row.")
     from jand.results import git_revision, write_table
     path, order = Path(results) / "cost.csv", {n: i for i, n in enumerate(EXPERIMENTS)}
-    kept = [_cost_row(r) for r in csv.DictReader(open(path))
-            if r["notebook"] not in done or r["profile"] != profile] if path.exists() else []
+    old = [_cost_row(r) for r in csv.DictReader(open(path))] if path.exists() else []
+    measured = {r["notebook"] for r in old if r["profile"] == profile and r["from_empty"] == "yes"}
+    done = {n: d for n, d in done.items() if from_empty or n not in measured}  # a rerun on runs it found keeps those
+    kept = [r for r in old if r["notebook"] not in done or r["profile"] != profile]
     new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1),
             "from_empty": "yes" if from_empty else "no", "git": git_revision(),
             "started": started or utc_minute()} for n, d in done.items()]

@@ -58,7 +58,7 @@ def test_smoke_ships_the_pretrained_corrector_and_reuses_it_only_for_the_same_te
     meta = tmp_path / "models" / R.SHIPPED_CORRECTOR / "training.json"
     meta.write_text(json.dumps({**json.loads(meta.read_text()), "excluded": "other test lines"}))
     fresh = lab.pretrained_corrector()
-    assert fresh == tmp_path / "runs" / "pretrained-corrector-edit-ctx1-4-16" and (fresh / "training.json").exists()
+    assert fresh == tmp_path / "runs" / "pretrained-corrector-edit-ctx1-4-16-hints" and (fresh / "training.json").exists()
 
 
 def test_smoke_tables_record_how_they_were_made(smoke):
