@@ -24,10 +24,10 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'finished', 'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab',
            'run_status', 'heartbeat', 'minutes_left', 'hints_suffix', 'same_pretraining', 'plot_curves', 'curve_jobs',
            'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed',
-           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'select', 'mean_of', 'per_seed',
-           'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir',
-           'ReproductionError', 'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs',
-           'write_report']
+           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'against_paper', 'select',
+           'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps',
+           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'utc_minute', 'cost_reading',
+           'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -899,6 +899,17 @@ def effect_row(what:str, base, other, **extra) -> dict:
 # %% ../nbs/45_reproduce.ipynb #d83e645c
 EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "2σ", "verdict"]
 
+# %% ../nbs/45_reproduce.ipynb #3a38fa3f
+def against_paper(row:dict, # An `effect_row` of a setting without a component, against the full model
+                  component:str="it", # How the reading names the component
+                 ) -> str:
+    "What the row says of the paper, which credits every component with a gain (without it, the CER must rise)."
+    if not row["verdict"].startswith("effect"):
+        return "no effect to compare with the paper"
+    if "higher" in row["verdict"]:
+        return "the paper's direction"
+    return f"opposite to the paper, which credits {component} with a gain"
+
 # %% ../nbs/45_reproduce.ipynb #5e1ec002
 def select(rows:list, metric:str="cer_corpus_sensitive", **where) -> list:
     "The `metric` of every row whose fields equal `where`, in order."
@@ -1185,7 +1196,7 @@ def cost_reading(rows:list, profile:str) -> str:
                and len({r["started"] for r in default}) == 1  # a resumed reproduction keeps its start
                and all(r["from_empty"] == "yes" for r in default))
     revisions = sorted({r["git"] for r in default})
-    resumed = f", resumed at another revision (notebooks ran at {', '.join(revisions)})" if len(revisions) > 1 else ""
+    resumed = f", resumed at another revision; its notebooks ran at {', '.join(revisions)}" if revisions[1:] else ""
     how = (f"measured end to end, by one reproduction from an empty `runs/`{resumed}" if one_run else
            "summed over reproductions that found runs already trained: less than one from an empty `runs/` takes")
     return (f"Profile `{profile}`: {minutes:.0f} minutes for the notebooks `jand reproduce` runs by default ({how}), "
@@ -1210,7 +1221,7 @@ def write_costs(results, # The results folder (holds `cost.csv` from earlier rep
     measured = {r["notebook"] for r in old if r["profile"] == profile and r["from_empty"] == "yes"}
     done = {n: d for n, d in done.items() if from_empty or n not in measured}  # a rerun on runs it found keeps those
     kept = [r for r in old if r["notebook"] not in done or r["profile"] != profile]
-    new = [{"notebook": n, "profile": profile, "minutes": round(d["seconds"] / 60, 1),
+    new = [{"notebook": n, "profile": profile, "minutes": f"{d['seconds'] / 60:.1f}",  # as cost.csv reads it back
             "from_empty": "yes" if from_empty else "no", "git": git_revision(),
             "started": started or utc_minute()} for n, d in done.items()]
     rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
