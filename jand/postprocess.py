@@ -484,9 +484,9 @@ def excluded_digest(exclude:Iterable[str]) -> str:
     return hashlib.sha1("\n".join(sorted({nfc(t) for t in exclude})).encode()).hexdigest()[:12]
 
 # %% ../nbs/32_postprocess.ipynb #e4a6606e
-# `00b_corrector`'s curve: simulated errors are fixed much better up to 8000 steps and a little better at 16000, whose
-# fine-tuned correctors also improved every Teacher seed's held-out validation pages where 8000's improved one
-PRETRAIN_STEPS = 16_000 # Steps of the corrector's denoising pretraining
+# `00b_corrector`'s curve (`results/corrector_pretraining.md`, before lexicon hints): most of the gain by 8000 steps,
+# a little more at 16000 for twice the time. With hints the tagger leans on the lexicon's words: 8000
+PRETRAIN_STEPS = 8_000 # Steps of the corrector's denoising pretraining
 
 def pretrain_corrector(out, # Folder to write the pretrained corrector to
                        cfg=None, # `EditCorrectorConfig` (default) or `T5CorrectorConfig`: architecture and training
