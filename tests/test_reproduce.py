@@ -186,12 +186,16 @@ def test_committed_report_gathers_every_table():
 
 def test_the_shipped_corrector_is_the_quick_profiles_and_copies_clean_lines():
     from jand.edits import EditCorrectorConfig
-    from jand.postprocess import load_corrector
+    from jand.postprocess import load_corrector, make_lexicon
     quick, shipped = R.get_profile("quick"), [ROOT / "models" / R.SHIPPED_CORRECTOR]
     assert sorted((ROOT / "models").glob("pretrained-corrector*")) == shipped  # one, under the name Lab looks for
     meta = json.loads((shipped[0] / "training.json").read_text(encoding="utf-8"))
     assert (meta["steps"], meta["lines_per_language"]) == (quick.pretrain_steps, quick.pretrain_lines)
     assert R.same_pretraining(shipped[0], EditCorrectorConfig(), quick.pretrain_steps, quick.pretrain_lines, []) is False
     assert meta["excluded"] and "dirty" not in meta["provenance"]["git"]
+    assert meta["lexicon"] == "the 'en+fr' frequency list"  # it reads the hints of both languages' lists
     lines = ["The house stood on the hill above the river.", "Nous avons reçu votre lettre hier matin."]
-    assert [r.text for r in load_corrector(shipped[0]).correct(lines)] == lines
+    corrector, lexicon = load_corrector(shipped[0]), make_lexicon(lang="en+fr")
+    assert [r.text for r in corrector.correct(lines, lexicon=lexicon)] == lines
+    assert [r.text for r in corrector.correct(["The hause stood on the hill above the rivr."], lexicon=lexicon)] == [
+        lines[0]]  # two out-of-lexicon words: their hints followed
