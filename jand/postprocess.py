@@ -88,7 +88,7 @@ class StageOutput:
 
 # %% ../nbs/32_postprocess.ipynb #3543b317
 def reads_hints(corrector) -> bool:
-    "Whether `corrector` reads lexicon hints (an edit corrector made so; see `jand.edits.lexicon_hints`)."
+    "Whether `corrector` reads lexicon hints (an edit corrector made so; see `jand.edits.lexicon_suggestions`)."
     return bool(getattr(getattr(corrector, "cfg", None), "lexicon_hints", False))
 
 def hint_options(corrector, lexicon) -> dict:
