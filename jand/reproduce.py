@@ -583,9 +583,10 @@ def corrector(self:Lab, run, context_lines:int=1) -> Path:
     ("The corrector of recognizer run `run` with `context_lines` of context: the profile's pretrained corrector "
      "fine-tuned on its errors, its guard chosen on held-out validation pages (trained once, "
      "`jand.postprocess.train_corrector`); returns its folder.")
-    from jand.postprocess import CORRECTOR_KINDS, GUARD_SHARE, train_corrector
+    from jand.postprocess import CORRECTOR_KINDS, GUARD_GRID, GUARD_SHARE, train_corrector
     kind, steps, held = self.profile.corrector, self.profile.corrector_steps, round(100 * GUARD_SHARE)
-    name = f"{kind}-ctx{context_lines}-{steps}-pre{self.profile.pretrain_steps}-guard{held}{hints_suffix(kind)}"
+    guard = f"guard{held}-{round(100 * min(GUARD_GRID))}"  # held-out share, lowest min_prob
+    name = f"{kind}-ctx{context_lines}-{steps}-pre{self.profile.pretrain_steps}-{guard}{hints_suffix(kind)}"
     out = Path(run).parent / f"corrector-{Path(run).name}-{name}"
     if not (out / "training.json").exists():
         s = train_corrector(
