@@ -55,7 +55,7 @@ class Profile:
     corrector_steps: int = 300 # Fine-tuning steps of the corrector on a recognizer's errors
     pretrain_steps: int = PRETRAIN_STEPS # Steps of the corrector's denoising pretraining (`00b_corrector`'s curve)
     pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
-    pretrain_curve: tuple = (250, 500, 1000, 2000, 8000, 16_000) # Pretraining budgets of `00b_corrector`'s curve
+    pretrain_curve: tuple = (250, 500, 1000, 2000, 4000, 8000) # Pretraining budgets of `00b_corrector`'s curve
     bench_seconds: float = 2.0 # Timing window of each inference benchmark
     augment: bool = False # Training-time augmentation (off: offline distillation needs fixed views; see the curves)
     cap_minutes: float|None = None # Safety cap of one run: it stops there and says so in its summary

@@ -427,6 +427,7 @@ def benchmark_corrector(corrector, # The corrector to time (`T5Corrector` or `ja
                         n_lines:int=64, # Number of lines
                         lines:Sequence[str]|None=None, # Lines to correct (default: synthetic English lines)
                         seed:int=0, # Seed of the synthetic lines
+                        **options, # Keyword options of `corrector.correct` (an edit corrector's hints: `lexicon=`)
                        ) -> dict:
     "Time `corrector.correct` on `n_lines` lines; prints and returns lines/s."
     if lines is None:
@@ -436,7 +437,7 @@ def benchmark_corrector(corrector, # The corrector to time (`T5Corrector` or `ja
         lines = [sample_text(rng) for _ in range(n_lines)]
     lines = list(lines)[:n_lines]
     t0 = time.perf_counter()
-    corrector.correct(lines)
+    corrector.correct(lines, **options)
     secs = time.perf_counter() - t0
     out = {"lines": len(lines), "seconds": secs, "lines_per_s": len(lines) / secs,
            "beam": getattr(corrector.cfg, "beam", None), "params": corrector.n_params, "device": str(corrector.device),
