@@ -88,8 +88,9 @@ class StageOutput:
 
 # %% ../nbs/32_postprocess.ipynb #3543b317
 def reads_hints(corrector) -> bool:
-    "Whether `corrector` reads lexicon hints (an edit corrector made so; see `jand.edits.lexicon_suggestions`)."
-    return bool(getattr(getattr(corrector, "cfg", None), "lexicon_hints", False))
+    ("Whether `corrector` (or a corrector config) reads lexicon hints: an edit corrector made so; see "
+     "`jand.edits.lexicon_suggestions`.")
+    return bool(getattr(getattr(corrector, "cfg", corrector), "lexicon_hints", False))
 
 def hint_options(corrector, lexicon) -> dict:
     "The keyword options of `corrector.correct` that hand it `lexicon`'s hints: none for a corrector that reads none."
@@ -331,7 +332,7 @@ def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -
 
 # %% ../nbs/32_postprocess.ipynb #c21526aa
 GUARD_SHARE = 0.5 # Share of the validation pages `train_corrector` holds out to choose the guard's `min_prob`
-# With lexicon hints, four of six quick-profile correctors chose 0.5, the lowest value of 0.5–0.9: the grid goes lower
+# Hinted correctors choose lower values than hint-less ones did (`results/postprocessing.md`): the grid reaches 0.3
 GUARD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9) # The `min_prob` values it chooses from
 
 def split_held_out(groups:Sequence, # Page key per line
@@ -485,8 +486,8 @@ def excluded_digest(exclude:Iterable[str]) -> str:
     return hashlib.sha1("\n".join(sorted({nfc(t) for t in exclude})).encode()).hexdigest()[:12]
 
 # %% ../nbs/32_postprocess.ipynb #e4a6606e
-# `00b_corrector`'s curve (`results/corrector_pretraining.md`, before lexicon hints): most of the gain by 8000 steps,
-# a little more at 16000 for twice the time. With hints the tagger leans on the lexicon's words: 8000
+# `00b_corrector`'s curve (`results/corrector_pretraining.md`): with hints the correction of simulated errors still
+# improves from 4000 to 8000 steps; the budget is set by time, as the pretraining runs once and is shipped (`models/`)
 PRETRAIN_STEPS = 8_000 # Steps of the corrector's denoising pretraining
 
 def pretrain_corrector(out, # Folder to write the pretrained corrector to

@@ -574,8 +574,8 @@ def student(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> Pat
 # %% ../nbs/45_reproduce.ipynb #1521f190
 def hints_suffix(kind:str) -> str:
     "`-hints` when correctors of `kind` read lexicon hints by default: their cached folders differ from older ones."
-    from jand.postprocess import CORRECTOR_KINDS
-    return "-hints" if getattr(CORRECTOR_KINDS[kind](), "lexicon_hints", False) else ""
+    from jand.postprocess import CORRECTOR_KINDS, reads_hints
+    return "-hints" if reads_hints(CORRECTOR_KINDS[kind]()) else ""
 
 # %% ../nbs/45_reproduce.ipynb #e1e4f841
 @patch
@@ -625,8 +625,8 @@ def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> 
     from jand.modeldir import models_dir
     from jand.postprocess import CORRECTOR_KINDS, pretrain_corrector
     steps, kind = steps or self.profile.pretrain_steps, self.profile.corrector
-    out = self.runs / f"pretrained-corrector-{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}"
-    out = out.with_name(out.name + hints_suffix(kind))
+    name = f"{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}{hints_suffix(kind)}"
+    out = self.runs / f"pretrained-corrector-{name}"
     if (out / "training.json").exists():
         return out
     exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
