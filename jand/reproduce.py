@@ -52,7 +52,10 @@ class Profile:
     ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
     sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
     corrector: str = "edit" # Kind of the post-processing corrector (`jand.postprocess.CORRECTOR_KINDS`)
-    corrector_steps: int = 300 # Fine-tuning steps of the corrector on a recognizer's errors
+    # Fine-tuning steps of the corrector on a recognizer's errors: the held-out validation CER still falls at 3000
+    # (`08_postprocessing`'s curve), but 1000 keeps the quick profile's six fine-tunings near a quarter of an hour
+    corrector_steps: int = 1000
+    corrector_curve: tuple = (100, 300, 1000, 3000) # Fine-tuning budgets of `08_postprocessing`'s curve
     pretrain_steps: int = PRETRAIN_STEPS # Steps of the corrector's denoising pretraining (`00b_corrector`'s curve)
     pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
     pretrain_curve: tuple = (250, 500, 1000, 2000, 4000, 8000) # Pretraining budgets of `00b_corrector`'s curve
@@ -90,6 +93,7 @@ PROFILES = {
             seeds=(0, 1),
             sweep=((2.0, 0.5), (4.0, 0.9)),
             corrector_steps=4,
+            corrector_curve=(2, 4),
             pretrain_steps=4,
             pretrain_lines=16,
             pretrain_curve=(2, 4),
@@ -118,6 +122,7 @@ PROFILES = {
             ablation_seeds=(0, 1, 2),
             sweep=((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)),
             corrector_steps=20_000,
+            corrector_curve=(2000, 6000, 20_000),
             bench_seconds=10.0,
             augment=True,
             workers=1,
@@ -579,12 +584,12 @@ def hints_suffix(kind:str) -> str:
 
 # %% ../nbs/45_reproduce.ipynb #e1e4f841
 @patch
-def corrector(self:Lab, run, context_lines:int=1) -> Path:
+def corrector(self:Lab, run, context_lines:int=1, steps:int|None=None) -> Path:
     ("The corrector of recognizer run `run` with `context_lines` of context: the profile's pretrained corrector "
-     "fine-tuned on its errors, its guard chosen on held-out validation pages (trained once, "
-     "`jand.postprocess.train_corrector`); returns its folder.")
+     "fine-tuned on its errors for `steps` (default: the profile's `corrector_steps`), its guard chosen on held-out "
+     "validation pages (trained once, `jand.postprocess.train_corrector`); returns its folder.")
     from jand.postprocess import CORRECTOR_KINDS, GUARD_GRID, GUARD_SHARE, train_corrector
-    kind, steps, held = self.profile.corrector, self.profile.corrector_steps, round(100 * GUARD_SHARE)
+    kind, steps, held = self.profile.corrector, steps or self.profile.corrector_steps, round(100 * GUARD_SHARE)
     guard = f"guard{held}-{round(100 * min(GUARD_GRID))}"  # held-out share, lowest min_prob
     name = f"{kind}-ctx{context_lines}-{steps}-pre{self.profile.pretrain_steps}-{guard}{hints_suffix(kind)}"
     out = Path(run).parent / f"corrector-{Path(run).name}-{name}"
