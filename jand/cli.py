@@ -399,14 +399,14 @@ def _print_summary(summary:dict, done:str):
 
 # %% ../nbs/90_cli.ipynb #c1a00005
 def _corrector_options(sub):
-    from jand.postprocess import GUARD_SHARE
+    from jand.postprocess import FINETUNE_STEPS, GUARD_SHARE
     c = sub.add_parser("train-corrector", help="train the post-processor (a T5 corrector) for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
     c.add_argument("--pretrained", type=Path,
                    help="a corrector written by jand pretrain-corrector (or, --kind seq2seq, a local T5/ByT5/mT5 "
                         "folder) to fine-tune (default: train from scratch)")
-    c.add_argument("--steps", type=int, default=300, help="optimiser steps (default: 300)")
+    c.add_argument("--steps", type=int, default=FINETUNE_STEPS, help=f"optimiser steps (default: {FINETUNE_STEPS})")
     c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
     c.add_argument("--guard-share", type=float, default=GUARD_SHARE,

@@ -21,13 +21,13 @@ from .t5 import T5Corrector, T5CorrectorConfig, write_folder
 from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'PRETRAIN_STEPS',
-           'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'page_keys', 'StageOutput', 'reads_hints', 'hint_options',
-           'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows', 'run_bundle', 'make_lexicon', 'recognize',
-           'load_corrector', 'start_corrector', 'stage_lexicon', 'evaluate_stages', 'validation_errors',
-           'split_held_out', 'take_lines', 'guard_sweep', 'choose_min_prob', 'tune_guard', 'write_corrector',
-           'fit_summary', 'fine_tuning_pairs', 'train_corrector', 'pretraining_texts', 'excluded_digest',
-           'pretrain_corrector', 'denoising_scores']
+__all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'FINETUNE_STEPS',
+           'PRETRAIN_STEPS', 'parse_stages', 'uses_t5', 'uses_lbc', 'page_key', 'page_keys', 'StageOutput',
+           'reads_hints', 'hint_options', 'apply_stages', 'change_counts', 'stage_rows', 'stage_line_rows',
+           'run_bundle', 'make_lexicon', 'recognize', 'load_corrector', 'start_corrector', 'stage_lexicon',
+           'evaluate_stages', 'validation_errors', 'split_held_out', 'take_lines', 'guard_sweep', 'choose_min_prob',
+           'tune_guard', 'write_corrector', 'fit_summary', 'fine_tuning_pairs', 'train_corrector', 'pretraining_texts',
+           'excluded_digest', 'pretrain_corrector', 'denoising_scores']
 
 # %% ../nbs/32_postprocess.ipynb #4de1e009
 STAGES = ("none", "lbc", "t5", "t5+lbc")
@@ -415,11 +415,15 @@ def fine_tuning_pairs(train_lines:Sequence[Line], # The run's training lines: si
     return select_pairs(sim + real, clean_share=clean_share, seed=seed, report=report)
 
 # %% ../nbs/32_postprocess.ipynb #51942b7d
+# `08_postprocessing`'s curve (`results/corrector_finetuning.md`): the held-out validation CER still falls at 3000
+# steps; 1000 keeps one fine-tuning to a few minutes on two CPU cores
+FINETUNE_STEPS = 1_000 # Steps of fine-tuning a corrector on a recognizer's errors
+
 def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     out, # Folder to write the corrector to (a previous corrector there is replaced)
                     pretrained=None, # A pretrained corrector (or local T5/ByT5/mT5) folder to fine-tune (None: scratch)
                     cfg=None, # `EditCorrectorConfig` (default) or `T5CorrectorConfig` (pretrained: its shape stays)
-                    steps:int=300, # Optimiser steps
+                    steps:int=FINETUNE_STEPS, # Optimiser steps
                     copies:int=2, # Simulated noisy versions of each training line
                     cer_range:tuple=(0.02, 0.3), # Line CER of the simulated errors, drawn uniformly per line
                     clean_share:float=0.2, # Share of identity pairs

@@ -13,7 +13,7 @@ import jand
 from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write_text, install_dir, read_json
 from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
-from .postprocess import PRETRAIN_STEPS
+from .postprocess import FINETUNE_STEPS, PRETRAIN_STEPS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
@@ -52,9 +52,7 @@ class Profile:
     ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
     sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
     corrector: str = "edit" # Kind of the post-processing corrector (`jand.postprocess.CORRECTOR_KINDS`)
-    # Fine-tuning steps of the corrector on a recognizer's errors: the held-out validation CER still falls at 3000
-    # (`08_postprocessing`'s curve), but 1000 keeps the quick profile's six fine-tunings near a quarter of an hour
-    corrector_steps: int = 1000
+    corrector_steps: int = FINETUNE_STEPS # Fine-tuning steps of the corrector on a recognizer's errors (`08`'s curve)
     corrector_curve: tuple = (100, 300, 1000, 3000) # Fine-tuning budgets of `08_postprocessing`'s curve
     pretrain_steps: int = PRETRAIN_STEPS # Steps of the corrector's denoising pretraining (`00b_corrector`'s curve)
     pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
