@@ -230,8 +230,9 @@ def _all_but_synth_fields():
 
 # %% ../nbs/90_cli.ipynb #6cf5c633
 def _synth_of(args) -> SynthConfig:
-    "The synthetic corpus that `--synth-*` options describe."
-    return SynthConfig(seed=args.synth_seed, n_train=args.synth_train, n_val=args.synth_val, n_test=args.synth_test)
+    "The synthetic corpus that `--synth-*` options describe, as training renders it (text lengths included)."
+    from jand.training import TrainConfig
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k.startswith("synth_")}).synth
 
 # %% ../nbs/90_cli.ipynb #c1a00001
 def _domains(s:str) -> tuple:

@@ -15,7 +15,7 @@ from .core import DataError, Line, Report, atomic_write_json
 from .charset import nfc
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
-from .training import run_config
+from .training import run_config, run_lines
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
 from .t5 import T5Corrector, T5CorrectorConfig, write_folder
 from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
@@ -325,7 +325,7 @@ def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -
     "The recognizer of `run` on its validation lines (`recognize`'s `refs`, `hyps` and `lines`)."
     from jand.model import load_model
     model, charset, _ = load_model(run / "model.pt", device=device)
-    val = bundle.lines("val")[:tcfg.val_lines] if tcfg.val_lines else bundle.lines("val")
+    val = run_lines(tcfg, bundle, "val")
     if not val:
         return {"refs": [], "hyps": [], "lines": []}
     return recognize(model, charset, val, bundle.load, batch_size, device, name=f"{run}:val")

@@ -17,9 +17,9 @@ from .postprocess import FINETUNE_STEPS, PRETRAIN_STEPS
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
-           'TRAINING_CODE', 'PROGRESS_EVERY', 'SHIPPED_CORRECTOR', 'BASE_MODEL', 'CURVES', 'PRECISION_CURVES',
-           'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE',
-           'COST_COLUMNS', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
+           'INIT_OPTIONS', 'TRAINING_CODE', 'PROGRESS_EVERY', 'SHIPPED_CORRECTOR', 'BASE_MODEL', 'CURVES',
+           'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST',
+           'COST_NOTE', 'COST_COLUMNS', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
            'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std', 'fmt_mean_std', 'project_root',
            'finished', 'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab',
            'run_status', 'heartbeat', 'minutes_left', 'hints_suffix', 'same_pretraining', 'plot_curves', 'curve_jobs',
@@ -300,6 +300,7 @@ def finished(run) -> bool: return (Path(run) / "model.pt").exists() and (Path(ru
 NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "device", "synth_cache")
 
 MODEL_OPTIONS = ("teacher", "init") # Options that name a model file: keyed by what it is, not where it lies
+INIT_OPTIONS = ("resize",) # Options that change nothing without `init`: keyed only with it
 
 def model_identity(path) -> str:
     ("A run folder's name (`teacher-<key>`) for a model trained here, else a hash of the weights' bytes (a model "
@@ -318,7 +319,7 @@ def model_identity(path) -> str:
 
 def config_key(cfg) -> str:
     "A short stable hash of the options that change a run's result (the same wherever the runs folder lies)."
-    d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY}
+    d = {k: v for k, v in asdict(cfg).items() if k not in NOT_IN_KEY and (cfg.init or k not in INIT_OPTIONS)}
     d.update({k: model_identity(d[k]) for k in MODEL_OPTIONS if d.get(k)})
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 

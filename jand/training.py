@@ -22,7 +22,7 @@ from .loading import LineDataset, BucketBatchSampler, collate_lines
 from .backbone import BackboneConfig
 from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import HTRJAND, model_config, model_payload, read_payload, load_model, save_model, check_device
+from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model, check_device
 from jand.kd import (
     KDConfig,
     FeatureProjector,
@@ -38,14 +38,17 @@ from .metrics import score_all, line_details
 from .results import provenance
 
 # %% auto #0
-__all__ = ['CURRICULA', 'PRECISIONS', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at',
-           'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'remove_stale_temporaries', 'dist_info',
-           'RunLog', 'read_log', 'line_losses', 'run_device', 'open_run', 'seed_everything', 'run_charset',
-           'run_datasets', 'run_sampler', 'Trainer', 'train', 'run_config', 'evaluate_run']
+__all__ = ['CURRICULA', 'PRECISIONS', 'RESIZES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config',
+           'with_preset', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint',
+           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses', 'run_device', 'open_run',
+           'run_preprocess', 'start_preprocess', 'seed_everything', 'run_teacher', 'resize_charset', 'charset_change',
+           'run_charset', 'charset_policy', 'run_lines', 'run_datasets', 'run_sampler', 'Trainer',
+           'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
 PRECISIONS = ("auto", "fp32", "bf16")
+RESIZES = ("union", "new", "keep")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -65,7 +68,8 @@ class TrainConfig:
     clip: float = 5.0 # Gradient-norm clipping
     seed: int = 0
     patience: int|None = None # Early stopping: epochs without a better validation CER (None = off)
-    height: int = PreprocessConfig.height # Input height in pixels
+    # Input height in pixels (None: the initial model's or the Teacher's; a fresh model's `PreprocessConfig.height`)
+    height: int|None = None
     augment: bool = True # Training-time augmentation
     # ablation switches
     se: bool = BackboneConfig.se # Squeeze-and-excitation in the backbone
@@ -93,7 +97,10 @@ class TrainConfig:
     kd_blank: str = KDConfig.blank # plain, nonblank, dropblank
     kd_feature: float = KDConfig.feature_weight # Weight of feature distillation (0 = off)
     kd_offline: bool = False # Distil from Teacher posteriors computed once per training line (no augmentation)
-    init: str|None = None # Fine-tune from this model (file, folder, shipped name); its charset grows by new symbols
+    init: str|None = None # Fine-tune from this model (file, folder, shipped name), reading lines as it does
+    # With `init`: the charset is the initial model's plus the data's new symbols (union), the data's alone (new),
+    # or the initial model's (keep: lines with other symbols are left out and reported)
+    resize: str = "union"
     # running
     device: str = "auto" # auto, cpu, cuda
     precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 on a GPU, fp32 on a CPU)
@@ -113,9 +120,11 @@ def check_train_config(cfg:TrainConfig):
         raise ValueError(f"curriculum must be one of {CURRICULA}, got {cfg.curriculum!r}")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
+    if cfg.resize not in RESIZES:
+        raise ValueError(f"resize must be one of {RESIZES}, got {cfg.resize!r}")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ValueError("epochs and batch_size must be at least 1")
-    for name in ("steps", "val_every", "max_minutes", "cap_minutes"):
+    for name in ("steps", "val_every", "max_minutes", "cap_minutes", "height"):
         if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
             raise ValueError(f"{name} must be positive")
     if cfg.curriculum_scores == "loss" and not cfg.teacher:
@@ -141,7 +150,7 @@ def kd(self:TrainConfig) -> KDConfig: return KDConfig(self.kd_alpha, self.kd_tau
 def synth(self:TrainConfig) -> SynthConfig:
     text = TextConfig(min_chars=self.synth_min_chars, max_chars=self.synth_max_chars)
     return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test,
-                       height=self.height, text=text)
+                       height=self.height or PreprocessConfig.height, text=text)
 
 # %% ../nbs/22_training.ipynb #trai0004
 @patch
@@ -300,15 +309,16 @@ def _device(name:str) -> torch.device:
     return check_device(name)
 
 # %% ../nbs/22_training.ipynb #14022fdb
-def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int) -> tuple:
-    "The model to train (fresh, or fine-tuned from `cfg.init`) and its config."
+def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int, pre:PreprocessConfig) -> tuple:
+    "The model to train (fresh, or fine-tuned from `cfg.init`) and its config, which saves `pre`: what it is taught on."
     if cfg.init:
         model, _, _ = load_model(cfg.init, charset, resize_head=True)
+        model.cfg = replace(model.cfg, preprocess=pre)
         return model.train(), model.cfg
     base = model_config(cfg.model, len(charset))
     mcfg = replace(base, backbone=replace(base.backbone, se=cfg.se),
                    attention=replace(base.attention, fusion=cfg.fusion, proxima=cfg.proxima),
-                   preprocess=PreprocessConfig(height=cfg.height), aux_ctc=cfg.aux_weight > 0,
+                   preprocess=pre, aux_ctc=cfg.aux_weight > 0,
                    n_domains=n_domains if cfg.domain_weight > 0 else 0)
     return HTRJAND(mcfg), mcfg
 
@@ -371,6 +381,22 @@ def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple
             print(f"removed {p}, left by a killed write")
     return cfg, ckpt
 
+# %% ../nbs/22_training.ipynb #7a1c0220
+def run_preprocess(cfg:TrainConfig,
+                   base:PreprocessConfig|None=None, # The start model's (checkpoint, initial model, Teacher); None: fresh
+                  ) -> PreprocessConfig:
+    "What the run's lines go through: `base`'s preprocessing at `cfg.height` when given, else a fresh model's."
+    base = base or PreprocessConfig()
+    return replace(base, height=cfg.height or base.height)
+
+# %% ../nbs/22_training.ipynb #7a1c0240
+def start_preprocess(ckpt, init, teacher) -> PreprocessConfig|None:
+    "The preprocessing a run starts from: its checkpoint's, its initial model's, its Teacher's; None for a fresh run."
+    if ckpt is not None:
+        return ModelConfig.from_dict(ckpt["config"]).preprocess
+    model = init[0] if init is not None else teacher
+    return None if model is None else model.cfg.preprocess
+
 # %% ../nbs/22_training.ipynb #a6b69a19
 def seed_everything(seed:int):
     "Seed torch, `random` and numpy: the same seed gives the same run."
@@ -379,25 +405,56 @@ def seed_everything(seed:int):
     np.random.seed(seed)
 
 # %% ../nbs/22_training.ipynb #7a1c0400
-def run_charset(cfg:TrainConfig, out:Path, bundle, ckpt, device) -> tuple:
-    ("`(charset, teacher)`: a distilled run reads the Teacher's charset; a resumed run its own; a fine-tuned one "
-     "its base model's, extended by its data's new symbols; a fresh one its data's.")
-    if cfg.teacher:
-        teacher, charset, _ = load_model(cfg.teacher, device=device)
-        freeze_teacher(teacher)
-        return charset, teacher
-    if cfg.init:  # the base model's symbols, and the data's new ones
-        return (Charset.load(out / "charset.json") if ckpt else load_model(cfg.init)[1].union(bundle.charset())), None
-    return (Charset.from_dict(ckpt["charset"]) if ckpt else bundle.charset()), None
+def run_teacher(cfg:TrainConfig, device) -> tuple:
+    "`(Teacher, its charset)` of a distilled run, frozen on `device`; `(None, None)` otherwise."
+    if not cfg.teacher:
+        return None, None
+    teacher, charset, _ = load_model(cfg.teacher, device=device)
+    freeze_teacher(teacher)
+    return teacher, charset
+
+# %% ../nbs/22_training.ipynb #7a1c0420
+def resize_charset(base:Charset, # The initial model's charset
+                   data:Charset, # The training data's
+                   how:str="union", # union, new or keep (see `TrainConfig.resize`)
+                  ) -> Charset:
+    "A fine-tuned model's charset."
+    return {"union": base.union(data), "new": data, "keep": base}[how]
+
+def charset_change(before:Charset, after:Charset) -> dict:
+    "What resizing changed: symbols before and after, the added ones and the removed ones."
+    added, removed = set(after.symbols) - set(before.symbols), set(before.symbols) - set(after.symbols)
+    return {"symbols": [len(before.symbols), len(after.symbols)], "added": "".join(sorted(added)),
+            "removed": "".join(sorted(removed))}
+
+# %% ../nbs/22_training.ipynb #7a1c0440
+def run_charset(cfg:TrainConfig, bundle, ckpt, init, teacher_charset) -> Charset:
+    ("The run's charset: a resumed run's own; a distilled run's Teacher's; a fine-tuned run's initial model's, resized "
+     "to its data as `cfg.resize` says; a fresh run's data's.")
+    if ckpt is not None:
+        return Charset.from_dict(ckpt["charset"])
+    if teacher_charset is not None:
+        return teacher_charset
+    return resize_charset(init[1], bundle.charset(), cfg.resize) if init is not None else bundle.charset()
 
 # %% ../nbs/22_training.ipynb #e9ab6da5
-def run_datasets(cfg:TrainConfig, bundle, charset:Charset) -> tuple:
-    "`(train, val)` line datasets of the run (validation capped at `cfg.val_lines`); only training is augmented."
-    val_lines = bundle.lines("val")[:cfg.val_lines] if cfg.val_lines else bundle.lines("val")
-    pre = PreprocessConfig(height=cfg.height)
-    train_ds = LineDataset(bundle.lines("train"), charset, load=bundle.load, cfg=pre,
+def charset_policy(cfg:TrainConfig) -> str:
+    "What the run does with a line of unknown symbols (see `LineDataset`): `drop` when it keeps its model's charset."
+    return "drop" if cfg.init and cfg.resize == "keep" else "error"
+
+def run_lines(cfg:TrainConfig, bundle, split:str) -> list:
+    "The lines of `split` the run reads: validation capped at `cfg.val_lines`, as training validates."
+    lines = bundle.lines(split)
+    return lines[:cfg.val_lines] if split == "val" and cfg.val_lines else lines
+
+def run_datasets(cfg:TrainConfig, bundle, charset:Charset, pre:PreprocessConfig) -> tuple:
+    ("`(train, val)` line datasets of the run, read through `pre`; only training is augmented. A fine-tuned run that "
+     "keeps its model's charset leaves out (and reports) the lines with other symbols.")
+    policy = charset_policy(cfg)
+    train_ds = LineDataset(bundle.lines("train"), charset, load=bundle.load, cfg=pre, policy=policy,
                            aug=AugmentConfig() if cfg.augment else None, seed=cfg.seed, name="train")
-    return train_ds, LineDataset(val_lines, charset, load=bundle.load, cfg=pre, name="val")
+    return train_ds, LineDataset(run_lines(cfg, bundle, "val"), charset, load=bundle.load, cfg=pre, policy=policy,
+                                 name="val")
 
 # %% ../nbs/22_training.ipynb #74d0d799
 def run_sampler(cfg:TrainConfig, train_ds:LineDataset, bundle, teacher, device, world:int=1, rank:int=0):
@@ -423,9 +480,13 @@ class Trainer:
         self.cfg, ckpt = open_run(cfg, self.out, resume, self.is_main)
         self.resumed = ckpt is not None
         seed_everything(self.cfg.seed)
+        self.teacher, teacher_charset = run_teacher(self.cfg, self.device)
+        self.init = load_model(self.cfg.init) if self.cfg.init and ckpt is None else None
+        self.pre = run_preprocess(self.cfg, start_preprocess(ckpt, self.init, self.teacher))
+        self.cfg = replace(self.cfg, height=self.pre.height)  # the saved config names the height it trained at
         self.bundle = self.cfg.bundle()
-        self.charset, self.teacher = run_charset(self.cfg, self.out, self.bundle, ckpt, self.device)
-        self.train_ds, self.val_ds = run_datasets(self.cfg, self.bundle, self.charset)
+        self.charset = run_charset(self.cfg, self.bundle, ckpt, self.init, teacher_charset)
+        self.train_ds, self.val_ds = run_datasets(self.cfg, self.bundle, self.charset, self.pre)
         self.domain_of = torch.tensor([self.bundle.domain_index(l) for l in self.train_ds.lines])
         self.build_cache()
         self.build_model()
@@ -450,7 +511,7 @@ def build_cache(self:Trainer):
 def build_model(self:Trainer):
     "The model (fresh or from `cfg.init`), the feature projector of feature KD, the optimiser, the DDP wrapper."
     cfg, teacher = self.cfg, self.teacher
-    self.model, self.mcfg = _build_model(cfg, self.charset, len(self.bundle.domains))
+    self.model, self.mcfg = _build_model(cfg, self.charset, len(self.bundle.domains), self.pre)
     if teacher is not None and teacher.cfg.preprocess != self.mcfg.preprocess:
         raise ValueError(f"the Teacher was trained on {teacher.cfg.preprocess}, the Student would see "
                          f"{self.mcfg.preprocess}: use the same `height`")
@@ -501,7 +562,8 @@ def out_of_time(self:Trainer) -> bool:
 # %% ../nbs/22_training.ipynb #7a1c1100
 @patch
 def run_files(self:Trainer):
-    "Write what the run is made of: config, model config, charset, data report, provenance."
+    ("Write what the run is made of: config, model config, charset, data report, provenance; a run starting from "
+     "`cfg.init` also writes (and says) what it changed of that model.")
     out = self.out
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "config.json", self.cfg.to_dict())
@@ -512,6 +574,29 @@ def run_files(self:Trainer):
                                           "train_lines_after_charset": str(self.train_ds.report),
                                           "val_lines_after_charset": str(self.val_ds.report)})
     atomic_write_json(out / "provenance.json", provenance(world_size=self.world, device=str(self.device)))
+    if (change := self.fine_tuning()) is not None:
+        atomic_write_json(out / "fine_tuning.json", change)
+        print(describe_fine_tuning(change))
+    for ds in (self.train_ds, self.val_ds):
+        if sum(ds.report.skipped.values()):
+            print(ds.report)
+
+# %% ../nbs/22_training.ipynb #7a1c1110
+@patch
+def fine_tuning(self:Trainer) -> dict|None:
+    "What a run started from `cfg.init` changed of its initial model: the charset (`cfg.resize`) and the height."
+    if self.init is None:
+        return None
+    model, charset, _ = self.init
+    return {"init": self.cfg.init, "resize": self.cfg.resize, "charset": charset_change(charset, self.charset),
+            "height": [model.cfg.preprocess.height, self.pre.height]}
+
+def describe_fine_tuning(r:dict) -> str:
+    "One line saying what `Trainer.fine_tuning` found."
+    c, (was, now) = r["charset"], r["height"]
+    height = f"reads {now}-pixel lines, as it did" if was == now else f"relearns its input height, {was} → {now} pixels"
+    return (f"fine-tuning {r['init']}: {c['symbols'][0]} → {c['symbols'][1]} symbols ({r['resize']}: added "
+            f"{c['added']!r}, removed {c['removed']!r}); {height}")
 
 # %% ../nbs/22_training.ipynb #27a99b97
 @patch
@@ -712,12 +797,12 @@ def run_config(run):
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
-    "Score run folder `run`'s `model.pt` on `split` of the data it was trained on; adds the run's config to the result."
+    ("Score run folder `run`'s `model.pt` on `split` of the data it was trained on (validation as the run validated); "
+     "adds the run's config to the result.")
     run, cfg = Path(run), run_config(run)
     model, charset, payload = load_model(run / "model.pt", device=device)
     bundle = cfg.bundle()
-    ds = LineDataset(
-        bundle.lines(split), charset, load=bundle.load, cfg=model.cfg.preprocess, name=f"{run.name}:{split}"
-    )
+    ds = LineDataset(run_lines(cfg, bundle, split), charset, load=bundle.load, cfg=model.cfg.preprocess,
+                     policy=charset_policy(cfg), name=f"{run.name}:{split}")
     res = evaluate(model, ds, batch_size, device)
     return {**res, "config": cfg, "model": model.cfg, "split": split, "epoch": payload.get("epoch")}

@@ -1,11 +1,11 @@
 """The trainer: determinism, exact resume after SIGKILL, distillation, curriculum and multi-task, DDP, clear errors."""
-import json, os, signal, subprocess, sys, textwrap, time
+import json, os, re, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 import torch
 from jand.core import DataError
 from jand.model import load_model
-from jand.training import TrainConfig, read_checkpoint, read_log, train
+from jand.training import TrainConfig, read_checkpoint, read_log, run_config, train
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -102,6 +102,46 @@ def test_fine_tuning_keeps_known_characters(tmp_path):
     en, en_cs, _ = load_model(tmp_path / "en" / "model.pt")
     fr, fr_cs, _ = load_model(tmp_path / "fr" / "model.pt")
     assert set(en_cs.symbols) < set(fr_cs.symbols)  # every symbol the base model knew, and the accents fr adds
+    change = json.loads((tmp_path / "fr" / "fine_tuning.json").read_text())
+    assert change["resize"] == "union" and change["charset"]["added"] and not change["charset"]["removed"]
+
+
+def test_fine_tuning_can_narrow_or_keep_the_charset(tmp_path):
+    train(TrainConfig(data="synth:fr", epochs=1, **TINY), tmp_path / "fr")
+    base = str(tmp_path / "fr" / "model.pt")
+    train(TrainConfig(data="synth:en", epochs=1, init=base, resize="new", **TINY), tmp_path / "new")
+    en = TrainConfig(data="synth:en", **TINY).bundle().charset()
+    assert load_model(tmp_path / "new" / "model.pt")[1] == en  # the accents only fr has are gone
+    assert json.loads((tmp_path / "new" / "fine_tuning.json").read_text())["charset"]["removed"]
+    train(TrainConfig(data="synth:fr", epochs=1, init=str(tmp_path / "new" / "model.pt"), resize="keep", **TINY),
+          tmp_path / "keep")
+    assert load_model(tmp_path / "keep" / "model.pt")[1] == en
+    data = json.loads((tmp_path / "keep" / "data.json").read_text())
+    assert "skipped     20 × characters not in the charset" in data["train_lines_after_charset"]  # said so
+
+
+def recorded_and_read_back(run) -> tuple:
+    "The best validation CER a run recorded, and `jand eval`'s CER of its `model.pt` on its validation split."
+    cfg, best = run_config(run), load_model(Path(run) / "model.pt")[2]["val_cer"]
+    synth = [a for k, v in cfg.to_dict().items() if k.startswith("synth_") and v is not None
+             for a in ("--" + k.replace("_", "-"), v)]
+    out = subprocess.run([str(Path(sys.executable).parent / "jand"), "eval", "--model", str(Path(run) / "model.pt"),
+                          "--data", cfg.data, "--split", "val", "--batch-size", str(cfg.batch_size), *map(str, synth)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return best, float(re.search(r"CER ([0-9.]+) % \(corpus, case-sensitive", out.stdout).group(1))
+
+
+def test_a_model_fine_tuned_at_another_height_reads_back_its_validation_cer(tmp_path):
+    # the shipped Student reads 48-pixel lines; fine-tuned at 64 it must be saved as reading 64-pixel lines
+    short = dict(TINY, synth_val=16, val_lines=None, augment=False)
+    for height, expected in ((64, 64), (None, 48)):
+        run = tmp_path / f"height-{height}"
+        train(TrainConfig(data="synth:en", init="student", steps=3, **{**short, "height": height}), run)
+        assert load_model(run / "model.pt")[0].cfg.preprocess.height == expected == run_config(run).height
+        best, read_back = recorded_and_read_back(run)
+        assert best < 60  # a trained model: a wrong height would not go unnoticed
+        assert read_back == pytest.approx(best, abs=0.005)  # as printed, to two decimals
 
 
 def test_ddp_with_gloo_on_two_processes(tmp_path):
