@@ -168,13 +168,15 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
 
 # %% ../nbs/90_cli.ipynb #7a015b55
 def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_json:bool=False) -> dict:
-    "Check `spec` as training would read it (with `model`'s charset when given); print the account."
+    ("Check `spec` as training would read it (with `model`'s charset and input height when given); print the "
+     "account.")
     from jand.sources import check_data, format_check
-    charset = None
+    reads = {}  # a model's charset, preprocessing and frame stride: what it can read and align
     if model is not None:
         from jand.model import load_model
-        charset = load_model(model)[1]
-    res = check_data(spec, charset=charset, synth=synth)
+        net, charset, _ = load_model(model)
+        reads = dict(charset=charset, pre=net.cfg.preprocess, stride=net.backbone.frame_stride)
+    res = check_data(spec, synth=synth, **reads)
     print(json.dumps(res, ensure_ascii=False, indent=1) if as_json else format_check(res))
     return res
 

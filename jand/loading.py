@@ -10,12 +10,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DataLoader, Sampler
 from .core import DataError, Line, Report
-from .charset import Charset, apply_charset_policy
+from .charset import Charset, apply_charset_policy, nfc
 from .images import load_image
 from .preprocess import PreprocessConfig, AugmentConfig, prepare
 
 # %% auto #0
-__all__ = ['load_line', 'LineList', 'LineDataset', 'BucketBatchSampler', 'pad_images', 'collate_lines', 'make_loader']
+__all__ = ['FRAME_STRIDE', 'load_line', 'min_ctc_frames', 'line_frames', 'LineList', 'LineDataset', 'BucketBatchSampler',
+           'pad_images', 'collate_lines', 'make_loader', 'select_items']
 
 # %% ../nbs/07_loading.ipynb #8ecc89bd
 def load_line(line:Line) -> np.ndarray:
@@ -25,6 +26,19 @@ def load_line(line:Line) -> np.ndarray:
             line.id, "a synthetic line has no image file; load it with its SynthCorpus (pass `load=corpus.load`)"
         )
     return load_image(line.image, line.box)
+
+# %% ../nbs/07_loading.ipynb #8ecc8a01
+FRAME_STRIDE = 8 # Pixels of a prepared line per output frame (`jand.backbone.Backbone.frame_stride`)
+
+def min_ctc_frames(text:str) -> int:
+    "The fewest CTC frames that can hold `text`: one per symbol (after NFC), and a blank between two equal neighbours."
+    t = nfc(text)
+    return len(t) + sum(a == b for a, b in zip(t, t[1:]))
+
+def line_frames(width:int, # Prepared width in pixels (`jand.preprocess.prepared_width`)
+                stride:int=FRAME_STRIDE) -> int:
+    "The frames the recognizer gives a prepared line `width` pixels wide."
+    return -(-width // stride)
 
 # %% ../nbs/07_loading.ipynb #ea2d67e0
 class LineList(list):
@@ -69,6 +83,7 @@ class LineDataset(Dataset):
         self.lines = [by_key[k] for k, _ in kept]
         self.texts = [t for _, t in kept]
         self.targets = [torch.tensor(charset.encode(t), dtype=torch.long) for t in self.texts]
+        self.min_frames = torch.tensor([min_ctc_frames(t) for t in self.texts])  # what CTC needs of each line
         self.charset, self.load, self.cfg, self.aug, self.seed, self.epoch = charset, load, cfg, aug, seed, 0
 
     def __len__(self): return len(self.lines)
@@ -153,3 +168,14 @@ def make_loader(ds:LineDataset, batch_size:int=16, shuffle:bool=True, seed:int=0
     )
     return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_lines, num_workers=workers,
                       persistent_workers=workers > 0)
+
+# %% ../nbs/07_loading.ipynb #c183f520
+def select_items(b:dict, # A batch from `collate_lines`
+                 keep:torch.Tensor, # (N,) bool: the items to keep (at least one)
+                ) -> dict:
+    "The batch `b` with only the items `keep` marks."
+    idx = keep.nonzero().flatten().tolist()
+    targets = torch.split(b["targets"], b["target_lengths"].tolist())
+    return {"images": b["images"][idx], "widths": b["widths"][idx], "targets": torch.cat([targets[i] for i in idx]),
+            "target_lengths": b["target_lengths"][idx], "texts": [b["texts"][i] for i in idx],
+            "ids": [b["ids"][i] for i in idx], "indices": b["indices"][idx]}

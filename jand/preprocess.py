@@ -11,7 +11,8 @@ import torch
 from .synth import smooth_field
 
 # %% auto #0
-__all__ = ['PreprocessConfig', 'estimate_slant', 'shear', 'AugmentConfig', 'augment', 'to_height', 'prepare']
+__all__ = ['PreprocessConfig', 'estimate_slant', 'shear', 'AugmentConfig', 'augment', 'scaled_width', 'to_height', 'prepare',
+           'prepared_width']
 
 # %% ../nbs/06_preprocess.ipynb #d697e06f
 @dataclass(frozen=True)
@@ -92,13 +93,17 @@ def augment(img:np.ndarray, cfg:AugmentConfig, rng:np.random.Generator) -> np.nd
     return np.clip(f, 0, 255).astype(np.uint8)
 
 # %% ../nbs/06_preprocess.ipynb #e6f1bdd2
+def scaled_width(width:int, height:int, to:int) -> int:
+    "The width of a `width`×`height` image resized to height `to`, keeping its aspect ratio."
+    return width if height == to else max(1, int(round(width * to / height)))
+
 def to_height(img:np.ndarray, height:int) -> np.ndarray:
     "Resize a uint8 line image to `height` px, keeping its aspect ratio."
     h, w = img.shape
     if h == height:
         return img
-    nw = max(1, int(round(w * height / h)))
-    return cv2.resize(img, (nw, height), interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
+    return cv2.resize(img, (scaled_width(w, h, height), height),
+                      interpolation=cv2.INTER_AREA if h > height else cv2.INTER_LINEAR)
 
 # %% ../nbs/06_preprocess.ipynb #97a25e53
 def prepare(img:np.ndarray, # Grayscale uint8 line image (as `jand.images.load_image` returns)
@@ -122,3 +127,10 @@ def prepare(img:np.ndarray, # Grayscale uint8 line image (as `jand.images.load_i
     if x.shape[1] < cfg.min_width:
         x = torch.nn.functional.pad(x, (0, cfg.min_width - x.shape[1]))
     return x[None]
+
+# %% ../nbs/06_preprocess.ipynb #97a25e61
+def prepared_width(width:int, height:int, # The line image's size in pixels
+                   cfg:PreprocessConfig=PreprocessConfig()) -> int:
+    "The width `prepare` gives a `width`×`height` line image (without augmentation or deslanting)."
+    w = scaled_width(width, height, cfg.height)
+    return max(min(w, cfg.max_width or w), cfg.min_width)

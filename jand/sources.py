@@ -15,14 +15,16 @@ from fastcore.basics import patch
 from .core import DataError, Line, Report
 from .charset import Charset
 from .images import check_image, polygon_box, split_polygon
-from .loading import BucketBatchSampler, LineList, load_line
+from .loading import FRAME_STRIDE, BucketBatchSampler, LineList, line_frames, load_line, min_ctc_frames
+from .preprocess import PreprocessConfig, prepared_width
 from .readers import READERS, SPLITS, read_corpus, published_counts, summary as report_summary
 from .synth import DOMAINS, SynthConfig, SynthCorpus
 
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceSpec', 'reader_options', 'option_value',
            'spec_options_help', 'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle',
-           'spec_options', 'open_data', 'line_size', 'check_data', 'format_check', 'WeightedBucketBatchSampler']
+           'spec_options', 'open_data', 'line_size', 'unaligned', 'check_data', 'format_check',
+           'WeightedBucketBatchSampler']
 
 # %% ../nbs/05a_sources.ipynb #27295870
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
@@ -523,9 +525,17 @@ def line_size(line:Line) -> tuple|None:
     return check_image(line.image)
 
 # %% ../nbs/05a_sources.ipynb #9eaa7f98
-def _split_check(lines:list, charset:Charset|None) -> dict:
-    "Lines, writers, characters and image-size ranges of one split of one source."
-    chars, sizes, bad = set("".join(l.text for l in lines)), [], []
+def unaligned(line:Line, size:tuple, pre:PreprocessConfig, stride:int=FRAME_STRIDE) -> str|None:
+    "Why CTC cannot align `line` (its image `size` read through `pre`), or None when it can."
+    need, frames = min_ctc_frames(line.text), line_frames(prepared_width(*size, pre), stride)
+    if need <= frames:
+        return None
+    return (f"{line.id}: {len(line.text)} characters need {need} frames, its {size[0]}×{size[1]} image gives "
+            f"{frames} at height {pre.height}")
+
+def _split_check(lines:list, charset:Charset|None, pre:PreprocessConfig, stride:int) -> dict:
+    "Lines, writers, characters, image-size ranges and lines CTC cannot align, of one split of one source."
+    chars, sizes, bad, short = set("".join(l.text for l in lines)), [], [], []
     for l in lines:
         try:
             s = line_size(l)
@@ -534,14 +544,16 @@ def _split_check(lines:list, charset:Charset|None) -> dict:
             continue
         if s is not None:
             sizes.append(s)
+            short += [why] if (why := unaligned(l, s, pre, stride)) else []
     rng = lambda k: [min(s[k] for s in sizes), max(s[k] for s in sizes)] if sizes else None
     return {"lines": len(lines), "writers": len({l.writer for l in lines if l.writer}) or None,
             "characters": len(chars),
             "outside_charset": "".join(sorted(chars - set(charset.symbols))) if charset is not None else None,
-            "width": rng(0), "height": rng(1), "unreadable": len(bad), "unreadable_examples": bad[:3]}
+            "width": rng(0), "height": rng(1), "unreadable": len(bad), "unreadable_examples": bad[:3],
+            "unaligned": len(short), "unaligned_examples": short[:3]}
 
 # %% ../nbs/05a_sources.ipynb #61ba9d52
-def _source_check(bundle:DataBundle, s:SourceSpec, charset:Charset|None) -> dict:
+def _source_check(bundle:DataBundle, s:SourceSpec, charset:Charset|None, pre:PreprocessConfig, stride:int) -> dict:
     "What `check_data` reports for one source of `bundle`."
     rep = bundle.reports[s.name]
     own = {sp: [l for l in bundle.lines(sp) if bundle.source_of(l).name == s.name] for sp in SPLITS}
@@ -552,26 +564,33 @@ def _source_check(bundle:DataBundle, s:SourceSpec, charset:Charset|None) -> dict
             "changed": {r: {"lines": n, "example": rep.examples.get(r, [""])[0]} for r, n in rep.changed.most_common()},
             "published_scheme": " ".join(key) if key else None,
             "published": {sp: {"read": counted.get(sp, 0), "published": n} for sp, n in published_counts(rep).items()},
-            "splits": {sp: _split_check(own[sp], charset) for sp in SPLITS}}
+            "splits": {sp: _split_check(own[sp], charset, pre, stride) for sp in SPLITS}}
 
 # %% ../nbs/05a_sources.ipynb #34b08b24
 def check_data(spec, # A data spec, as `open_data` takes it
                charset:Charset|None=None, # A model's charset: report the characters outside it
                synth:SynthConfig=SynthConfig(), # As in `open_data`
                reader_options:dict|None=None, # As in `open_data`
+               pre:PreprocessConfig=PreprocessConfig(), # How a model reads lines (for the lines CTC cannot align)
+               stride:int=FRAME_STRIDE, # Pixels per frame of that model
               ) -> dict:
-    "What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it cannot."
+    ("What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it cannot; "
+     "`warnings` name the lines training will leave out.")
     try:
         bundle = open_data(spec, synth, reader_options)
     except DataError as e:
         text = spec if isinstance(spec, str) else "+".join(spec)
-        return {"spec": text, "readable": False, "problems": [str(e)], "sources": {}}
-    sources = {s.name: _source_check(bundle, s, charset) for s in bundle.specs}
+        return {"spec": text, "readable": False, "problems": [str(e)], "sources": {}, "warnings": []}
+    sources = {s.name: _source_check(bundle, s, charset, pre, stride) for s in bundle.specs}
     problems = [f"{name} {sp}: {r['unreadable']} line image(s) unreadable, e.g. {r['unreadable_examples'][0]}"
                 for name, src in sources.items() for sp, r in src["splits"].items() if r["unreadable"]]
     empty = [sp for sp in ("train", "val") if not bundle.lines(sp)]
     problems += [f"{sp}: the dataset is empty ({bundle.why_empty(sp)})" for sp in empty]
-    return {"spec": bundle.spec, "readable": not problems, "problems": problems, "sources": sources}
+    warnings = [f"{name} {sp}: {r['unaligned']} line(s) CTC cannot align (training leaves them out), e.g. "
+                f"{r['unaligned_examples'][0]}" for name, src in sources.items() for sp, r in src["splits"].items()
+                if r["unaligned"]]
+    return {"spec": bundle.spec, "readable": not problems, "problems": problems, "sources": sources,
+            "warnings": warnings}
 
 # %% ../nbs/05a_sources.ipynb #0976ede9
 def _range(r) -> str: return "–" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}–{r[1]}")
@@ -597,6 +616,7 @@ def format_check(res:dict) -> str:
             out += [f"  {what} {v['lines']} × {r} (e.g. {v['example']})" for r, v in src[what].items()]
     out.append("\nreadable: " + ("yes" if res["readable"] else "NO"))
     out += [f"  problem: {p}" for p in res["problems"]]
+    out += [f"  warning: {w}" for w in res["warnings"]]
     return "\n".join(out)
 
 # %% ../nbs/05a_sources.ipynb #8180a989

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_training.ipynb #f34f0017
 from __future__ import annotations
-import json, math, os, random, time
+import json, math, os, random, socket, sys, time
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
@@ -18,8 +18,8 @@ from .charset import Charset
 from .synth import SynthConfig, TextConfig
 from .sources import DataBundle, open_data, WeightedBucketBatchSampler
 from .preprocess import PreprocessConfig, AugmentConfig
-from .loading import LineDataset, BucketBatchSampler, collate_lines
-from .backbone import BackboneConfig
+from .loading import LineDataset, BucketBatchSampler, collate_lines, select_items
+from .backbone import BackboneConfig, frame_lengths
 from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
 from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model, check_device
@@ -40,10 +40,11 @@ from .results import provenance
 # %% auto #0
 __all__ = ['CURRICULA', 'PRECISIONS', 'RESIZES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config',
            'with_preset', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint',
-           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'line_losses', 'run_device', 'open_run',
-           'run_preprocess', 'start_preprocess', 'seed_everything', 'run_teacher', 'resize_charset', 'charset_change',
-           'run_charset', 'charset_policy', 'run_lines', 'run_datasets', 'run_sampler', 'Trainer',
-           'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
+           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'check_run_folder', 'lock_holder',
+           'holder_alive', 'RunLock', 'line_losses', 'run_device', 'open_run', 'run_preprocess', 'start_preprocess',
+           'seed_everything', 'run_teacher', 'resize_charset', 'charset_change', 'run_charset', 'charset_policy',
+           'run_lines', 'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config',
+           'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -302,6 +303,76 @@ def read_log(run_dir) -> list:
     p = Path(run_dir) / "metrics.jsonl"
     return _log_records(p) if p.exists() else []
 
+# %% ../nbs/22_training.ipynb #7221dd71
+def check_run_folder(out:Path):
+    "A `DataError` when run folder `out` exists as a file."
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "is a file, not a folder: the run folder (`out`) must be a folder")
+
+def lock_holder(path:Path) -> dict:
+    "The process a run folder's lock names (`pid`, `host`, `since`); `{}` when the lock cannot be read."
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+def holder_alive(holder:dict, path:Path) -> bool:
+    ("Whether the process a lock names may still run: a process of this machine is looked up; another machine's, or "
+     "an unreadable lock younger than a minute (being written), is presumed alive.")
+    if not holder:
+        return path.exists() and time.time() - path.stat().st_mtime < 60
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return True
+
+# %% ../nbs/22_training.ipynb #7221dd72
+class RunLock:
+    ("Holds run folder `folder` (its `.lock`) while a run writes to it; `active=False` (other ranks) holds nothing. "
+     "A folder it made is removed again if the run wrote nothing into it (bad data: nothing is left behind).")
+    def __init__(self, folder, active:bool=True): self.path, self.active = Path(folder) / ".lock", active
+
+    def __enter__(self):
+        if self.active:
+            self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.path.unlink(missing_ok=True)
+            if self.made and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()
+
+    def acquire(self):
+        "Take the lock, or raise a `DataError` naming the run that holds it; a stale lock is taken over."
+        check_run_folder(self.path.parent)
+        self.made = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                          time.gmtime())}
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = lock_holder(self.path)
+                if holder_alive(holder, self.path):
+                    raise DataError(self.path.parent, f"another run (process {holder.get('pid', '?')} on "
+                                    f"{holder.get('host', '?')}, since {holder.get('since', '?')}) is writing to "
+                                    f"this folder: wait for it, or choose another `out` (if no run is writing, "
+                                    f"delete {self.path})") from None
+                print(f"removed the stale lock of process {holder.get('pid', '?')} (a run that was killed)",
+                      file=sys.stderr)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(me, f)
+            return
+
 # %% ../nbs/22_training.ipynb #d438b262
 def _device(name:str) -> torch.device:
     if name == "auto":
@@ -362,8 +433,7 @@ def run_device(cfg:TrainConfig, world:int=1, local_rank:int=0) -> torch.device:
 def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple:
     "`(cfg, checkpoint)` of run folder `out`: a resumed run keeps the options it was started with."
     ckpt_path = out / "checkpoints" / "last.pt"
-    if out.exists() and not out.is_dir():
-        raise DataError(out, "is a file, not a folder: the run folder (`out`) must be a folder")
+    check_run_folder(out)
     if resume and not ckpt_path.exists():
         raise DataError(ckpt_path, "no checkpoint to resume from")
     if not resume and ckpt_path.exists():
@@ -494,6 +564,9 @@ class Trainer:
                                    self.rank)
         self.st = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "best_cer": None, "best_epoch": None,
                    "bad_epochs": 0, "lines": 0, "train_seconds": 0.0, "done": False}
+        listed = self.out / "unaligned.json"  # training lines left out so far (a resumed run keeps its list)
+        self.unaligned = json.loads(listed.read_text(encoding="utf-8")) if ckpt is not None and listed.exists() else {}
+        self.reported_unaligned = len(self.unaligned)
         if ckpt is not None:
             self.restore(ckpt)
 
@@ -617,6 +690,7 @@ def checkpoint(self:Trainer, name:str="last.pt"):
 def validate(self:Trainer, t_epoch:float, end_of_epoch:bool):
     "Validate, log, keep the best model, checkpoint; ends the run when a budget or the patience is spent."
     cfg, st = self.cfg, self.st
+    self.report_unaligned()
     v = evaluate(self.model, self.val_ds, cfg.batch_size, self.device)
     cer = v["scores"]["cer_corpus_sensitive"].value
     improved = st["best_cer"] is None or cer < st["best_cer"]
@@ -675,11 +749,45 @@ def distillation(self:Trainer, b:dict, o:dict, images, widths, targets, tlen) ->
     return kd_loss(o["logits"].float(), to["logits"].float(), o["lengths"], targets, tlen, cfg.kd_alpha, cfg.kd_tau,
                    cfg.kd_blank, feat, cfg.kd_feature or 1.0)
 
+# %% ../nbs/22_training.ipynb #7a1c1420
+@patch
+def alignable(self:Trainer, b:dict) -> dict|None:
+    ("Batch `b` without the lines CTC cannot align at the width they have this epoch (each recorded in `unaligned` "
+     "with why); None when no line is left.")
+    frames = frame_lengths(b["widths"], self.model.backbone.frame_stride)
+    need = self.train_ds.min_frames[b["indices"]]
+    short = frames < need
+    if not short.any():
+        return b
+    for i in short.nonzero().flatten().tolist():
+        self.unaligned.setdefault(b["ids"][i], f"{len(b['texts'][i])} characters need {int(need[i])} frames, its "
+                                  f"{int(b['widths'][i])}-pixel line at height {self.pre.height} gives {int(frames[i])}")
+    return None if short.all() else select_items(b, ~short)
+
+# %% ../nbs/22_training.ipynb #7a1c1440
+@patch
+def report_unaligned(self:Trainer):
+    "Say which training lines were left out since the last report: to the log, to stderr and in `unaligned.json`."
+    new = list(self.unaligned.items())[self.reported_unaligned:]
+    if not new or not self.is_main:
+        return
+    self.reported_unaligned = len(self.unaligned)
+    examples = [f"{k}: {why}" for k, why in new[:3]]
+    self.log(step=self.st["step"], epoch=self.st["epoch"], unaligned=len(self.unaligned), examples=examples)
+    atomic_write_json(self.out / "unaligned.json", self.unaligned)
+    print(f"left out {len(new)} training line(s) that CTC cannot align ({len(self.unaligned)} in all, listed in "
+          f"{self.out / 'unaligned.json'}), e.g. {examples[0]}", file=sys.stderr)
+
 # %% ../nbs/22_training.ipynb #7a1c1500
 @patch
-def step(self:Trainer, b:dict) -> tuple:
-    "One optimiser step on batch `b` at the scheduled learning rate: `(loss terms, gradient norm, lr)`."
+def step(self:Trainer, b:dict) -> tuple|None:
+    ("One optimiser step on batch `b` at the scheduled learning rate: `(loss terms, gradient norm, lr)`; None when no "
+     "line of `b` (on any process) can be aligned, and the step is skipped.")
     cfg, st = self.cfg, self.st
+    b = self.alignable(b)
+    if _all_max(float(b is None), self.world, self.device):
+        st["batch"] += 1
+        return None
     lr = lr_at(self.progress(), cfg)
     for g in self.opt.param_groups:
         g["lr"] = lr
@@ -730,7 +838,9 @@ def epoch(self:Trainer):
                disable=not (cfg.progress_bar and self.is_main))
     t_epoch = time.perf_counter()
     for b in bar:
-        self.log_step(*self.step(b), bar)
+        if (stepped := self.step(b)) is None:
+            continue
+        self.log_step(*stepped, bar)
         if (cfg.steps and st["step"] >= cfg.steps) or self.out_of_time():
             break
         if cfg.val_every and st["step"] % cfg.val_every == 0 and st["batch"] < len(batches):  # not at the epoch's end
@@ -774,12 +884,14 @@ def summary(self:Trainer) -> dict:
             "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
             "train_seconds": round(st["train_seconds"], 1),
             "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
-            "kd_cache_seconds": self.cache_seconds}
+            "kd_cache_seconds": self.cache_seconds, "unaligned_lines": len(self.unaligned)}
 
 # %% ../nbs/22_training.ipynb #43a60af1
 def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
-    "Train (or distil) as `cfg` says into run folder `out`; returns a summary (best validation CER, steps, speed…)."
-    return Trainer(cfg, out, resume).fit()
+    ("Train (or distil) as `cfg` says into run folder `out`, holding its lock; returns a summary (best validation CER, "
+     "steps, speed…).")
+    with RunLock(out, active=dist_info()[0] == 0):
+        return Trainer(cfg, out, resume).fit()
 
 # %% ../nbs/22_training.ipynb #d570975e
 def run_config(run):

@@ -14,7 +14,7 @@ published counts); this file covers what crosses module boundaries: odd image fo
 files that lie, data spec strings, model files and checkpoints that do not fit, and the CLI's one-line errors.
 """
 from __future__ import annotations
-import io, re, shutil, struct, zlib
+import io, json, re, shutil, struct, subprocess, sys, time, zlib
 from pathlib import Path
 
 import numpy as np
@@ -557,3 +557,34 @@ def test_cli_predict_reads_every_readable_file(tmp_path, capsys, model_file):
     rc, out, err = cli(capsys, "predict", "--model", model_file, tmp_path)
     assert rc == 2 and out == "" and "none of the 3 images could be read" in err.splitlines()[-1], err
     assert "0.png: image file is empty (0 bytes) (not read)" in err, err
+
+
+def test_cli_train_leaves_out_and_names_a_line_ctc_cannot_align(tmp_path, capsys):
+    root = folder(tmp_path, texts=["bad cab " * 15] + TEXTS[1:])  # 119 characters (once stripped) on a 60-pixel line
+    rc, out, err = cli(capsys, "check-data", f"folder:{root}")
+    assert rc == 0 and f"warning: folder train: 1 line(s) CTC cannot align (training leaves them out), e.g. {IDS[0]}: " in out, out
+    rc, out, err = cli(capsys, "train", "--out", tmp_path / "run", "--data", f"folder:{root}", "--model", "student",
+                       "--epochs", "1", "--batch-size", "3", "--no-progress-bar")
+    assert rc == 0, err
+    assert "left out 1 training line(s) that CTC cannot align" in err and f"{IDS[0]}: 119 characters need 119 frames" in err, err
+    assert list(json.loads((tmp_path / "run" / "unaligned.json").read_text())) == [IDS[0]]
+    assert json.loads(out[out.index("{"):])["unaligned_lines"] == 1
+
+
+def test_cli_second_training_into_a_busy_folder_fails_at_once(tmp_path, capsys):
+    first = subprocess.Popen([str(Path(sys.executable).parent / "jand"), "train", "--out", str(tmp_path / "run"),
+                              "--model", "student", "--synth-train", "400", "--height", "32", "--epochs", "100",
+                              "--no-progress-bar"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if (tmp_path / "run" / ".lock").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, first.stderr.read()
+        rc, out, err = cli(capsys, "train", "--out", tmp_path / "run", "--synth-train", "4", "--no-progress-bar")
+        assert_one_line_error(rc, err, tmp_path / "run", f"another run (process {first.pid} on", "is writing to this folder")
+    finally:
+        first.kill(); first.wait()
+    rc, out, err = cli(capsys, "train", "--out", tmp_path / "run", "--model", "student", "--synth-train", "4",
+                       "--synth-val", "4", "--height", "32", "--epochs", "1", "--no-progress-bar")
+    assert rc == 0 and "removed the stale lock of process" in err, err  # the killed run's lock is recognised
