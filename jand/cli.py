@@ -14,9 +14,9 @@ from .synth import DOMAINS, SPLITS, SynthConfig, SynthCorpus, benchmark_synth
 from . import readers
 
 # %% auto #0
-__all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'PAGE_HEIGHT', 'VERBS', 'BENCHES', 'write_synth', 'add_config_options',
-           'config_from_args', 'run_eval', 'image_files', 'page_warning', 'write_texts', 'run_predict',
-           'run_check_data', 'check_corpora', 'verb', 'build_parser', 'cli_words', 'main']
+__all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'DOCUMENT_SUFFIXES', 'PAGE_HEIGHT', 'MIN_LINE_SIZE', 'VERBS', 'BENCHES', 'write_synth',
+           'add_config_options', 'config_from_args', 'run_eval', 'image_files', 'page_warning', 'write_texts',
+           'run_predict', 'run_check_data', 'check_corpora', 'verb', 'build_parser', 'cli_words', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -62,8 +62,11 @@ def config_from_args(cls, args, **fixed):
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)} | fixed)
 
 # %% ../nbs/90_cli.ipynb #8457cb10
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jp2", ".pgm", ".ppm", ".pbm")
+# Files a folder of scans often holds that jand cannot read as lines: listed, so they are counted as not read
+DOCUMENT_SUFFIXES = (".pdf", ".djvu", ".heic", ".heif", ".svg", ".eps", ".ps", ".xcf", ".psd")
 PAGE_HEIGHT = 400 # Pixels: a line image taller than this is probably a page or a paragraph
+MIN_LINE_SIZE = 8 # Pixels: a line image narrower or lower than this cannot hold a character
 
 def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16, synth:SynthConfig=SynthConfig(),
              device="cpu",
@@ -97,11 +100,12 @@ def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16
 
 # %% ../nbs/90_cli.ipynb #0df9205c
 def image_files(items) -> list:
-    "The image files named by `items` (files, or folders searched recursively), in a stable order."
+    ("The image files named by `items` (files, or folders searched recursively), in a stable order; in a folder, "
+     "documents that are not images (`DOCUMENT_SUFFIXES`) too, so that they are counted as not read.")
     files = []
     for it in map(Path, items):
         if it.is_dir():
-            files += sorted(p for p in it.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            files += sorted(p for p in it.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES + DOCUMENT_SUFFIXES)
         elif it.exists():
             files.append(it)
         else:
@@ -114,6 +118,8 @@ def image_files(items) -> list:
 def page_warning(a:np.ndarray) -> str|None:
     "Why a grayscale image looks like a page (or a paragraph) rather than one text line, or None."
     h, w = a.shape
+    if min(h, w) < MIN_LINE_SIZE:
+        return f"{w}×{h} is too small to hold a line of text: a blank or broken crop?"
     if w < h:
         return f"{w}×{h} is taller than wide: a page or a column, not a text line?"
     if h > PAGE_HEIGHT:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html, io, re, warnings, zlib
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterable
 import numpy as np
 from PIL import Image
@@ -23,7 +23,8 @@ __all__ = ['SPLITS', 'PUBLISHED_COUNTS', 'IAM_SPLIT_FILES', 'IAM_SPLIT_FOLDERS',
            'WRITERS', 'summary', 'read_utf8', 'list_entries', 'hash_fraction', 'check_published_counts',
            'published_counts', 'write_iam', 'iam_split_folder', 'read_iam', 'write_rimes', 'read_rimes',
            'write_bentham', 'bentham_root', 'read_bentham', 'write_folder', 'read_folder', 'parquet_files',
-           'read_parquet', 'baseline_band', 'page_line_height', 'fit_to_image', 'read_page', 'read_alto', 'read_corpus']
+           'read_parquet', 'baseline_band', 'page_line_height', 'fit_to_image', 'page_image', 'read_page', 'read_alto',
+           'read_corpus']
 
 # %% ../nbs/04_readers.ipynb #74f908cc
 SPLITS = ("train", "val", "test")
@@ -1047,9 +1048,12 @@ def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list
         for lid, *_ in lines:
             rd.skip("page names no image file", f"{xml} (line {lid})")
         return
-    page = xml.parent/image.replace("\\", "/")
+    page, beside = page_image(xml, image)
     for lid, raw, pts, note in lines:
         where = f"{xml} (line {lid})"
+        if beside:
+            rd.report.change("page image named by a path that does not exist here: read the file of its name beside "
+                             "the XML", f"{where}: {image}")
         if not rd.new_id(f"{rel}/{lid}", where):
             continue
         text = normalise_folder(raw, norm)
@@ -1080,6 +1084,17 @@ def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list
             rd.add(Line(f"{rel}/{lid}", text, str(page), split, corpus, box=box))
         else:
             rd.add(Line(f"{rel}/{lid}", text, polygon_address(page, pts), split, corpus))
+
+# %% ../nbs/04_readers.ipynb #b45e0010
+def page_image(xml:Path, # The PAGE or ALTO file
+               name:str, # The image file it names
+              ) -> tuple:
+    ("`(path, beside)`: the page image `name` relative to the XML's folder (or absolute); where no file is there, the "
+     "file of that name beside the XML (`beside` True) — exports often name a path of the machine that wrote them, "
+     "such as `C:\\Users\\…\\page.jpg`.")
+    given = xml.parent / name.replace("\\", "/")
+    beside = xml.parent / PureWindowsPath(name).name  # the last part, after a `/` or a `\`
+    return (beside, True) if not given.exists() and beside.exists() else (given, False)
 
 # %% ../nbs/04_readers.ipynb #28c17472
 def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fraction:float, crop:str, norm,

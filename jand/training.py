@@ -775,8 +775,8 @@ def report_unaligned(self:Trainer):
     examples = [f"{k}: {why}" for k, why in new[:3]]
     self.log(step=self.st["step"], epoch=self.st["epoch"], unaligned=len(self.unaligned), examples=examples)
     atomic_write_json(self.out / "unaligned.json", self.unaligned)
-    print(f"left out {len(new)} training line(s) that CTC cannot align ({len(self.unaligned)} in all, listed in "
-          f"{self.out / 'unaligned.json'}), e.g. {examples[0]}", file=sys.stderr)
+    print(f"left out {len(new)} training line(s) that CTC cannot align ({len(self.unaligned)} in all, listed in the "
+          f"run's unaligned.json), e.g. {examples[0]}", file=sys.stderr)
 
 # %% ../nbs/22_training.ipynb #7a1c1500
 @patch

@@ -527,6 +527,17 @@ def test_page_problems_are_counted_with_the_file(tmp_path):
     with pytest.raises(DataError, match="line without a polygon or box"): read_page(root, strict=True)  # the first problem, in file order
 
 
+def test_page_image_named_by_another_machine_s_path_is_found_beside_the_xml(tmp_path):
+    root = layouts.page_xml(samples(), tmp_path / "pages", "2013")
+    xml = root / "train" / "page_0001.xml"
+    xml.write_text(xml.read_text().replace('imageFilename="page_0001.png"',
+                                           'imageFilename="C:\\Users\\ana\\Transkribus\\page_0001.png"'))
+    lines, rep = read_page(root)
+    assert rep.kept == len(lines) == N and not rep.n_skipped, str(rep)
+    moved = "page image named by a path that does not exist here: read the file of its name beside the XML"
+    assert rep.changed[moved] == 3 and "C:\\Users\\ana" in rep.examples[moved][0], str(rep)
+
+
 def test_alto_lines_at_any_depth_and_polygon_crops(tmp_path):
     root = layouts.alto_xml(samples(), tmp_path / "alto")
     lines, rep = read_alto(root)
@@ -588,3 +599,13 @@ def test_cli_second_training_into_a_busy_folder_fails_at_once(tmp_path, capsys):
     rc, out, err = cli(capsys, "train", "--out", tmp_path / "run", "--model", "student", "--synth-train", "4",
                        "--synth-val", "4", "--height", "32", "--epochs", "1", "--no-progress-bar")
     assert rc == 0 and "removed the stale lock of process" in err, err  # the killed run's lock is recognised
+
+
+def test_cli_predict_counts_every_file_of_a_folder(tmp_path, capsys, model_file):
+    Image.fromarray(ink()).save(tmp_path / "line.png"); Image.fromarray(ink(seed=1)).save(tmp_path / "line.gif")
+    Image.fromarray(ink()).save(tmp_path / "scan.pdf"); Image.fromarray(np.full((1, 1), 255, np.uint8)).save(tmp_path / "dot.png")
+    rc, out, err = cli(capsys, "predict", "--model", model_file, "--form", "eager", tmp_path)
+    assert rc == 1 and "1 of 4 image(s) could not be read" in err, err
+    assert [r.split("\t")[0] for r in out.splitlines()] == [str(tmp_path / n) for n in ("dot.png", "line.gif", "line.png")]
+    assert f"jand: {tmp_path / 'scan.pdf'}: not a readable image" in err, err
+    assert f"jand: warning: {tmp_path / 'dot.png'}: 1×1 is too small to hold a line of text" in err, err
