@@ -624,19 +624,26 @@ def _read_line(path, check=None):
         check(path, a)
     return a
 
-def predict_files(predictor, # A `Predictor` (any deployed form)
+def _line_rows(reader, images:list) -> list:
+    "Row dicts of `images`: a `Predictor`'s `{text}`, or everything a `jand.recognizer.Recognizer` reads."
+    if hasattr(reader, "read"):
+        return [r.to_dict() for r in reader.read(images)]
+    return [{"text": t} for t in reader.predict(images)]
+
+def predict_files(predictor, # A `Predictor` (any deployed form), or a `jand.recognizer.Recognizer`
                   files:list, # Image files
                   chunk:int=256, # Files read and predicted at a time (memory stays bounded on any folder)
                   check=None, # `check(path, image)` sees each image once it is read (e.g. to warn)
                  ) -> list:
-    "`{image, text}` rows for `files` in their order (`{image, error}`: unreadable), as `jand predict` reads them."
+    ("`{image, text, …}` rows for `files` in their order (`{image, error}`: unreadable), as `jand predict` reads "
+     "them.")
     rows = []
     for s in range(0, len(files), chunk):
         part = files[s:s + chunk]
         read = [_read_line(f, check) for f in part]
         ok = [a for a in read if not isinstance(a, DataError)]
-        texts = iter(predictor.predict(ok) if ok else [])
-        rows += [{"image": str(f), **({"error": a.problem} if isinstance(a, DataError) else {"text": next(texts)})}
+        found = iter(_line_rows(predictor, ok) if ok else [])
+        rows += [{"image": str(f), **({"error": a.problem} if isinstance(a, DataError) else next(found))}
                  for f, a in zip(part, read)]
     return rows
 

@@ -574,8 +574,8 @@ def check_data(spec, # A data spec, as `open_data` takes it
                pre:PreprocessConfig=PreprocessConfig(), # How a model reads lines (for the lines CTC cannot align)
                stride:int=FRAME_STRIDE, # Pixels per frame of that model
               ) -> dict:
-    ("What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it cannot; "
-     "`warnings` name the lines training will leave out.")
+    ("What a training run would read from `spec`, per source and split; `readable` False (and `problems`) if it "
+     "cannot; `warnings` name the lines training will leave out.")
     try:
         bundle = open_data(spec, synth, reader_options)
     except DataError as e:

@@ -22,7 +22,8 @@ from .loading import LineDataset, BucketBatchSampler, collate_lines, select_item
 from .backbone import BackboneConfig, frame_lengths
 from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model, check_device
+from .model import (HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model,
+                        check_device)
 from jand.kd import (
     KDConfig,
     FeatureProjector,
@@ -453,7 +454,7 @@ def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple
 
 # %% ../nbs/22_training.ipynb #7a1c0220
 def run_preprocess(cfg:TrainConfig,
-                   base:PreprocessConfig|None=None, # The start model's (checkpoint, initial model, Teacher); None: fresh
+                   base:PreprocessConfig|None=None, # The start model's (checkpoint, initial model, Teacher); or none
                   ) -> PreprocessConfig:
     "What the run's lines go through: `base`'s preprocessing at `cfg.height` when given, else a fresh model's."
     base = base or PreprocessConfig()
@@ -760,8 +761,9 @@ def alignable(self:Trainer, b:dict) -> dict|None:
     if not short.any():
         return b
     for i in short.nonzero().flatten().tolist():
-        self.unaligned.setdefault(b["ids"][i], f"{len(b['texts'][i])} characters need {int(need[i])} frames, its "
-                                  f"{int(b['widths'][i])}-pixel line at height {self.pre.height} gives {int(frames[i])}")
+        why = (f"{len(b['texts'][i])} characters need {int(need[i])} frames, its {int(b['widths'][i])}-pixel line at "
+               f"height {self.pre.height} gives {int(frames[i])}")
+        self.unaligned.setdefault(b["ids"][i], why)
     return None if short.all() else select_items(b, ~short)
 
 # %% ../nbs/22_training.ipynb #7a1c1440

@@ -22,7 +22,7 @@ def run(tmp_path_factory):
 
 def test_help_lists_every_command_and_training_option():
     top = jand("--help").stdout
-    for cmd in ("synth", "train", "distill", "eval", "train-corrector", "predict", "export", "bench", "reproduce", "check-data"):
+    for cmd in ("synth", "train", "distill", "eval", "train-corrector", "predict", "export", "bench", "reproduce", "check-data", "calibrate"):
         assert cmd in top
     help_train = jand("train", "--help").stdout
     for opt in ("--max-minutes", "--no-se", "--fusion", "--curriculum", "--aux-weight", "--resume", "--seed", "--teacher"):
@@ -43,7 +43,38 @@ def test_predict_folder_as_json(run, tmp_path):
     jand("synth", tmp_path / "imgs", "--train", "0", "--val", "0", "--test", "3", "--height", "32", "--workers", "1")
     r = jand("predict", "--model", run / "model.pt", tmp_path / "imgs", "--format", "json")
     rows = json.loads(r.stdout)
-    assert len(rows) == 3 and all({"image", "text"} <= set(x) for x in rows)
+    assert len(rows) == 3 and all({"image", "text", "confidence", "chars", "words", "alternatives"} <= set(x) for x in rows)
+
+
+def test_predict_confidences_positions_and_alternatives_as_json_and_csv(tmp_path):
+    jand("synth", tmp_path / "imgs", "--train", "0", "--val", "0", "--test", "3", "--height", "48", "--workers", "1")
+    plain = jand("predict", "--model", "student", "--form", "eager", tmp_path / "imgs").stdout
+    r = jand("predict", "--model", "student", "--form", "eager", tmp_path / "imgs", "--format", "json",
+             "--decoder", "beam", "--alternatives", "3")
+    rows = json.loads(r.stdout)
+    for row in rows:
+        assert "".join(c["char"] for c in row["chars"]) == row["text"] and 0 <= row["confidence"] <= 1
+        assert [w["text"] for w in row["words"]] == row["text"].split()
+        xs = [c["x"] for c in row["chars"]]
+        assert xs == sorted(xs) and all(a < b for a, b in xs)  # left to right, inside the line
+        assert len(row["alternatives"]) == 3 and row["alternatives"][0]["text"] == row["text"]
+    r = jand("predict", "--model", "student", "--form", "eager", tmp_path / "imgs", "--format", "csv")
+    table = list(csv.DictReader(r.stdout.splitlines()))
+    assert [t["text"] for t in table] == [line.split("\t")[1] for line in plain.splitlines()]  # greedy: the same text
+    assert list(table[0]) == ["image", "text", "confidence", "chars", "words", "alternatives"]
+    assert json.loads(table[0]["words"])[0]["x"][0] >= 0 and json.loads(table[0]["alternatives"]) == []
+    r = jand("predict", "--model", "student", tmp_path / "imgs", "--alternatives", "3", ok=False)
+    assert r.returncode == 2 and "use decoder='beam'" in r.stderr
+
+
+def test_calibrate_stores_the_calibration_with_the_model(run, tmp_path):
+    model = tmp_path / "model.pt"
+    model.write_bytes((run / "model.pt").read_bytes())
+    r = jand("calibrate", "--model", model, "--synth-val", "16", "--synth-test", "16", "--out", tmp_path / "results")
+    assert "ece_before" in r.stdout and (tmp_path / "model.calibration.json").is_file()
+    assert "expected calibration error goes from" in (tmp_path / "results" / "calibration.md").read_text()
+    r = jand("calibrate", "--model", model, "--fit-split", "test", ok=False)
+    assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
 def test_resume_and_clear_errors(run, tmp_path):
