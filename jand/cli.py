@@ -526,7 +526,7 @@ def _calibrate_options(sub):
     c.add_argument("--fit-split", choices=["train", "val"], default="val")
     c.add_argument("--score-split", choices=["train", "val", "test"], default="test",
                    help="the held-out split the calibration is scored on (default: test)")
-    c.add_argument("--out", type=Path, help="write calibration.csv and calibration.md into this folder")
+    c.add_argument("--out", type=Path, help="write its table, calibration_MODEL.csv and .md, into this folder")
     c.add_argument("--save", action=argparse.BooleanOptionalAction, default=True,
                    help="store the calibration with the model (default: True)")
     c.add_argument("--form", default="auto", help="how the model runs, as in jand predict (default: auto)")

@@ -27,7 +27,7 @@ from .synth import SynthConfig
 # %% auto #0
 __all__ = ['ctc_viterbi', 'image_scale', 'frame_ranges', 'Glyph', 'Word', 'Reading', 'words_of', 'char_outcomes',
            'calibration_error', 'Calibration', 'calibration_path', 'save_calibration', 'read_calibration', 'gray',
-           'Recognizer', 'outcomes', 'calibrate', 'run_calibration', 'calibration_reading']
+           'Recognizer', 'outcomes', 'calibrate', 'run_calibration', 'model_label', 'calibration_reading']
 
 # %% ../nbs/51_recognizer.ipynb #51a00011
 def ctc_viterbi(lp:np.ndarray, # (T, C) log-probs of one line
@@ -286,7 +286,7 @@ def run_calibration(model, # A model file, run or model folder, or shipped name
                     data:str="synth", # Data spec whose splits it is fitted and scored on
                     synth:SynthConfig|None=None, # The synthetic corpus of a `synth` spec (at the model's height)
                     fit_split:str="val", score_split:str="test",
-                    out=None, # Write `calibration.{csv,md}` here (None: no table)
+                    out=None, # Write `calibration_<model>.{csv,md}` here (None: no table)
                     save:bool=True, # Store the calibration with the model
                     **load_options, # As `Recognizer.load` (form, device, threads, batch_size)
                    ) -> tuple:
@@ -298,7 +298,7 @@ def run_calibration(model, # A model file, run or model folder, or shipped name
     if save:
         print(f"calibration (a={cal.a:.3f}, b={cal.b:.3f}) stored in {save_calibration(model, cal)}")
     paths = () if out is None else write_table(
-        "calibration", [{"model": str(model), "data": bundle.spec, **r} for r in rows],
+        f"calibration_{model_label(model)}", [{"model": str(model), "data": bundle.spec, **r} for r in rows],
         f"Calibration of {model}'s confidences", ["split", "role", "characters", "accuracy", "mean_confidence",
                                                   "ece_before", "ece_after"],
         notes=(f"Character confidences of `{model}` read on `{bundle.spec}`, Platt scaling `sigmoid(a·logit(p)+b)` "
@@ -306,6 +306,11 @@ def run_calibration(model, # A model file, run or model folder, or shipped name
                "expected calibration error (ECE, 15 bins) in percentage points, accuracy and confidence in %."),
         out=out, reading=calibration_reading(rows))
     return cal, rows, paths
+
+def model_label(model) -> str:
+    "A model's short name: a shipped or folder model's folder, a run's folder for its `model.pt`, else the file's stem."
+    p = resolve_model(model)
+    return p.name if p.is_dir() else p.parent.name if p.stem == "model" else p.stem
 
 def calibration_reading(rows:list) -> str:
     "One sentence on the held-out split's ECE before and after."
