@@ -163,22 +163,34 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
                 threads:int|None=None, # CPU threads
                 alternatives:int=1, # Texts per line from the beam search (`decoder="beam"`)
                 calibrated:bool=True, # Confidences through the calibration stored with the model (if any)
+                overwrite:bool=False, # Pages: replace existing files (each page itself when there is no `out`)
                ) -> list:
-    ("Read the images named by `items` with the model at `model_path` (`jand.recognizer.Recognizer`); print or write "
-     "what each reads as (unreadable: `error`).")
+    ("Read the images named by `items` — or, when they name PAGE or ALTO files, the lines of those pages, whose text "
+     "is written back (into folder `out`, or in place) — with the model at `model_path` (a `Recognizer`); print (or "
+     "write to `out`, for images) what each reads as; the rows of what could not be read hold `error`.")
     from jand.deploy import predict_files
+    from jand.pages import layout_files, page_targets, predict_pages
     from jand.recognizer import Recognizer
+    pages, others = layout_files(items)
+    if pages:
+        page_targets(pages, out, overwrite)  # a refusal comes before any work
     rec = Recognizer.load(model_path, form, device, threads, batch_size, decoder, alternatives,
                           calibrated=calibrated)  # a bad model fails first
-    rows = predict_files(rec, image_files(items), check=_warn_if_page)
+    for p in others if pages else []:
+        print(f"jand: {p}: neither PAGE nor ALTO (passed over)", file=sys.stderr)
+    rows = predict_pages(rec, pages, out, overwrite) if pages else predict_files(rec, image_files(items),
+                                                                                  check=_warn_if_page)
+    what = "line(s)" if pages else "image(s)"
     ok, failed = [r for r in rows if "error" not in r], [r for r in rows if "error" in r]
     if len(rows) == 1 and failed:
         raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
     for r in failed:
         print(f"jand: {r['image']}: {r['error']} (not read)", file=sys.stderr)
     if not ok:
-        raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} images could be read (each listed above)")
-    write_texts(ok, fmt, out)
+        raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} {what} could be read (each listed above)")
+    if failed:
+        print(f"jand: {len(failed)} of {len(rows)} {what} could not be read (see above)", file=sys.stderr)
+    write_texts(ok, fmt, None if pages else out)
     return rows
 
 # %% ../nbs/90_cli.ipynb #7a015b55
@@ -484,14 +496,18 @@ def _check_data(args): return 0 if run_check_data(args.spec, args.model, _synth_
 
 # %% ../nbs/90_cli.ipynb #c1a00007
 def _predict_options(sub):
-    r = sub.add_parser("predict", help="read images: print or write their text (json, csv: with confidences, "
-                                       "character and word positions, alternatives)")
+    r = sub.add_parser("predict", help="read line images, or the lines of PAGE-XML and ALTO pages (written back): "
+                                       "print or write their text (json, csv: with confidences, character and word "
+                                       "positions, alternatives)")
     r.add_argument("--model", type=Path, required=True, help="model file or folder, run folder, or shipped name")
-    r.add_argument("images", nargs="+", help="image files or folders")
+    r.add_argument("images", nargs="+", help="line image files, PAGE or ALTO files, or folders of either")
     r.add_argument("--format", choices=["plain", "json", "csv"], default="plain",
                    help="plain: image, tab, text; json and csv: also the line's confidence, each character's and "
                         "word's confidence and x-range, and the alternatives (default: plain)")
-    r.add_argument("--out", type=Path, help="write here instead of printing")
+    r.add_argument("--out", type=Path, help="images: write the texts to this file instead of printing them; pages: "
+                                            "write the pages into this folder (default: in place, with --overwrite)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="pages: replace existing files, the input pages themselves when there is no --out")
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     r.add_argument("--alternatives", type=int, default=1, metavar="N",
@@ -510,11 +526,8 @@ def _predict_options(sub):
 @verb("predict", _predict_options)
 def _predict(args):
     rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
-                       args.form, args.threads, args.alternatives, args.calibrated)
-    failed = [r for r in rows if "error" in r]
-    if failed:
-        print(f"jand: {len(failed)} of {len(rows)} image(s) could not be read (see above)", file=sys.stderr)
-    return 1 if failed else 0
+                       args.form, args.threads, args.alternatives, args.calibrated, args.overwrite)
+    return 1 if any("error" in r for r in rows) else 0
 
 # %% ../nbs/90_cli.ipynb #c1a00075
 def _calibrate_options(sub):

@@ -19,12 +19,12 @@ from .normalise import normalise_iam, normalise_rimes, normalise_bentham, normal
 
 # %% auto #0
 __all__ = ['SPLITS', 'PUBLISHED_COUNTS', 'IAM_SPLIT_FILES', 'IAM_SPLIT_FOLDERS', 'RIMES_FILES', 'RIMES_LINE_SETS',
-           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'BAND_NOTE', 'UNSIZED', 'READERS',
-           'WRITERS', 'summary', 'read_utf8', 'list_entries', 'hash_fraction', 'check_published_counts',
-           'published_counts', 'write_iam', 'iam_split_folder', 'read_iam', 'write_rimes', 'read_rimes',
-           'write_bentham', 'bentham_root', 'read_bentham', 'write_folder', 'read_folder', 'parquet_files',
-           'read_parquet', 'baseline_band', 'page_line_height', 'fit_to_image', 'page_image', 'read_page', 'read_alto',
-           'read_corpus']
+           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'BAND_NOTE', 'UNSIZED',
+           'LAYOUT_ROOTS', 'READERS', 'WRITERS', 'summary', 'read_utf8', 'list_entries', 'hash_fraction',
+           'check_published_counts', 'published_counts', 'write_iam', 'iam_split_folder', 'read_iam', 'write_rimes',
+           'read_rimes', 'write_bentham', 'bentham_root', 'read_bentham', 'write_folder', 'read_folder',
+           'parquet_files', 'read_parquet', 'baseline_band', 'page_line_height', 'layout_lines', 'fit_to_image',
+           'page_image', 'read_page', 'read_alto', 'read_corpus']
 
 # %% ../nbs/04_readers.ipynb #74f908cc
 SPLITS = ("train", "val", "test")
@@ -1012,6 +1012,17 @@ def _alto_lines(doc:ET.Element) -> tuple:
              for k, l in enumerate(_all(doc, "TextLine"))]
     return image, lines, unit, _declared_size(_all(doc, "Page"), "WIDTH", "HEIGHT", float)
 
+# %% ../nbs/04_readers.ipynb #cccdfb95
+LAYOUT_ROOTS = {"PcGts": "page", "alto": "alto"} # Root element → layout kind
+
+def layout_lines(doc:ET.Element) -> tuple:
+    ("`(kind, image file name, [(line id, text, points, note)], unit, declared size)` of a parsed PAGE (`page`) or "
+     "ALTO (`alto`) document, its lines in document order; kind None for any other XML.")
+    kind = LAYOUT_ROOTS.get(_local(doc.tag))
+    if kind is None:
+        return None, None, [], None, None
+    return (kind, *(_page_lines(doc) if kind == "page" else _alto_lines(doc)))
+
 # %% ../nbs/04_readers.ipynb #8c359790
 def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test_fraction:float):
     "The split of a page at `rel` (path parts inside the root), or None when it lies outside the split folders."
@@ -1116,10 +1127,10 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
         doc = _xml_doc(xml, rd)
         if doc is None:
             continue
-        if _local(doc.tag) != {"page": "PcGts", "alto": "alto"}[kind]:
+        found, image, lines, unit, declared = layout_lines(doc)
+        if found != kind:
             rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False)
             continue
-        image, lines, unit, declared = _page_lines(doc) if kind == "page" else _alto_lines(doc)
         if unit != "pixel":
             for _ in lines:
                 rd.skip("ALTO coordinates not in pixels (MeasurementUnit)", f"{xml} (MeasurementUnit {unit})")
