@@ -10,7 +10,7 @@ from pathlib import Path
 from lxml import etree
 from .core import DataError, atomic_write_bytes
 from .images import check_image, load_image, polygon_address, polygon_box
-from .readers import fit_to_image, layout_lines, page_image
+from .readers import LAYOUT_ROOTS, fit_to_image, layout_lines, page_image
 from .recognizer import Reading, Recognizer
 
 # %% auto #0
@@ -162,7 +162,7 @@ def layout_kind(path) -> str|None:
     "`page` or `alto` when the XML file at `path` is one (read up to its root element), else None."
     try:
         for _, el in ET.iterparse(str(path), events=("start",)):
-            return {"PcGts": "page", "alto": "alto"}.get(el.tag.rsplit("}", 1)[-1])
+            return LAYOUT_ROOTS.get(etree.QName(el.tag).localname)
     except (ET.ParseError, OSError):
         return None
 
