@@ -180,16 +180,17 @@ def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16,
         print(f"jand: {p}: neither PAGE nor ALTO (passed over)", file=sys.stderr)
     rows = predict_pages(rec, pages, out, overwrite) if pages else predict_files(rec, image_files(items),
                                                                                   check=_warn_if_page)
-    what = "line(s)" if pages else "image(s)"
+    what = "line" if pages else "image"
     ok, failed = [r for r in rows if "error" not in r], [r for r in rows if "error" in r]
     if len(rows) == 1 and failed:
         raise DataError(failed[0]["image"], failed[0]["error"])  # one file: one error line
     for r in failed:
         print(f"jand: {r['image']}: {r['error']} (not read)", file=sys.stderr)
     if not ok:
-        raise DataError(", ".join(map(str, items)), f"none of the {len(rows)} {what} could be read (each listed above)")
+        raise DataError(", ".join(map(str, items)),
+                        f"none of the {len(rows)} {what}s could be read (each listed above)")
     if failed:
-        print(f"jand: {len(failed)} of {len(rows)} {what} could not be read (see above)", file=sys.stderr)
+        print(f"jand: {len(failed)} of {len(rows)} {what}(s) could not be read (see above)", file=sys.stderr)
     write_texts(ok, fmt, None if pages else out)
     return rows
 

@@ -1246,7 +1246,8 @@ def write_report(results, profile:str|None=None) -> Path:
         "",
         "Every table below was produced by `jand reproduce`"
         + (f" (profile `{profile}`)" if profile else "")
-        + " from runs in this repository, or by a `jand bench` command (the long benchmarks: memory, GPU); each says "
+        + " from runs in this repository, or by a `jand bench` command (the long benchmarks: memory, GPU) or `jand "
+        "calibrate` (the shipped models' confidence calibration); each says "
         "how it was made, its command included. Verdicts: *reproduced* (within the stated "
         "tolerance), *within tolerance* (within 5×), *gap*, *direction only* (synthetic stand-in: only the "
         "direction of an effect is comparable), *not measured*.",
