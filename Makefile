@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.jand-installed
 
-.PHONY: env reproduce test test-slow sync lint lab notebooks clean-env docs browser
+.PHONY: env reproduce test test-slow sync lint lab notebooks clean-env docs browser schemas
 
 # The virtual environment is created once and reused; it is refreshed when the pins change.
 $(STAMP): settings.ini setup.py
@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check jand
 	$(BIN)/nbqa ruff nbs
 
-test: sync lint browser
+test: sync lint browser schemas
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest
 
@@ -59,6 +59,10 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "no browser: the docs browser test (tests/test_docs.py) will be skipped"
+
+# The published PAGE 2019 and ALTO 4.4 schemas, from pinned wheels, for the page tests (tools/schemas.py). Never fatal.
+schemas: $(STAMP)
+	@$(BIN)/python tools/schemas.py
 
 clean-env:
 	rm -rf $(VENV)

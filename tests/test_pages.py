@@ -96,3 +96,36 @@ def test_pages_are_written_in_place_only_when_asked(tmp_path, samples):
     r = jand("predict", "--model", "student", "--form", "eager", root, "--overwrite")
     assert r.returncode == 0 and "mets.xml: neither PAGE nor ALTO (passed over)" in r.stderr, r.stderr
     assert page.read_bytes() != before and "<TextEquiv conf=" in page.read_text()
+
+
+SCHEMAS = Path(__file__).resolve().parents[1] / ".cache" / "schemas"  # fetched by `make schemas` (tools/schemas.py)
+
+
+def schema(name: str):
+    path = SCHEMAS / name
+    if not path.is_file():
+        pytest.skip(f"{name} not fetched: `make schemas` (tools/schemas.py) needs PyPI")
+    return etree.XMLSchema(etree.parse(str(path)))
+
+
+def valid_page_2019(samples, root: Path) -> Path:
+    "eScriptorium-style PAGE 2019 pages, with the Metadata dates the schema requires."
+    root = layouts.page_xml(samples, root, "2019")
+    dates = "<Created>2026-01-01T00:00:00</Created><LastChange>2026-01-01T00:00:00</LastChange>"
+    for xml in root.rglob("*.xml"):
+        xml.write_text(xml.read_text().replace("</Creator>", "</Creator>" + dates))
+    return root
+
+
+@pytest.mark.parametrize("kind", ["page", "alto"])
+def test_written_pages_validate_against_the_published_schemas(tmp_path, samples, kind):
+    xsd = schema("page-2019.xsd" if kind == "page" else "alto-4-4.xsd")
+    root = valid_page_2019(samples, tmp_path / "in") if kind == "page" else layouts.alto_xml(samples, tmp_path / "in")
+    for xml in root.rglob("*.xml"):
+        assert xsd.validate(etree.parse(str(xml))), (xml, xsd.error_log)  # valid pages in …
+    r = jand("predict", "--model", "student", "--form", "eager", root, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    written = sorted((tmp_path / "out").rglob("*.xml"))
+    assert written
+    for xml in written:
+        assert xsd.validate(etree.parse(str(xml))), (xml, xsd.error_log)  # … valid pages out
