@@ -57,7 +57,8 @@ def test_a_page_round_trips(tmp_path, samples, kind):
     assert r.returncode == 0, r.stderr
     rows = {row["image"]: row for row in json.loads(r.stdout)}
     written = sorted((tmp_path / "out").rglob("*.xml"))
-    assert [p.relative_to(tmp_path / "out") for p in written] == [p.relative_to(root) for p in sorted(root.rglob("*.xml"))]
+    assert [p.relative_to(tmp_path / "out") for p in written] == [p.relative_to(root)
+                                                                  for p in sorted(root.rglob("*.xml"))]
     for out in written:
         src = root / out.relative_to(tmp_path / "out")
         assert without_text(out, kind) == without_text(src, kind)  # everything else as it was
@@ -117,10 +118,29 @@ def valid_page_2019(samples, root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("kind", ["page", "alto"])
+def valid_transkribus_2019(samples, root: Path) -> Path:
+    "Transkribus-style pages (nested regions, a table, reading order) in PAGE 2019, child regions before lines."
+    root = layouts.page_xml(samples, root, "2013")
+    rank = {"TextLine": 2, "TextEquiv": 3, "TextStyle": 4}
+    for xml in root.rglob("*.xml"):
+        text = xml.read_text().replace("2013-07-15", "2019-07-15")
+        text = text.replace("</Created>", "</Created><LastChange>2026-01-01T00:00:00</LastChange>")
+        doc = etree.fromstring(text.encode())
+        for region in doc.iter("{*}TextRegion", "{*}TableRegion"):
+            for child in sorted(region, key=lambda c: 1 if etree.QName(c).localname.endswith("Region")
+                                else rank.get(etree.QName(c).localname, 0)):
+                region.append(child)
+        xml.write_bytes(etree.tostring(doc, xml_declaration=True, encoding="UTF-8"))
+    return root
+
+
+VALID_PAGES = {"page": valid_page_2019, "transkribus": valid_transkribus_2019, "alto": layouts.alto_xml}
+
+
+@pytest.mark.parametrize("kind", list(VALID_PAGES))
 def test_written_pages_validate_against_the_published_schemas(tmp_path, samples, kind):
-    xsd = schema("page-2019.xsd" if kind == "page" else "alto-4-4.xsd")
-    root = valid_page_2019(samples, tmp_path / "in") if kind == "page" else layouts.alto_xml(samples, tmp_path / "in")
+    xsd = schema("alto-4-4.xsd" if kind == "alto" else "page-2019.xsd")
+    root = VALID_PAGES[kind](samples, tmp_path / "in")
     for xml in root.rglob("*.xml"):
         assert xsd.validate(etree.parse(str(xml))), (xml, xsd.error_log)  # valid pages in …
     r = jand("predict", "--model", "student", "--form", "eager", root, "--out", tmp_path / "out")
