@@ -7,14 +7,14 @@ from __future__ import annotations
 import json, shutil, tempfile
 from pathlib import Path
 import jand
-from .core import DataError, install_dir
+from .core import DataError, atomic_write_bytes, install_dir
 from .charset import Charset
 from .model import HTRJAND, MODEL_FORMAT
 
 # %% auto #0
-__all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'CHECK_LINES', 'write_folder', 'save_model_folder', 'read_model_folder', 'card_header',
-           'model_card', 'card_metrics', 'models_dir', 'shipped_models', 'resolve_model', 'export_folder', 'model_rows',
-           'sample_check', 'card_checks']
+__all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'CALIBRATION_FILE', 'CHECK_LINES', 'write_folder', 'save_model_folder',
+           'read_model_folder', 'card_header', 'model_card', 'card_metrics', 'models_dir', 'shipped_models',
+           'resolve_model', 'calibration_file', 'export_folder', 'model_rows', 'sample_check', 'card_checks']
 
 # %% ../nbs/12a_model_dir.ipynb #md000006
 MODEL_FILES = {"weights": "model.safetensors", "config": "config.json", "charset": "charset.json", "card": "README.md"}
@@ -205,12 +205,21 @@ def resolve_model(ref, root=None) -> Path:
     names = ", ".join(shipped) or "none yet"
     raise DataError(ref, f"model file not found, and no shipped model has that name (shipped: {names})")
 
+# %% ../nbs/12a_model_dir.ipynb #cal00001
+CALIBRATION_FILE = "calibration.json" # A model's confidence calibration (`jand.recognizer`), kept with the model
+
+def calibration_file(model) -> Path:
+    "Where the calibration of `model` (a file, a folder, a shipped name) lives: in the folder, or beside the file."
+    p = resolve_model(model)
+    return p / CALIBRATION_FILE if p.is_dir() else p.with_name(p.stem + "." + CALIBRATION_FILE)
+
 # %% ../nbs/12a_model_dir.ipynb #md000024
 def export_folder(model_path, # A model file (a run's `model.pt`) or folder
                   folder, # The model folder to write
                   name:str|None=None, # Its name in the card (default: the architecture's, `teacher` or `student`)
                  ) -> Path:
-    "Write the model at `model_path` as a model folder, with a card made from what its run recorded."
+    ("Write the model at `model_path` as a model folder, with a card made from what its run recorded, and its "
+     "calibration when it has one.")
     from jand.model import load_model
     from jand.training import run_config
     model, charset, payload = load_model(model_path)
@@ -223,7 +232,11 @@ def export_folder(model_path, # A model file (a run's `model.pt`) or folder
     made = (f"Exported by `jand export` from `{model_path}` (step {payload.get('step', '?')} of its run, jand "
             f"{payload.get('jand', '?')}); trained on `{'+'.join(data) or 'unknown data'}`.")
     extra = {k: payload[k] for k in ("val_cer", "step", "epoch") if k in payload}
-    return save_model_folder(folder, model, charset, model_card(name, metrics, made, datasets=data), **extra)
+    cal = calibration_file(model_path)
+    out = save_model_folder(folder, model, charset, model_card(name, metrics, made, datasets=data), **extra)
+    if cal.is_file():  # the confidence calibration goes with the model
+        atomic_write_bytes(out / CALIBRATION_FILE, cal.read_bytes())
+    return out
 
 # %% ../nbs/12a_model_dir.ipynb #md000027
 def model_rows(root=None) -> list:

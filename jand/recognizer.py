@@ -18,7 +18,7 @@ from .deploy import load_deployed
 from .errors import align
 from .images import load_image, to_gray
 from .loading import FRAME_STRIDE
-from .modeldir import resolve_model
+from .modeldir import calibration_file, resolve_model
 from .preprocess import PreprocessConfig, scaled_width
 from .results import markdown_table, write_table
 from .sources import open_data
@@ -26,8 +26,8 @@ from .synth import SynthConfig
 
 # %% auto #0
 __all__ = ['ctc_viterbi', 'image_scale', 'frame_ranges', 'Glyph', 'Word', 'Reading', 'words_of', 'char_outcomes',
-           'calibration_error', 'Calibration', 'calibration_path', 'save_calibration', 'read_calibration', 'gray',
-           'Recognizer', 'outcomes', 'calibrate', 'run_calibration', 'model_label', 'calibration_reading']
+           'calibration_error', 'Calibration', 'save_calibration', 'read_calibration', 'gray', 'Recognizer', 'outcomes',
+           'calibrate', 'run_calibration', 'model_label', 'calibration_reading']
 
 # %% ../nbs/51_recognizer.ipynb #51a00011
 def ctc_viterbi(lp:np.ndarray, # (T, C) log-probs of one line
@@ -163,18 +163,13 @@ class Calibration:
         return cls(float(ab[0].detach()), float(ab[1].detach()), fitted_on, len(x))
 
 # %% ../nbs/51_recognizer.ipynb #51a00045
-def calibration_path(model) -> Path:
-    "Where the calibration of `model` (a file, a folder, a shipped name) lives: beside the file, in the folder."
-    p = resolve_model(model)
-    return p / "calibration.json" if p.is_dir() else p.with_name(p.stem + ".calibration.json")
-
 def save_calibration(model, cal:Calibration) -> Path:
     "Store `cal` with `model`."
-    return atomic_write_json(calibration_path(model), asdict(cal))
+    return atomic_write_json(calibration_file(model), asdict(cal))
 
 def read_calibration(model) -> Calibration|None:
     "The calibration stored with `model`, or None."
-    p = calibration_path(model)
+    p = calibration_file(model)
     if not p.is_file():
         return None
     try:
