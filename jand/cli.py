@@ -17,7 +17,7 @@ from . import readers
 __all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'DOCUMENT_SUFFIXES', 'PAGE_HEIGHT', 'MIN_LINE_SIZE', 'PREDICT_COLUMNS', 'VERBS',
            'BENCHES', 'write_synth', 'add_config_options', 'config_from_args', 'run_eval', 'image_files',
            'page_warning', 'write_texts', 'run_predict', 'run_check_data', 'check_corpora', 'verb', 'build_parser',
-           'cli_words', 'main']
+           'command_of', 'cli_words', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -233,15 +233,22 @@ def verb(name:str, options):
     return register
 
 # %% ../nbs/90_cli.ipynb #c3df628e
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only:str|None=None, # Build this verb's options alone (a command starts without the others')
+                ) -> argparse.ArgumentParser:
     "The `jand` parser: global flags, then one sub-parser per registered verb, in registration order."
     p = argparse.ArgumentParser(prog="jand", description="HTR-JAND, reproduced: handwritten text recognition toolkit.")
     p.add_argument("--version", action="version", version=f"jand {jand.__version__}")
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for options, _ in VERBS.values():
-        options(sub)
+    for name, (options, _) in VERBS.items():
+        if only in (None, name):
+            options(sub)
     return p
+
+def command_of(argv:list) -> str|None:
+    "The verb that `argv` names (its first word that is not a flag), if it names one."
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in VERBS else None
 
 # %% ../nbs/90_cli.ipynb #6ca92b58
 def _run(args) -> int: return VERBS[args.command][1](args) or 0
@@ -710,7 +717,8 @@ def cli_words(message:str, parser:argparse.ArgumentParser) -> str:
 # %% ../nbs/90_cli.ipynb #c1a00012
 def main(argv=None) -> int:
     "Entry point of the `jand` console script."
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_of(argv))  # the options of one verb: reading every verb's costs a second
     args = parser.parse_args(argv)
     try:
         return _run(args)

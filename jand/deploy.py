@@ -4,7 +4,7 @@
 
 # %% ../nbs/50_deploy.ipynb #85b062b2
 from __future__ import annotations
-import copy, json, logging, tempfile, time, warnings
+import copy, json, logging, os, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from torch import nn
 import jand
 from .core import DataError, atomic_write_bytes, read_json
 from .charset import Charset
+from .modeldir import model_digest, onnx_file
 from jand.model import (
     HTRJAND,
     ModelConfig,
@@ -26,13 +27,13 @@ from jand.model import (
 from .results import write_table, provenance
 
 # %% auto #0
-__all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'DEPLOY_TARGET',
-           'DEPLOY_SHAPES', 'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'FOLDER_TARGET', 'FOLDER_FORMS',
-           'MEMORY_COLUMNS', 'speed_ratio_rows', 'bench_rows', 'run_bench', 'profile_parts', 'profile_ops', 'LogProbs',
-           'export_onnx', 'onnx_session', 'OnnxPredictor', 'quantize_torch', 'quantize_onnx', 'deployed_predictor',
-           'exact_form', 'load_deployed', 'deploy_speed_rows', 'fastest_forms', 'synth_lines', 'deploy_cer_rows',
-           'run_deploy', 'predict_files', 'line_folder', 'bench_folder', 'run_bench_folder', 'bench_memory',
-           'memory_timeline_csv', 'plot_memory', 'write_memory']
+__all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'ONNX_EXPORT_VERSION',
+           'DEPLOY_TARGET', 'DEPLOY_SHAPES', 'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'FOLDER_TARGET',
+           'FOLDER_FORMS', 'MEMORY_COLUMNS', 'speed_ratio_rows', 'bench_rows', 'run_bench', 'profile_parts',
+           'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session', 'OnnxPredictor', 'quantize_torch', 'quantize_onnx',
+           'deployed_predictor', 'exact_form', 'user_cache', 'kept_onnx', 'load_deployed', 'deploy_speed_rows',
+           'fastest_forms', 'synth_lines', 'deploy_cer_rows', 'run_deploy', 'predict_files', 'line_folder',
+           'bench_folder', 'run_bench_folder', 'bench_memory', 'memory_timeline_csv', 'plot_memory', 'write_memory']
 
 # %% ../nbs/50_deploy.ipynb #ecd1b68a
 BENCH_SHAPES = ((64, 512), (128, 1024), (64, (256, 1024))) # (height, width); a (lo, hi) width = random text-like widths
@@ -249,7 +250,9 @@ def _set_meta(proto, meta:dict):
         proto.metadata_props.add(key=k, value=v)
 
 # %% ../nbs/50_deploy.ipynb #6d22066d
-def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET) -> Path:
+def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET,
+                meta:dict|None=None, # More metadata (str → str)
+               ) -> Path:
     ("Write `model` as ONNX (dynamic batch, height and width) with its config, charset and jand version as metadata; "
      "atomic.")
     import io, onnx
@@ -275,7 +278,7 @@ def export_onnx(model:HTRJAND, charset:Charset, path, opset:int=ONNX_OPSET) -> P
             "jand_version": jand.__version__,
             "jand_config": json.dumps(model.cfg.to_dict()),
             "jand_charset": json.dumps(charset.to_dict()),
-        },
+        } | (meta or {}),
     )
     onnx.checker.check_model(proto)
     return atomic_write_bytes(path, proto.SerializeToString())
@@ -311,7 +314,7 @@ class OnnxPredictor(Predictor):
         if str(device) != "cpu":
             raise ValueError(f"the ONNX predictor runs on the CPU (ONNX Runtime's CPU provider), not {device!r}")
         self.path, self.session = Path(path), onnx_session(path, threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
+        self.meta = meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("jand_format") != "jand-onnx":
             raise DataError(path, "not a jand ONNX model (no jand metadata): write it with jand.deploy.export_onnx")
         try:
@@ -404,6 +407,43 @@ def exact_form(device:str="cpu") -> str:
         return "eager"
     return "onnx"
 
+# %% ../nbs/50_deploy.ipynb #onx00011
+ONNX_EXPORT_VERSION = "1" # Bump when `export_onnx` writes another graph: every kept export is then made again
+
+def user_cache() -> Path:
+    "jand's cache folder for this user: `$XDG_CACHE_HOME/jand` (default `~/.cache/jand`)."
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jand"
+
+def _kept(path:Path, digest:str, **kwargs) -> OnnxPredictor|bool|None:
+    "The predictor of `path` if it is the kept export of `digest`; False: an older one of ours; None: absent, not ours."
+    if not path.is_file():
+        return None
+    try:
+        p = OnnxPredictor(path, **kwargs)
+    except DataError:
+        return None
+    if "jand_weights" not in p.meta:
+        return None
+    return p if (p.meta["jand_weights"], p.meta.get("jand_export")) == (digest, ONNX_EXPORT_VERSION) else False
+
+def kept_onnx(model, # A model file, a run or model folder, or a shipped model's name
+              **kwargs) -> OnnxPredictor: # As `OnnxPredictor`
+    "An `OnnxPredictor` of `model` from its kept export, made (once per version of the model) where missing or stale."
+    digest = model_digest(model)
+    for path in (onnx_file(model), user_cache() / "onnx" / f"{digest[:24]}.onnx"):
+        found = _kept(path, digest, **kwargs)
+        if found:
+            return found
+        if found is None and path.exists():
+            continue  # a file we did not make
+        try:
+            m, cs, _ = load_model(model)
+            export_onnx(m, cs, path, meta={"jand_weights": digest, "jand_export": ONNX_EXPORT_VERSION})
+        except OSError:
+            continue  # a folder we may not write to
+        return OnnxPredictor(path, **kwargs)
+    raise DataError(model, f"its ONNX export could not be written beside it nor in {user_cache()}")
+
 # %% ../nbs/50_deploy.ipynb #c68039cb
 def load_deployed(path, # A model file, run or model folder, a shipped model's name, or an exported `.onnx`
                   form:str="auto", # One of `DEPLOY_FORMS`, or `auto`: `exact_form(device)`
@@ -420,6 +460,8 @@ def load_deployed(path, # A model file, run or model folder, a shipped model's n
         if form != "eager":
             raise ValueError(f"form {form} runs on the CPU; on {device} only eager PyTorch runs")
         return Predictor.from_file(path, device=device, **kw)
+    if form == "onnx":
+        return kept_onnx(path, threads=threads, **kw)
     model, charset, _ = load_model(path)
     return deployed_predictor(model, charset, form, threads=threads, **kw)
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12a_model_dir.ipynb #md000003
 from __future__ import annotations
-import json, shutil, tempfile
+import hashlib, json, shutil, tempfile
 from pathlib import Path
 import jand
 from .core import DataError, atomic_write_bytes, install_dir
@@ -12,9 +12,10 @@ from .charset import Charset
 from .model import HTRJAND, MODEL_FORMAT
 
 # %% auto #0
-__all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'CALIBRATION_FILE', 'CHECK_LINES', 'write_folder', 'save_model_folder',
+__all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'CALIBRATION_FILE', 'ONNX_FILE', 'CHECK_LINES', 'write_folder', 'save_model_folder',
            'read_model_folder', 'card_header', 'model_card', 'card_metrics', 'models_dir', 'shipped_models',
-           'resolve_model', 'calibration_file', 'export_folder', 'model_rows', 'sample_check', 'card_checks']
+           'resolve_model', 'calibration_file', 'model_source_files', 'model_digest', 'onnx_file', 'export_folder',
+           'model_rows', 'sample_check', 'card_checks']
 
 # %% ../nbs/12a_model_dir.ipynb #md000006
 MODEL_FILES = {"weights": "model.safetensors", "config": "config.json", "charset": "charset.json", "card": "README.md"}
@@ -212,6 +213,30 @@ def calibration_file(model) -> Path:
     "Where the calibration of `model` (a file, a folder, a shipped name) lives: in the folder, or beside the file."
     p = resolve_model(model)
     return p / CALIBRATION_FILE if p.is_dir() else p.with_name(p.stem + "." + CALIBRATION_FILE)
+
+# %% ../nbs/12a_model_dir.ipynb #onx00002
+ONNX_FILE = "model.onnx" # A model's ONNX export (`jand.deploy.kept_onnx`), kept with the model
+
+def model_source_files(model) -> list:
+    "The files `model` (a model file, a run or model folder, a shipped model's name) is read from."
+    p = resolve_model(model)
+    if p.is_dir() and (p / "model.pt").is_file():
+        return [p / "model.pt"]
+    if p.is_dir():
+        return [p / MODEL_FILES[k] for k in ("weights", "config", "charset")]
+    return [p]
+
+def model_digest(model) -> str:
+    "SHA-256 (hex) of the names and bytes of `model`'s source files: it changes exactly when the model does."
+    h = hashlib.sha256()
+    for f in model_source_files(model):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+def onnx_file(model) -> Path:
+    "Where the ONNX export of `model` is kept: in its folder, or beside its file."
+    p = resolve_model(model)
+    return p / ONNX_FILE if p.is_dir() else p.with_suffix(".onnx")
 
 # %% ../nbs/12a_model_dir.ipynb #md000024
 def export_folder(model_path, # A model file (a run's `model.pt`) or folder
