@@ -611,7 +611,10 @@ def _bench_options(sub):
                    help="model: Teacher vs Student inference and training (results/bench.csv); deploy: a trained "
                         "Student in every deployed form, speed and CER (results/deploy_speed.csv, deploy_cer.csv); "
                         "predict: jand predict on a folder of mixed-width lines (results/predict_folder.csv); "
-                        "memory: training RSS (results/memory.csv); synth: generator lines/s")
+                        "memory: training RSS (results/memory.csv); synth: generator lines/s; arithmetic: "
+                        "training losses on this host and as on one without bf16 units (results/arithmetic.csv); "
+                        "step: where the time of a Teacher's and a Student's training step goes "
+                        "(results/step_profile.csv; use --threads 1 for the table of record)")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the "
                    "trained Student (required); predict: the model, a file, folder or shipped name (required)")
@@ -632,11 +635,12 @@ def _bench_options(sub):
     b.add_argument("--minutes", type=float, default=2.0, help="memory: training budget of each run (default: 2)")
     b.add_argument("--table", default="memory", help="memory: name of the table and figure (default: memory)")
     b.add_argument("--figures", type=Path, default=Path("figures"),
-                   help="memory: where the RSS curves go (default: figures)")
+                   help="memory, step: where the figures go (default: figures)")
     b.add_argument("--lines", type=int,
                    help="synth: lines to draw (default: 400); deploy: synthetic test lines scored (default: 200); "
                         "predict: lines in the folder (default: 1000)")
     b.add_argument("--workers", type=int, default=2, help="synth: drawing processes")
+    b.add_argument("--steps", type=int, help="arithmetic: training steps of each traced run (default: 30)")
     b.add_argument("--height", type=int,
                    help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
 
@@ -684,9 +688,24 @@ def _bench_predict(args):
 # %% ../nbs/90_cli.ipynb #41a6e131
 def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
 
+# %% ../nbs/90_cli.ipynb #cli_ar1
+def _bench_arithmetic(args):
+    from jand.bench import arithmetic_reading, arithmetic_rows, write_arithmetic
+    rows = arithmetic_rows(args.steps or 30)
+    print(f"arithmetic table: {write_arithmetic(rows, args.results)[1]}; {arithmetic_reading(rows)}")
+
+# %% ../nbs/90_cli.ipynb #cli_st1
+def _bench_step(args):
+    from jand.bench import step_profile, write_step_profile
+    profiles = [step_profile(kind, threads=args.threads) for kind in ("teacher", "student")]
+    paths = write_step_profile(profiles, args.results, args.figures)
+    print(f"step profile: {paths[1]}, {paths[-1]}; "
+          + "; ".join(f"{p['model']} {p['step_ms']:.0f} ms per step" for p in profiles))
+
 # %% ../nbs/90_cli.ipynb #08ec4792
 BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
-           "synth": _bench_synth}
+           "synth": _bench_synth, "arithmetic": _bench_arithmetic,
+           "step": _bench_step}
 
 # %% ../nbs/90_cli.ipynb #c1a00014
 def _flags(parser:argparse.ArgumentParser) -> dict:

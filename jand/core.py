@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #a1ea04d2
 from __future__ import annotations
-import json, os, shutil, tempfile
+import json, os, platform, shutil, tempfile
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json',
-           'atomic_save_figure', 'finish_figure', 'install_dir', 'read_json']
+__all__ = ['CPU_FEATURES', 'DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes', 'atomic_write_text',
+           'atomic_write_json', 'atomic_save_figure', 'finish_figure', 'install_dir', 'read_json', 'user_cache',
+           'cpu_info']
 
 # %% ../nbs/00_core.ipynb #580a0930
 class DataError(ValueError):
@@ -194,3 +195,22 @@ def read_json(path, what:str="file"):
         raise DataError(path, f"no such {what} (not found)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DataError(path, f"not a JSON file: the {what} is not valid UTF-8 JSON ({e})") from None
+
+# %% ../nbs/00_core.ipynb #core_uc2
+def user_cache() -> Path:
+    "jand's cache folder for this user: `$XDG_CACHE_HOME/jand` (default `~/.cache/jand`)."
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jand"
+
+# %% ../nbs/00_core.ipynb #core_cpu1
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") # Flags that bear on fp32 and bf16 speed
+
+def cpu_info(text:str|None=None, # The text of `/proc/cpuinfo` (default: this machine's)
+            ) -> dict:
+    "`{cpu, flags}`: the CPU's model name and which of `CPU_FEATURES` it lists."
+    if text is None:
+        p = Path("/proc/cpuinfo")
+        text = p.read_text(errors="replace") if p.is_file() else ""
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in text.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name") or platform.processor() or platform.machine(),
+            "flags": [f for f in CPU_FEATURES if f in flags]}

@@ -4,13 +4,13 @@
 
 # %% ../nbs/50_deploy.ipynb #85b062b2
 from __future__ import annotations
-import copy, json, logging, os, tempfile, time, warnings
+import copy, json, logging, tempfile, time, warnings
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
 import jand
-from .core import DataError, atomic_write_bytes, read_json
+from .core import DataError, atomic_write_bytes, read_json, user_cache
 from .charset import Charset
 from .modeldir import model_digest, onnx_file
 from jand.model import (
@@ -31,9 +31,9 @@ __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONN
            'DEPLOY_TARGET', 'DEPLOY_SHAPES', 'DEPLOY_SPEED_COLUMNS', 'DEPLOY_CER_COLUMNS', 'FOLDER_TARGET',
            'FOLDER_FORMS', 'MEMORY_COLUMNS', 'speed_ratio_rows', 'bench_rows', 'run_bench', 'profile_parts',
            'profile_ops', 'LogProbs', 'export_onnx', 'onnx_session', 'OnnxPredictor', 'quantize_torch', 'quantize_onnx',
-           'deployed_predictor', 'exact_form', 'user_cache', 'kept_onnx', 'load_deployed', 'deploy_speed_rows',
-           'fastest_forms', 'synth_lines', 'deploy_cer_rows', 'run_deploy', 'predict_files', 'line_folder',
-           'bench_folder', 'run_bench_folder', 'bench_memory', 'memory_timeline_csv', 'plot_memory', 'write_memory']
+           'deployed_predictor', 'exact_form', 'kept_onnx', 'load_deployed', 'deploy_speed_rows', 'fastest_forms',
+           'synth_lines', 'deploy_cer_rows', 'run_deploy', 'predict_files', 'line_folder', 'bench_folder',
+           'run_bench_folder', 'bench_memory', 'memory_timeline_csv', 'plot_memory', 'write_memory']
 
 # %% ../nbs/50_deploy.ipynb #ecd1b68a
 BENCH_SHAPES = ((64, 512), (128, 1024), (64, (256, 1024))) # (height, width); a (lo, hi) width = random text-like widths
@@ -409,10 +409,6 @@ def exact_form(device:str="cpu") -> str:
 
 # %% ../nbs/50_deploy.ipynb #onx00011
 ONNX_EXPORT_VERSION = "1" # Bump when `export_onnx` writes another graph: every kept export is then made again
-
-def user_cache() -> Path:
-    "jand's cache folder for this user: `$XDG_CACHE_HOME/jand` (default `~/.cache/jand`)."
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jand"
 
 def _kept(path:Path, digest:str, **kwargs) -> OnnxPredictor|bool|None:
     "The predictor of `path` if it is the kept export of `digest`; False: an older one of ours; None: absent, not ours."

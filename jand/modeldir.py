@@ -9,7 +9,7 @@ from pathlib import Path
 import jand
 from .core import DataError, atomic_write_bytes, install_dir
 from .charset import Charset
-from .model import HTRJAND, MODEL_FORMAT
+from .model import HTRJAND, MODEL_FORMAT, read_payload
 
 # %% auto #0
 __all__ = ['MODEL_FILES', 'FOLDER_FORMAT', 'CALIBRATION_FILE', 'ONNX_FILE', 'CHECK_LINES', 'write_folder', 'save_model_folder',
@@ -222,9 +222,10 @@ def model_source_files(model) -> list:
     p = resolve_model(model)
     if p.is_dir() and (p / "model.pt").is_file():
         return [p / "model.pt"]
-    if p.is_dir():
-        return [p / MODEL_FILES[k] for k in ("weights", "config", "charset")]
-    return [p]
+    files = [p / MODEL_FILES[k] for k in ("weights", "config", "charset")] if p.is_dir() else [p]
+    if not all(f.is_file() for f in files):
+        read_payload(p)  # not a model: its error names the file and what is wrong with it
+    return files
 
 def model_digest(model) -> str:
     "SHA-256 (hex) of the names and bytes of `model`'s source files: it changes exactly when the model does."

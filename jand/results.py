@@ -8,7 +8,7 @@ import csv, io, json, math, os, platform, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import jand
-from .core import atomic_write_text
+from .core import atomic_write_text, cpu_info
 
 # %% auto #0
 __all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'OUTPUT_DIRS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'Target',
@@ -148,6 +148,7 @@ def provenance(**extra) -> dict:
         "packages": json.dumps(package_versions(), sort_keys=True),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "cpu": cpu_info()["cpu"],
         "cuda": torch.cuda.is_available(),
         "command": os.environ.get("JAND_COMMAND") or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -202,9 +203,10 @@ def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
     md = [f"# {title}", ""] + ([reading, ""] if reading else []) + [markdown_table(summary or rows, columns), ""]
     if notes:
         md += [notes, ""]
+    cpu = f" ({prov['cpu']})" if prov.get("cpu") else ""  # older provenance did not name the CPU
     md += [
         "<sub>Made by jand " + f"{prov['jand']} (git {prov['git']}), torch {prov['torch']}, Python {prov['python']}, "
-        f"{prov['cpus']} CPUs{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>",
+        f"{prov['cpus']} CPUs{cpu}{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>",
         "",
     ]
     md_path = atomic_write_text(out / f"{name}.md", "\n".join(md))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
 from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
+from .host import PRECISIONS, arithmetic_record, resolve_precision
 from .charset import Charset
 from .synth import SynthConfig, TextConfig
 from .sources import DataBundle, open_data, WeightedBucketBatchSampler
@@ -39,17 +40,15 @@ from .metrics import score_all, line_details
 from .results import provenance
 
 # %% auto #0
-__all__ = ['CURRICULA', 'PRECISIONS', 'RESIZES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config',
-           'with_preset', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint',
-           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'check_run_folder', 'lock_holder',
-           'holder_alive', 'RunLock', 'line_losses', 'run_device', 'open_run', 'run_preprocess', 'start_preprocess',
-           'seed_everything', 'run_teacher', 'resize_charset', 'charset_change', 'run_charset', 'charset_policy',
-           'run_lines', 'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config',
-           'evaluate_run']
+__all__ = ['CURRICULA', 'RESIZES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at',
+           'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'remove_stale_temporaries', 'dist_info',
+           'RunLog', 'read_log', 'check_run_folder', 'lock_holder', 'holder_alive', 'RunLock', 'line_losses',
+           'run_device', 'open_run', 'run_preprocess', 'start_preprocess', 'seed_everything', 'run_teacher',
+           'resize_charset', 'charset_change', 'run_charset', 'charset_policy', 'run_lines', 'run_datasets',
+           'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
-PRECISIONS = ("auto", "fp32", "bf16")
 RESIZES = ("union", "new", "keep")
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ class TrainConfig:
     resize: str = "union"
     # running
     device: str = "auto" # auto, cpu, cuda
-    precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 on a GPU, fp32 on a CPU)
+    precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 where it is native, `jand.host`)
     workers: int = 0 # DataLoader worker processes
     log_every: int = 10 # Steps between log lines
     save_every_minutes: float = 10.0 # Mid-epoch checkpoints, for long epochs
@@ -184,12 +183,12 @@ def lr_at(p:float, cfg:TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr + (1 - cfg.min_lr) * 0.5 * (1 + math.cos(math.pi * q)))
 
 # %% ../nbs/22_training.ipynb #c27d9192
-def autocast_for(device:torch.device, precision:str="auto"):
-    "The autocast context of a training step on `device` at `precision` (`auto`: bf16 on a GPU, fp32 on a CPU)."
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+def autocast_for(device:torch.device, precision:str):
+    "The autocast context of a training step on `device` in `precision`: `fp32`, or `bf16` (`resolve_precision`'s)."
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16 (jand.host.resolve_precision decides 'auto'), "
+                         f"got {precision!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 # %% ../nbs/22_training.ipynb #65bb4f85
 @torch.no_grad()
@@ -549,6 +548,7 @@ class Trainer:
         self.is_main = self.rank == 0
         self.device = run_device(cfg, self.world, local_rank)
         self.cfg, ckpt = open_run(cfg, self.out, resume, self.is_main)
+        self.precision = resolve_precision(self.cfg.precision, self.device)  # bf16 refused before any work
         self.resumed = ckpt is not None
         seed_everything(self.cfg.seed)
         self.teacher, teacher_charset = run_teacher(self.cfg, self.device)
@@ -794,7 +794,7 @@ def step(self:Trainer, b:dict) -> tuple|None:
     for g in self.opt.param_groups:
         g["lr"] = lr
     t0 = time.perf_counter()
-    with autocast_for(self.device, cfg.precision):
+    with autocast_for(self.device, self.precision):
         parts = self.losses(b)
     if not torch.isfinite(parts["loss"]):
         raise FloatingPointError(f"the loss became {parts['loss'].item()} at step {st['step']} (epoch "
@@ -886,7 +886,8 @@ def summary(self:Trainer) -> dict:
             "capped": st.get("capped", False), "elapsed_s": round(st["elapsed"], 1),
             "train_seconds": round(st["train_seconds"], 1),
             "train_lines_per_s": round(st["lines"] / max(st["train_seconds"], 1e-9), 1),
-            "kd_cache_seconds": self.cache_seconds, "unaligned_lines": len(self.unaligned)}
+            "kd_cache_seconds": self.cache_seconds, "unaligned_lines": len(self.unaligned),
+            "arithmetic": arithmetic_record(self.precision, self.device)}
 
 # %% ../nbs/22_training.ipynb #43a60af1
 def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
