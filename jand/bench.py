@@ -26,10 +26,11 @@ from .synth import SynthConfig, render_line
 from .training import autocast_for
 
 # %% auto #0
-__all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'corpus_digest', 'loss_trace', 'host_trace',
-           'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops', 'part_cost', 'network_parts',
-           'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile', 'profile_table',
-           'plot_step_profile', 'write_step_profile']
+__all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'STEP_VARIANTS', 'corpus_digest', 'loss_trace',
+           'host_trace', 'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops', 'part_cost',
+           'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile',
+           'profile_table', 'plot_step_profile', 'write_step_profile', 'step_variants', 'steps_per_second',
+           'thread_layouts', 'write_step_speed']
 
 # %% ../nbs/55_bench.ipynb #b06
 WITHOUT_BF16_UNITS = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"} # oneDNN as on an AVX-512 CPU without bf16 units
@@ -305,3 +306,81 @@ def write_step_profile(profiles:list, out="results", figures="figures") -> tuple
     png = Path(figures) / "step_profile.png"
     plt.close(plot_step_profile(profiles, png))
     return paths + (png,)
+
+# %% ../nbs/55_bench.ipynb #v02
+def _channels_last(model:HTRJAND) -> HTRJAND: return model.to(memory_format=torch.channels_last)
+
+STEP_VARIANTS = {  # name → (how the model is changed, precision of the step)
+    "eager fp32 (as trained)": (lambda m: m, "fp32"),
+    "channels-last fp32": (_channels_last, "fp32"),
+    "torch.compile fp32": (torch.compile, "fp32"),
+    "eager bf16 autocast (host-dependent numbers)": (lambda m: m, "bf16"),
+}
+
+def step_variants(kind:str="teacher", variants=tuple(STEP_VARIANTS), threads:int=1, repeats:int=7, **shape) -> list:
+    "Rows `{model, variant, ms per step, speed vs eager, first step s}`, one per variant, on this host."
+    shape, rows = QUICK_SHAPE | shape, []
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for name in variants:
+            change, precision = STEP_VARIANTS[name]
+            torch.manual_seed(0)
+            model = change(HTRJAND(model_config(kind)))
+            t = time.perf_counter()
+            with autocast_for(torch.device("cpu"), precision):
+                ms = whole_step_ms(model, repeats=repeats, **shape)
+            rows.append({"model": kind, "variant": name, "ms per step": round(ms, 1),
+                         "first steps s": round(time.perf_counter() - t - ms * (repeats + 1) / 1e3, 1)})
+    finally:
+        torch.set_num_threads(before)
+    base = rows[0]["ms per step"]
+    return [r | {"speed vs eager fp32": round(base / r["ms per step"], 2)} for r in rows]
+
+# %% ../nbs/55_bench.ipynb #v04
+def steps_per_second(kind:str="teacher", threads:int=1, seconds:float=20.0, **shape) -> float:
+    "Training steps per second of `kind` on `threads` threads, for `seconds` of steps (after a warm-up)."
+    shape = QUICK_SHAPE | shape
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model, n = HTRJAND(model_config(kind)), 0
+    whole_step_ms(model, repeats=1, **shape)
+    t = time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        whole_step_ms(model, repeats=1, **shape)
+        n += 2  # each call runs a warm-up step and a timed one
+    return n / (time.perf_counter() - t)
+
+def thread_layouts(kind:str="teacher", seconds:float=20.0, **shape) -> list:
+    "Lines/s of the two ways to use 2 cores: one run on 2 threads; two runs side by side (processes), 1 thread each."
+    shape, rows = QUICK_SHAPE | shape, []
+    for runs, threads in ((1, 2), (2, 1)):
+        code = (f"from jand.bench import steps_per_second; "
+                f"print(steps_per_second({kind!r}, {threads}, {seconds}, **{shape!r}))")
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(runs)]
+        outs = [p.communicate() for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError(f"a timed run failed: {next(e for _, e in outs if e).strip().splitlines()[-1]}")
+        rate = sum(float(o.strip().splitlines()[-1]) for o, _ in outs)
+        rows.append({"model": kind, "layout": f"{runs} run{'s' if runs > 1 else ''} × {threads} thread"
+                     f"{'s' if threads > 1 else ''}", "lines/s in all": round(rate * shape["batch"], 1)})
+    return rows
+
+# %% ../nbs/55_bench.ipynb #v06
+def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
+    "`out/step_speed.*` (the variants) and `out/thread_layout.*` (the two ways to use two cores)."
+    f = host_facts()
+    notes = (f"On {f['cpu']} ({', '.join(f['flags'])}), batch {QUICK_SHAPE['batch']} at {QUICK_SHAPE['height']} × "
+             f"{QUICK_SHAPE['width']}, the whole step (forward, CTC, backward, clipping, AdamW), median of the "
+             "repeats, every variant in one process in turn; `first steps s`: compiling and warming up. Made by "
+             "`jand bench speed`.")
+    fastest = max((r for r in variants if "bf16" not in r["variant"]), key=lambda r: r["speed vs eager fp32"])
+    reading = (f"Fastest float32 variant of the {fastest['model'].capitalize()}: {fastest['variant']}, "
+               f"{fastest['speed vs eager fp32']}× eager.")
+    a = write_table("step_speed", variants, "Candidate changes to the training step, measured", notes=notes, out=out,
+                    reading=reading)
+    b = write_table("thread_layout", layouts, "Two cores: one run on two threads, or two runs on one each",
+                    notes="Each layout runs for the same wall-clock; lines/s summed over its runs. Made by "
+                          "`jand bench speed`.", out=out)
+    return a + b

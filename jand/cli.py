@@ -614,7 +614,9 @@ def _bench_options(sub):
                         "memory: training RSS (results/memory.csv); synth: generator lines/s; arithmetic: "
                         "training losses on this host and as on one without bf16 units (results/arithmetic.csv); "
                         "step: where the time of a Teacher's and a Student's training step goes "
-                        "(results/step_profile.csv; use --threads 1 for the table of record)")
+                        "(results/step_profile.csv; use --threads 1 for the table of record); speed: candidate changes "
+                        "to the step, and one run on two threads against two runs on one (results/step_speed.csv, "
+                        "thread_layout.csv)")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the "
                    "trained Student (required); predict: the model, a file, folder or shipped name (required)")
@@ -702,10 +704,19 @@ def _bench_step(args):
     print(f"step profile: {paths[1]}, {paths[-1]}; "
           + "; ".join(f"{p['model']} {p['step_ms']:.0f} ms per step" for p in profiles))
 
+# %% ../nbs/90_cli.ipynb #cli_sp1
+def _bench_speed(args):
+    from jand.bench import step_variants, thread_layouts, write_step_speed
+    kinds = ("teacher", "student")
+    variants = [r for k in kinds for r in step_variants(k, threads=args.threads)]
+    paths = write_step_speed(variants, [r for k in kinds for r in thread_layouts(k)], args.results)
+    print(f"speed tables: {paths[1]}, {paths[3]}; "
+          + "; ".join(f"{r['model']} {r['variant']} {r['speed vs eager fp32']}×" for r in variants))
+
 # %% ../nbs/90_cli.ipynb #08ec4792
 BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
            "synth": _bench_synth, "arithmetic": _bench_arithmetic,
-           "step": _bench_step}
+           "step": _bench_step, "speed": _bench_speed}
 
 # %% ../nbs/90_cli.ipynb #c1a00014
 def _flags(parser:argparse.ArgumentParser) -> dict:
