@@ -317,25 +317,28 @@ STEP_VARIANTS = {  # name → (how the model is changed, precision of the step)
     "eager bf16 autocast (host-dependent numbers)": (lambda m: m, "bf16"),
 }
 
-def step_variants(kind:str="teacher", variants=tuple(STEP_VARIANTS), threads:int=1, repeats:int=7, **shape) -> list:
-    "Rows `{model, variant, ms per step, speed vs eager, first step s}`, one per variant, on this host."
-    shape, rows = QUICK_SHAPE | shape, []
+def step_variants(kind:str="teacher", variants=tuple(STEP_VARIANTS), threads:int=1, repeats:int=5,
+                  rounds:int=3, # Every variant is timed once per round, the rounds interleaved; the median is kept
+                  **shape) -> list:
+    "Rows `{model, variant, ms per step, speed vs eager fp32}`, one per variant, measured side by side on this host."
+    shape, times = QUICK_SHAPE | shape, {name: [] for name in variants}
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        models = {}
         for name in variants:
-            change, precision = STEP_VARIANTS[name]
             torch.manual_seed(0)
-            model = change(HTRJAND(model_config(kind)))
-            t = time.perf_counter()
-            with autocast_for(torch.device("cpu"), precision):
-                ms = whole_step_ms(model, repeats=repeats, **shape)
-            rows.append({"model": kind, "variant": name, "ms per step": round(ms, 1),
-                         "first steps s": round(time.perf_counter() - t - ms * (repeats + 1) / 1e3, 1)})
+            models[name] = STEP_VARIANTS[name][0](HTRJAND(model_config(kind)))
+        for _ in range(rounds):
+            for name in variants:
+                with autocast_for(torch.device("cpu"), STEP_VARIANTS[name][1]):
+                    times[name].append(whole_step_ms(models[name], repeats=repeats, **shape))
     finally:
         torch.set_num_threads(before)
-    base = rows[0]["ms per step"]
-    return [r | {"speed vs eager fp32": round(base / r["ms per step"], 2)} for r in rows]
+    ms = {name: float(np.median(t)) for name, t in times.items()}
+    base = ms[variants[0]]
+    return [{"model": kind, "variant": name, "ms per step": round(ms[name], 1),
+             "speed vs eager fp32": round(base / ms[name], 2)} for name in variants]
 
 # %% ../nbs/55_bench.ipynb #v04
 def steps_per_second(kind:str="teacher", threads:int=1, seconds:float=20.0, **shape) -> float:
@@ -372,8 +375,8 @@ def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
     "`out/step_speed.*` (the variants) and `out/thread_layout.*` (the two ways to use two cores)."
     f = host_facts()
     notes = (f"On {f['cpu']} ({', '.join(f['flags'])}), batch {QUICK_SHAPE['batch']} at {QUICK_SHAPE['height']} × "
-             f"{QUICK_SHAPE['width']}, the whole step (forward, CTC, backward, clipping, AdamW), median of the "
-             "repeats, every variant in one process in turn; `first steps s`: compiling and warming up. Made by "
+             f"{QUICK_SHAPE['width']}, one thread, the whole step (forward, CTC, backward, clipping, AdamW); every "
+             "variant timed once per round in one process, the rounds interleaved, the median kept. Made by "
              "`jand bench speed`.")
     fastest = max((r for r in variants if "bf16" not in r["variant"]), key=lambda r: r["speed vs eager fp32"])
     reading = (f"Fastest float32 variant of the {fastest['model'].capitalize()}: {fastest['variant']}, "
