@@ -30,7 +30,7 @@ __all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'STEP_VARI
            'host_trace', 'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops', 'part_cost',
            'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile',
            'profile_table', 'plot_step_profile', 'write_step_profile', 'step_variants', 'steps_per_second',
-           'thread_layouts', 'write_step_speed']
+           'thread_layouts', 'speed_reading', 'write_step_speed']
 
 # %% ../nbs/55_bench.ipynb #b06
 WITHOUT_BF16_UNITS = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"} # oneDNN as on an AVX-512 CPU without bf16 units
@@ -371,6 +371,14 @@ def thread_layouts(kind:str="teacher", seconds:float=20.0, **shape) -> list:
     return rows
 
 # %% ../nbs/55_bench.ipynb #v06
+def speed_reading(rows:list) -> str:
+    "One model's variants in words: the fastest float32 one, and bf16 autocast for reference."
+    fp32 = max((r for r in rows if "bf16" not in r["variant"]), key=lambda r: r["speed vs eager fp32"])
+    bf16 = [r for r in rows if "bf16" in r["variant"]]
+    return (f"{fp32['model'].capitalize()}: fastest float32 variant {fp32['variant']}, "
+            f"{fp32['speed vs eager fp32']}× eager" + (f"; bf16 autocast {bf16[0]['speed vs eager fp32']}× "
+                                                        "(numbers that depend on the host)" if bf16 else "") + ".")
+
 def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
     "`out/step_speed.*` (the variants) and `out/thread_layout.*` (the two ways to use two cores)."
     f = host_facts()
@@ -378,9 +386,8 @@ def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
              f"{QUICK_SHAPE['width']}, one thread, the whole step (forward, CTC, backward, clipping, AdamW); every "
              "variant timed once per round in one process, the rounds interleaved, the median kept. Made by "
              "`jand bench speed`.")
-    fastest = max((r for r in variants if "bf16" not in r["variant"]), key=lambda r: r["speed vs eager fp32"])
-    reading = (f"Fastest float32 variant of the {fastest['model'].capitalize()}: {fastest['variant']}, "
-               f"{fastest['speed vs eager fp32']}× eager.")
+    reading = " ".join(speed_reading([r for r in variants if r["model"] == m]) for m in dict.fromkeys(
+        r["model"] for r in variants))
     a = write_table("step_speed", variants, "Candidate changes to the training step, measured", notes=notes, out=out,
                     reading=reading)
     b = write_table("thread_layout", layouts, "Two cores: one run on two threads, or two runs on one each",
