@@ -1201,12 +1201,17 @@ def cost_reading(rows:list, profile:str) -> str:
                and len({r["started"] for r in default}) == 1  # a resumed reproduction keeps its start
                and all(r["from_empty"] == "yes" for r in default))
     revisions = sorted({r["git"] for r in default})
-    resumed = f", resumed at another revision; its notebooks ran at {', '.join(revisions)}" if revisions[1:] else ""
-    how = (f"measured end to end, by one reproduction from an empty `runs/`{resumed}" if one_run else
-           "summed over reproductions that found runs already trained: less than one from an empty `runs/` takes")
+    if one_run and not revisions[1:]:
+        how = "measured end to end: one reproduction from an empty `runs/`, in one sitting at one revision"
+    elif one_run:
+        how = (f"one reproduction from an empty `runs/`, resumed at other revisions ({', '.join(revisions)}): not "
+               "one sitting at one revision")
+    else:
+        how = "summed over reproductions that found runs already trained: less than one from an empty `runs/` takes"
     return (f"Profile `{profile}`: {minutes:.0f} minutes for the notebooks `jand reproduce` runs by default ({how}), "
-            f"{sum(float(r['minutes']) for r in mine.values()) - minutes:.0f} more for the studies it runs on request; "
-            "each at its last run.")
+            f"{sum(float(r['minutes']) for r in mine.values()) - minutes:.0f} more for the studies it runs on request. "
+            "A row measured from an empty `runs/` stays when its notebook is rerun on runs it finds, so a row can be "
+            "older than its notebook's code: its revision is in the table.")
 
 def _cost_row(row:dict) -> dict:
     "A row of an older `cost.csv` in today's columns."
