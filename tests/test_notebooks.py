@@ -1,5 +1,5 @@
 """The library notebooks are committed executed, with outputs produced by the code that is committed beside them."""
-import importlib.util, json
+import importlib.util, json, re
 from pathlib import Path
 import pytest
 
@@ -107,3 +107,28 @@ def test_adopt_refuses_outputs_of_other_code(tmp_path):
     executed, src = _executed(tmp_path, edit)
     with pytest.raises(SystemExit, match="executed from other code"):
         notebooks.adopt(executed, src)
+
+
+MACHINE_PATH = re.compile(r"/tmp/tmp\w+|" + re.escape(str(ROOT)))  # a temporary folder, or this checkout's own root
+
+
+def machine_paths(path:Path) -> list:
+    "The absolute paths of the machine that ran `path` which its text outputs hold (images are not text)."
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    texts = ["".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")) + "".join(
+             o.get("data", {}).get("text/markdown", "")) for c in nb["cells"] for o in c.get("outputs", [])]
+    return sorted({m for t in texts for m in MACHINE_PATH.findall(t)})
+
+
+@pytest.mark.parametrize("path", notebooks.library_notebooks(), ids=lambda p: p.name)
+def test_outputs_name_no_path_of_the_machine_that_ran_them(path):
+    # the experiment notebooks are executed by `jand reproduce` only: theirs go when they next run (issue 32)
+    assert machine_paths(path) == [], f"{path.name} prints paths of the machine that ran it"
+
+
+def test_a_temporary_path_in_an_output_is_caught(tmp_path):
+    nb = json.loads((ROOT / "nbs" / "01_charset.ipynb").read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": ["wrote /tmp/tmpab12cd/iam\n"]}]
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    assert machine_paths(tmp_path / "nb.ipynb") == ["/tmp/tmpab12cd"]
