@@ -121,6 +121,12 @@ def dataclass_from_dict(cls, d:dict, nested:dict|None=None):
     return cls(**out)
 
 # %% ../nbs/00_core.ipynb #e3f87375
+def _umask() -> int:
+    "This process's file-creation mask (read by setting it and setting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 def atomic_write_bytes(path, data:bytes) -> Path:
     ("Write `data` to `path` atomically (temp file in the same folder, fsync, rename); `DataError` naming `path` if it "
      "cannot be written.")
@@ -133,6 +139,7 @@ def atomic_write_bytes(path, data:bytes) -> Path:
     except OSError as e:
         raise DataError(path, f"cannot write here ({e.strerror or e})") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as `open` would create it: readable by others where the umask says so
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

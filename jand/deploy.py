@@ -425,17 +425,17 @@ def _kept(path:Path, digest:str, **kwargs) -> OnnxPredictor|bool|None:
 def kept_onnx(model, # A model file, a run or model folder, or a shipped model's name
               **kwargs) -> OnnxPredictor: # As `OnnxPredictor`
     "An `OnnxPredictor` of `model` from its kept export, made (once per version of the model) where missing or stale."
-    digest = model_digest(model)
+    digest, loaded = model_digest(model), None
     for path in (onnx_file(model), user_cache() / "onnx" / f"{digest[:24]}.onnx"):
         found = _kept(path, digest, **kwargs)
         if found:
             return found
         if found is None and path.exists():
             continue  # a file we did not make
+        loaded = loaded or load_model(model)  # a model that cannot be read says so here
         try:
-            m, cs, _ = load_model(model)
-            export_onnx(m, cs, path, meta={"jand_weights": digest, "jand_export": ONNX_EXPORT_VERSION})
-        except OSError:
+            export_onnx(*loaded[:2], path, meta={"jand_weights": digest, "jand_export": ONNX_EXPORT_VERSION})
+        except (OSError, DataError):
             continue  # a folder we may not write to
         return OnnxPredictor(path, **kwargs)
     raise DataError(model, f"its ONNX export could not be written beside it nor in {user_cache()}")
