@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #a2a6027a
 from __future__ import annotations
-import argparse, csv, io, json, re, sys, traceback, typing
+import argparse, csv, inspect, io, json, re, sys, traceback, typing
 from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
@@ -16,8 +16,8 @@ from . import readers
 # %% auto #0
 __all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'DOCUMENT_SUFFIXES', 'PAGE_HEIGHT', 'MIN_LINE_SIZE', 'PREDICT_COLUMNS', 'VERBS',
            'BENCHES', 'write_synth', 'add_config_options', 'config_from_args', 'run_eval', 'image_files',
-           'page_warning', 'write_texts', 'run_predict', 'run_check_data', 'check_corpora', 'verb', 'build_parser',
-           'command_of', 'cli_words', 'main']
+           'page_warning', 'write_texts', 'run_predict', 'run_check_data', 'check_corpora', 'verb', 'default_of',
+           'given', 'build_parser', 'command_of', 'cli_words', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -231,6 +231,15 @@ def verb(name:str, options):
         VERBS[name] = (options, run)
         return run
     return register
+
+# %% ../nbs/90_cli.ipynb #cli_df1
+def default_of(fn, name:str):
+    "The default of parameter `name` of `fn`: where a flag's default comes from when the function owns it."
+    return inspect.signature(fn).parameters[name].default
+
+def given(**options) -> dict:
+    "The options that were given (not None): what a verb passes on, so that the called function's defaults apply."
+    return {k: v for k, v in options.items() if v is not None}
 
 # %% ../nbs/90_cli.ipynb #c3df628e
 def build_parser(only:str|None=None, # Build this verb's options alone (a command starts without the others')
@@ -605,6 +614,7 @@ def _models(args):
 
 # %% ../nbs/90_cli.ipynb #c1a00009
 def _bench_options(sub):
+    from jand.deploy import bench_rows, run_deploy
     b = sub.add_parser("bench", help="measure speed and memory: models, deployed forms, training memory, the "
                        "synthetic generator")
     b.add_argument("what", choices=list(BENCHES),
@@ -626,7 +636,8 @@ def _bench_options(sub):
                    help="deploy: time every form this many times, interleaved; the median is kept (default: 1)")
     b.add_argument("--batches", type=lambda v: tuple(int(x) for x in v.split(",")), default=(1, 16, 64),
                    help="model: batch sizes (default: 1,16,64)")
-    b.add_argument("--seconds", type=float, default=2.0, help="model, deploy: timed seconds per case (default: 2)")
+    b.add_argument("--seconds", type=float, help=f"model, deploy: timed seconds per case (default: model "
+                   f"{default_of(bench_rows, 'seconds')}, deploy {default_of(run_deploy, 'seconds')})")
     b.add_argument("--threads", type=int, default=2, help="model, deploy, predict, memory: CPU threads (default: 2)")
     b.add_argument("--results", type=Path, default=Path("results"),
                    help="model, deploy, predict, memory: where the tables go (default: results)")
@@ -654,7 +665,7 @@ def _bench(args): return BENCHES[args.what](args)
 def _bench_model(args):
     from jand.deploy import run_bench
     r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches,
-                  seconds=args.seconds, threads=args.threads)
+                  threads=args.threads, **given(seconds=args.seconds))
     head = r["head"]
     ratio = (f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)" if head
              else "not measured")
@@ -666,7 +677,7 @@ def _bench_deploy(args):
     if not args.student:
         raise ValueError("bench deploy needs --student: the model file of a trained Student")
     r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads,
-                   args.seconds, rounds=args.rounds)
+                   rounds=args.rounds, **given(seconds=args.seconds))
     print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
           + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
 

@@ -158,3 +158,24 @@ def test_bench_memory_on_a_synthetic_and_a_disk_corpus(tmp_path):
     assert [(r_["corpus"], r_["corpus_lines"]) for r_ in rows] == [("synthetic, drawn on the fly", "20"), ("folder on disk", "30")]
     assert (tmp_path / "fig" / "mem.png").stat().st_size > 1000 and (tmp_path / "res" / "mem_timeline.csv").exists()
     assert "mem.md" in r.stdout
+
+
+def test_a_verbs_defaults_are_the_defaults_of_the_functions_it_calls():
+    import inspect
+    from jand.cli import build_parser, run_check_data, run_eval, run_predict
+    from jand.deploy import bench_memory, bench_rows, run_bench_folder, run_deploy
+    from jand.recognizer import Recognizer, run_calibration
+    calls = {"predict": (["predict", "--model", "m", "x.png"], [run_predict, Recognizer.load]),
+             "eval": (["eval", "--model", "m"], [run_eval]), "check-data": (["check-data", "synth"], [run_check_data]),
+             "calibrate": (["calibrate", "--model", "m"], [run_calibration]),
+             "bench": (["bench", "deploy"], [run_deploy, bench_rows, run_bench_folder, bench_memory])}
+    differ = []
+    for verb, (argv, functions) in calls.items():
+        given = vars(build_parser(verb).parse_args(argv))
+        for fn in functions:
+            for name, p in inspect.signature(fn).parameters.items():
+                shown = given.get(name)
+                owned = p.default is not inspect.Parameter.empty and name != "model"  # --model is required
+                if owned and shown is not None and shown != p.default:
+                    differ.append(f"jand {verb} --{name} {shown!r} ≠ {fn.__qualname__}({name}={p.default!r})")
+    assert differ == [], differ
