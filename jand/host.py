@@ -13,7 +13,7 @@ from .core import DataError, atomic_write_json, cpu_info, read_json, user_cache
 
 # %% auto #0
 __all__ = ['BF16_GAIN', 'ARITHMETIC_ENV', 'PRECISIONS', 'measure_arithmetic', 'host_identity', 'host_file', 'host_facts',
-           'bf16_support', 'resolve_precision', 'arithmetic_record']
+           'bf16_support', 'resolve_precision', 'arithmetic_record', 'default_device']
 
 # %% ../nbs/13_host.ipynb #h09
 BF16_GAIN = 1.1 # bf16 counts as native where its step is at least this much faster than fp32's (emulated: ≈ 0.4×)
@@ -105,3 +105,8 @@ def arithmetic_record(precision:str, device="cpu") -> dict:
     where = (host_facts() if dev.type == "cpu"
              else {"gpu": torch.cuda.get_device_name(dev)} if dev.type == "cuda" else {"device": dev.type})
     return {"precision": precision, "threads": torch.get_num_threads()} | where
+
+# %% ../nbs/13_host.ipynb #h19
+def default_device() -> str:
+    "`cuda` where PyTorch sees a GPU, else `cpu`: the device of every command that is not given one."
+    return "cuda" if torch.cuda.is_available() else "cpu"

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 import editdistance
-import torch
 from .core import DataError, Line, Report, atomic_write_json
+from .host import default_device
 from .charset import nfc
 from .metrics import cer, line_details, score_all, score_row
 from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
@@ -443,7 +443,7 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
     if not (run / "model.pt").is_file():
         raise DataError(run, "no model.pt in the run folder (has a validation epoch finished?)")
     _check_out(out, run)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     corrector = start_corrector(cfg, pretrained, seed, device)  # a bad --pretrained fails before any work
     lex, lexicon_from = (stage_lexicon(run / "model.pt", bundle, str(run), lexicon) if reads_hints(corrector)
                          else (None, None))
@@ -512,7 +512,7 @@ def pretrain_corrector(out, # Folder to write the pretrained corrector to
     texts, cm, report = pretraining_texts(lines, langs, seed, exclude), ConfusionModel(), Report("pretraining pairs")
     sim = simulate_pairs(texts, cm, seed, None, cfg.context_lines, 1, cer_range)
     pairs = select_pairs(sim, clean_share=clean_share, seed=seed, report=report)
-    corrector = start_corrector(cfg, None, seed, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    corrector = start_corrector(cfg, None, seed, device or default_device())
     lex = make_lexicon(lang="+".join(langs)) if reads_hints(corrector) else None  # the hints of every language
     stats = corrector.fit(pairs, steps=steps, seed=seed, progress_bar=progress_bar, **hint_options(corrector, lex))
     summary = {"format": "jand-corrector-pretraining-1", "corrector": asdict(corrector.cfg),

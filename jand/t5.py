@@ -20,6 +20,7 @@ with warnings.catch_warnings():  # transformers imports tqdm.auto, which warns i
 from .core import DataError, Report, atomic_write_json, dataclass_from_dict, install_dir
 from .charset import nfc
 from .errors import Pair
+from .host import default_device
 
 # %% auto #0
 __all__ = ['format_input', 'T5CorrectorConfig', 'CorrectionResult', 'normalised_change', 'guard_decision', 'Corrector',
@@ -130,7 +131,7 @@ def _byt5():
 class Corrector:
     "What every corrector shares: a network on a device, its size, its training steps and how it is trained."
     def _place(self, model, device:str|None):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or default_device())
         self.model = model.to(self.device).eval()
         self.steps_trained, self.fit_stats = 0, {}
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
 from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
-from .host import PRECISIONS, arithmetic_record, resolve_precision
+from .host import PRECISIONS, arithmetic_record, default_device, resolve_precision
 from .charset import Charset
 from .synth import SynthConfig, TextConfig
 from .sources import DataBundle, open_data, WeightedBucketBatchSampler
@@ -376,7 +376,7 @@ class RunLock:
 # %% ../nbs/22_training.ipynb #d438b262
 def _device(name:str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(default_device())
     return check_device(name)
 
 # %% ../nbs/22_training.ipynb #14022fdb
@@ -419,7 +419,7 @@ def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu") 
 # %% ../nbs/22_training.ipynb #7a1c0200
 def run_device(cfg:TrainConfig, world:int=1, local_rank:int=0) -> torch.device:
     "This process's device; in a distributed run, also joins the process group."
-    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    auto = default_device()
     device = _device(cfg.device if world == 1 or cfg.device != "auto" else auto)
     if world > 1:
         if device.type == "cuda":
