@@ -12,6 +12,7 @@ import jand
 from .core import DataError, atomic_write_json
 from .synth import DOMAINS, SPLITS, SynthConfig, SynthCorpus, benchmark_synth
 from . import readers
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'DOCUMENT_SUFFIXES', 'PAGE_HEIGHT', 'MIN_LINE_SIZE', 'PREDICT_COLUMNS', 'VERBS',
@@ -69,7 +70,8 @@ DOCUMENT_SUFFIXES = (".pdf", ".djvu", ".heic", ".heif", ".svg", ".eps", ".ps", "
 PAGE_HEIGHT = 400 # Pixels: a line image taller than this is probably a page or a paragraph
 MIN_LINE_SIZE = 8 # Pixels: a line image narrower or lower than this cannot hold a character
 
-def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=16, synth:SynthConfig=SynthConfig(),
+def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=BATCH_SIZE,
+             synth:SynthConfig=SynthConfig(),
              device="cpu",
              postprocess="none", # Post-processing stages: none, lbc, t5, t5+lbc, a comma-separated list, or all
              corrector=None, # Corrector folder (`jand train-corrector`), for the t5 stages
@@ -158,7 +160,8 @@ def write_texts(rows:list, # `{image, text, …}` dicts (`jand.recognizer.Readin
         atomic_write_text(out, text)
 
 # %% ../nbs/90_cli.ipynb #c4a26db7
-def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=16, decoder:str="greedy", device="cpu",
+def run_predict(model_path, items, fmt:str="plain", out=None, batch_size:int=BATCH_SIZE, decoder:str="greedy",
+                device="cpu",
                 form:str="auto", # How the model runs (`jand.deploy.DEPLOY_FORMS`); auto: the fastest exact one
                 threads:int|None=None, # CPU threads
                 alternatives:int=1, # Texts per line from the beam search (`decoder="beam"`)
@@ -382,7 +385,7 @@ def _eval_options(sub):
     e.add_argument("--data", default="synth", help="data spec (default: synth)")
     e.add_argument("--split", choices=["train", "val", "test"], default="test")
     e.add_argument("--out", type=Path, help="write per-line results (id, truth, prediction, edits) to this CSV")
-    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     e.add_argument("--device", default="cpu")
     e.add_argument("--postprocess", default="none", metavar="STAGES",
                    help="post-processing stages scored side by side with the raw lines: none, lbc, t5, t5+lbc, "
@@ -525,7 +528,7 @@ def _predict_options(sub):
                                             "write the pages into this folder (default: in place, with --overwrite)")
     r.add_argument("--overwrite", action="store_true",
                    help="pages: replace existing files, the input pages themselves when there is no --out")
-    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     r.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
     r.add_argument("--alternatives", type=int, default=1, metavar="N",
                    help="with --decoder beam: the N best texts of each line, with their log-probabilities (default: 1)")

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CPU_FEATURES', 'DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes', 'atomic_write_text',
-           'atomic_write_json', 'atomic_save_figure', 'finish_figure', 'install_dir', 'read_json', 'user_cache',
-           'cpu_info']
+__all__ = ['BATCH_SIZE', 'CPU_FEATURES', 'DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes',
+           'atomic_write_text', 'atomic_write_json', 'atomic_save_figure', 'finish_figure', 'install_dir', 'read_json',
+           'user_cache', 'cpu_info']
+
+# %% ../nbs/00_core.ipynb #core_bs2
+BATCH_SIZE = 16 # Lines per batch wherever none is given: training (the paper's), validation, reading, scoring
 
 # %% ../nbs/00_core.ipynb #580a0930
 class DataError(ValueError):

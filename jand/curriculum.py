@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from fastcore.basics import patch
 from .core import DataError, Line, finish_figure
 from .loading import BucketBatchSampler, LineDataset, collate_lines
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['NORMALISATIONS', 'PACINGS', 'SCORES', 'rank_normalise', 'minmax_normalise', 'normalise', 'length_difficulty',
@@ -321,7 +322,7 @@ def load_state_dict(self:CurriculumBatchSampler, state:dict):
 def make_curriculum_loader(ds:LineDataset,
                            cfg:CurriculumConfig=CurriculumConfig(),
                            losses:Sequence[float]|None=None, # Per-line losses, in `ds` order, for `scores='loss'`
-                           batch_size:int=16, shuffle:bool=True, seed:int=0, workers:int=0,
+                           batch_size:int=BATCH_SIZE, shuffle:bool=True, seed:int=0, workers:int=0,
                            num_replicas:int=1, rank:int=0, epochs:int|None=None) -> DataLoader:
     "A `DataLoader` over `ds` with width bucketing and the curriculum of `cfg` (its sampler is `.batch_sampler`)."
     sampler = CurriculumBatchSampler(

@@ -25,6 +25,7 @@ from jand.model import (
     input_label,
 )
 from .results import write_table, provenance
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'ONNX_EXPORT_VERSION',
@@ -303,7 +304,7 @@ def onnx_session(path, threads:int|None=None):
 # %% ../nbs/50_deploy.ipynb #0ee25797
 class OnnxPredictor(Predictor):
     "`Predictor`'s interface (`predict`, `logits`, `from_file`) over an exported `.onnx` file, run by ONNX Runtime."
-    def __init__(self, path, batch_size:int=16,
+    def __init__(self, path, batch_size:int=BATCH_SIZE,
                  decoder:str="greedy", # `greedy` or `beam`
                  beam:int=10, threads:int|None=None, # ONNX Runtime intra-op threads (None: its default)
                  device="cpu"):
@@ -374,7 +375,7 @@ def deployed_predictor(
     form: str,
     workdir=None,  # Where ONNX files are written (a temp dir if None)
     threads: int | None = None,
-    batch_size: int = 16,
+    batch_size: int = BATCH_SIZE,
     **kwargs,
 ) -> Predictor:
     "A `Predictor` (or `OnnxPredictor`) running `model` in `form` (see `DEPLOY_FORMS`)."
@@ -444,7 +445,7 @@ def kept_onnx(model, # A model file, a run or model folder, or a shipped model's
 def load_deployed(path, # A model file, run or model folder, a shipped model's name, or an exported `.onnx`
                   form:str="auto", # One of `DEPLOY_FORMS`, or `auto`: `exact_form(device)`
                   device:str="cpu", # Where eager PyTorch runs; every other form runs on the CPU
-                  threads:int|None=None, batch_size:int=16, decoder:str="greedy", beam:int=10) -> Predictor:
+                  threads:int|None=None, batch_size:int=BATCH_SIZE, decoder:str="greedy", beam:int=10) -> Predictor:
     "The predictor `jand predict` uses: the model at `path`, run in `form`."
     path, form = Path(path), exact_form(device) if form == "auto" else form
     kw = dict(batch_size=batch_size, decoder=decoder, beam=beam)
@@ -707,7 +708,7 @@ def _mean_width(files:list) -> float:
 
 def bench_folder(model, # A model file, run or model folder, or a shipped model's name
                  files:list, # Line images (`line_folder`)
-                 forms=FOLDER_FORMS, threads:int=2, batch_size:int=16) -> list:
+                 forms=FOLDER_FORMS, threads:int=2, batch_size:int=BATCH_SIZE) -> list:
     "Rows `{form, lines, mean_width, seconds, lines_per_s, verdict}`: `predict_files` on `files`, loading excluded."
     rows = []
     for form in forms:
@@ -725,7 +726,8 @@ def bench_folder(model, # A model file, run or model folder, or a shipped model'
 
 # %% ../nbs/50_deploy.ipynb #fb94ec7a
 def run_bench_folder(model, # A trained model: file, run or model folder, or shipped name
-                     out="results", lines:int=1000, threads:int=2, forms=FOLDER_FORMS, batch_size:int=16) -> dict:
+                     out="results", lines:int=1000, threads:int=2, forms=FOLDER_FORMS,
+                     batch_size:int=BATCH_SIZE) -> dict:
     "`bench_folder` on `lines` synthetic 64 px lines; writes `out/predict_folder.{csv,md}`."
     with tempfile.TemporaryDirectory() as d:
         rows = bench_folder(model, line_folder(d, lines), forms, threads, batch_size)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from .attention import pad_mask_from_lengths
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['BLANK', 'BLANK_MODES', 'real_frames', 'ctc_loss', 'soft_log_probs', 'kl_parts', 'kd_kl', 'kd_loss', 'KDConfig',
@@ -268,7 +269,7 @@ class PosteriorCache:
     @torch.no_grad()
     def build(cls, teacher:nn.Module, # The frozen Teacher
               ds, # An augmentation-free `jand.loading.LineDataset` (the training lines)
-              batch_size:int=16, device="cpu") -> PosteriorCache:
+              batch_size:int=BATCH_SIZE, device="cpu") -> PosteriorCache:
         "Run `teacher` once over `ds`, in length-sorted batches."
         from jand.loading import BucketBatchSampler, collate_lines
         if ds.aug is not None:

@@ -13,6 +13,7 @@ from .core import DataError, Line, Report
 from .charset import Charset, apply_charset_policy, nfc
 from .images import load_image
 from .preprocess import PreprocessConfig, AugmentConfig, prepare
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['FRAME_STRIDE', 'load_line', 'min_ctc_frames', 'line_frames', 'LineList', 'LineDataset', 'BucketBatchSampler',
@@ -160,7 +161,7 @@ def collate_lines(items:list, width_multiple:int=8) -> dict:
             "indices": torch.tensor([it["index"] for it in items])}
 
 # %% ../nbs/07_loading.ipynb #3f94208b
-def make_loader(ds:LineDataset, batch_size:int=16, shuffle:bool=True, seed:int=0, workers:int=0,
+def make_loader(ds:LineDataset, batch_size:int=BATCH_SIZE, shuffle:bool=True, seed:int=0, workers:int=0,
                 num_replicas:int=1, rank:int=0) -> DataLoader:
     "A `DataLoader` over `ds` with width bucketing and padded batches."
     sampler = BucketBatchSampler(

@@ -20,6 +20,7 @@ from .loading import pad_images
 from .backbone import Backbone, BackboneConfig, frame_lengths, frame_mask, count_params, count_macs
 from .attention import AttentionStack, AttentionConfig
 from .decoding import greedy_decode, beam_decode
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['REFERENCE_CLASSES', 'TEACHER_BACKBONE', 'STUDENT_BACKBONE', 'TEACHER_ATTENTION', 'STUDENT_ATTENTION', 'MODEL_FORMAT',
@@ -270,7 +271,7 @@ def load_model(path, charset:Charset|None=None, # Expected charset; None accepts
 # %% ../nbs/12_model.ipynb #6acb7e90
 class Predictor:
     "Image files or arrays in, text out, with the model's own preprocessing."
-    def __init__(self, model:HTRJAND, charset:Charset, device="cpu", batch_size:int=16,
+    def __init__(self, model:HTRJAND, charset:Charset, device="cpu", batch_size:int=BATCH_SIZE,
                  decoder:str="greedy", # `greedy` or `beam`
                  beam:int=10,
                  bf16:bool=False, # Run the network under bfloat16 autocast

@@ -19,6 +19,7 @@ from .training import run_config, run_lines
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
 from .t5 import T5Corrector, T5CorrectorConfig, write_folder
 from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'FINETUNE_STEPS',
@@ -214,7 +215,7 @@ def recognize(model, # A loaded `HTRJAND` (see `jand.model.load_model`)
               charset, # Its charset
               lines:Sequence[Line], # The lines to read, in reading order
               load, # Line → image (a `DataBundle`'s `load`)
-              batch_size:int=16,
+              batch_size:int=BATCH_SIZE,
               device="cpu",
               name:str="data", # Named in messages
              ) -> dict:
@@ -275,7 +276,7 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     stages="none", # Post-processing stages (see `parse_stages`)
                     corrector=None, # A corrector folder or a loaded corrector (needed by the T5 stages)
                     wordlist=None, # Optional word-list file added to the LBC lexicon
-                    batch_size:int=16,
+                    batch_size:int=BATCH_SIZE,
                     synth=None, # `SynthConfig` of a bare `synth` spec (default: `SynthConfig()`)
                     device="cpu",
                     lbc_options:dict|None=None, # Keyword options of `jand.lexicon.lbc_correct`
@@ -321,7 +322,7 @@ def _check_out(out:Path, run:Path):
         raise DataError(out, "exists and is not a jand corrector folder: choose another `out`")
 
 # %% ../nbs/32_postprocess.ipynb #c570bdad
-def validation_errors(run:Path, tcfg, bundle, batch_size:int=16, device="cpu") -> dict:
+def validation_errors(run:Path, tcfg, bundle, batch_size:int=BATCH_SIZE, device="cpu") -> dict:
     "The recognizer of `run` on its validation lines (`recognize`'s `refs`, `hyps` and `lines`)."
     from jand.model import load_model
     model, charset, _ = load_model(run / "model.pt", device=device)
@@ -430,7 +431,7 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     max_lines:int|None=None, # Use at most this many training lines (None: all)
                     seed:int=0,
                     guard_share:float=GUARD_SHARE, # Validation pages held out to choose `min_prob` (0: none)
-                    batch_size:int=16, # Recognizer batch size
+                    batch_size:int=BATCH_SIZE, # Recognizer batch size
                     lexicon:str="auto", # Lexicon of the hints (see `stage_lexicon`), when the corrector reads them
                     device:str|None=None, # `cpu`, `cuda` (None: CUDA when available)
                     progress_bar:bool=True,

@@ -23,6 +23,7 @@ from .preprocess import PreprocessConfig, scaled_width
 from .results import markdown_table, write_table
 from .sources import open_data
 from .synth import SynthConfig
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['ctc_viterbi', 'image_scale', 'frame_ranges', 'Glyph', 'Word', 'Reading', 'words_of', 'char_outcomes',
@@ -211,7 +212,7 @@ class Recognizer:
 
     @classmethod
     def load(cls, model="student", # A model file, run or model folder, shipped name (or `.onnx`, uncalibrated)
-             form:str="auto", device:str="cpu", threads:int|None=None, batch_size:int=16, # As `load_deployed`
+             form:str="auto", device:str="cpu", threads:int|None=None, batch_size:int=BATCH_SIZE, # As `load_deployed`
              decoder:str="greedy", n_best:int=1, beam:int=10, calibrated:bool=True) -> Recognizer:
         "The recognizer of `model`, with its stored calibration (if any, and `calibrated`)."
         predictor = load_deployed(model, form, device, threads, batch_size)

@@ -14,6 +14,7 @@ from .core import DataError, atomic_save_figure, atomic_write_json, atomic_write
 from .results import PAPER_TARGETS, provenance, verdict, write_table
 from .training import PRESETS
 from .postprocess import FINETUNE_STEPS, PRETRAIN_STEPS
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'NOT_IN_KEY', 'MODEL_OPTIONS',
@@ -798,7 +799,8 @@ def loader_speed(lab:Lab, model:str="teacher", steps:int=40) -> dict:
     return out
 
 # %% ../nbs/45_reproduce.ipynb #a0188df7
-def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size:int=16, device:str="cpu") -> dict:
+def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size:int=BATCH_SIZE,
+               device:str="cpu") -> dict:
     ("Greedy predictions of run `run`'s model on `split` of `data` (default: the run's own data): `{lines, truths, "
      "preds}`.")
     from jand.model import Predictor

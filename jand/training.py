@@ -38,6 +38,7 @@ from jand.kd import (
 from .decoding import greedy_decode
 from .metrics import score_all, line_details
 from .results import provenance
+from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['CURRICULA', 'RESIZES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at',
@@ -61,7 +62,7 @@ class TrainConfig:
     max_minutes: float|None = None # Wall-clock budget for equal-budget comparisons (validation included)
     cap_minutes: float|None = None # Safety cap: stop after this many minutes without changing the schedule (recorded)
     val_every: int|None = None # Also validate every this many steps (None: at the end of each epoch only)
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE
     lr: float = 1e-3 # Peak learning rate (AdamW)
     weight_decay: float = 0.01
     warmup: float = 0.05 # Fraction of the budget spent warming up linearly
@@ -192,7 +193,7 @@ def autocast_for(device:torch.device, precision:str):
 
 # %% ../nbs/22_training.ipynb #65bb4f85
 @torch.no_grad()
-def evaluate(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu", details:bool=False) -> dict:
+def evaluate(model:HTRJAND, ds:LineDataset, batch_size:int=BATCH_SIZE, device="cpu", details:bool=False) -> dict:
     "Greedy-decode `ds`; returns `{scores, refs, hyps, ids[, lines]}` with every CER/WER variant in `scores`."
     model.eval()
     sampler = BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)
@@ -395,7 +396,7 @@ def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int, pre:Preprocess
 
 # %% ../nbs/22_training.ipynb #4033bb42
 @torch.no_grad()
-def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=16, device="cpu") -> np.ndarray:
+def line_losses(model:HTRJAND, ds:LineDataset, batch_size:int=BATCH_SIZE, device="cpu") -> np.ndarray:
     "Per-line CTC loss (per target character) of `model` on `ds`, in dataset order (for loss-based curricula)."
     model.eval()
     out = np.zeros(len(ds))
@@ -911,7 +912,7 @@ def run_config(run):
         raise DataError(path, f"unreadable run config: {e}") from None
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
-def evaluate_run(run, split:str="test", batch_size:int=16, device="cpu") -> dict:
+def evaluate_run(run, split:str="test", batch_size:int=BATCH_SIZE, device="cpu") -> dict:
     ("Score run folder `run`'s `model.pt` on `split` of the data it was trained on (validation as the run validated); "
      "adds the run's config to the result.")
     run, cfg = Path(run), run_config(run)
