@@ -4,7 +4,7 @@
 
 # %% ../nbs/55_bench.ipynb #b03
 from __future__ import annotations
-import hashlib, json, os, subprocess, sys, tempfile, time
+import hashlib, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,6 +20,7 @@ from .images import load_image
 from .kd import ctc_loss, kd_kl
 from .loading import collate_lines, pad_images
 from .model import HTRJAND, model_config, student_config
+from .modeldir import ONNX_FILE, resolve_model
 from .preprocess import PreprocessConfig, prepare
 from .results import write_table
 from .synth import SynthConfig, render_line
@@ -30,7 +31,7 @@ __all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'STEP_VARI
            'host_trace', 'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops', 'part_cost',
            'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile',
            'profile_table', 'plot_step_profile', 'write_step_profile', 'step_variants', 'steps_per_second',
-           'thread_layouts', 'speed_reading', 'write_step_speed']
+           'thread_layouts', 'speed_reading', 'write_step_speed', 'predict_latency', 'write_latency']
 
 # %% ../nbs/55_bench.ipynb #b06
 WITHOUT_BF16_UNITS = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"} # oneDNN as on an AVX-512 CPU without bf16 units
@@ -394,3 +395,45 @@ def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
                     notes="Each layout runs for the same wall-clock; lines/s summed over its runs. Made by "
                           "`jand bench speed`.", out=out)
     return a + b
+
+# %% ../nbs/55_bench.ipynb #l02
+def _jand(*args) -> list:
+    "The command line of `jand ARGS` in this interpreter."
+    return [sys.executable, "-c", "import sys; from jand.cli import main; sys.exit(main())", *map(str, args)]
+
+def _seconds(cmd:list) -> float:
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        raise RuntimeError(f"{' '.join(cmd[3:])} failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+    return time.perf_counter() - t
+
+def predict_latency(model="student", # A model folder or a shipped model's name
+                    forms=("auto", "eager"), repeats:int=5, threads:int=1) -> list:
+    "Rows `{call, form, median s, min s, max s}`: `jand predict` on one synthetic line, whole process."
+    with tempfile.TemporaryDirectory() as d:
+        _, image = render_line(SynthConfig(n_test=1, height=64), "test", 0)
+        line = Path(d) / "line.png"
+        Image.fromarray(image).save(line)
+        fresh = Path(d) / "model"
+        shutil.copytree(resolve_model(model), fresh, ignore=shutil.ignore_patterns(ONNX_FILE))
+        first = _seconds(_jand("predict", "--model", fresh, "--threads", threads, line))  # exports, keeps
+        rows = [{"call": "first on a model (exports ONNX)", "form": "auto", "median s": round(first, 2),
+                 "min s": round(first, 2), "max s": round(first, 2)}]
+        for form in forms:
+            t = [_seconds(_jand("predict", "--model", fresh, "--threads", threads, "--form", form, line))
+                 for _ in range(repeats)]
+            rows.append({"call": "later", "form": form, "median s": round(float(np.median(t)), 2),
+                         "min s": round(min(t), 2), "max s": round(max(t), 2)})
+    return rows
+
+def write_latency(rows:list, out="results") -> tuple:
+    "`out/predict_latency.csv` and `.md`."
+    f = host_facts()
+    later = {r["form"]: r["median s"] for r in rows if r["call"] == "later"}
+    reading = (f"`jand predict` on one line, whole process, one thread: {later.get('auto', '–')} s with the default "
+               f"form (target ≤ 3 s), {later.get('eager', '–')} s eager; the first call on a model, which exports it, "
+               f"{rows[0]['median s']} s.")
+    notes = (f"On {f['cpu']}; each call a fresh process (`jand predict --model M --threads 1 [--form F] line.png`), "
+             "as a user runs it; a 64 px synthetic line. Made by `jand bench latency`.")
+    return write_table("predict_latency", rows, "What reading one line costs", notes=notes, out=out, reading=reading)

@@ -629,10 +629,12 @@ def _bench_options(sub):
                         "step: where the time of a Teacher's and a Student's training step goes "
                         "(results/step_profile.csv; use --threads 1 for the table of record); speed: candidate changes "
                         "to the step, and one run on two threads against two runs on one (results/step_speed.csv, "
-                        "thread_layout.csv)")
+                        "thread_layout.csv); latency: jand predict on one line, whole process "
+                        "(results/predict_latency.csv)")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the "
-                   "trained Student (required); predict: the model, a file, folder or shipped name (required)")
+                   "trained Student (required); predict: the model, a file, folder or shipped name (required); "
+                   "latency: a model folder or shipped name (default: student)")
     b.add_argument("--forms", type=lambda v: tuple(v.split(",")),
                    help="deploy, predict: comma-separated forms (default: all for deploy, auto,eager for predict)")
     b.add_argument("--rounds", type=int, default=1,
@@ -727,10 +729,17 @@ def _bench_speed(args):
     print(f"speed tables: {paths[1]}, {paths[3]}; "
           + "; ".join(f"{r['model']} {r['variant']} {r['speed vs eager fp32']}×" for r in variants))
 
+# %% ../nbs/90_cli.ipynb #cli_lt1
+def _bench_latency(args):
+    from jand.bench import predict_latency, write_latency
+    rows = predict_latency(args.student or "student", threads=1)
+    print(f"latency table: {write_latency(rows, args.results)[1]}; "
+          + "; ".join(f"{r['call']} {r['form']} {r['median s']} s" for r in rows))
+
 # %% ../nbs/90_cli.ipynb #08ec4792
 BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
            "synth": _bench_synth, "arithmetic": _bench_arithmetic,
-           "step": _bench_step, "speed": _bench_speed}
+           "step": _bench_step, "speed": _bench_speed, "latency": _bench_latency}
 
 # %% ../nbs/90_cli.ipynb #c1a00014
 def _flags(parser:argparse.ArgumentParser) -> dict:
