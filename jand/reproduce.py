@@ -22,13 +22,13 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'PRECISION_CURVES', 'METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'EXPERIMENTS', 'ON_REQUEST',
            'COST_NOTE', 'COST_COLUMNS', 'TABLE_ORDER', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets',
            'parse_data_options', 'Reproduction', 'as_reproduction', 'mean_std', 'fmt_mean_std', 'project_root',
-           'finished', 'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'Lab',
-           'run_status', 'heartbeat', 'minutes_left', 'hints_suffix', 'same_pretraining', 'plot_curves', 'curve_jobs',
-           'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed',
-           'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect', 'effect_row', 'against_paper', 'select',
-           'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars', 'online_kd_steps', 'step_seconds', 'attention_maps',
-           'experiments_dir', 'ReproductionError', 'run_experiment', 'reproduce', 'utc_minute', 'cost_reading',
-           'write_costs', 'write_report']
+           'finished', 'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run',
+           'shown_path', 'Lab', 'run_status', 'heartbeat', 'minutes_left', 'hints_suffix', 'same_pretraining',
+           'plot_curves', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves', 'precision_summary',
+           'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
+           'effect_row', 'against_paper', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars',
+           'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
+           'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs', 'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -363,6 +363,15 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
     finally:
         torch.set_num_threads(before)
 
+# %% ../nbs/45_reproduce.ipynb #rel00001
+def shown_path(path) -> Path:
+    "`path` as a notebook shows it: relative to the repository when inside it (never this machine's absolute path)."
+    path, root = Path(path), Path(jand.__file__).resolve().parents[1]
+    try:
+        return path.resolve().relative_to(root)
+    except ValueError:
+        return path
+
 # %% ../nbs/45_reproduce.ipynb #ff64dd55
 class Lab:
     "Runs, scores, tables and figures of one reproduction."
@@ -390,7 +399,9 @@ class Lab:
         self.seeds = s.seeds if s.seeds is not None else self.profile.seeds
         self.datasets = datasets(s.data_root, s.data_options)
 
-    def __repr__(self): return f"Lab({self.profile.name!r}, runs={str(self.runs)!r}, results={str(self.results)!r})"
+    def __repr__(self):
+        runs, results = str(shown_path(self.runs)), str(shown_path(self.results))
+        return f"Lab({self.profile.name!r}, runs={runs!r}, results={results!r})"
 
 # %% ../nbs/45_reproduce.ipynb #lab0000
 @patch(as_prop=True)
@@ -1021,14 +1032,14 @@ def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str=""
     prov = provenance(
         profile=self.profile.name, data_root=self.data_root or "", **({"data_options": options} if options else {})
     )
-    return write_table(name, runs, title, columns or COMPARE_COLUMNS, notes=notes, out=self.results, prov=prov,
-                       summary=summary, reading=reading)
+    return tuple(shown_path(p) for p in write_table(name, runs, title, columns or COMPARE_COLUMNS, notes=notes,
+                                                     out=self.results, prov=prov, summary=summary, reading=reading))
 
 # %% ../nbs/45_reproduce.ipynb #ce96a5eb
 @patch
 def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     "Save matplotlib `fig` as `figures/<name>.png` (atomically)."
-    return atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight")
+    return shown_path(atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight"))
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
 EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "03_main_results",

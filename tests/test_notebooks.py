@@ -109,7 +109,8 @@ def test_adopt_refuses_outputs_of_other_code(tmp_path):
         notebooks.adopt(executed, src)
 
 
-MACHINE_PATH = re.compile(r"/tmp/tmp\w+|" + re.escape(str(ROOT)))  # a temporary folder, or this checkout's own root
+# a temporary folder, this checkout's own root, or the root of another checkout that ran a reproduction
+MACHINE_PATH = re.compile(r"/tmp/tmp\w+|" + re.escape(str(ROOT)) + r"|(?<![\w.])/[\w./-]+/(?=runs/reproduce/)")
 
 
 def machine_paths(path:Path) -> list:
@@ -120,15 +121,19 @@ def machine_paths(path:Path) -> list:
     return sorted({m for t in texts for m in MACHINE_PATH.findall(t)})
 
 
-@pytest.mark.parametrize("path", notebooks.library_notebooks(), ids=lambda p: p.name)
+EXPERIMENT_NOTEBOOKS = sorted((ROOT / "nbs" / "experiments").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", notebooks.library_notebooks() + EXPERIMENT_NOTEBOOKS, ids=lambda p: p.name)
 def test_outputs_name_no_path_of_the_machine_that_ran_them(path):
-    # the experiment notebooks are executed by `jand reproduce` only: theirs go when they next run (issue 32)
     assert machine_paths(path) == [], f"{path.name} prints paths of the machine that ran it"
 
 
 def test_a_temporary_path_in_an_output_is_caught(tmp_path):
     nb = json.loads((ROOT / "nbs" / "01_charset.ipynb").read_text(encoding="utf-8"))
     cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
-    cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": ["wrote /tmp/tmpab12cd/iam\n"]}]
+    cell["outputs"] = [{"name": "stdout", "output_type": "stream",
+                        "text": ["wrote /tmp/tmpab12cd/iam\n", "Lab('quick', runs='/srv/clone/runs/reproduce/quick')\n",
+                                 "PosixPath('runs/reproduce/quick/results/main_results.md')\n"]}]
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb), encoding="utf-8")
-    assert machine_paths(tmp_path / "nb.ipynb") == ["/tmp/tmpab12cd"]
+    assert machine_paths(tmp_path / "nb.ipynb") == ["/srv/clone/", "/tmp/tmpab12cd"]  # a repository path is fine
