@@ -19,7 +19,7 @@ from .host import host_facts
 from .images import load_image
 from .kd import ctc_loss, kd_kl
 from .loading import collate_lines, pad_images
-from .model import HTRJAND, model_config, student_config
+from .model import HTRJAND, model_config, student_config, time_calls
 from .modeldir import ONNX_FILE, resolve_model
 from .preprocess import PreprocessConfig, prepare
 from .results import write_table
@@ -119,19 +119,10 @@ def write_arithmetic(rows:list, out="results") -> tuple:
 # %% ../nbs/55_bench.ipynb #p02
 QUICK_SHAPE = dict(batch=16, height=48, width=320) # The quick profile's training batch (`jand.reproduce.Profile`)
 
-def _median_seconds(fn, repeats:int) -> float:
-    fn()  # warm-up: oneDNN builds its kernels on first use
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
-
 def peak_gflops(dtype=torch.float32, n:int=1024, repeats:int=5) -> float:
     "GFLOP/s of an `n`×`n`×`n` matrix product on this thread setting, in `dtype`: the host's practical peak."
     a, b = torch.rand(n, n).to(dtype), torch.rand(n, n).to(dtype)
-    return 2 * n**3 / _median_seconds(lambda: a @ b, repeats) / 1e9
+    return 2 * n**3 / time_calls(lambda: a @ b, 0, warmup=1, min_calls=repeats) / 1e9
 
 # %% ../nbs/55_bench.ipynb #p05
 def _first_tensor(out):
@@ -146,7 +137,8 @@ def part_cost(fn, # Called with `args`: a module, or a loss function
     run = lambda: _first_tensor(fn(*args)).backward(grad)
     with FlopCounterMode(display=False) as counter:
         run()
-    return {"ms": 1e3 * _median_seconds(run, repeats), "forward_ms": 1e3 * _median_seconds(lambda: fn(*args), repeats),
+    timed = lambda f: 1e3 * time_calls(f, 0, warmup=1, min_calls=repeats)  # median of `repeats`, after a warm-up
+    return {"ms": timed(run), "forward_ms": timed(lambda: fn(*args)),
             "gflop": counter.get_total_flops() / 1e9}
 
 # %% ../nbs/55_bench.ipynb #p08
@@ -191,7 +183,7 @@ def data_cost(batch:int=16, height:int=48, repeats:int=5) -> float:
             items = [{"image": prepare(load_image(f), pre), "target": torch.tensor(cs.encode(t)), "text": t,
                       "id": str(k), "index": k} for k, (f, t) in enumerate(zip(files, texts))]
             return collate_lines(items)
-        return 1e3 * _median_seconds(load, repeats)
+        return 1e3 * time_calls(load, 0, warmup=1, min_calls=repeats)
 
 def _put_before(d:dict, key, new_key, value) -> dict:
     "`d` with `new_key: value` inserted just before `key` (order is the step's order)."
@@ -222,7 +214,8 @@ def step_parts(model:HTRJAND, batch:int=16, height:int=48, width:int=320, repeat
         p.grad = torch.randn_like(p)
     opt = torch.optim.AdamW(params, lr=1e-5)
     step = lambda: (torch.nn.utils.clip_grad_norm_(params, 1.0), opt.step())
-    cost["optimiser (clip + AdamW)"] = {"ms": 1e3 * _median_seconds(step, repeats), "forward_ms": 0.0, "gflop": 0.0}
+    cost["optimiser (clip + AdamW)"] = {"ms": 1e3 * time_calls(step, 0, warmup=1, min_calls=repeats),
+                                        "forward_ms": 0.0, "gflop": 0.0}
     cost["data (read PNGs, prepare, collate)"] = {"ms": data_cost(batch, height, repeats), "forward_ms": 0.0,
                                                  "gflop": 0.0}
     return [{"part": k} | v for k, v in cost.items()]
@@ -241,7 +234,7 @@ def whole_step_ms(model:HTRJAND, batch:int=16, height:int=48, width:int=320, rep
         ctc_loss(out["logits"], out["lengths"], targets, tl).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-    return 1e3 * _median_seconds(step, repeats)
+    return 1e3 * time_calls(step, 0, warmup=1, min_calls=repeats)
 
 MIN_GFLOP = 0.01 # Parts with fewer counted GFLOP (elementwise work, which the counter leaves out) get no GFLOP/s
 
