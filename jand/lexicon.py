@@ -15,8 +15,8 @@ from .charset import nfc
 
 # %% auto #0
 __all__ = ['LANGUAGES', 'split_token', 'is_number', 'words_of', 'case_pattern', 'apply_case', 'read_wordlist', 'Lexicon',
-           'deletions', 'frequency_forms', 'guess_language', 'allowed_distance', 'lbc_changes', 'lbc_correct',
-           'lbc_correct_lines', 'LexiconScorer']
+           'deletions', 'frequency_forms', 'out_of_lexicon_rate', 'guess_language', 'allowed_distance', 'lbc_changes',
+           'lbc_correct', 'lbc_correct_lines', 'LexiconScorer']
 
 # %% ../nbs/31_lexicon.ipynb #a4ca798b
 _WS = re.compile(r"(\s+)")
@@ -199,6 +199,14 @@ def knows(self:Lexicon, word:str) -> bool:
         return True
     parts = [p for p in _JOINS.split(word) if p]
     return len(parts) > 1 and all(p in self or len(p) == 1 for p in parts)
+
+# %% ../nbs/31_lexicon.ipynb #b2f0a00b
+def out_of_lexicon_rate(texts:Iterable[str], # Transcriptions, e.g. a test split's
+                        lexicon:Lexicon, # The lexicon LBC would correct with
+                       ) -> float:
+    "The share of running words of `texts` that `lexicon` does not know (numbers and punctuation left out)."
+    words = [w for t in texts for w in words_of(t)]
+    return sum(not lexicon.knows(w) for w in words) / max(1, len(words))
 
 # %% ../nbs/31_lexicon.ipynb #fe27b7e0
 LANGUAGES = ("en", "fr", "de", "es", "it", "nl", "pt") # Languages `guess_language` considers by default

@@ -15,15 +15,19 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from .images import load_image
+from .prose import page_of_text, read_documents
 from .core import Line, atomic_write_json, atomic_write_text, finish_figure
 
 # %% auto #0
 __all__ = ['LETTERS', 'FRENCH_LETTERS', 'SYNTH_ALPHABET', 'SINGLE_LETTER_WORDS', 'ELISIONS', 'HERSHEY_FACES', 'TTF_FACES',
-           'FACES', 'MODERN', 'HISTORICAL', 'DOMAINS', 'SPLITS', 'vocabulary', 'TextConfig', 'sample_text',
-           'hershey_face', 'ttf_face', 'Writer', 'make_writer', 'draw_ink', 'Degradation', 'smooth_field', 'warp_ink',
-           'crop_to_ink', 'put_on_paper', 'finish', 'Legibility', 'legibility', 'illegible', 'SynthConfig', 'SynthLine',
-           'describe_line', 'draw_line', 'render_attempts', 'render_line', 'corpus_key', 'SynthCorpus', 'render_cache',
-           'sample_grid', 'plot_rejected', 'guard_report', 'least_legible', 'plot_lines', 'benchmark_synth']
+           'FACES', 'SHIPPED_FONTS', 'SPLITS', 'FACES_V2', 'HELD_OUT_FACES', 'MODERN', 'HISTORICAL', 'HISTORICAL_RULED',
+           'DOMAINS', 'DOMAINS_V2', 'STAND_IN_DOMAINS', 'vocabulary', 'TextConfig', 'sample_text', 'shipped_fonts',
+           'hershey_face', 'ttf_face', 'split_faces', 'Writer', 'make_writer', 'draw_ink', 'Degradation',
+           'smooth_field', 'warp_ink', 'crop_to_ink', 'baseline_row', 'quill_dips', 'rule_line', 'put_on_paper',
+           'finish', 'Legibility', 'legibility', 'illegible', 'SynthConfig', 'SynthLine', 'words_line', 'synth_page',
+           'page_line', 'describe_line', 'draw_line', 'render_attempts', 'render_line', 'corpus_key', 'SynthCorpus',
+           'render_cache', 'sample_grid', 'plot_rejected', 'guard_report', 'least_legible', 'plot_lines',
+           'benchmark_synth']
 
 # %% ../nbs/05_synth.ipynb #6c65aaa4
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -61,6 +65,8 @@ class TextConfig:
     p_number: float = 0.03 # Chance that a word is a number
     p_capital: float = 0.04 # Chance that a word starts with a capital (names, sentence starts inside the line)
     p_full_stop: float = 0.5 # Chance that the line ends a sentence
+    line_chars: tuple = (40, 9, 18, 64) # Stand-ins v2: characters a line may hold, `(mean, sd, least, most)`
+    page_lines: int = 9 # Stand-ins v2: lines per page (IAM's forms hold 8.7 on average)
 
 # %% ../nbs/05_synth.ipynb #c3af6cfc
 def _join_elision(words:list) -> list:
@@ -115,6 +121,13 @@ def _ttf(package:str, rel:str) -> str: return str(resources.files(package).joinp
 TTF_FACES = {"intuitive": ("font_intuitive", "files/Intuitive.ttf"),
              "shadows": ("handwriting_generator", "fonts/ShadowsIntoLight.ttf")}
 FACES = HERSHEY_FACES + tuple(TTF_FACES)
+SHIPPED_FONTS = "fonts" # Folder of the `jand` package with the vendored fonts, licences and `SOURCES.json`
+
+@lru_cache(maxsize=None)
+def shipped_fonts() -> dict:
+    "Face → font file of the handwriting fonts jand ships (`tools/vendor_standins.py`; all SIL OFL 1.1)."
+    folder = resources.files("jand") / SHIPPED_FONTS
+    return {face: str(folder / f"{face}.ttf") for face in json.loads((folder / "SOURCES.json").read_text())}
 
 @lru_cache(maxsize=None)
 def hershey_face(name:str):
@@ -128,7 +141,23 @@ def hershey_face(name:str):
 @lru_cache(maxsize=64)
 def ttf_face(name:str, size:int) -> ImageFont.FreeTypeFont:
     "The TrueType handwriting font `name` at `size` pixels (cached)."
-    return ImageFont.truetype(_ttf(*TTF_FACES[name]), size)
+    return ImageFont.truetype(_ttf(*TTF_FACES[name]) if name in TTF_FACES else shipped_fonts()[name], size)
+
+# %% ../nbs/05_synth.ipynb #b2f0a001
+SPLITS = ("train", "val", "test")
+FACES_V2 = FACES + tuple(shipped_fonts()) # Stand-ins v2: the first faces and the 21 shipped handwriting fonts
+# Stand-ins v2 hold these out of training, as IAM's writer-independent split intends: each mixes print and cursive
+HELD_OUT_FACES = {"val": ("rowmans", "kalam", "reenie-beanie", "la-belle-aurore"),
+                  "test": ("timesi", "indie-flower", "homemade-apple", "just-another-hand", "cedarville-cursive")}
+
+def split_faces(split:str, # `train`, `val` or `test`
+                version:int=1, # Stand-ins version (`SynthConfig.version`)
+               ) -> tuple:
+    "The faces the writers of `split` write with: v1 shares `FACES` between splits; v2 never trains on a held-out face."
+    if version == 1:
+        return FACES
+    held = {f for faces in HELD_OUT_FACES.values() for f in faces}
+    return HELD_OUT_FACES.get(split) or tuple(f for f in FACES_V2 if f not in held)
 
 # %% ../nbs/05_synth.ipynb #5a9173f2
 @dataclass(frozen=True)
@@ -147,10 +176,12 @@ class Writer:
     ink: float # Ink darkness in [0, 1]
 
 # %% ../nbs/05_synth.ipynb #e03c5cc3
-def make_writer(writer_id:int, seed:int=0) -> Writer:
-    "The writer with number `writer_id` (deterministic for a given `seed`)."
+def make_writer(writer_id:int, seed:int=0,
+                faces:tuple=FACES, # The faces this writer may write with (`split_faces`)
+               ) -> Writer:
+    "The writer with number `writer_id` (deterministic for a given `seed` and `faces`)."
     r = np.random.default_rng([seed, 7919, writer_id])
-    face = FACES[int(r.integers(len(FACES)))]
+    face = faces[int(r.integers(len(faces)))]
     return Writer(id=f"w{writer_id:05d}", face=face,
                   slant=float(r.normal(0.15, 0.15)), width=float(r.uniform(0.8, 1.25)),
                   letter_space=float(r.uniform(-0.03, 0.15)), word_space=float(r.uniform(0.75, 1.3)),
@@ -253,10 +284,15 @@ class Degradation:
     stains: tuple = (0, 0) # Number of stains
     bleed: tuple = (0.0, 0.0) # Opacity of bleed-through from the verso
     level: tuple = (0.0, 1.0) # Range the per-line level is drawn from
+    ruled: tuple = (0.0, 0.0) # Darkness of a ruled line under the writing, in grey levels (0: plain paper)
+    dip: tuple = (0.0, 0.0) # Quill dips: how thin the ink runs before the next dip, in [0, 1] (0: an even pen)
 
 # %% ../nbs/05_synth.ipynb #53a9badf
 MODERN = Degradation()
 HISTORICAL = Degradation(stains=(0, 4), bleed=(0.0, 0.25), paper=(225.0, 175.0), fade=(0.2, 0.7), level=(0.35, 1.0))
+# Stand-ins v2: ruled paper and a quill that runs thin between dips, with stains and bleed-through; the fading is
+# lighter than v1's because the dips thin the ink too (both at full strength fail the guard on 2 lines in 3)
+HISTORICAL_RULED = replace(HISTORICAL, fade=(0.05, 0.4), ruled=(12.0, 40.0), dip=(0.1, 0.4))
 
 def smooth_field(rng, h:int, w:int, cell:float) -> np.ndarray:
     "A smooth random field in about [-1, 1], with features `cell` pixels wide."
@@ -304,11 +340,33 @@ def crop_to_ink(ink:np.ndarray, rng, xh:float) -> np.ndarray:
     l, r = max(cols[0] - m(), 0), min(cols[-1] + m() + 1, ink.shape[1])
     return ink[t:b, l:r]
 
+# %% ../nbs/05_synth.ipynb #b2f0a003
+def baseline_row(ink:np.ndarray) -> int:
+    "The row the writing sits on: the lowest row holding at least half the ink of the busiest row."
+    mass = ink.sum(1)
+    return int(np.nonzero(mass >= 0.5 * mass.max())[0][-1]) if mass.max() > 0 else ink.shape[0] - 1
+
+def quill_dips(w:int, h:int, strength:float, rng) -> np.ndarray:
+    "A (1, w) ink factor: full after each dip of the quill, running thin by `strength` until the next (every 4–10 h)."
+    period = rng.uniform(4, 10) * h
+    along = ((np.arange(w, dtype=np.float32) + rng.uniform(0, period)) % period) / period
+    return (1 - strength * along)[None, :]
+
+def rule_line(paper:np.ndarray, row:int, darkness:float, rng) -> np.ndarray:
+    "`paper` with a ruled line `darkness` grey levels dark at about `row`, as thin as a drypoint or lead ruling."
+    h, w = paper.shape
+    top = int(np.clip(row + rng.integers(-1, 3), 0, h - 1))
+    out = paper.copy()
+    out[top:top + max(1, h // 40)] -= darkness
+    return out
+
 # %% ../nbs/05_synth.ipynb #0319ab39
 def put_on_paper(ink:np.ndarray, writer:Writer, level:float, deg:Degradation, rng) -> np.ndarray:
-    "Ink map → grayscale page: darkness, fading, paper tone and texture, stains, bleed-through, blur and noise."
+    "Ink map → grayscale page: darkness, fading, quill dips, paper tone and texture, stains, bleed-through, ruling."
     h, w = ink.shape
     fade = 1 - _lerp(deg.fade, level) * np.clip(0.5 + 0.5 * smooth_field(rng, h, w, rng.uniform(1, 4) * h), 0, 1)
+    if deg.dip[1] > 0:
+        fade = fade * quill_dips(w, h, _lerp(deg.dip, level), rng)
     alpha = np.clip(ink * writer.ink * fade, 0, 1)
     paper = _lerp(deg.paper, level) + _lerp(deg.texture, level) * (
         0.6 * smooth_field(rng, h, w, h / 2) + 0.4 * smooth_field(rng, h, w, 3)
@@ -320,6 +378,8 @@ def put_on_paper(ink:np.ndarray, writer:Writer, level:float, deg:Degradation, rn
     if deg.bleed[1] > 0:
         ghost = cv2.GaussianBlur(np.ascontiguousarray(ink[::-1, ::-1]), (0, 0), 1.5)
         paper = paper - _lerp(deg.bleed, level) * 120 * ghost
+    if deg.ruled[1] > 0:
+        paper = rule_line(paper, baseline_row(ink), _lerp(deg.ruled, level), rng)
     ink_tone = rng.uniform(10, 60)
     img = paper * (1 - alpha) + ink_tone * alpha
     return img.astype(np.float32)
@@ -373,8 +433,10 @@ def illegible(m:dict, g:Legibility=Legibility()) -> list:
     return lows + (["clipped"] if m["clipped"] else [])
 
 # %% ../nbs/05_synth.ipynb #4f80e223
+# Domain → (language of its words, degradation); v2 writes `hist` on ruled paper with a quill (texts: `jand.prose`)
 DOMAINS = {"en": ("en", MODERN), "fr": ("fr", MODERN), "hist": ("en", HISTORICAL)}
-SPLITS = ("train", "val", "test")
+DOMAINS_V2 = {**DOMAINS, "hist": ("en", HISTORICAL_RULED)}
+STAND_IN_DOMAINS = {1: DOMAINS, 2: DOMAINS_V2} # Stand-ins version → its domains
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -389,8 +451,12 @@ class SynthConfig:
     height: int = 64 # Output line height in pixels
     text: TextConfig = field(default_factory=TextConfig)
     legibility: Legibility = field(default_factory=Legibility)
+    # Stand-ins: 1 = random words, faces shared by every split; 2 = prose cut into pages, held-out faces, ruled `hist`
+    version: int = 1
 
     def __post_init__(self):
+        if self.version not in STAND_IN_DOMAINS:
+            raise ValueError(f"stand-ins version must be one of {sorted(STAND_IN_DOMAINS)}, got {self.version}")
         bad = [d for d in self.domains if d not in DOMAINS]
         if bad:
             raise ValueError(f"unknown synthetic domains {bad}; choose from {sorted(DOMAINS)}")
@@ -415,14 +481,11 @@ class SynthLine:
     domain: str
     level: float
     writer: Writer
+    degradation: Degradation # How its paper ages
 
-# %% ../nbs/05_synth.ipynb #7b630155
-def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
-    "Text, writer, domain and level of line `index` of `split` — without drawing it."
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not 0 <= index < cfg.size(split):
-        raise IndexError(f"{split} has {cfg.size(split)} lines, no line {index}")
+# %% ../nbs/05_synth.ipynb #b2f0a005
+def words_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
+    "Stand-ins v1: line `index` of `split`, random words from the frequency list in the hand of a random writer."
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
     w = np.asarray(cfg.weights, dtype=float)
     domain = cfg.domains[int(rng.choice(len(w), p=w / w.sum()))]
@@ -441,12 +504,43 @@ def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
         writer=writer.id,
         difficulty=round(level, 4),
     )
-    return SynthLine(line, domain, level, writer)
+    return SynthLine(line, domain, level, writer, deg)
+
+# %% ../nbs/05_synth.ipynb #b2f0a006
+@lru_cache(maxsize=1024)
+def synth_page(cfg:SynthConfig, split:str, page:int) -> tuple:
+    "Stand-ins v2: `(domain, writer, jand.prose.Page)` of page `page` of `split` — one writer, one run of prose."
+    rng = np.random.default_rng([cfg.seed, SPLITS.index(split), page, 2])
+    w = np.asarray(cfg.weights, dtype=float)
+    domain = cfg.domains[int(rng.choice(len(w), p=w / w.sum()))]
+    ids = cfg.writer_ids(split)
+    writer = make_writer(ids[int(rng.integers(len(ids)))], cfg.seed, split_faces(split, cfg.version))
+    return domain, writer, page_of_text(read_documents(domain, split), rng, cfg.text.page_lines, cfg.text.line_chars)
+
+def page_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
+    "Stand-ins v2: line `index` of `split`, the line after line `index - 1` on the same page (or a page's first)."
+    page, k = divmod(index, cfg.text.page_lines)
+    domain, writer, text = synth_page(cfg, split, page)
+    deg = STAND_IN_DOMAINS[cfg.version][domain][1]
+    level = float(np.random.default_rng([cfg.seed, SPLITS.index(split), index]).uniform(*deg.level))
+    # IAM-style id (form = first two parts, one writer per page): synth<seed>_<split>-p<page>-<line of the page>
+    line = Line(id=f"synth{cfg.seed}_{split}-p{page:05d}-{k:02d}", text=text.lines[k], image=f"synth:{split}/{index}",
+                split=split, source=f"synth-{domain}", writer=writer.id, difficulty=round(level, 4))
+    return SynthLine(line, domain, level, writer, deg)
+
+# %% ../nbs/05_synth.ipynb #7b630155
+def describe_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
+    "Text, writer, domain and level of line `index` of `split` — without drawing it."
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if not 0 <= index < cfg.size(split):
+        raise IndexError(f"{split} has {cfg.size(split)} lines, no line {index}")
+    return (words_line if cfg.version == 1 else page_line)(cfg, split, index)
 
 # %% ../nbs/05_synth.ipynb #7a604596
 def draw_line(s:SynthLine, height:int, level:float, rng) -> tuple:
     "One drawing of `s` at degradation `level`: `(uint8 image, legibility measures)`."
-    deg = DOMAINS[s.domain][1]
+    deg = s.degradation
     xh = height * 0.3  # render at about the output scale: x-height ≈ 30 % of the final line height
     ink, base = draw_ink(s.line.text, s.writer, xh, rng)
     room = int(round(1.5 * xh))  # rows for the baseline to drift into (cropped away again below)
