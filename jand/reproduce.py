@@ -890,41 +890,34 @@ COMPARE_COLUMNS = ["what", "paper", "ours", "delta", "verdict"]
 def effect(base, # The reference setting's values, one per seed
            other, # The compared setting's values, paired by seed with `base`
           ) -> dict:
-    ("Paired difference `other − base`: `{delta, delta_std, noise, n, verdict}`; an effect must exceed 2× the seed "
-     "noise.")
-    pairs = [(float(b), float(o)) for b, o in zip(base, other)]
-    if not pairs:
-        return dict(delta=None, delta_std=None, noise=None, n=0, verdict="not measured")
-    d = [o - b for b, o in pairs]
-    m, s = mean_std(d)
-    noise = max(mean_std([b for b, _ in pairs])[1], mean_std([o for _, o in pairs])[1])
-    if len(pairs) == 1:
-        verdict = "one seed: no noise estimate"
-    elif abs(m) > 2 * noise and (all(x > 0 for x in d) or all(x < 0 for x in d)):
-        verdict = f"effect: {'higher' if m > 0 else 'lower'} on every seed, |Δ| > 2σ"
-    else:
-        verdict = "within seed noise"
-    return dict(delta=round(m, 2), delta_std=round(s, 2), noise=round(noise, 2), n=len(pairs), verdict=verdict)
+    "`other − base` paired by seed, judged by `jand.stats.paired_effect`: `{delta, delta_std, n, p, verdict}`."
+    from jand.stats import paired_effect
+    e = paired_effect([float(b) for b in base], [float(o) for o in other])
+    rounded = lambda x, k=2: None if x is None else round(x, k)
+    return dict(delta=rounded(e["delta"]), delta_std=rounded(e["sd"]), n=e["n"], p=rounded(e["p"], 3),
+                verdict=e["verdict"])
 
 # %% ../nbs/45_reproduce.ipynb #40fce595
 def effect_row(what:str, base, other, **extra) -> dict:
-    "A table row for `effect(base, other)`: what, both settings' mean ± std, Δ ± std, 2σ and the verdict."
+    "A table row for `effect(base, other)`: what, both settings' mean ± std, Δ ± std of the pairs, p and the verdict."
     e = effect(base, other)
-    delta = "–" if e["delta"] is None else f"{e['delta']:+.2f} ± {e['delta_std']:.2f}"
+    delta = "–" if e["delta"] is None else f"{e['delta']:+.2f}" + ("" if e["delta_std"] is None else
+                                                                      f" ± {e['delta_std']:.2f}")
     return {"what": what, "reference": fmt_mean_std(base), "ours": fmt_mean_std(other), "delta": delta,
-            "2σ": "–" if e["noise"] is None else round(2 * e["noise"], 2), "verdict": e["verdict"], **extra}
+            "p": "–" if e["p"] is None else e["p"], "verdict": e["verdict"], **extra}
 
 # %% ../nbs/45_reproduce.ipynb #d83e645c
-EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "2σ", "verdict"]
+EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "p", "verdict"]
 
 # %% ../nbs/45_reproduce.ipynb #3a38fa3f
 def against_paper(row:dict, # An `effect_row` of a setting without a component, against the full model
                   component:str="it", # How the reading names the component
                  ) -> str:
     "What the row says of the paper, which credits every component with a gain (without it, the CER must rise)."
-    if not row["verdict"].startswith("effect"):
+    from jand.stats import is_effect
+    if not is_effect(row["verdict"]):
         return "no effect to compare with the paper"
-    if "higher" in row["verdict"]:
+    if row["verdict"].startswith("higher"):
         return "the paper's direction"
     return f"opposite to the paper, which credits {component} with a gain"
 

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import stats
 
 # %% auto #0
-__all__ = ['ALPHA', 'paired_t', 'bootstrap_delta', 'paired_effect']
+__all__ = ['ALPHA', 'paired_t', 'bootstrap_delta', 'paired_effect', 'is_effect']
 
 # %% ../nbs/41_stats.ipynb #s06
 ALPHA = 0.05 # Significance level of every verdict (two-sided)
@@ -59,3 +59,8 @@ def paired_effect(base, other, alpha:float=ALPHA) -> dict:
     else:
         verdict = f"inconclusive (paired t, p = {r['p']:.2f} ≥ {alpha}, {r['n']} seeds)"
     return r | {"verdict": verdict}
+
+# %% ../nbs/41_stats.ipynb #s14a
+def is_effect(verdict:str) -> bool:
+    "Whether a `paired_effect` verdict finds an effect (higher or lower at α), rather than inconclusive or exploratory."
+    return verdict.startswith(("higher", "lower"))

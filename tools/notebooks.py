@@ -4,6 +4,7 @@ with a hash of the code it ran, and check that the committed outputs still belon
     python tools/notebooks.py run [NOTEBOOK ...]    # execute (default: nbs/*.ipynb), keep outputs, stamp
     python tools/notebooks.py check [NOTEBOOK ...]  # exit 1 naming every notebook without fresh outputs
     python tools/notebooks.py adopt EXECUTED ...    # outputs of `jand reproduce`'s executed copies into nbs/experiments
+    python tools/notebooks.py bare NOTEBOOK ...     # drop an experiment notebook's outputs (code changed, not rerun)
 
 Cells flagged `#| slow` or `#| eval: false` and `nbdev_export()` cells are skipped, as in `nbdev_test`; a notebook
 that raises is left untouched. The stamp lives in the notebook metadata (`jand.code_sha1`, kept by `nbdev_clean`
@@ -134,6 +135,16 @@ def adopt(executed, experiments=ROOT / "nbs" / "experiments") -> Path:
     return target
 
 
+def bare(path) -> Path:
+    "Drop the outputs of an experiment notebook whose code changed before a reproduction could run it again."
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    nb["cells"] = [{**c, "outputs": [], "execution_count": None} if c["cell_type"] == "code" else c
+                   for c in nb["cells"] if c.get("id") != NOTE_ID]
+    nb.get("metadata", {}).pop(STAMP, None)
+    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Path(path)
+
+
 def main(argv: list) -> int:
     verb, paths = (argv[0] if argv else "check"), [Path(p) for p in argv[1:]] or library_notebooks()
     if verb == "run":
@@ -154,7 +165,11 @@ def main(argv: list) -> int:
         for p in argv[1:]:
             print(f"outputs of {p} → {adopt(p)}")
         return 0
-    raise SystemExit(f"unknown verb {verb!r}: use run, check or adopt")
+    if verb == "bare":
+        for p in paths:
+            print(f"outputs dropped: {bare(p)}")
+        return 0
+    raise SystemExit(f"unknown verb {verb!r}: use run, check, adopt or bare")
 
 
 if __name__ == "__main__":
