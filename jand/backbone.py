@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['FLOR_STAGES', 'max_norm_', 'FullGatedConv2d', 'GatedConv2d', 'eager_checks', 'frame_lengths', 'frame_mask', 'SEBlock',
-           'StageSpec', 'BackboneConfig', 'stage_specs', 'Stage', 'Backbone', 'count_params', 'count_macs',
+           'StageSpec', 'BackboneConfig', 'stage_specs', 'Stage', 'FrameCNN', 'Backbone', 'count_params', 'count_macs',
            'cost_table', 'format_table', 'receptive_field']
 
 # %% ../nbs/10_backbone.ipynb #15d4d7e6
@@ -224,18 +224,19 @@ class Stage(nn.Module):
         return self.drop(x)
 
 # %% ../nbs/10_backbone.ipynb #645c9e3a
-class Backbone(nn.Module):
-    "The gated CNN: line images `(N, 1, H, W)` → frames `(N, ceil(W/8), out_dim)`."
-    def __init__(self, cfg:BackboneConfig=BackboneConfig()):
+class FrameCNN(nn.Module):
+    ("What every CNN of jand shares: stages that each end at a known width stride turn line images `(N, C, H, W)` "
+     "into frames `(N, ceil(W/stride), out_dim)` (max over height), with the padded columns zeroed after every stage.")
+    def __init__(self, cfg, # The CNN's config; its `mask_padding` switches the masking
+                 stages:list, # Modules called as `stage(x, lengths)`, `lengths` the real columns of their output
+                 col_strides:tuple, # Width stride of each stage's output; the last is the frame stride
+                 height_stride:int, # Total height stride (inputs are padded to a multiple of it)
+                 out_dim:int, # Features per frame
+                ):
         super().__init__()
-        self.cfg, specs = cfg, stage_specs(cfg)
-        chans = (cfg.in_channels,) + tuple(cfg.widths)
-        self.stages = nn.ModuleList(Stage(c, s, cfg) for c, s in zip(chans, specs))
-        # width stride after each stage
-        self.col_strides = tuple(math.prod(s.stride[1] for s in specs[:i + 1]) for i in range(6))
-        self.frame_stride = self.col_strides[-1] # 8 pixels per frame
-        self.height_stride = math.prod(s.stride[0] for s in specs) # 32
-        self.out_dim = cfg.widths[-1]
+        self.cfg, self.stages = cfg, nn.ModuleList(stages)
+        self.col_strides, self.frame_stride = tuple(col_strides), col_strides[-1]
+        self.height_stride, self.out_dim = height_stride, out_dim
 
     def forward(self,
                 images:torch.Tensor, # (N, C, H, W), ink = 1, paper = 0, padded on the right
@@ -251,7 +252,19 @@ class Backbone(nn.Module):
             x = _keep_real(x, widths)
         for stage, s in zip(self.stages, self.col_strides):
             x = stage(x, frame_lengths(widths, s) if masked else None)  # stage i: (N, F_i, H'/h_i, W'/s_i)
-        return x.amax(dim=2).transpose(1, 2)  # max over height → (N, T, F_6)
+        return x.amax(dim=2).transpose(1, 2)  # max over height → (N, T, F_last)
+
+class Backbone(FrameCNN):
+    "The gated CNN: line images `(N, 1, H, W)` → frames `(N, ceil(W/8), out_dim)`."
+    def __init__(self, cfg:BackboneConfig=BackboneConfig()):
+        specs, chans = stage_specs(cfg), (cfg.in_channels,) + tuple(cfg.widths)
+        super().__init__(
+            cfg,
+            [Stage(c, s, cfg) for c, s in zip(chans, specs)],
+            col_strides=tuple(math.prod(s.stride[1] for s in specs[:i + 1]) for i in range(6)),  # 8 px per frame
+            height_stride=math.prod(s.stride[0] for s in specs),  # 32
+            out_dim=cfg.widths[-1],
+        )
 
 # %% ../nbs/10_backbone.ipynb #ca5d5044
 def count_params(module:nn.Module, trainable:bool=True) -> int:

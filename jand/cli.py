@@ -43,7 +43,9 @@ def _optional(tp):
     )
 
 # %% ../nbs/90_cli.ipynb #61278c1f
-def add_config_options(parser:argparse.ArgumentParser, cls, skip=()) -> None:
+def add_config_options(parser:argparse.ArgumentParser, cls, skip=(),
+                       choices:dict|None=None, # Field name → the values its option accepts (listed in the help)
+                      ) -> None:
     "Add one `--option` per field of dataclass `cls` (bools as `--x/--no-x`), help from its docments."
     from fastcore.docments import docments
     helps, hints = docments(cls), typing.get_type_hints(cls)
@@ -56,7 +58,9 @@ def add_config_options(parser:argparse.ArgumentParser, cls, skip=()) -> None:
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=h)
         else:
-            parser.add_argument(flag, type=tp, default=f.default, help=h, metavar=f.name.upper())
+            allowed = (choices or {}).get(f.name)
+            parser.add_argument(flag, type=tp, default=f.default, help=h, choices=allowed,
+                                metavar=None if allowed else f.name.upper())
 
 # %% ../nbs/90_cli.ipynb #0d1655b6
 def config_from_args(cls, args, **fixed):
@@ -353,6 +357,7 @@ def _reproduce(args):
 
 # %% ../nbs/90_cli.ipynb #c1a00003
 def _training_parser(sub, name:str, help:str, skip=()):
+    from jand.model import MODEL_KINDS
     from jand.training import PRESETS, TrainConfig
     t = sub.add_parser(name, help=help, **_data_help())
     t.add_argument("--out", type=Path, required=True, help="run folder (config, logs, checkpoints, model.pt)")
@@ -360,7 +365,7 @@ def _training_parser(sub, name:str, help:str, skip=()):
     t.add_argument("--preset", choices=list(PRESETS),
                    help="a named set of options, applied wherever an option keeps its default: paper = the paper's "
                         "full model (SE, gated fusion, staged curriculum, multi-task heads)")
-    add_config_options(t, TrainConfig, skip=skip)
+    add_config_options(t, TrainConfig, skip=skip, choices={"model": MODEL_KINDS})
 
 # %% ../nbs/90_cli.ipynb #61bd3cdf
 def _train(args):

@@ -19,14 +19,16 @@ from .preprocess import PreprocessConfig, prepare
 from .loading import pad_images
 from .backbone import Backbone, BackboneConfig, frame_lengths, frame_mask, count_params, count_macs
 from .attention import AttentionStack, AttentionConfig
+from .baselines import (BASELINES, CNNS, ENCODER_FIELDS, ENCODERS, PlainCNN, PlainCNNConfig, RecurrentConfig,
+                            TransformerConfig, baseline_encoder)
 from .decoding import greedy_decode, beam_decode
 from .core import BATCH_SIZE
 
 # %% auto #0
-__all__ = ['REFERENCE_CLASSES', 'TEACHER_BACKBONE', 'STUDENT_BACKBONE', 'TEACHER_ATTENTION', 'STUDENT_ATTENTION', 'MODEL_FORMAT',
-           'ModelConfig', 'teacher_config', 'student_config', 'model_config', 'HTRJAND', 'describe', 'model_payload',
-           'save_model', 'read_payload', 'check_device', 'load_model', 'Predictor', 'time_calls', 'bench_widths',
-           'input_label', 'measure_speed', 'benchmark_inference']
+__all__ = ['REFERENCE_CLASSES', 'TEACHER_BACKBONE', 'STUDENT_BACKBONE', 'TEACHER_ATTENTION', 'STUDENT_ATTENTION', 'MODEL_KINDS',
+           'MODEL_FORMAT', 'ModelConfig', 'teacher_config', 'student_config', 'baseline_config', 'model_config',
+           'HTRJAND', 'describe', 'model_payload', 'save_model', 'read_payload', 'check_device', 'load_model',
+           'Predictor', 'time_calls', 'bench_widths', 'input_label', 'measure_speed', 'benchmark_inference']
 
 # %% ../nbs/12_model.ipynb #dc9a5f0b
 @dataclass(frozen=True)
@@ -36,22 +38,51 @@ class ModelConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig) # The exact input preprocessing of training
-    dropout: float = 0.1 # After the projection into the attention width
+    dropout: float = 0.1 # After the projection into the sequence model's width
     aux_ctc: bool = False # Multi-task: an auxiliary CTC head on the CNN frames
     n_domains: int = 0 # Multi-task: a dataset-id head over this many sources (0 = off)
-    name: str = "custom" # `teacher`, `student` or anything descriptive
+    name: str = "custom" # `teacher`, `student`, a baseline's name (`jand.baselines.BASELINES`) or anything descriptive
+    cnn: str = "gated" # `gated`: the `backbone` (Flor's stages); `plain`: PyLaia-style blocks (`plain_cnn`; baselines)
+    encoder: str = "jand" # `jand`: the `attention` stack; baselines: `bigru`, `bilstm` (`recurrent`), `transformer`
+    plain_cnn: PlainCNNConfig|None = None # The conv blocks of `cnn="plain"`
+    recurrent: RecurrentConfig|None = None # The recurrent stack of `encoder="bigru"` or `"bilstm"`
+    transformer: TransformerConfig|None = None # The Transformer of `encoder="transformer"`
 
     def __post_init__(self):
         if self.n_classes < 2:
             raise ValueError(f"n_classes must count the blank and at least one symbol, got {self.n_classes}")
+        if self.cnn not in CNNS:
+            raise ValueError(f"cnn must be one of {CNNS}, got {self.cnn!r}")
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        for part, name in (("cnn", "plain_cnn" if self.cnn == "plain" else "backbone"),
+                           ("encoder", ENCODER_FIELDS[self.encoder])):
+            if getattr(self, name) is None:
+                raise ValueError(f"{part}={getattr(self, part)!r} is sized by `{name}`, which is missing")
+
+    @property
+    def cnn_config(self):
+        "The config of the chosen CNN: `backbone` or `plain_cnn`."
+        return self.plain_cnn if self.cnn == "plain" else self.backbone
+
+    @property
+    def encoder_config(self):
+        "The config of the chosen sequence model: `attention`, `recurrent` or `transformer`."
+        return getattr(self, ENCODER_FIELDS[self.encoder])
+
+    @property
+    def d_model(self) -> int:
+        "Features per frame out of the sequence model (the `features` that feature distillation matches)."
+        return self.encoder_config.d_model
 
     def to_dict(self) -> dict: return asdict(self)
 
     @classmethod
     def from_dict(cls, d:dict) -> ModelConfig:
-        "Rebuild a config from `to_dict` output (tuples restored, unknown keys refused)."
+        "Rebuild a config from `to_dict` output (tuples restored, unknown keys refused, missing ones at their default)."
         return dataclass_from_dict(
-            cls, d, {"backbone": BackboneConfig, "attention": AttentionConfig, "preprocess": PreprocessConfig}
+            cls, d, {"backbone": BackboneConfig, "attention": AttentionConfig, "preprocess": PreprocessConfig,
+                     "plain_cnn": PlainCNNConfig, "recurrent": RecurrentConfig, "transformer": TransformerConfig}
         )
 
 # %% ../nbs/12_model.ipynb #8e1d7127
@@ -72,26 +103,42 @@ def student_config(n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
     return replace(ModelConfig(n_classes, STUDENT_BACKBONE, STUDENT_ATTENTION, name="student"), **overrides)
 
 # %% ../nbs/12_model.ipynb #dd0dced7
+def baseline_config(name:str, n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
+    "The baseline `name` of `jand.baselines.BASELINES` (e.g. `flor-teacher`), its budget met at the reference charset."
+    return replace(ModelConfig(n_classes, name=name, **BASELINES[name]), **overrides)
+
+MODEL_KINDS = ("teacher", "student", *BASELINES) # Every name `model_config` (and `jand train --model`) knows
+
 def model_config(kind:str, n_classes:int=REFERENCE_CLASSES, **overrides) -> ModelConfig:
-    "`teacher` or `student` config by name."
-    makers = {"teacher": teacher_config, "student": student_config}
-    if kind not in makers:
-        raise ValueError(f"model must be one of {sorted(makers)}, got {kind!r}")
-    return makers[kind](n_classes, **overrides)
+    "The config of a named model: `teacher`, `student`, or a baseline (`flor-teacher`, `crnn-student`, …)."
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}; got {kind!r}")
+    if kind in BASELINES:
+        return baseline_config(kind, n_classes, **overrides)
+    return {"teacher": teacher_config, "student": student_config}[kind](n_classes, **overrides)
 
 # %% ../nbs/12_model.ipynb #1a2724c0
 class HTRJAND(nn.Module):
-    "Backbone → projection → combined-attention stack → CTC head (plus optional multi-task heads)."
+    ("Backbone → projection → combined-attention stack → CTC head (plus optional multi-task heads); a baseline's CNN "
+     "or sequence model where `cfg.cnn` or `cfg.encoder` picks one (`14_baselines`).")
     def __init__(self, cfg:ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = Backbone(cfg.backbone)
-        d = cfg.attention.d_model
+        self.backbone = Backbone(cfg.backbone) if cfg.cnn == "gated" else PlainCNN(cfg.plain_cnn)
+        d = cfg.d_model
         self.proj = nn.Sequential(nn.Linear(self.backbone.out_dim, d), nn.Dropout(cfg.dropout))
-        self.attention = AttentionStack.from_config(cfg.attention)
+        if cfg.encoder == "jand":
+            self.attention = AttentionStack.from_config(cfg.attention)
+        else:
+            self.encoder = baseline_encoder(cfg.encoder, cfg.encoder_config)
         self.head = nn.Linear(d, cfg.n_classes)
         self.aux_head = nn.Linear(self.backbone.out_dim, cfg.n_classes) if cfg.aux_ctc else None
         self.domain_head = nn.Linear(d, cfg.n_domains) if cfg.n_domains else None
+
+    @property
+    def sequence_model(self) -> nn.Module:
+        "The module between the projection and the CTC head: the attention stack, or a baseline's encoder."
+        return self.attention if self.cfg.encoder == "jand" else self.encoder
 
     def forward(self,
                 images:torch.Tensor, # (N, 1, H, W) prepared images, padded on the right
@@ -99,14 +146,21 @@ class HTRJAND(nn.Module):
                 return_maps:bool=False, # Also return every block's attention maps
                ) -> dict:
         "`logits` (N, T, C) and frame `lengths` (N,), plus `features`, `cnn` and the optional heads' outputs."
+        if return_maps and self.cfg.encoder != "jand":
+            raise ValueError(f"attention maps come from the JAND attention stack; the {self.cfg.encoder!r} encoder "
+                             "has none")
         n, _, _, w = images.shape
         if widths is None:
             widths = torch.full((n,), w, dtype=torch.long, device=images.device)
         cnn = self.backbone(images, widths)                        # (N, T, F)
         lengths = frame_lengths(widths).to(images.device)          # (N,)
         pad = frame_mask(widths, cnn.shape[1]).to(images.device)   # (N, T), True = padding
-        x = self.attention(self.proj(cnn), pad, return_maps)       # (N, T, d)
-        x, maps = x if return_maps else (x, None)
+        x = self.proj(cnn)
+        if self.cfg.encoder == "jand":
+            x = self.attention(x, pad, return_maps)                # (N, T, d)
+            x, maps = x if return_maps else (x, None)
+        else:
+            x = self.encoder(x, pad)                               # (N, T, d)
         out = {"logits": self.head(x), "lengths": lengths, "features": x, "cnn": cnn, "pad_mask": pad}
         if self.aux_head is not None:
             out["aux_logits"] = self.aux_head(cnn)
@@ -122,19 +176,22 @@ def describe(cfg:ModelConfig, height:int=128, width:int=1024) -> dict:
     "Layers, widths, heads, parameters and MACs (one `height`×`width` line) of a config."
     m = HTRJAND(cfg)
     macs = count_macs(m, (1, 1, height, width))
+    gated, enc = cfg.cnn == "gated", cfg.encoder_config
     return {
         "model": cfg.name,
-        "cnn_widths": "-".join(map(str, cfg.backbone.widths)),
-        "fast_stem": cfg.backbone.fast_stem,
-        "se": cfg.backbone.se,
-        "blocks": cfg.attention.n_blocks,
-        "d_model": cfg.attention.d_model,
-        "heads": cfg.attention.n_heads,
-        "fusion": cfg.attention.fusion,
+        "cnn": cfg.cnn,
+        "cnn_widths": "-".join(map(str, cfg.cnn_config.widths)),
+        "fast_stem": cfg.backbone.fast_stem if gated else None,
+        "se": cfg.backbone.se if gated else False,
+        "encoder": cfg.encoder,
+        "blocks": enc.n_blocks if cfg.encoder == "jand" else enc.n_layers,
+        "d_model": cfg.d_model,
+        "heads": getattr(enc, "n_heads", None),  # recurrent encoders have none
+        "fusion": enc.fusion if cfg.encoder == "jand" else None,
         "n_classes": cfg.n_classes,
         "params": count_params(m),
         "params_cnn": count_params(m.backbone),
-        "params_attention": count_params(m.attention),
+        "params_encoder": count_params(m.sequence_model),
         "input": f"{height}x{width}",
         "mmacs": round(sum(macs.values()) / 1e6, 1),
         "mmacs_cnn": round(sum(v for k, v in macs.items() if k.startswith("backbone")) / 1e6, 1),

@@ -23,8 +23,8 @@ from .loading import LineDataset, BucketBatchSampler, collate_lines, select_item
 from .backbone import BackboneConfig, frame_lengths
 from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import (HTRJAND, ModelConfig, model_config, model_payload, read_payload, load_model, save_model,
-                        check_device)
+from .model import (HTRJAND, MODEL_KINDS, ModelConfig, model_config, model_payload, read_payload, load_model,
+                        save_model, check_device)
 from jand.kd import (
     KDConfig,
     FeatureProjector,
@@ -41,12 +41,13 @@ from .results import provenance
 from .core import BATCH_SIZE
 
 # %% auto #0
-__all__ = ['CURRICULA', 'RESIZES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config', 'with_preset', 'lr_at',
-           'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'remove_stale_temporaries', 'dist_info',
-           'RunLog', 'read_log', 'check_run_folder', 'lock_holder', 'holder_alive', 'RunLock', 'line_losses',
-           'run_device', 'open_run', 'run_preprocess', 'start_preprocess', 'seed_everything', 'run_teacher',
-           'resize_charset', 'charset_change', 'run_charset', 'charset_policy', 'run_lines', 'run_datasets',
-           'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
+__all__ = ['CURRICULA', 'RESIZES', 'JAND_SWITCHES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config',
+           'with_preset', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint',
+           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'check_run_folder', 'lock_holder',
+           'holder_alive', 'RunLock', 'line_losses', 'run_device', 'open_run', 'run_preprocess', 'start_preprocess',
+           'seed_everything', 'run_teacher', 'resize_charset', 'charset_change', 'run_charset', 'charset_policy',
+           'run_lines', 'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config',
+           'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -56,7 +57,7 @@ RESIZES = ("union", "new", "keep")
 class TrainConfig:
     "Every option of a training run (saved as the run's `config.json`)."
     data: str = "synth" # Data spec (see `jand.sources`): `synth`, `iam:PATH`, `a+b`, `src@weight`, …
-    model: str = "teacher" # `teacher` or `student`
+    model: str = "teacher" # `teacher`, `student`, or a baseline of the same size (`jand.baselines.BASELINES`)
     epochs: int = 10 # Epoch budget (ignored when `steps` is set; an upper bound when `max_minutes` is set)
     steps: int|None = None # Step budget: optimiser steps over as many epochs as it takes (None: the epoch budget)
     max_minutes: float|None = None # Wall-clock budget for equal-budget comparisons (validation included)
@@ -114,10 +115,16 @@ class TrainConfig:
     def __post_init__(self): check_train_config(self)
 
 # %% ../nbs/22_training.ipynb #7c0f0001
+JAND_SWITCHES = {k: getattr(TrainConfig, k) for k in ("se", "fusion", "proxima")} # Ablation options, at their defaults
+
 def check_train_config(cfg:TrainConfig):
     "Raise a `ValueError` naming the option when the options of `cfg` do not fit together."
-    if cfg.model not in ("teacher", "student"):
-        raise ValueError(f"model must be 'teacher' or 'student', got {cfg.model!r}")
+    if cfg.model not in MODEL_KINDS:
+        raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}; got {cfg.model!r}")
+    switched = [k for k, v in JAND_SWITCHES.items() if getattr(cfg, k) != v]
+    if switched and model_config(cfg.model).encoder != "jand":
+        raise ValueError(f"{', '.join(switched)} switch parts of the JAND network, which the baseline {cfg.model!r} "
+                         "does not have: leave them at their defaults")
     if cfg.curriculum not in CURRICULA:
         raise ValueError(f"curriculum must be one of {CURRICULA}, got {cfg.curriculum!r}")
     if cfg.precision not in PRECISIONS:
@@ -388,9 +395,10 @@ def _build_model(cfg:TrainConfig, charset:Charset, n_domains:int, pre:Preprocess
         model.cfg = replace(model.cfg, preprocess=pre)
         return model.train(), model.cfg
     base = model_config(cfg.model, len(charset))
-    mcfg = replace(base, backbone=replace(base.backbone, se=cfg.se),
-                   attention=replace(base.attention, fusion=cfg.fusion, proxima=cfg.proxima),
-                   preprocess=pre, aux_ctc=cfg.aux_weight > 0,
+    if base.encoder == "jand":  # the ablation switches (a baseline has none: `check_train_config`)
+        base = replace(base, backbone=replace(base.backbone, se=cfg.se),
+                       attention=replace(base.attention, fusion=cfg.fusion, proxima=cfg.proxima))
+    mcfg = replace(base, preprocess=pre, aux_ctc=cfg.aux_weight > 0,
                    n_domains=n_domains if cfg.domain_weight > 0 else 0)
     return HTRJAND(mcfg), mcfg
 
@@ -592,7 +600,7 @@ def build_model(self:Trainer):
                          f"{self.mcfg.preprocess}: use the same `height`")
     self.projector = None
     if teacher is not None and cfg.kd.use_features:
-        self.projector = FeatureProjector(self.mcfg.attention.d_model, teacher.cfg.attention.d_model)
+        self.projector = FeatureProjector(self.mcfg.d_model, teacher.cfg.d_model)
     self.model.to(self.device)
     if self.projector is not None:
         self.projector.to(self.device)

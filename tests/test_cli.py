@@ -28,6 +28,16 @@ def test_help_lists_every_command_and_training_option():
     for opt in ("--max-minutes", "--no-se", "--fusion", "--curriculum", "--aux-weight", "--resume", "--seed", "--teacher"):
         assert opt in help_train
     assert "Wall-clock budget" in help_train  # help text comes from TrainConfig's docments
+    assert "crnn-student" in help_train and "transformer-teacher" in help_train  # every named model is listed
+
+
+def test_train_a_baseline_by_name(tmp_path):
+    small = [a for a in TINY if a not in ("--model", "student", "--epochs", "1")] + ["--steps", "2"]
+    jand("train", "--out", tmp_path / "run", "--model", "flor-student", *small)
+    cfg = json.loads((tmp_path / "run" / "model_config.json").read_text(encoding="utf-8"))
+    assert (cfg["name"], cfg["encoder"], cfg["backbone"]["se"]) == ("flor-student", "bigru", False)
+    r = jand("train", "--out", tmp_path / "x", "--model", "crnn-student", "--no-se", *small, ok=False)
+    assert r.returncode == 2 and "se switch parts of the JAND network" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_train_then_eval_writes_per_line_csv(run, tmp_path):

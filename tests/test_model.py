@@ -5,15 +5,15 @@ import pytest
 import torch
 from jand.charset import Charset
 from jand.core import DataError
-from jand.model import (HTRJAND, ModelConfig, Predictor, REFERENCE_CLASSES, describe, load_model, model_config,
-                        save_model, student_config, teacher_config)
+from jand.model import (HTRJAND, MODEL_KINDS, ModelConfig, Predictor, REFERENCE_CLASSES, describe, load_model,
+                        model_config, save_model, student_config, teacher_config)
 from jand.results import architecture_rows
 
 torch.set_num_threads(1)
 CS = Charset.from_texts(["abcdefghijklmnopqrstuvwxyz ,.'ABC"])
 
 
-@pytest.mark.parametrize("kind", ["teacher", "student"])
+@pytest.mark.parametrize("kind", MODEL_KINDS)  # the JAND models and the baselines alike
 @pytest.mark.parametrize("height", [64, 128])
 def test_one_frame_per_8_pixels_for_any_width(kind, height):
     m = HTRJAND(model_config(kind, len(CS))).eval()
