@@ -25,9 +25,9 @@ setuptools.setup(
     python_requires=f">={cfg['min_python']}",
     packages=setuptools.find_packages(include=["jand", "jand.*"]),
     include_package_data=True,
-    # What stand-ins v2 draw with (tools/vendor_standins.py): handwriting fonts with their licences, public-domain prose
+    # Vendored by tools/vendor_standins.py: handwriting fonts with their licences, public-domain prose, MNIST digits
     package_data={"jand": ["fonts/*.ttf", "fonts/SOURCES.json", "fonts/licences/*.txt", "texts/SOURCES.json",
-                           "texts/*/*.txt"]},
+                           "texts/*/*.txt", "mnist/digits.npz", "mnist/SOURCES.json"]},
     install_requires=requirements,
     extras_require={"dev": dev_requirements},
     entry_points={"console_scripts": console_scripts, "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},

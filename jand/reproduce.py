@@ -37,7 +37,8 @@ class Profile:
     name: str
     synth_train: int = 10_000 # Synthetic lines per split: train …
     synth_val: int = 300 # … validation …
-    synth_test: int = 300 # … and test (of each stand-in)
+    synth_test: int = 1000 # … and test (of each stand-in; at least 1,000 lines, so one line moves little)
+    stand_ins: int = 2 # `jand.synth.SynthConfig.version`; the tables committed before v2 were trained on 1
     height: int = 48 # Input height in pixels
     min_chars: int = 5 # Shortest synthetic line, in characters
     max_chars: int = 30 # Longest synthetic line
@@ -457,6 +458,7 @@ def config(self:Lab, model:str="teacher", budget:str|int="main", **options):
         synth_test=p.synth_test,
         synth_min_chars=p.min_chars,
         synth_max_chars=p.max_chars,
+        synth_version=p.stand_ins,
         synth_cache=str(self.corpora),
         val_lines=p.val_lines,
         patience=p.patience,

