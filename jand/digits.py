@@ -16,7 +16,7 @@ from .core import DataError, Line, atomic_write_json
 
 # %% auto #0
 __all__ = ['DIGITS_FILE', 'DIGIT_SPLITS', 'SPLIT_NUMBERS', 'digit_images', 'split_pools', 'DigitLineConfig', 'digit_text',
-           'digit_ink', 'draw_digit_line', 'DigitLines', 'write_digit_lines']
+           'digit_ink', 'draw_digit_line', 'DigitLines', 'write_digit_lines', 'digit_lines_key', 'render_digit_lines']
 
 # %% ../nbs/05c_digits.ipynb #d06
 DIGITS_FILE = "mnist/digits.npz" # The vendored MNIST digits, inside the `jand` package (`SOURCES.json` beside it)
@@ -146,3 +146,18 @@ def write_digit_lines(out, # Folder to write the corpus into (`train/`, `val/`, 
     write_folder((s for split in SPLIT_NUMBERS for s in corpus.samples(split)), out)
     atomic_write_json(out / "digit_lines.json", {"config": asdict(cfg), "source": "jand/" + DIGITS_FILE})
     return out
+
+# %% ../nbs/05c_digits.ipynb #d20a
+def digit_lines_key(cfg:DigitLineConfig) -> str:
+    "A short hash of `cfg`, of this module's code and of the vendored digits: the name of a drawn copy in a cache."
+    code = Path(__file__).read_bytes() if "__file__" in globals() else b""
+    digits = (resources.files("jand") / DIGITS_FILE).read_bytes()
+    parts = [json.dumps(asdict(cfg), sort_keys=True).encode(), hashlib.sha1(code).digest()]
+    return hashlib.sha1(b"".join(parts + [hashlib.sha1(digits).digest()])).hexdigest()[:12]
+
+def render_digit_lines(cfg:DigitLineConfig, # The corpus to draw
+                       cache, # Folder of drawn corpora; the copy goes to `cache/digits-<digit_lines_key(cfg)>`
+                      ) -> Path:
+    "Draw every line of `cfg` once into `cache` (skipped when a complete copy exists); returns the copy's folder."
+    folder = Path(cache) / f"digits-{digit_lines_key(cfg)}"
+    return folder if (folder / "digit_lines.json").exists() else write_digit_lines(folder, cfg)

@@ -39,6 +39,7 @@ class Profile:
     synth_val: int = 300 # … validation …
     synth_test: int = 1000 # … and test (of each stand-in; at least 1,000 lines, so one line moves little)
     stand_ins: int = 2 # `jand.synth.SynthConfig.version`; the tables committed before v2 were trained on 1
+    digit_lines: tuple = (2000, 300, 1000) # Lines of the real-digit target (`jand.digits`): train, val, test
     height: int = 48 # Input height in pixels
     min_chars: int = 5 # Shortest synthetic line, in characters
     max_chars: int = 30 # Longest synthetic line
@@ -85,6 +86,7 @@ PROFILES = {
             synth_train=48,
             synth_val=12,
             synth_test=12,
+            digit_lines=(24, 8, 8),
             height=32,
             teacher_steps=6,
             student_steps=6,
@@ -1038,10 +1040,10 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
 EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "03_main_results",
-               "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "08_postprocessing", "09_efficiency",
-               "10_models")
+               "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "07b_digits", "08_postprocessing",
+               "09_efficiency", "10_models")
 # Studies that `reproduce` runs only when named (or with `only="all"`): their tables (and models) are committed
-ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "10_models")
+ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "07b_digits", "10_models")
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
@@ -1287,6 +1289,7 @@ TABLE_ORDER = (
     "ablation",
     "curriculum",
     "transfer",
+    "digit_transfer",
     "postprocessing",
     "efficiency",
     "bench",
