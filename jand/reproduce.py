@@ -436,9 +436,11 @@ def bundle(self:Lab, spec:str|None=None):
 # %% ../nbs/45_reproduce.ipynb #lab0003
 @patch
 def steps(self:Lab, model:str="teacher", budget:str|int="main") -> int:
-    "The step budget `main` (of `model`), `short`, or a number of steps — scaled by the lab's `budget`."
+    ("The step budget `main` (of `model`; a baseline gets its size's, `flor-teacher` the Teacher's), `short`, or a "
+     "number of steps — scaled by the lab's `budget`.")
     p = self.profile
-    named = {"main": p.teacher_steps if model == "teacher" else p.student_steps, "short": p.short_steps}
+    teacher_sized = model == "teacher" or model.endswith("-teacher")
+    named = {"main": p.teacher_steps if teacher_sized else p.student_steps, "short": p.short_steps}
     if isinstance(budget, str) and budget not in named:
         raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
     return max(1, round(named.get(budget, budget) * self.budget))
@@ -1039,11 +1041,11 @@ def savefig(self:Lab, fig, name:str, dpi:int=130) -> Path:
     return shown_path(atomic_save_figure(fig, self.figures / f"{name}.png", dpi, bbox_inches="tight"))
 
 # %% ../nbs/45_reproduce.ipynb #2d1f5dc6
-EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "03_main_results",
-               "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "07b_digits", "08_postprocessing",
-               "09_efficiency", "10_models")
+EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "02b_baselines",
+               "03_main_results", "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "07b_digits",
+               "08_postprocessing", "09_efficiency", "10_models")
 # Studies that `reproduce` runs only when named (or with `only="all"`): their tables (and models) are committed
-ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "07b_digits", "10_models")
+ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "02b_baselines", "07b_digits", "10_models")
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 
@@ -1283,6 +1285,7 @@ def write_report(results, profile:str|None=None) -> Path:
 TABLE_ORDER = (
     "datasets",
     "architecture",
+    "baselines",
     "main_results",
     "distillation",
     "kd_sweep",
