@@ -1152,6 +1152,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
               **changes, # `Reproduction` fields to change: `seeds=(0,)`, `data_root=…`
              ) -> dict:
     "Run the experiment notebooks with papermill, promote their tables, figures and models, and write `REPORT.md`."
+    from jand.findings import write_findings
     setup = as_reproduction(setup, **changes)
     datasets(setup.data_root, setup.data_options)  # a missing root or a bad reader option fails before any notebook
     profile, names, root = setup.profile, _select(only), project_root()
@@ -1187,6 +1188,7 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
         write_costs(results, {name: done[name]}, profile, from_empty, started)  # a reproduction cut off keeps its rows
+        write_findings(results)  # the paper's claims against the tables as they now stand
         summary = {"profile": profile, "from_empty": from_empty, "started": started,
                    "complete": all(n in done for n in names), "experiments": done,
                    "seconds": round(sum(d["seconds"] for d in done.values()), 1),  # its notebooks', over every sitting
@@ -1283,6 +1285,7 @@ def write_report(results, profile:str|None=None) -> Path:
 
 # %% ../nbs/45_reproduce.ipynb #17adcd45
 TABLE_ORDER = (
+    "findings",
     "datasets",
     "architecture",
     "baselines",

@@ -4,7 +4,7 @@
 
 # %% ../nbs/40_results.ipynb #767a1cf4
 from __future__ import annotations
-import csv, io, json, math, os, platform, subprocess, sys, time
+import csv, io, json, math, os, platform, re, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import jand
@@ -13,7 +13,7 @@ from .core import atomic_write_text, cpu_info
 # %% auto #0
 __all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'OUTPUT_DIRS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'Target',
            'ReferenceSystem', 'verdict', 'git_revision', 'package_versions', 'provenance', 'markdown_table',
-           'write_table', 'architecture_rows']
+           'read_markdown_table', 'write_table', 'architecture_rows']
 
 # %% ../nbs/40_results.ipynb #4b2896dd
 @dataclass(frozen=True)
@@ -175,6 +175,18 @@ def markdown_table(rows:list, columns:list|None=None) -> str:
     cell = lambda r, c: _fmt(r[c]) if c in r else "–"  # a column that does not apply to this row is a dash
     lines += ["| " + " | ".join(cell(r, c).replace("|", "\\|") for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+# %% ../nbs/40_results.ipynb #b2f0a015
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+
+def read_markdown_table(text:str) -> list:
+    "The rows of the first Markdown table in `text` (as `markdown_table` writes it), as dicts of cell strings."
+    lines = [l for l in text.splitlines() if l.startswith("|")]
+    if len(lines) < 2:
+        return []
+    cells = lambda l: [c.strip().replace("\\|", "|") for c in _CELL_SPLIT.split(l.strip())[1:-1]]
+    head = cells(lines[0])
+    return [dict(zip(head, cells(l))) for l in lines[2:]]
 
 # %% ../nbs/40_results.ipynb #040b46e1
 def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
