@@ -12,8 +12,9 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['PROXIMA_VARIANTS', 'FUSIONS', 'pad_mask_from_lengths', 'attention_mask', 'attend', 'SelfAttention',
-           'MultiHeadSelfAttention', 'distances', 'ProximaBias', 'plot_matrices', 'ProximaAttention',
-           'CombinedAttention', 'sinusoidal_encoding', 'AttentionConfig', 'AttentionBlock', 'AttentionStack']
+           'MultiHeadSelfAttention', 'distances', 'ProximaBias', 'check_encoder_sizes', 'plot_matrices',
+           'ProximaAttention', 'CombinedAttention', 'sinusoidal_encoding', 'AttentionConfig', 'AttentionBlock',
+           'AttentionStack']
 
 # %% ../nbs/11_attention.ipynb #c0f9da4a
 def pad_mask_from_lengths(lengths:torch.Tensor, # (N,) number of real frames of each item
@@ -184,6 +185,19 @@ def _check_choice(name, value, allowed):
     if value not in allowed:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
+# %% ../nbs/11_attention.ipynb #b2f0a01a
+def check_encoder_sizes(cfg, # A config with `d_model`, `n_heads`, `ffn_mult`, `dropout` and a layer count
+                        layers:str="n_blocks", # The name of its layer count
+                       ) -> None:
+    "Refuse sizes below 1, heads that do not divide the width, or a dropout outside [0, 1)."
+    for name in (layers, "d_model", "n_heads", "ffn_mult"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be ≥ 1, got {getattr(cfg, name)}")
+    if cfg.d_model % cfg.n_heads:
+        raise ValueError(f"n_heads ({cfg.n_heads}) must divide d_model ({cfg.d_model})")
+    if not 0 <= cfg.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
+
 # %% ../nbs/11_attention.ipynb #2016f987
 def plot_matrices(mats:dict, # Title -> (T, T) matrix (tensor or array); `-inf` cells are left blank
                   suptitle:str|None=None, # Title of the whole figure
@@ -309,13 +323,7 @@ class AttentionConfig:
     def __post_init__(self):
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("proxima variant", self.proxima, PROXIMA_VARIANTS)
-        for name in ("n_blocks", "d_model", "n_heads", "ffn_mult"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_encoder_sizes(self)
 
 # %% ../nbs/11_attention.ipynb #2ce83a2f
 class AttentionBlock(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from .loading import FRAME_STRIDE
 from .backbone import BackboneConfig, FrameCNN, _keep_real
-from .attention import AttentionConfig, sinusoidal_encoding
+from .attention import AttentionConfig, check_encoder_sizes, sinusoidal_encoding
 
 # %% auto #0
 __all__ = ['RNN_CELLS', 'CNNS', 'ENCODER_FIELDS', 'ENCODERS', 'FLOR_CNN', 'LAIA_CNN', 'BASELINES', 'PlainCNNConfig', 'ConvBlock',
@@ -157,13 +157,7 @@ class TransformerConfig:
     dropout: float = AttentionConfig.dropout # On attention weights, residual branches and inside the FFN
 
     def __post_init__(self):
-        for name in ("n_layers", "d_model", "n_heads", "ffn_mult"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_encoder_sizes(self, "n_layers")
 
 # %% ../nbs/14_baselines.ipynb #b1a50023
 class PlainTransformer(nn.Module):
