@@ -140,10 +140,11 @@ ALLOWED_VERDICTS = set(VERDICTS) | {"no paper number", "met", "missed", "–"}  
 EFFECT_VERDICTS = {"within seed noise", "one seed: no noise estimate", "reference", "reference (the full model)",
                    "exploratory: one seed"} | {
     f"effect: {way} on every seed, \\|Δ\\| > 2σ" for way in ("lower", "higher")}  # `|` escaped in Markdown
-PAIRED_VERDICT = re.compile(r"(lower|higher) \(paired t, p = [0-9.]+, \d+ seeds\)|inconclusive \(paired t, p = [0-9.]+ ≥ "
-                            r"[0-9.]+, \d+ seeds\)")
+PAIRED_VERDICT = re.compile(r"(lower|higher) \(paired t, p = [0-9.]+, \d+ seeds\)"
+                            r"|inconclusive \(paired t, p = [0-9.]+ ≥ [0-9.]+, \d+ seeds\)")
 # the verdicts of `jand.findings.judge` (findings.md): a claim against its evidence
-FINDING_VERDICTS = ("agrees", "contradicts", "inconclusive", "exploratory", "awaiting", "not comparable", "not measured")
+FINDING_VERDICTS = ("agrees", "contradicts", "inconclusive", "exploratory", "awaiting", "not comparable",
+                    "not measured")
 
 
 def _md_rows(path: Path) -> tuple:
