@@ -28,7 +28,8 @@ __all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND
            'precision_reading', 'loader_speed', 'transcribe', 'scores_of', 'run_row', 'compare_row', 'effect',
            'effect_row', 'against_paper', 'select', 'mean_of', 'per_seed', 'plot_cer_grid', 'grouped_bars',
            'online_kd_steps', 'step_seconds', 'attention_maps', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs', 'write_report']
+           'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs', 'conflict_section',
+           'write_report']
 
 # %% ../nbs/45_reproduce.ipynb #87da23b0
 @dataclass(frozen=True)
@@ -1252,6 +1253,19 @@ def write_costs(results, # The results folder (holds `cost.csv` from earlier rep
     return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook", list(COST_COLUMNS),
                        COST_NOTE, results, reading=cost_reading(rows, profile))
 
+# %% ../nbs/45_reproduce.ipynb #b2f0a01e
+def conflict_section(results) -> list:
+    "REPORT.md lines naming every run that reads differently in two tables (`jand.results.run_number_conflicts`)."
+    from jand.results import run_number_conflicts
+    conflicts = run_number_conflicts(results)
+    if not conflicts:
+        return []
+    return ["## One run, one number: conflicts", "",
+            "These runs read differently in two tables on the same test lines (the same name, retrained by other "
+            "training code or scored another way); a reproduction in one sitting replaces them:", ""] + [
+        f"- `{c['run']}` on {c['test']} ({c['split']}): "
+        + "; ".join(f"{table} {', '.join(map(str, v))}" for table, v in c["values"].items()) for c in conflicts] + [""]
+
 # %% ../nbs/45_reproduce.ipynb #7c09e8ab
 def write_report(results, profile:str|None=None) -> Path:
     "Gather every `results/*.md` table (experiments first, in order) into `results/REPORT.md`."
@@ -1277,6 +1291,7 @@ def write_report(results, profile:str|None=None) -> Path:
         if body and body[0].startswith("# "):
             body[0] = "#" + body[0]  # one level down inside the report
         parts += body + [""]
+    parts += conflict_section(results)
     if figs.is_dir():
         pngs = sorted(f.name for f in figs.glob("*.png") if f.name != "docs_home.png")
         if pngs:

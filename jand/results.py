@@ -11,9 +11,9 @@ import jand
 from .core import atomic_write_text, cpu_info
 
 # %% auto #0
-__all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'OUTPUT_DIRS', 'KEY_PACKAGES', 'ARCH_COLUMNS', 'Target',
-           'ReferenceSystem', 'verdict', 'git_revision', 'package_versions', 'provenance', 'markdown_table',
-           'read_markdown_table', 'write_table', 'architecture_rows']
+__all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'OUTPUT_DIRS', 'KEY_PACKAGES', 'RAW_STAGES', 'ARCH_COLUMNS',
+           'Target', 'ReferenceSystem', 'verdict', 'git_revision', 'package_versions', 'provenance', 'markdown_table',
+           'read_markdown_table', 'write_table', 'run_number_conflicts', 'architecture_rows']
 
 # %% ../nbs/40_results.ipynb #4b2896dd
 @dataclass(frozen=True)
@@ -223,6 +223,24 @@ def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
     ]
     md_path = atomic_write_text(out / f"{name}.md", "\n".join(md))
     return csv_path, md_path
+
+# %% ../nbs/40_results.ipynb #b2f0a01c
+RAW_STAGES = ("", "none", "raw") # How tables name a recognizer's own output (no post-processing)
+
+def run_number_conflicts(results="results", # Folder of `<table>.csv` files
+                         metric:str="cer_corpus_sensitive",
+                        ) -> list:
+    ("Runs that read differently in two tables on the same test data and split (raw output): `{run, test, split, "
+     "values: {table: value}}` — a run retrained by other code, or scored another way, under one name.")
+    seen = {}
+    for path in sorted(Path(results).glob("*.csv")):
+        for row in csv.DictReader(open(path, encoding="utf-8")):
+            if not row.get("run") or row.get(metric) in (None, "") or row.get("postprocessing", "") not in RAW_STAGES:
+                continue
+            key = (row["run"], row.get("dataset") or row.get("test_data") or row.get("data", ""), row.get("split", ""))
+            seen.setdefault(key, {}).setdefault(path.stem, set()).add(round(float(row[metric]), 2))
+    return [{"run": run, "test": test, "split": split, "values": {t: sorted(v) for t, v in tables.items()}}
+            for (run, test, split), tables in seen.items() if len({x for v in tables.values() for x in v}) > 1]
 
 # %% ../nbs/40_results.ipynb #17124733
 def architecture_rows(n_classes:int|None=None) -> list:
