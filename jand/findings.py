@@ -76,6 +76,11 @@ def _evidence(table:str, row:dict) -> str:
             return f"{table}: {row['what']}: Δ {row.get('delta', '–')}, {spread} {row[spread]}"
     return f"{table}: {row['what']}: {row.get('ours', '–')} against the paper's {row.get('paper', '–')}"
 
+def _steps(row:dict) -> float:
+    "A row's budget in steps (0 when it has none), from its formatted `steps` cell."
+    cell = str(row.get("steps", "")).replace(",", "")
+    return float(cell) if cell.replace(".", "", 1).isdigit() else 0.0
+
 def finding_rows(results="results") -> list:
     "One row per piece of evidence of every claim in `CLAIMS`, read from the tables in `results`."
     out = []
@@ -83,7 +88,8 @@ def finding_rows(results="results") -> list:
         path = Path(results) / f"{c.table}.md"
         table = read_markdown_table(path.read_text(encoding="utf-8")) if path.exists() else []
         for what in c.rows:
-            row = next((r for r in table if fnmatchcase(r.get("what", ""), what)), None)
+            matches = [r for r in table if fnmatchcase(r.get("what", ""), what)]
+            row = max(matches, key=_steps) if matches else None  # a row at several budgets: judged at the longest
             base = {"claim": f"{c.key}: {c.claim}", "evidence": f"{c.table}: {what}"}
             if row is None:
                 out.append({**base, "verdict": "not measured yet", "budget": "–"})

@@ -50,6 +50,9 @@ class Profile:
     student_steps: int = 3000
     # … of an ablation, sweep, curriculum or transfer run: at 750 Students stayed in the plateau (51–59 % CER)
     short_steps: int = 1500
+    # … of the longest ablation budget: near the plateau, so that an ablation's verdict is not one of learning speed
+    long_steps: int = 8000
+    ablation_budgets: tuple = ("short", "main", "long") # Budgets every ablation runs at (`05_ablation`'s curves)
     val_every: int = 250 # Validate every this many steps (and at the end of the budget)
     val_lines: int|None = None # Validate on at most this many lines
     seeds: tuple = (0, 1, 2) # Seeds of the main runs and of the key comparisons
@@ -92,6 +95,7 @@ PROFILES = {
             teacher_steps=6,
             student_steps=6,
             short_steps=3,
+            long_steps=9,
             val_every=3,
             seeds=(0, 1),
             sweep=((2.0, 0.5), (4.0, 0.9)),
@@ -142,8 +146,8 @@ def get_profile(name:str) -> Profile:
 
 # %% ../nbs/45_reproduce.ipynb #a272babd
 RECIPE = PRESETS["paper"] # The paper's full model: `jand train --preset paper`
-# Run over every seed of the profile: the paper's claims rest on them
-KEY_ABLATIONS = ("no SE", "fusion: sum", "no curriculum")
+# Run over every seed of the profile: the paper's claims rest on them (each is a row of `jand.findings.CLAIMS`)
+KEY_ABLATIONS = ("no SE", "MHSA only", "Proxima only", "no curriculum", "no multi-task heads")
 
 ABLATIONS = {  # name → what changes with respect to RECIPE
     "full model": {},
@@ -437,13 +441,14 @@ def bundle(self:Lab, spec:str|None=None):
 # %% ../nbs/45_reproduce.ipynb #lab0003
 @patch
 def steps(self:Lab, model:str="teacher", budget:str|int="main") -> int:
-    ("The step budget `main` (of `model`; a baseline gets its size's, `flor-teacher` the Teacher's), `short`, or a "
-     "number of steps — scaled by the lab's `budget`.")
+    ("The step budget `main` (of `model`; a baseline gets its size's, `flor-teacher` the Teacher's), `short`, `long`, "
+     "or a number of steps — scaled by the lab's `budget`.")
     p = self.profile
     teacher_sized = model == "teacher" or model.endswith("-teacher")
-    named = {"main": p.teacher_steps if teacher_sized else p.student_steps, "short": p.short_steps}
+    named = {"main": p.teacher_steps if teacher_sized else p.student_steps, "short": p.short_steps,
+             "long": p.long_steps}
     if isinstance(budget, str) and budget not in named:
-        raise ValueError(f"budget must be 'main', 'short' or steps, got {budget!r}")
+        raise ValueError(f"budget must be one of {', '.join(named)} or a number of steps, got {budget!r}")
     return max(1, round(named.get(budget, budget) * self.budget))
 
 # %% ../nbs/45_reproduce.ipynb #lab0004
