@@ -50,7 +50,8 @@ class Profile:
     student_steps: int = 3000
     # … of an ablation, sweep, curriculum or transfer run: at 750 Students stayed in the plateau (51–59 % CER)
     short_steps: int = 1500
-    # … of the longest ablation budget: near the plateau, so that an ablation's verdict is not one of learning speed
+    # … of the longest ablation budget, meant to sit near the plateau so that a verdict is not one of learning speed:
+    # twice the main Teacher's until v2 learning curves (`00_regime`) place the plateau
     long_steps: int = 8000
     ablation_budgets: tuple = ("short", "main", "long") # Budgets every ablation runs at (`05_ablation`'s curves)
     val_every: int = 250 # Validate every this many steps (and at the end of the budget)
