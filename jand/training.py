@@ -90,7 +90,7 @@ class TrainConfig:
     synth_seed: int = SynthConfig.seed
     synth_min_chars: int = TextConfig.min_chars # Shortest synthetic line, in characters
     synth_max_chars: int = TextConfig.max_chars # Longest synthetic line
-    synth_version: int = SynthConfig.version # Stand-ins: 1 random words (every run before v2), 2 prose pages (`jand.synth`)
+    synth_version: int = SynthConfig.version # Stand-ins: 1 random words (runs before v2), 2 prose pages (`jand.synth`)
     # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
     synth_cache: str|None = None
     val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
