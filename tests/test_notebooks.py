@@ -109,8 +109,10 @@ def test_adopt_refuses_outputs_of_other_code(tmp_path):
         notebooks.adopt(executed, src)
 
 
-# a temporary folder, this checkout's own root, or the root of another checkout that ran a reproduction
-MACHINE_PATH = re.compile(r"/tmp/tmp\w+|" + re.escape(str(ROOT)) + r"|(?<![\w.])/[\w./-]+/(?=runs/reproduce/)")
+# a temporary folder, this checkout's own root or a folder beside it, the root of another checkout that ran a
+# reproduction, or a corpus named by its absolute path in a data spec (`folder:/data/lines`)
+MACHINE_PATH = re.compile(r"/tmp/tmp\w+|" + re.escape(str(ROOT)) + "|" + re.escape(str(ROOT.parent)) + r"/[\w.-]+"
+                          r"|(?<![\w.])/[\w./-]+/(?=runs/reproduce/)|(?<=folder:)/[\w./-]+")
 
 
 def machine_paths(path:Path) -> list:
@@ -134,6 +136,7 @@ def test_a_temporary_path_in_an_output_is_caught(tmp_path):
     cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
     cell["outputs"] = [{"name": "stdout", "output_type": "stream",
                         "text": ["wrote /tmp/tmpab12cd/iam\n", "Lab('quick', runs='/srv/clone/runs/reproduce/quick')\n",
-                                 "PosixPath('runs/reproduce/quick/results/main_results.md')\n"]}]
+                                 "PosixPath('runs/reproduce/quick/results/main_results.md')\n",
+                                 "`jand bench memory --corpus folder:/data/synth100k`\n"]}]
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb), encoding="utf-8")
-    assert machine_paths(tmp_path / "nb.ipynb") == ["/srv/clone/", "/tmp/tmpab12cd"]  # a repository path is fine
+    assert machine_paths(tmp_path / "nb.ipynb") == ["/data/synth100k", "/srv/clone/", "/tmp/tmpab12cd"]  # not repo paths
