@@ -10,7 +10,7 @@ tracked file).
 Skipped, saying why, only where no Chromium binary or no Playwright package is there (`make test` installs
 Chromium with apt when it can: `make browser`). Set JAND_CHROMIUM to use another Chromium binary.
 """
-import functools, http.server, os, shutil, threading, urllib.error, urllib.parse, urllib.request
+import functools, http.server, os, re, shutil, threading, urllib.error, urllib.parse, urllib.request
 from pathlib import Path
 import pytest
 from jand.core import atomic_write_bytes
@@ -182,4 +182,37 @@ def test_notebook_figures_render_on_their_pages(server, browser, crawl):
                           ".filter(i => i.complete && i.naturalWidth > 0).map(i => i.src.slice(0, 16))")
     assert any(s.startswith("data:image/") for s in shown), f"no figure rendered on the backbone page: {shown}"
     assert "receptive field: 77 px" in page.locator("main").inner_text()  # a printed output, too
+    page.close()
+
+
+def _shown_tables(nb_path:Path) -> list:
+    "The result tables an executed experiment notebook shows: `results/<name>.md` of each `lab.write` it displays."
+    import json
+    names = []
+    for c in json.loads(nb_path.read_text())["cells"]:
+        shown = "".join(t for o in c.get("outputs", []) for t in o.get("data", {}).get("text/plain", []))
+        names += [m.split("/")[-1] for m in re.findall(r"md=(results/\w+)\.md", shown)]
+    return names
+
+
+def _first_row(md:Path) -> list:
+    "The cells of the first data row of the first Markdown table in `md`."
+    rows = [line for line in md.read_text().splitlines() if line.startswith("| ")]
+    return [c.strip() for c in rows[1].strip("|").split("|")]
+
+
+def test_experiment_pages_show_their_result_tables(server, browser, crawl):
+    page = browser.new_page(viewport=VIEWPORT)
+    checked = 0
+    for src, _, name in experiment_pages(ROOT / "nbs"):
+        tables = _shown_tables(src)
+        if not tables: continue  # committed bare (until the next reproduction) or showing its table another way
+        page.goto(server + name, wait_until="load")
+        text = page.locator("main table").all_inner_texts()
+        assert text, f"{name}: no table rendered"
+        for table in tables:
+            row = _first_row(ROOT / "results" / f"{table}.md")
+            assert any(all(cell in t for cell in row[:2]) for t in text), f"{name}: {table}'s first row {row[:2]}"
+        checked += 1
+    assert checked >= 8, f"only {checked} experiment pages show a result table"
     page.close()

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from jand import reproduce as R
+from jand.lab import driver
 from jand.results import PAPER_TARGETS, VERDICTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def _failing_notebook(folder: Path, name: str):
 def test_failing_cell_stops_with_notebook_and_cell_named(tmp_path, monkeypatch):
     exp = tmp_path / "experiments"; exp.mkdir()
     _failing_notebook(exp, "01_datasets")
-    monkeypatch.setattr(R, "experiments_dir", lambda: exp)
+    monkeypatch.setattr(driver, "experiments_dir", lambda: exp)
     results = tmp_path / "results"; results.mkdir()
     (results / "datasets.md").write_text("earlier result\n")
     with pytest.raises(R.ReproductionError) as e:

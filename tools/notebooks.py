@@ -5,6 +5,7 @@ with a hash of the code it ran, and check that the committed outputs still belon
     python tools/notebooks.py check [NOTEBOOK ...]  # exit 1 naming every notebook without fresh outputs
     python tools/notebooks.py adopt EXECUTED ...    # outputs of `jand reproduce`'s executed copies into nbs/experiments
     python tools/notebooks.py bare NOTEBOOK ...     # drop an experiment notebook's outputs (code changed, not rerun)
+    python tools/notebooks.py restamp NOTEBOOK ...  # code changed where no output can differ (imports): stamp again
 
 Cells flagged `#| slow` or `#| eval: false` and `nbdev_export()` cells are skipped, as in `nbdev_test`; a notebook
 that raises is left untouched. The stamp lives in the notebook metadata (`jand.code_sha1`, kept by `nbdev_clean`
@@ -145,6 +146,17 @@ def bare(path) -> Path:
     return Path(path)
 
 
+def restamp(path) -> Path:
+    ("Stamp an experiment notebook whose code changed only where no output can differ (where names are imported "
+     "from); every other change needs a reproduction (`adopt`) or `bare`. Say why in the commit.")
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not has_outputs(nb):
+        raise SystemExit(f"{path}: no outputs to keep (a bare notebook needs no stamp)")
+    nb["metadata"][STAMP] = {"code_sha1": code_sha1(nb)}
+    Path(path).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Path(path)
+
+
 def main(argv: list) -> int:
     verb, paths = (argv[0] if argv else "check"), [Path(p) for p in argv[1:]] or library_notebooks()
     if verb == "run":
@@ -169,7 +181,11 @@ def main(argv: list) -> int:
         for p in paths:
             print(f"outputs dropped: {bare(p)}")
         return 0
-    raise SystemExit(f"unknown verb {verb!r}: use run, check, adopt or bare")
+    if verb == "restamp":
+        for p in paths:
+            print(f"stamped again: {restamp(p)}")
+        return 0
+    raise SystemExit(f"unknown verb {verb!r}: use run, check, adopt, bare or restamp")
 
 
 if __name__ == "__main__":

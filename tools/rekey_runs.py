@@ -9,7 +9,7 @@ path of another runs folder counts as the run folder of the same name here.
 import sys
 from dataclasses import replace
 from pathlib import Path
-from jand.reproduce import MODEL_OPTIONS, finished, run_name
+from jand.lab.runs import MODEL_OPTIONS, finished, run_name
 from jand.training import run_config
 
 
