@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
-from .core import DataError, atomic_write_bytes, atomic_write_json, dataclass_from_dict
+from .core import DataError, atomic_write_json, dataclass_from_dict
 from .host import PRECISIONS, arithmetic_record, default_device, resolve_precision
 from .charset import Charset
 from .synth import SynthConfig, TextConfig
@@ -23,8 +23,8 @@ from .loading import LineDataset, BucketBatchSampler, collate_lines, select_item
 from .backbone import BackboneConfig, frame_lengths
 from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import (HTRJAND, MODEL_KINDS, ModelConfig, model_config, model_payload, read_payload, load_model,
-                        save_model, check_device)
+from .model import HTRJAND, MODEL_KINDS, ModelConfig, model_config, load_model, check_device
+from .store import read_payload, save_model
 from jand.kd import (
     KDConfig,
     FeatureProjector,
@@ -221,10 +221,7 @@ def evaluate(model:HTRJAND, ds:LineDataset, batch_size:int=BATCH_SIZE, device="c
 # %% ../nbs/22_training.ipynb #49509883
 def save_checkpoint(path, model:HTRJAND, charset:Charset, state:dict) -> Path:
     "Write a training checkpoint (model payload + `state` under `train`) atomically."
-    import io
-    buf = io.BytesIO()
-    torch.save(model_payload(model, charset, train=state), buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_model(path, model, charset, train=state)
 
 # %% ../nbs/22_training.ipynb #d051a363
 CHECKPOINT_PARTS = ("config", "state", "optimizer", "rng") # What a checkpoint's training state must hold
