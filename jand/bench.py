@@ -19,8 +19,9 @@ from .host import host_facts
 from .images import load_image
 from .kd import ctc_loss, kd_kl
 from .loading import collate_lines, pad_images
-from .model import HTRJAND, model_config, student_config, time_calls
-from .modeldir import ONNX_FILE, resolve_model
+from .model import HTRJAND, model_config, student_config
+from .speed import time_calls
+from .store import ONNX_FILE, resolve_model
 from .preprocess import PreprocessConfig, prepare
 from .results import write_table
 from .synth import SynthConfig, render_line

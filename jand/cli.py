@@ -614,7 +614,8 @@ def _export_onnx(args):
 @verb("models", lambda sub: sub.add_parser(
     "models", help="list the shipped models (models/): size, charset, the metrics on their cards"))
 def _models(args):
-    from jand.modeldir import model_rows, models_dir
+    from jand.modeldir import model_rows
+    from jand.store import models_dir
     from jand.results import markdown_table
     rows = model_rows()
     print(markdown_table(rows, ["model", "MB", "symbols", "metrics"]) if rows else

@@ -13,6 +13,7 @@ from fastcore.basics import patch
 from .core import DataError, Line, finish_figure
 from .loading import BucketBatchSampler, LineDataset, collate_lines
 from .core import BATCH_SIZE
+from .synth import SynthConfig, SynthCorpus
 
 # %% auto #0
 __all__ = ['NORMALISATIONS', 'PACINGS', 'SCORES', 'rank_normalise', 'minmax_normalise', 'normalise', 'length_difficulty',
@@ -350,7 +351,6 @@ def plot_schedule(cfg:CurriculumConfig=CurriculumConfig(),
     "Competence vs progress for every pacing, and the difficulty of the available pool at a few progress points."
     import matplotlib.pyplot as plt
     if lines is None:
-        from jand.synth import SynthConfig, SynthCorpus
         lines = SynthCorpus(SynthConfig(n_train=300, n_val=1, n_test=1)).lines("train")
     scores = difficulty_scores(lines, cfg, losses)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.6))

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch import nn
 import jand
-from .core import DataError, atomic_write_bytes, read_json, user_cache
+from .core import DataError, atomic_write_bytes, read_json, user_cache, atomic_save_figure, atomic_write_text
 from .charset import Charset
-from .modeldir import model_digest, onnx_file
+from .store import model_digest, onnx_file
 from jand.model import (
     HTRJAND,
     ModelConfig,
@@ -20,12 +20,15 @@ from jand.model import (
     load_model,
     teacher_config,
     student_config,
-    benchmark_inference,
-    time_calls,
-    input_label,
 )
-from .results import write_table, provenance
+from .speed import _peak_rss_mb, _wait_result, benchmark_inference, input_label, time_calls
+from .results import write_table, provenance, package_versions
 from .core import BATCH_SIZE
+from .synth import SynthConfig, render_line, TextConfig, render_cache
+from .metrics import cer
+from .images import load_image, check_image
+from .training import TrainConfig, train
+from .runfolder import read_log
 
 # %% auto #0
 __all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'ONNX_OPSET', 'DEPLOY_FORMS', 'ONNX_EXPORT_VERSION',
@@ -511,8 +514,6 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
                      ) -> list:
     "Rows `{form, input, lines_per_s, ms_per_line, speedup, setup_s[, error]}`: each form on one batch of every shape."
     import multiprocessing as mp
-    from jand.model import _wait_result
-    from jand.deploy import _form_speed_child as child  # the module's copy: a spawned process must be able to import it
     shapes = list(dict.fromkeys((h or model.cfg.preprocess.height, w) for h, w in shapes))
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ctx, runs = mp.get_context("spawn"), {}
@@ -521,7 +522,7 @@ def deploy_speed_rows(model:HTRJAND, charset:Charset, forms=DEPLOY_FORMS, batch:
             args = (form, batch, shapes, threads, seconds, workdir)
             if isolate:
                 q = ctx.Queue()
-                p = ctx.Process(target=child, args=(model.cfg.to_dict(), state, charset.to_dict(), args, q))
+                p = ctx.Process(target=_form_speed_child, args=(model.cfg.to_dict(), state, charset.to_dict(), args, q))
                 p.start()
                 r = _wait_result(p, q)
                 got = r.get("rows") or [
@@ -567,7 +568,6 @@ def fastest_forms(rows:list, target:float=DEPLOY_TARGET) -> list:
 # %% ../nbs/50_deploy.ipynb #7f91e7d8
 def synth_lines(n:int=200, seed:int=0, height:int=64, split:str="test") -> tuple:
     "`(texts, images)` of the first `n` lines of a synthetic split."
-    from jand.synth import SynthConfig, render_line
     cfg = SynthConfig(seed=seed, n_test=n, n_val=n, n_train=n, height=height)
     lines = [render_line(cfg, split, i) for i in range(n)]
     return [l.text for l, _ in lines], [im for _, im in lines]
@@ -576,7 +576,6 @@ def synth_lines(n:int=200, seed:int=0, height:int=64, split:str="test") -> tuple
 def deploy_cer_rows(model:HTRJAND, charset:Charset, texts:list, images:list, forms=DEPLOY_FORMS, threads:int|None=2,
                     workdir=None) -> list:
     "Rows `{form, lines, cer, delta_cer, same_text}` on `images` (lines with a symbol outside `charset` are left out)."
-    from jand.metrics import cer
     keep = [i for i, t in enumerate(texts) if not charset.unknown(t)]
     refs, ims = [texts[i] for i in keep], [images[i] for i in keep]
     rows, ref_hyps = [], None
@@ -621,7 +620,6 @@ def run_deploy(model_path, # A trained jand model file (the Student)
         texts, images = synth_lines(lines, height=model.cfg.preprocess.height)
         cers = deploy_cer_rows(model, charset, texts, images, forms, threads, d)
     best = fastest_forms(speed)
-    from jand.results import package_versions
 
     prov = provenance(
         model=str(model_path),
@@ -654,7 +652,6 @@ def run_deploy(model_path, # A trained jand model file (the Student)
 # %% ../nbs/50_deploy.ipynb #857bbfa9
 def _read_line(path, check=None):
     "The image at `path` (shown to `check` first), or the `DataError` that says why it cannot be read."
-    from jand.images import load_image
     try:
         a = load_image(path)
     except DataError as e:
@@ -693,7 +690,6 @@ def line_folder(folder, # Where the lines go (a rendered corpus folder inside it
                 max_chars:int=26, # Longest line: 5–26 characters average ≈ 300 px at 64 px
                 seed:int=0) -> list:
     "Write `n` synthetic test lines of mixed widths as PNG files under `folder`; returns their paths, sorted."
-    from jand.synth import SynthConfig, TextConfig, render_cache
     cfg = SynthConfig(seed=seed, n_train=1, n_val=1, n_test=n, height=height,
                       text=TextConfig(min_chars=5, max_chars=max_chars))
     return sorted((render_cache(cfg, folder, workers=1) / "test").glob("*.png"))
@@ -703,7 +699,6 @@ FOLDER_TARGET = 700.0 # Lines/s of `jand predict` on a folder of 64 px lines, 2 
 FOLDER_FORMS = ("auto", "eager")
 
 def _mean_width(files:list) -> float:
-    from jand.images import check_image
     return round(sum(check_image(f)[0] for f in files) / len(files), 1)
 
 def bench_folder(model, # A model file, run or model folder, or a shipped model's name
@@ -747,7 +742,6 @@ def _rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    from jand.model import _peak_rss_mb
     return _peak_rss_mb()
 
 # %% ../nbs/50_deploy.ipynb #d799d06a
@@ -763,8 +757,6 @@ def _allocator() -> str:
 # %% ../nbs/50_deploy.ipynb #2713820a
 def _memory_probe(cfg:dict, out:str, interval:float, threads:int, q) -> None:
     import threading
-    from jand.model import _peak_rss_mb
-    from jand.training import TrainConfig, train
     torch.set_num_threads(threads)
     samples, done, t0 = [], threading.Event(), time.perf_counter()
     def watch():
@@ -805,9 +797,6 @@ def bench_memory(corpora=(10_000, 100_000), # Lines to draw on the fly (a count)
     """One row per corpus: peak RSS, RSS after the first quarter of the run and at its end, their difference, and
     the RSS trend over the second half. Each row's `timeline` holds the samples and the validation times."""
     import multiprocessing as mp
-    from jand.model import _wait_result
-    from jand.training import TrainConfig, read_log
-    from jand.deploy import _memory_probe as probe  # the module's copy: a spawned process must be able to import it
     ctx, rows = mp.get_context("spawn"), []
     work = Path(workdir or tempfile.mkdtemp(prefix="jand-memory-"))
     for i, corpus in enumerate(corpora):
@@ -817,7 +806,7 @@ def bench_memory(corpora=(10_000, 100_000), # Lines to draw on the fly (a count)
                           max_minutes=minutes, progress_bar=False, augment=True, log_every=50)
         run = work / f"run-{i}"
         q = ctx.Queue()
-        p = ctx.Process(target=probe, args=(cfg.to_dict(), str(run), interval, threads, q))
+        p = ctx.Process(target=_memory_probe, args=(cfg.to_dict(), str(run), interval, threads, q))
         p.start()
         r = _wait_result(p, q)  # an error, not a hang, when the process dies
         if r.get("error"):
@@ -903,7 +892,6 @@ def plot_memory(rows:list):
 def write_memory(rows:list, name:str="memory", out="results", figures="figures", prov:dict|None=None) -> list:
     """Write `bench_memory`'s rows: the table `out/<name>.{csv,md}`, every RSS sample in `out/<name>_timeline.csv`,
     and the RSS curves in `figures/<name>.png`, validations marked. Returns the paths."""
-    from jand.core import atomic_save_figure, atomic_write_text
     table = [{k: v for k, v in r.items() if k != "timeline"} for r in rows]
     growth, trend = max(r["growth_mb"] for r in rows), max(abs(r["trend_mb_per_h"]) for r in rows)
     noise = float(

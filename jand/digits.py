@@ -13,6 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 from .core import DataError, Line, atomic_write_json
+from .readers import write_folder
 
 # %% auto #0
 __all__ = ['DIGITS_FILE', 'DIGIT_SPLITS', 'SPLIT_NUMBERS', 'digit_images', 'split_pools', 'DigitLineConfig', 'digit_text',
@@ -142,7 +143,6 @@ def write_digit_lines(out, # Folder to write the corpus into (`train/`, `val/`, 
                       cfg:DigitLineConfig=DigitLineConfig(),
                      ) -> Path:
     "Draw every split of `cfg` into `out` in the folder layout, `digit_lines.json` naming its config; returns `out`."
-    from jand.readers import write_folder
     corpus, out = DigitLines(cfg), Path(out)
     write_folder((s for split in SPLIT_NUMBERS for s in corpus.samples(split)), out)
     atomic_write_json(out / "digit_lines.json", {"config": asdict(cfg), "source": "jand/" + DIGITS_FILE})

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from .attention import pad_mask_from_lengths
 from .core import BATCH_SIZE
+from .loading import BucketBatchSampler, collate_lines
 
 # %% auto #0
 __all__ = ['BLANK', 'BLANK_MODES', 'real_frames', 'ctc_loss', 'soft_log_probs', 'kl_parts', 'kd_kl', 'kd_loss', 'KDConfig',
@@ -271,7 +272,6 @@ class PosteriorCache:
               ds, # An augmentation-free `jand.loading.LineDataset` (the training lines)
               batch_size:int=BATCH_SIZE, device="cpu") -> PosteriorCache:
         "Run `teacher` once over `ds`, in length-sorted batches."
-        from jand.loading import BucketBatchSampler, collate_lines
         if ds.aug is not None:
             raise ValueError("offline distillation needs augmentation-free views: build it on a dataset without aug")
         out, sampler = [None] * len(ds), BucketBatchSampler(ds.lengths(), batch_size, shuffle=False)

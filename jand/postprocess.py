@@ -14,12 +14,18 @@ from .core import DataError, Line, Report, atomic_write_json
 from .host import default_device
 from .charset import nfc
 from .metrics import cer, line_details, score_all, score_row
-from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines
-from .training import run_config, run_lines
+from .lexicon import Lexicon, frequency_forms, guess_language, lbc_correct_lines, read_wordlist
+from .training import run_config, run_lines, evaluate
 from .errors import ConfusionModel, previous_lines, recognizer_pairs, select_pairs, simulate_pairs
 from .t5 import T5Corrector, T5CorrectorConfig, write_folder
 from .edits import EDIT_FORMAT, EditCorrector, EditCorrectorConfig, corrector_format
 from .core import BATCH_SIZE
+from .loading import LineDataset
+from .model import load_model
+from .sources import open_data
+from .synth import SynthConfig, sample_text
+from .results import provenance
+from .runfolder import MODEL_FILE, config_file, model_file
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_COLUMNS', 'CORRECTOR_KINDS', 'GUARD_SHARE', 'GUARD_GRID', 'CONFUSION_FIELDS', 'FINETUNE_STEPS',
@@ -220,8 +226,6 @@ def recognize(model, # A loaded `HTRJAND` (see `jand.model.load_model`)
               name:str="data", # Named in messages
              ) -> dict:
     "`{refs, hyps, ids, lines}` in the order of `lines`."
-    from jand.loading import LineDataset
-    from jand.training import evaluate
     ds = LineDataset(list(lines), charset, load=load, cfg=model.cfg.preprocess, name=name)
     res = evaluate(model, ds, batch_size, device)
     by_id = {i: (r, h) for i, r, h in zip(res["ids"], res["refs"], res["hyps"])}
@@ -257,7 +261,7 @@ def start_corrector(cfg, # `EditCorrectorConfig` (the edit tagger) or `T5Correct
 def stage_lexicon(model_path:Path, bundle, data:str, lexicon:str="auto", wordlist=None) -> tuple:
     ("`(Lexicon, where it came from)` for the LBC stages: the frequency list of the training lines' language "
      "(`auto`), of a named language, or the training lines' words (`train`); plus the word list.")
-    if (model_path.parent / "config.json").is_file():
+    if config_file(model_path.parent).is_file():
         texts, origin = [l.text for l in run_bundle(model_path.parent)[1].lines("train")], f"run {model_path.parent}"
     else:
         texts, origin = [l.text for l in bundle.lines("train")], f"the training split of {data}"
@@ -284,9 +288,6 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
                     lexicon:str="auto",
                    ) -> dict:
     "Read and score `split` with each stage: `{rows, lines, outputs, scores, refs, ids, lexicon_from}`."
-    from jand.model import load_model
-    from jand.sources import open_data
-    from jand.synth import SynthConfig
     stages, model_path = parse_stages(stages), Path(model_path)
     if uses_t5(stages) and corrector is None:
         raise ValueError(
@@ -296,7 +297,6 @@ def evaluate_stages(model_path, # A model file (`model.pt` of a run)
     if isinstance(corrector, (str, Path)):
         corrector = load_corrector(corrector, device=device) if uses_t5(stages) else None
     if wordlist is not None:
-        from jand.lexicon import read_wordlist
         read_wordlist(wordlist)  # fail now, not after reading the test set
     needs_lexicon = uses_lbc(stages) or (uses_t5(stages) and reads_hints(corrector))
     if needs_lexicon and lexicon not in ("auto", "train"):
@@ -324,8 +324,7 @@ def _check_out(out:Path, run:Path):
 # %% ../nbs/32_postprocess.ipynb #c570bdad
 def validation_errors(run:Path, tcfg, bundle, batch_size:int=BATCH_SIZE, device="cpu") -> dict:
     "The recognizer of `run` on its validation lines (`recognize`'s `refs`, `hyps` and `lines`)."
-    from jand.model import load_model
-    model, charset, _ = load_model(run / "model.pt", device=device)
+    model, charset, _ = load_model(model_file(run), device=device)
     val = run_lines(tcfg, bundle, "val")
     if not val:
         return {"refs": [], "hyps": [], "lines": []}
@@ -437,16 +436,15 @@ def train_corrector(run, # A recognizer run folder (`model.pt` + `config.json`)
                     progress_bar:bool=True,
                    ) -> dict:
     "Train a corrector for the recognizer of run folder `run`; write it to `out`; returns the training summary."
-    from jand.results import provenance
     run, out, cfg = Path(run), Path(out), cfg or EditCorrectorConfig()
     t_start = time.perf_counter()
     tcfg, bundle = run_bundle(run)
-    if not (run / "model.pt").is_file():
-        raise DataError(run, "no model.pt in the run folder (has a validation epoch finished?)")
+    if not model_file(run).is_file():
+        raise DataError(run, f"no {MODEL_FILE} in the run folder (has a validation epoch finished?)")
     _check_out(out, run)
     device = device or default_device()
     corrector = start_corrector(cfg, pretrained, seed, device)  # a bad --pretrained fails before any work
-    lex, lexicon_from = (stage_lexicon(run / "model.pt", bundle, str(run), lexicon) if reads_hints(corrector)
+    lex, lexicon_from = (stage_lexicon(model_file(run), bundle, str(run), lexicon) if reads_hints(corrector)
                          else (None, None))
     rec = validation_errors(run, tcfg, bundle, batch_size, device)  # 1. the recognizer's errors, some held out
     kept, held = (take_lines(rec, idx) for idx in split_held_out(page_keys(rec["lines"]), guard_share))
@@ -481,7 +479,6 @@ def pretraining_texts(n:int, # Lines per language
                      ) -> list:
     "Clean lines for corrector pretraining from the synthetic generator's text sampler (a stream of its own)."
     import numpy as np
-    from jand.synth import sample_text
     rng, banned = np.random.default_rng([seed, 0x7E57]), {nfc(t) for t in exclude}
     return [t for lang in langs for t in (nfc(sample_text(rng, lang)) for _ in range(n)) if t not in banned]
 
@@ -508,7 +505,6 @@ def pretrain_corrector(out, # Folder to write the pretrained corrector to
                        progress_bar:bool=True,
                       ) -> dict:
     "Denoising pretraining of a corrector on clean lines and their simulated errors; writes it to `out`."
-    from jand.results import provenance
     out, cfg, t_start = Path(out), cfg or EditCorrectorConfig(), time.perf_counter()
     texts, cm, report = pretraining_texts(lines, langs, seed, exclude), ConfusionModel(), Report("pretraining pairs")
     sim = simulate_pairs(texts, cm, seed, None, cfg.context_lines, 1, cer_range)

@@ -18,7 +18,7 @@ from .deploy import load_deployed
 from .errors import align
 from .images import load_image, to_gray
 from .loading import FRAME_STRIDE
-from .modeldir import calibration_file, resolve_model
+from .store import calibration_file, resolve_model
 from .preprocess import PreprocessConfig, scaled_width
 from .results import markdown_table, write_table
 from .sources import open_data

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import jand
 from .core import atomic_write_text, cpu_info
+from .model import REFERENCE_CLASSES, describe, teacher_config, student_config
 
 # %% auto #0
 __all__ = ['PAPER_TARGETS', 'REFERENCE_SYSTEMS', 'VERDICTS', 'OUTPUT_DIRS', 'KEY_PACKAGES', 'RAW_STAGES', 'ARCH_COLUMNS',
@@ -245,7 +246,6 @@ def run_number_conflicts(results="results", # Folder of `<table>.csv` files
 # %% ../nbs/40_results.ipynb #17124733
 def architecture_rows(n_classes:int|None=None) -> list:
     "Rows of the Teacher/Student table: our measured sizes and MACs beside the paper's (reference charset by default)."
-    from jand.model import REFERENCE_CLASSES, describe, teacher_config, student_config
     n = n_classes or REFERENCE_CLASSES
     t, s = describe(teacher_config(n)), describe(student_config(n))
     red = 100 * (1 - s["params"] / t["params"])

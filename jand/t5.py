@@ -21,6 +21,7 @@ from .core import DataError, Report, atomic_write_json, dataclass_from_dict, ins
 from .charset import nfc
 from .errors import Pair
 from .host import default_device
+from .synth import sample_text
 
 # %% auto #0
 __all__ = ['format_input', 'T5CorrectorConfig', 'CorrectionResult', 'normalised_change', 'guard_decision', 'Corrector',
@@ -433,7 +434,6 @@ def benchmark_corrector(corrector, # The corrector to time (`T5Corrector` or `ja
     "Time `corrector.correct` on `n_lines` lines; prints and returns lines/s."
     if lines is None:
         import numpy as np
-        from jand.synth import sample_text
         rng = np.random.default_rng(seed)
         lines = [sample_text(rng) for _ in range(n_lines)]
     lines = list(lines)[:n_lines]

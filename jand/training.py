@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
-from .core import DataError, atomic_write_bytes, atomic_write_json, atomic_write_text, dataclass_from_dict
+from .core import DataError, atomic_write_json, dataclass_from_dict
 from .host import PRECISIONS, arithmetic_record, default_device, resolve_precision
 from .charset import Charset
 from .synth import SynthConfig, TextConfig
@@ -23,8 +23,8 @@ from .loading import LineDataset, BucketBatchSampler, collate_lines, select_item
 from .backbone import BackboneConfig, frame_lengths
 from .attention import AttentionConfig
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import (HTRJAND, MODEL_KINDS, ModelConfig, model_config, model_payload, read_payload, load_model,
-                        save_model, check_device)
+from .model import HTRJAND, MODEL_KINDS, ModelConfig, model_config, load_model, check_device
+from .store import read_payload, save_model
 from jand.kd import (
     KDConfig,
     FeatureProjector,
@@ -38,16 +38,17 @@ from jand.kd import (
 from .decoding import greedy_decode
 from .metrics import score_all, line_details
 from .results import provenance
+from .runfolder import (BEST_CHECKPOINT, CHECKPOINTS, LAST_CHECKPOINT, RunLog, checkpoint_file, config_file,
+                            log_file, model_file, read_log as read_log, read_run_config)
 from .core import BATCH_SIZE
 
 # %% auto #0
 __all__ = ['CURRICULA', 'RESIZES', 'JAND_SWITCHES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config',
            'with_preset', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint',
-           'remove_stale_temporaries', 'dist_info', 'RunLog', 'read_log', 'check_run_folder', 'lock_holder',
-           'holder_alive', 'RunLock', 'line_losses', 'run_device', 'open_run', 'run_preprocess', 'start_preprocess',
-           'seed_everything', 'run_teacher', 'resize_charset', 'charset_change', 'run_charset', 'charset_policy',
-           'run_lines', 'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config',
-           'evaluate_run']
+           'remove_stale_temporaries', 'dist_info', 'check_run_folder', 'lock_holder', 'holder_alive', 'RunLock',
+           'line_losses', 'run_device', 'open_run', 'run_preprocess', 'start_preprocess', 'seed_everything',
+           'run_teacher', 'resize_charset', 'charset_change', 'run_charset', 'charset_policy', 'run_lines',
+           'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
 CURRICULA = ("none", "staged", "linear", "root")
@@ -220,10 +221,7 @@ def evaluate(model:HTRJAND, ds:LineDataset, batch_size:int=BATCH_SIZE, device="c
 # %% ../nbs/22_training.ipynb #49509883
 def save_checkpoint(path, model:HTRJAND, charset:Charset, state:dict) -> Path:
     "Write a training checkpoint (model payload + `state` under `train`) atomically."
-    import io
-    buf = io.BytesIO()
-    torch.save(model_payload(model, charset, train=state), buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_model(path, model, charset, train=state)
 
 # %% ../nbs/22_training.ipynb #d051a363
 CHECKPOINT_PARTS = ("config", "state", "optimizer", "rng") # What a checkpoint's training state must hold
@@ -273,44 +271,6 @@ def _all_max(x:float, world:int, device) -> float:
     t = torch.tensor([x], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return float(t.item())
-
-# %% ../nbs/22_training.ipynb #6707e6db
-def _log_records(path:Path) -> list:
-    ("The records of a `metrics.jsonl`: a torn last line (a run killed while appending) is ignored, any other bad line "
-     "is a `DataError`.")
-    rows = path.read_text(encoding="utf-8").splitlines()
-    out = []
-    for i, row in enumerate(rows, 1):
-        if not row.strip():
-            continue
-        try:
-            out.append(json.loads(row))
-        except json.JSONDecodeError:
-            if i == len(rows):
-                break
-            raise DataError(path, f"line {i} is not a JSON record") from None
-    return out
-
-# %% ../nbs/22_training.ipynb #2905551a
-class RunLog:
-    "Appends JSON lines to `metrics.jsonl` (rank 0 only)."
-    def __init__(self, path, active:bool=True, keep_until_step:int|None=None):
-        self.path, self.active = Path(path), active
-        # resuming: drop lines past the checkpoint (and a torn one)
-        if active and keep_until_step is not None and self.path.exists():
-            kept = [r for r in _log_records(self.path) if r.get("step", 0) <= keep_until_step]
-            atomic_write_text(self.path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
-    def __call__(self, **rec):
-        if not self.active:
-            return
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-
-# %% ../nbs/22_training.ipynb #7221dd60
-def read_log(run_dir) -> list:
-    "The records of a run's `metrics.jsonl` (a torn last line, from a killed run, is left out)."
-    p = Path(run_dir) / "metrics.jsonl"
-    return _log_records(p) if p.exists() else []
 
 # %% ../nbs/22_training.ipynb #7221dd71
 def check_run_folder(out:Path):
@@ -442,7 +402,7 @@ def run_device(cfg:TrainConfig, world:int=1, local_rank:int=0) -> torch.device:
 # %% ../nbs/22_training.ipynb #86a96b4a
 def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple:
     "`(cfg, checkpoint)` of run folder `out`: a resumed run keeps the options it was started with."
-    ckpt_path = out / "checkpoints" / "last.pt"
+    ckpt_path = checkpoint_file(out)
     check_run_folder(out)
     if resume and not ckpt_path.exists():
         raise DataError(ckpt_path, "no checkpoint to resume from")
@@ -457,7 +417,7 @@ def open_run(cfg:TrainConfig, out:Path, resume:bool, is_main:bool=True) -> tuple
     except (TypeError, ValueError) as e:
         raise DataError(ckpt_path, f"the checkpoint's training options are invalid: {e}") from None
     if is_main:
-        for p in remove_stale_temporaries(out / "checkpoints") + remove_stale_temporaries(out):
+        for p in remove_stale_temporaries(out / CHECKPOINTS) + remove_stale_temporaries(out):
             print(f"removed {p}, left by a killed write")
     return cfg, ckpt
 
@@ -650,7 +610,7 @@ def run_files(self:Trainer):
      "`cfg.init` also writes (and says) what it changed of that model.")
     out = self.out
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", self.cfg.to_dict())
+    atomic_write_json(config_file(out), self.cfg.to_dict())
     atomic_write_json(out / "model_config.json", self.mcfg.to_dict())
     self.charset.save(out / "charset.json")
     atomic_write_json(out / "data.json", {"spec": self.cfg.data, "lines": self.bundle.describe(),
@@ -684,7 +644,7 @@ def describe_fine_tuning(r:dict) -> str:
 
 # %% ../nbs/22_training.ipynb #27a99b97
 @patch
-def checkpoint(self:Trainer, name:str="last.pt"):
+def checkpoint(self:Trainer, name:str=LAST_CHECKPOINT):
     "Save weights, optimiser, counters, random state (and curriculum, projector) as `checkpoints/name`."
     if not self.is_main:
         return
@@ -694,7 +654,7 @@ def checkpoint(self:Trainer, name:str="last.pt"):
         state["curriculum"] = self.sampler.state_dict()
     if self.projector is not None:
         state["projector"] = self.projector.state_dict()
-    save_checkpoint(self.out / "checkpoints" / name, self.model, self.charset, state)
+    save_checkpoint(checkpoint_file(self.out, name), self.model, self.charset, state)
 
 # %% ../nbs/22_training.ipynb #7a1c1200
 @patch
@@ -720,8 +680,8 @@ def validate(self:Trainer, t_epoch:float, end_of_epoch:bool):
     spent = (st["step"] >= cfg.steps) if cfg.steps else st["epoch"] >= cfg.epochs
     st["done"] = spent or self.out_of_time() or (cfg.patience is not None and st["bad_epochs"] >= cfg.patience)
     if improved and self.is_main:  # best.pt and model.pt first: last.pt, written last, commits the validation
-        self.checkpoint("best.pt")
-        save_model(self.out / "model.pt", self.model, self.charset, run=str(self.out), val_cer=cer,
+        self.checkpoint(BEST_CHECKPOINT)
+        save_model(model_file(self.out), self.model, self.charset, run=str(self.out), val_cer=cer,
                    epoch=st["epoch"], step=st["step"])
     self.checkpoint()
 
@@ -878,7 +838,7 @@ def fit(self:Trainer) -> dict:
         return {**st, "run": str(self.out), "resumed_finished_run": True}
     if self.is_main:
         self.run_files()
-    self.log = RunLog(self.out / "metrics.jsonl", self.is_main, keep_until_step=st["step"] if self.resumed else None)
+    self.log = RunLog(log_file(self.out), self.is_main, keep_until_step=st["step"] if self.resumed else None)
     self.t_start, self.last_save = time.perf_counter() - st["elapsed"], time.perf_counter()
     while not st["done"]:
         self.epoch()
@@ -908,24 +868,18 @@ def train(cfg:TrainConfig, out, resume:bool=False) -> dict:
 
 # %% ../nbs/22_training.ipynb #d570975e
 def run_config(run):
-    "The `TrainConfig` of run folder `run`: the one reader of a run's `config.json`."
-    run = Path(run)
-    if not run.is_dir():
-        raise DataError(run, "no such run folder (a folder written by jand train)")
-    path = run / "config.json"
-    if not path.is_file():
-        raise DataError(run, "not a run folder (no config.json)")
+    "The `TrainConfig` of run folder `run` (its `config.json`, read by `jand.runfolder.read_run_config`)."
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return TrainConfig.from_dict(read_run_config(run))
     except (ValueError, TypeError) as e:
-        raise DataError(path, f"unreadable run config: {e}") from None
+        raise DataError(config_file(run), f"unreadable run config: {e}") from None
 
 # %% ../nbs/22_training.ipynb #4acfe5d0
 def evaluate_run(run, split:str="test", batch_size:int=BATCH_SIZE, device="cpu") -> dict:
     ("Score run folder `run`'s `model.pt` on `split` of the data it was trained on (validation as the run validated); "
      "adds the run's config to the result.")
     run, cfg = Path(run), run_config(run)
-    model, charset, payload = load_model(run / "model.pt", device=device)
+    model, charset, payload = load_model(model_file(run), device=device)
     bundle = cfg.bundle()
     ds = LineDataset(run_lines(cfg, bundle, split), charset, load=bundle.load, cfg=model.cfg.preprocess,
                      policy=charset_policy(cfg), name=f"{run.name}:{split}")

@@ -27,7 +27,8 @@ from jand.charset import Charset
 from jand.core import DataError, Line
 from jand.images import load_image
 from jand.loading import LineDataset
-from jand.model import HTRJAND, Predictor, load_model, save_model, student_config
+from jand.model import HTRJAND, Predictor, load_model, student_config
+from jand.store import save_model
 from jand.readers import read_bentham, read_folder, read_iam, read_rimes, write_bentham, write_folder, write_iam, write_rimes
 from jand.training import save_checkpoint
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 from jand.charset import Charset
-from jand.model import HTRJAND, Predictor, STUDENT_ATTENTION, save_model, student_config
+from jand.model import HTRJAND, Predictor, STUDENT_ATTENTION, student_config
+from jand.store import save_model
 from jand.deploy import (OnnxPredictor, bench_rows, deployed_predictor, export_onnx, load_deployed, quantize_onnx,
                          quantize_torch, run_bench, speed_ratio_rows, deploy_speed_rows, fastest_forms)
 

@@ -6,7 +6,8 @@ import torch
 from jand.charset import Charset
 from jand.core import DataError
 from jand.model import (HTRJAND, MODEL_KINDS, ModelConfig, Predictor, REFERENCE_CLASSES, describe, load_model,
-                        model_config, save_model, student_config, teacher_config)
+                        model_config, student_config, teacher_config)
+from jand.store import save_model
 from jand.results import architecture_rows
 
 torch.set_num_threads(1)

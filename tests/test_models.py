@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from jand.metrics import cer
-from jand.modeldir import card_checks, model_rows, shipped_models
+from jand.modeldir import card_checks, model_rows
+from jand.store import shipped_models
 
 SHIPPED = shipped_models()
 

@@ -40,7 +40,8 @@ def test_smoke_runs_every_experiment(smoke):
 
 
 def test_smoke_ships_model_folders_whose_cards_match_them(smoke):
-    from jand.modeldir import card_checks, shipped_models
+    from jand.modeldir import card_checks
+    from jand.store import shipped_models
     out, summary = smoke
     assert summary["experiments"]["10_models"]["models"] == ["student", "teacher"]
     assert list(shipped_models(out / "models")) == ["student", "teacher"]  # beside results/, as models/ is in the repo
