@@ -40,7 +40,6 @@ class _GateBase(nn.Module):
             self.constrain()  # eval-mode forwards never see a filter longer than the limit
         return super().train(mode)
 
-# %% ../nbs/10_backbone.ipynb #688d1c12
 class FullGatedConv2d(_GateBase):
     ("Flor's full-gated convolution: one convolution with `2F` channels, value half × sigmoid(gate half), `F` channels "
      "out.")
@@ -83,7 +82,6 @@ def eager_checks() -> bool:
     "False while `torch.compile`, an ONNX exporter or `torch.jit.trace` traces the code: value checks are skipped then."
     return not (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export())
 
-# %% ../nbs/10_backbone.ipynb #98d55df9
 def frame_lengths(widths, # (N,) true widths in pixels, a tensor or a list
                   stride:int=8, # Pixels per frame (the backbone's width stride)
                  ) -> torch.Tensor:
@@ -199,7 +197,6 @@ def _keep_real(x:torch.Tensor, lengths) -> torch.Tensor:
     real = ~frame_mask(lengths, x.shape[-1], stride=1).to(x.device)
     return x * real[:, None, None, :].to(x.dtype)
 
-# %% ../nbs/10_backbone.ipynb #edc4c706
 class Stage(nn.Module):
     "One of Flor's stages: Conv → PReLU → BatchNorm [→ gated conv → SE → Dropout]."
     def __init__(self, in_channels:int, spec:StageSpec, cfg:BackboneConfig):

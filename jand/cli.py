@@ -17,8 +17,8 @@ from .core import BATCH_SIZE
 # %% auto #0
 __all__ = ['WRITERS', 'IMAGE_SUFFIXES', 'DOCUMENT_SUFFIXES', 'PAGE_HEIGHT', 'MIN_LINE_SIZE', 'PREDICT_COLUMNS', 'VERBS',
            'BENCHES', 'write_synth', 'add_config_options', 'config_from_args', 'run_eval', 'image_files',
-           'page_warning', 'write_texts', 'run_predict', 'run_check_data', 'check_corpora', 'verb', 'default_of',
-           'given', 'build_parser', 'command_of', 'cli_words', 'main']
+           'page_warning', 'write_texts', 'run_predict', 'run_check_data', 'check_corpora', 'verb', 'build_parser',
+           'command_of', 'default_of', 'given', 'cli_words', 'main']
 
 # %% ../nbs/90_cli.ipynb #2da0f188
 WRITERS = {"folder": "write_folder", "iam": "write_iam", "rimes": "write_rimes", "bentham": "write_bentham"}
@@ -42,7 +42,6 @@ def _optional(tp):
         else (tp, False)
     )
 
-# %% ../nbs/90_cli.ipynb #61278c1f
 def add_config_options(parser:argparse.ArgumentParser, cls, skip=(),
                        choices:dict|None=None, # Field name → the values its option accepts (listed in the help)
                       ) -> None:
@@ -68,12 +67,6 @@ def config_from_args(cls, args, **fixed):
     return cls(**{f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)} | fixed)
 
 # %% ../nbs/90_cli.ipynb #8457cb10
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jp2", ".pgm", ".ppm", ".pbm")
-# Files a folder of scans often holds that jand cannot read as lines: listed, so they are counted as not read
-DOCUMENT_SUFFIXES = (".pdf", ".djvu", ".heic", ".heif", ".svg", ".eps", ".ps", ".xcf", ".psd")
-PAGE_HEIGHT = 400 # Pixels: a line image taller than this is probably a page or a paragraph
-MIN_LINE_SIZE = 8 # Pixels: a line image narrower or lower than this cannot hold a character
-
 def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=BATCH_SIZE,
              synth:SynthConfig=SynthConfig(),
              device="cpu",
@@ -106,6 +99,10 @@ def run_eval(model_path, data:str, split:str="test", out=None, batch_size:int=BA
     return res
 
 # %% ../nbs/90_cli.ipynb #0df9205c
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".jp2", ".pgm", ".ppm", ".pbm")
+# Files a folder of scans often holds that jand cannot read as lines: listed, so they are counted as not read
+DOCUMENT_SUFFIXES = (".pdf", ".djvu", ".heic", ".heif", ".svg", ".eps", ".ps", ".xcf", ".psd")
+
 def image_files(items) -> list:
     ("The image files named by `items` (files, or folders searched recursively), in a stable order; in a folder, "
      "documents that are not images (`DOCUMENT_SUFFIXES`) too, so that they are counted as not read.")
@@ -122,6 +119,9 @@ def image_files(items) -> list:
     return files
 
 # %% ../nbs/90_cli.ipynb #1eeff902
+PAGE_HEIGHT = 400 # Pixels: a line image taller than this is probably a page or a paragraph
+MIN_LINE_SIZE = 8 # Pixels: a line image narrower or lower than this cannot hold a character
+
 def page_warning(a:np.ndarray) -> str|None:
     "Why a grayscale image looks like a page (or a paragraph) rather than one text line, or None."
     h, w = a.shape
@@ -133,7 +133,6 @@ def page_warning(a:np.ndarray) -> str|None:
         return f"{w}×{h} is {h} px high: a page or a paragraph, not a text line?"
     return None
 
-# %% ../nbs/90_cli.ipynb #178c7683
 def _warn_if_page(path, a:np.ndarray):
     if page_warning(a):
         print(f"jand: warning: {path}: {page_warning(a)}", file=sys.stderr)
@@ -239,16 +238,6 @@ def verb(name:str, options):
         return run
     return register
 
-# %% ../nbs/90_cli.ipynb #cli_df1
-def default_of(fn, name:str):
-    "The default of parameter `name` of `fn`: where a flag's default comes from when the function owns it."
-    return inspect.signature(fn).parameters[name].default
-
-def given(**options) -> dict:
-    "The options that were given (not None): what a verb passes on, so that the called function's defaults apply."
-    return {k: v for k, v in options.items() if v is not None}
-
-# %% ../nbs/90_cli.ipynb #c3df628e
 def build_parser(only:str|None=None, # Build this verb's options alone (a command starts without the others')
                 ) -> argparse.ArgumentParser:
     "The `jand` parser: global flags, then one sub-parser per registered verb, in registration order."
@@ -266,8 +255,16 @@ def command_of(argv:list) -> str|None:
     word = next((a for a in argv if not a.startswith("-")), None)
     return word if word in VERBS else None
 
-# %% ../nbs/90_cli.ipynb #6ca92b58
 def _run(args) -> int: return VERBS[args.command][1](args) or 0
+
+# %% ../nbs/90_cli.ipynb #cli_df1
+def default_of(fn, name:str):
+    "The default of parameter `name` of `fn`: where a flag's default comes from when the function owns it."
+    return inspect.signature(fn).parameters[name].default
+
+def given(**options) -> dict:
+    "The options that were given (not None): what a verb passes on, so that the called function's defaults apply."
+    return {k: v for k, v in options.items() if v is not None}
 
 # %% ../nbs/90_cli.ipynb #6da979dd
 def _data_help() -> dict:
@@ -281,7 +278,6 @@ def _all_but_synth_fields():
     from jand.training import TrainConfig
     return [f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")]
 
-# %% ../nbs/90_cli.ipynb #6cf5c633
 def _synth_of(args) -> SynthConfig:
     "The synthetic corpus that `--synth-*` options describe, as training renders it (text lengths included)."
     from jand.training import TrainConfig
@@ -309,7 +305,6 @@ def _synth_options(sub):
     s.add_argument("--height", type=int, default=64, help="line height in pixels (default: 64)")
     s.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
 
-# %% ../nbs/90_cli.ipynb #eea9b361
 @verb("synth", _synth_options)
 def _synth(args):
     if min(args.train, args.val, args.test) < 0:
@@ -343,7 +338,6 @@ def _reproduce_options(sub):
     d.add_argument("--resume", action="store_true", help="go on with the reproduction in --out that was cut off: "
                    "skip the notebooks it finished, keep its start (its cost rows read as one reproduction)")
 
-# %% ../nbs/90_cli.ipynb #ae948f37
 @verb("reproduce", _reproduce_options)
 def _reproduce(args):
     from jand.reproduce import Reproduction, parse_data_options, reproduce
@@ -367,7 +361,6 @@ def _training_parser(sub, name:str, help:str, skip=()):
                         "full model (SE, gated fusion, staged curriculum, multi-task heads)")
     add_config_options(t, TrainConfig, skip=skip, choices={"model": MODEL_KINDS})
 
-# %% ../nbs/90_cli.ipynb #61bd3cdf
 def _train(args):
     from jand.training import TrainConfig, train, with_preset
     fixed = {"model": "student"} if args.command == "distill" else {}
@@ -377,7 +370,6 @@ def _train(args):
     summary = train(cfg, args.out, resume=args.resume)
     print(json.dumps(summary, indent=1))
 
-# %% ../nbs/90_cli.ipynb #bf9b4df2
 verb("train", lambda sub: _training_parser(sub, "train", "train a Teacher or a Student"))(_train)
 verb("distill", lambda sub: _training_parser(
     sub, "distill", "train a Student from a Teacher (knowledge distillation)", skip=("model",)))(_train)
@@ -404,7 +396,6 @@ def _eval_options(sub):
                         "or train (the training lines' words only); default: auto")
     add_config_options(e, TrainConfig, skip=_all_but_synth_fields())  # the synthetic corpus, as in training
 
-# %% ../nbs/90_cli.ipynb #71b0c821
 @verb("eval", _eval_options)
 def _eval(args):
     from jand.postprocess import parse_stages, uses_t5
@@ -436,7 +427,6 @@ def _corrector_run_options(c):
     add_config_options(c, edit)
     add_config_options(c, seq2seq, skip={f.name for f in fields(edit)})  # shared options: the same defaults
 
-# %% ../nbs/90_cli.ipynb #5470de5d
 def _corrector_config(args, **counts):
     "Check that `counts` are at least 1, set the threads, and return the corrector config of `--kind`'s options."
     from jand.postprocess import CORRECTOR_KINDS
@@ -447,7 +437,6 @@ def _corrector_config(args, **counts):
         torch.set_num_threads(args.threads)
     return config_from_args(CORRECTOR_KINDS[args.kind], args)
 
-# %% ../nbs/90_cli.ipynb #8dc61e45
 def _print_summary(summary:dict, done:str):
     print(json.dumps({k: v for k, v in summary.items() if k != "provenance"}, indent=1, ensure_ascii=False))
     print(done)
@@ -473,7 +462,6 @@ def _corrector_options(sub):
                         "lines' words); default: auto")
     _corrector_run_options(c)
 
-# %% ../nbs/90_cli.ipynb #bc71a799
 @verb("train-corrector", _corrector_options)
 def _train_corrector(args):
     from jand.postprocess import train_corrector
@@ -494,7 +482,6 @@ def _pretrain_options(sub):
     c.add_argument("--langs", default="en,fr", help="languages of the clean lines (default: en,fr)")
     _corrector_run_options(c)
 
-# %% ../nbs/90_cli.ipynb #5ca64c54
 @verb("pretrain-corrector", _pretrain_options)
 def _pretrain_corrector(args):
     from jand.postprocess import pretrain_corrector
@@ -515,7 +502,6 @@ def _check_data_options(sub):
     v.add_argument("--json", action="store_true", help="print the result as JSON")
     add_config_options(v, TrainConfig, skip=_all_but_synth_fields())
 
-# %% ../nbs/90_cli.ipynb #33b3f9b2
 @verb("check-data", _check_data_options)
 def _check_data(args): return 0 if run_check_data(args.spec, args.model, _synth_of(args), args.json)["readable"] else 1
 
@@ -547,7 +533,6 @@ def _predict_options(sub):
                         "(default: auto)")
     r.add_argument("--threads", type=int, help="CPU threads (default: torch's / ONNX Runtime's choice)")
 
-# %% ../nbs/90_cli.ipynb #5ce91718
 @verb("predict", _predict_options)
 def _predict(args):
     rows = run_predict(args.model, args.images, args.format, args.out, args.batch_size, args.decoder, args.device,
@@ -586,7 +571,6 @@ def _export_options(sub):
     x.add_argument("--name", help="the model's name on its card (default: teacher or student)")
     x.add_argument("--quantized", action="store_true", help="also quantize its linear layers to int8")
 
-# %% ../nbs/90_cli.ipynb #6c9ee5cd
 @verb("export", _export_options)
 def _export(args):
     if args.out.suffix not in ("", ".onnx"):
@@ -600,7 +584,6 @@ def _export(args):
     size = sum(f.stat().st_size for f in path.iterdir()) / 1e6
     print(f"wrote the model folder {path} ({size:.1f} MB: {', '.join(sorted(f.name for f in path.iterdir()))})")
 
-# %% ../nbs/90_cli.ipynb #e9a90366
 def _export_onnx(args):
     from jand.deploy import export_onnx, quantize_onnx
     from jand.model import load_model
@@ -620,6 +603,73 @@ def _models(args):
     rows = model_rows()
     print(markdown_table(rows, ["model", "MB", "symbols", "metrics"]) if rows else
           f"no shipped models yet in {models_dir()}: any model file or folder works as --model")
+
+# %% ../nbs/90_cli.ipynb #c1a00010
+def _bench_model(args):
+    from jand.deploy import run_bench
+    r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches,
+                  threads=args.threads, **given(seconds=args.seconds))
+    head = r["head"]
+    ratio = (f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)" if head
+             else "not measured")
+    print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: {ratio}")
+
+def _bench_deploy(args):
+    from jand.deploy import DEPLOY_FORMS, run_deploy
+    if not args.student:
+        raise ValueError("bench deploy needs --student: the model file of a trained Student")
+    r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads,
+                   rounds=args.rounds, **given(seconds=args.seconds))
+    print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
+          + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
+
+def _bench_predict(args):
+    from jand.deploy import FOLDER_FORMS, run_bench_folder
+    if not args.student:
+        raise ValueError("bench predict needs --student: a trained model (file, folder or shipped name)")
+    r = run_bench_folder(args.student, args.results, args.lines or 1000, args.threads, args.forms or FOLDER_FORMS)
+    print(f"predict table: {r['paths'][1]}; " + "; ".join(f"{x['form']} {x['lines_per_s']} lines/s" for x in r["rows"]))
+
+def _bench_latency(args):
+    from jand.bench import predict_latency, write_latency
+    rows = predict_latency(args.student or "student", threads=1)
+    print(f"latency table: {write_latency(rows, args.results)[1]}; "
+          + "; ".join(f"{r['call']} {r['form']} {r['median s']} s" for r in rows))
+
+# %% ../nbs/90_cli.ipynb #66587404
+def _bench_memory(args):
+    from jand.deploy import bench_memory, write_memory
+    from jand.results import provenance
+    rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
+    paths = write_memory(rows, args.table, args.results, args.figures,
+                         prov=provenance(minutes=args.minutes, threads=args.threads))
+    print(f"memory table: {paths[1]}; curves: {paths[-1]}")
+
+def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
+
+def _bench_arithmetic(args):
+    from jand.bench import arithmetic_reading, arithmetic_rows, write_arithmetic
+    rows = arithmetic_rows(args.steps or 30)
+    print(f"arithmetic table: {write_arithmetic(rows, args.results)[1]}; {arithmetic_reading(rows)}")
+
+def _bench_step(args):
+    from jand.bench import step_profile, write_step_profile
+    profiles = [step_profile(kind, threads=args.threads) for kind in ("teacher", "student")]
+    paths = write_step_profile(profiles, args.results, args.figures)
+    print(f"step profile: {paths[1]}, {paths[-1]}; "
+          + "; ".join(f"{p['model']} {p['step_ms']:.0f} ms per step" for p in profiles))
+
+def _bench_speed(args):
+    from jand.bench import step_variants, thread_layouts, write_step_speed
+    kinds = ("teacher", "student")
+    variants = [r for k in kinds for r in step_variants(k, threads=args.threads)]
+    paths = write_step_speed(variants, [r for k in kinds for r in thread_layouts(k)], args.results)
+    print(f"speed tables: {paths[1]}, {paths[3]}; "
+          + "; ".join(f"{r['model']} {r['variant']} {r['speed vs eager fp32']}×" for r in variants))
+
+BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
+           "synth": _bench_synth, "arithmetic": _bench_arithmetic,
+           "step": _bench_step, "speed": _bench_speed, "latency": _bench_latency}
 
 # %% ../nbs/90_cli.ipynb #c1a00009
 def _bench_options(sub):
@@ -668,84 +718,8 @@ def _bench_options(sub):
     b.add_argument("--height", type=int,
                    help="synth, memory: line height in pixels (default: 64 for synth, 32 for memory)")
 
-# %% ../nbs/90_cli.ipynb #89f278bd
 @verb("bench", _bench_options)
 def _bench(args): return BENCHES[args.what](args)
-
-# %% ../nbs/90_cli.ipynb #c1a00010
-def _bench_model(args):
-    from jand.deploy import run_bench
-    r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches,
-                  threads=args.threads, **given(seconds=args.seconds))
-    head = r["head"]
-    ratio = (f"{head['speed_ratio']}× at batch {head['batch']}, {head['input']} (worst {r['worst_ratio']}×)" if head
-             else "not measured")
-    print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: {ratio}")
-
-# %% ../nbs/90_cli.ipynb #8d4ac0f4
-def _bench_deploy(args):
-    from jand.deploy import DEPLOY_FORMS, run_deploy
-    if not args.student:
-        raise ValueError("bench deploy needs --student: the model file of a trained Student")
-    r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads,
-                   rounds=args.rounds, **given(seconds=args.seconds))
-    print(f"deploy tables: {r['paths'][1]}, {r['paths'][3]}; fastest form per input: "
-          + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
-
-# %% ../nbs/90_cli.ipynb #66587404
-def _bench_memory(args):
-    from jand.deploy import bench_memory, write_memory
-    from jand.results import provenance
-    rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
-    paths = write_memory(rows, args.table, args.results, args.figures,
-                         prov=provenance(minutes=args.minutes, threads=args.threads))
-    print(f"memory table: {paths[1]}; curves: {paths[-1]}")
-
-# %% ../nbs/90_cli.ipynb #6ae72f2c
-def _bench_predict(args):
-    from jand.deploy import FOLDER_FORMS, run_bench_folder
-    if not args.student:
-        raise ValueError("bench predict needs --student: a trained model (file, folder or shipped name)")
-    r = run_bench_folder(args.student, args.results, args.lines or 1000, args.threads, args.forms or FOLDER_FORMS)
-    print(f"predict table: {r['paths'][1]}; " + "; ".join(f"{x['form']} {x['lines_per_s']} lines/s" for x in r["rows"]))
-
-# %% ../nbs/90_cli.ipynb #41a6e131
-def _bench_synth(args): benchmark_synth(args.lines or 400, workers=args.workers, height=args.height or 64)
-
-# %% ../nbs/90_cli.ipynb #cli_ar1
-def _bench_arithmetic(args):
-    from jand.bench import arithmetic_reading, arithmetic_rows, write_arithmetic
-    rows = arithmetic_rows(args.steps or 30)
-    print(f"arithmetic table: {write_arithmetic(rows, args.results)[1]}; {arithmetic_reading(rows)}")
-
-# %% ../nbs/90_cli.ipynb #cli_st1
-def _bench_step(args):
-    from jand.bench import step_profile, write_step_profile
-    profiles = [step_profile(kind, threads=args.threads) for kind in ("teacher", "student")]
-    paths = write_step_profile(profiles, args.results, args.figures)
-    print(f"step profile: {paths[1]}, {paths[-1]}; "
-          + "; ".join(f"{p['model']} {p['step_ms']:.0f} ms per step" for p in profiles))
-
-# %% ../nbs/90_cli.ipynb #cli_sp1
-def _bench_speed(args):
-    from jand.bench import step_variants, thread_layouts, write_step_speed
-    kinds = ("teacher", "student")
-    variants = [r for k in kinds for r in step_variants(k, threads=args.threads)]
-    paths = write_step_speed(variants, [r for k in kinds for r in thread_layouts(k)], args.results)
-    print(f"speed tables: {paths[1]}, {paths[3]}; "
-          + "; ".join(f"{r['model']} {r['variant']} {r['speed vs eager fp32']}×" for r in variants))
-
-# %% ../nbs/90_cli.ipynb #cli_lt1
-def _bench_latency(args):
-    from jand.bench import predict_latency, write_latency
-    rows = predict_latency(args.student or "student", threads=1)
-    print(f"latency table: {write_latency(rows, args.results)[1]}; "
-          + "; ".join(f"{r['call']} {r['form']} {r['median s']} s" for r in rows))
-
-# %% ../nbs/90_cli.ipynb #08ec4792
-BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
-           "synth": _bench_synth, "arithmetic": _bench_arithmetic,
-           "step": _bench_step, "speed": _bench_speed, "latency": _bench_latency}
 
 # %% ../nbs/90_cli.ipynb #c1a00014
 def _flags(parser:argparse.ArgumentParser) -> dict:

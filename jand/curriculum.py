@@ -75,10 +75,8 @@ def normalise(values:Sequence[float], how:str="rank") -> np.ndarray:
 # %% ../nbs/21_curriculum.ipynb #7e928e71
 def _text(x) -> str: return x.text if isinstance(x, Line) else x
 
-# %% ../nbs/21_curriculum.ipynb #424e1f79
 def _name(x, i:int) -> str: return x.id if isinstance(x, Line) else f"line {i}"
 
-# %% ../nbs/21_curriculum.ipynb #c0eddfb4
 def length_difficulty(lines:Sequence, # `Line` records or transcriptions
                       how:str="rank", # `rank` (default) or `minmax` normalisation of the character counts
                      ) -> np.ndarray:
@@ -114,7 +112,6 @@ def _check_weights(weights) -> tuple:
         )
     return w
 
-# %% ../nbs/21_curriculum.ipynb #de1f64de
 def combined_difficulty(lines:Sequence, # `Line` records or transcriptions
                         weights:tuple=(0.5, 0.5), # (length, degradation); normalised to sum to 1
                         missing:float|str="median", # Passed to `degradation_difficulty`
@@ -255,7 +252,6 @@ class CurriculumBatchSampler(BucketBatchSampler):
         if self.epochs is not None:
             self.set_progress(epoch / self.epochs)
 
-# %% ../nbs/21_curriculum.ipynb #curr0000
 @patch
 def set_difficulty(self:CurriculumBatchSampler, difficulty:Sequence[float]):
     "New difficulty scores (e.g. from a Teacher's losses); the easiest-first order is recomputed."
@@ -270,7 +266,6 @@ def set_difficulty(self:CurriculumBatchSampler, difficulty:Sequence[float]):
 @patch
 def set_progress(self:CurriculumBatchSampler, p:float): self.progress = _progress(p)
 
-# %% ../nbs/21_curriculum.ipynb #curr0002
 @patch(as_prop=True)
 def competence(self:CurriculumBatchSampler) -> float: return self.cfg.competence(self.progress)
 
@@ -298,14 +293,12 @@ def _fingerprint(self:CurriculumBatchSampler) -> str:
     h.update(self.lengths.astype(np.int64).tobytes())
     return h.hexdigest()[:16]
 
-# %% ../nbs/21_curriculum.ipynb #curr0006
 @patch
 def state_dict(self:CurriculumBatchSampler) -> dict:
     "Where the schedule stands (store it in checkpoints)."
     return {"epoch": self.epoch, "progress": self.progress, "seed": self.seed, "n": len(self.order),
             "fingerprint": self._fingerprint(), "config": asdict(self.cfg)}
 
-# %% ../nbs/21_curriculum.ipynb #curr0007
 @patch
 def load_state_dict(self:CurriculumBatchSampler, state:dict):
     "Continue the schedule saved by `state_dict` (same lines, scores, seed and config, or `ValueError`)."

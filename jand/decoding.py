@@ -44,7 +44,6 @@ def _as_batch(x, # (T, C) or (N, T, C) log-probs or logits, a torch tensor or an
         raise ValueError(f"lengths must be in [0, {t}] (the number of frames), got {lens.tolist()}")
     return x, lens.astype(int), batched
 
-# %% ../nbs/09_decoding.ipynb #cc3c91ff
 def _check_classes(x:np.ndarray, charset:Charset):
     if x.shape[-1] != len(charset):
         raise ValueError(f"posteriors have {x.shape[-1]} classes but the charset has {len(charset)} (blank included): "
@@ -66,7 +65,6 @@ def _best_paths(a:np.ndarray, lens:np.ndarray) -> list:
     best = a.argmax(-1)  # (N, T): ties go to the lower class, so to the blank
     return [ctc_collapse(best[i, :lens[i]]) for i in range(len(best))]
 
-# %% ../nbs/09_decoding.ipynb #4048caad
 def greedy_ids(x, # (T, C) or (N, T, C) log-probs or logits
                lengths=None, # Valid frames per item (the rest is padding); None: all frames
               ) -> list:

@@ -14,7 +14,7 @@ from .core import Report, atomic_write_text, install_dir
 
 # %% auto #0
 __all__ = ['RESULTS_PAGE', 'page_name', 'reading_order', 'directives', 'strip_directives', 'title_cell', 'exported_names',
-           'resolve', 'signature', 'md2html', 'param_table', 'anchor', 'api_entry', 'reader_notebook', 'render_body',
+           'resolve', 'signature', 'md2html', 'param_table', 'anchor', 'api_entry', 'render_body', 'reader_notebook',
            'rewrite_links', 'link_code_refs', 'unique_heading_ids', 'Page', 'sidebar', 'page_html', 'stylesheet',
            'results_body', 'Site', 'project_root', 'experiment_pages', 'notebook_page', 'experiment_page', 'build_site']
 
@@ -31,7 +31,6 @@ def _order_key(p:Path):
         (0, 0, "", "") if p.stem == "index" else (1, int(m.group(1)), m.group(2), p.name) if m else (2, 0, "", p.name)
     )
 
-# %% ../nbs/95_docs.ipynb #ecc2749e
 def reading_order(nbs) -> list:
     "The notebooks of folder `nbs` in reading order: `index` first, then by numeric prefix, then the rest by name."
     nbs = Path(nbs)
@@ -80,11 +79,9 @@ def _is_patch(dec) -> bool:
     f = dec.func if isinstance(dec, ast.Call) else dec
     return getattr(f, "id", getattr(f, "attr", None)) == "patch"
 
-# %% ../nbs/95_docs.ipynb #69076c8e
 def _dec_names(node) -> set:
     return {getattr(d, "id", getattr(d, "attr", None)) for d in node.decorator_list}
 
-# %% ../nbs/95_docs.ipynb #84b1680a
 def exported_names(src:str) -> list:
     "`(qualname, kind)` of the public functions, classes, methods and `@patch`ed methods defined by cell source `src`."
     try:
@@ -137,17 +134,14 @@ def _anno(a) -> str:
         return a.__qualname__
     return inspect.formatannotation(a)
 
-# %% ../nbs/95_docs.ipynb #c40aec96
 def _default(v) -> str:
     if v is inspect.Parameter.empty:
         return ""
     r = repr(v)
     return "factory" if r == "<factory>" else r
 
-# %% ../nbs/95_docs.ipynb #5af4a7f1
 def _short(s:str, n:int=60) -> str: return s if len(s) <= n else s[:n - 1] + "…"
 
-# %% ../nbs/95_docs.ipynb #075dffa9
 def _params(obj) -> list:
     ("The parameters of `obj`'s signature that a caller passes (`self` and `cls` dropped); [] when it has none we can "
      "read.")
@@ -247,7 +241,6 @@ def anchor(qualname:str) -> str:
     "The anchor id of an API entry, as nbdev makes it (`Charset.encode` → `charset.encode`)."
     return qualname.lower()
 
-# %% ../nbs/95_docs.ipynb #dd4c8722
 def api_entry(obj, qualname:str, kind:str="function", anchor_id:str|None=None) -> str:
     ("The HTML of one API entry: anchored heading, signature, docstring, parameter table; anchor `anchor(qualname)` by "
      "default.")
@@ -266,13 +259,24 @@ def _raw(nb, htm:str):
     slots.append(htm)
     return nbformat.v4.new_raw_cell(f"@@jand-slot-{len(slots) - 1}@@", metadata={"raw_mimetype": "text/html"})
 
-# %% ../nbs/95_docs.ipynb #8be31856
 def _source_fold(code:str) -> str:
     from pygments import highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
     return ('<details class="source"><summary>source</summary>'
             + highlight(code, PythonLexer(), HtmlFormatter(cssclass="highlight hl-ipython3")) + "</details>")
+
+# %% ../nbs/95_docs.ipynb #8191d472
+def render_body(nb) -> str:
+    "The HTML of notebook `nb`'s cells: nbconvert's `HTMLExporter`, `basic` template, no prompts."
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(
+        template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True
+    ).from_notebook_node(nb)
+    for i, htm in enumerate(nb.metadata.get("jand_slots", [])):
+        body = body.replace(f"@@jand-slot-{i}@@", htm)
+    return body
 
 # %% ../nbs/95_docs.ipynb #0c077aa2
 def reader_notebook(nb, module=None, report:Report|None=None, where="notebook"):
@@ -322,18 +326,6 @@ def reader_notebook(nb, module=None, report:Report|None=None, where="notebook"):
     nb.cells = cells
     report.kept += len(cells)
     return nb
-
-# %% ../nbs/95_docs.ipynb #8191d472
-def render_body(nb) -> str:
-    "The HTML of notebook `nb`'s cells: nbconvert's `HTMLExporter`, `basic` template, no prompts."
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(
-        template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True
-    ).from_notebook_node(nb)
-    for i, htm in enumerate(nb.metadata.get("jand_slots", [])):
-        body = body.replace(f"@@jand-slot-{i}@@", htm)
-    return body
 
 # %% ../nbs/95_docs.ipynb #600baf41
 _re_url = re.compile(r'(<(?:a|img|source|video|audio|link|iframe)\b[^<>]*?\s(?:href|src)=")([^"]*)(")')
@@ -414,7 +406,6 @@ class Page:
     body: str = "" # The rendered HTML of the page's content
     label: str = "" # The notebook's number in the sidebar (`01`, `05a`)
 
-# %% ../nbs/95_docs.ipynb #84a6e2a6
 _re_h2 = re.compile(r'<h2 id="([^"]+)">(.*?)</h2>', re.S)
 
 def _toc(body:str) -> str:
@@ -424,7 +415,6 @@ def _toc(body:str) -> str:
     ]
     return "".join(f'<li><a href="#{i}">{html.escape(html.unescape(t))}</a></li>' for i, t in items)
 
-# %% ../nbs/95_docs.ipynb #2271d69c
 def sidebar(pages:list, current:str) -> str:
     "The sidebar: every page in order, the current one marked and opened to its `##` sections."
     items = []

@@ -22,14 +22,13 @@ __all__ = ['EDIT_ALPHABET', 'PAD', 'UNK', 'SEP', 'BOS', 'KEEP', 'DELETE', 'IGNOR
            'EditCorrectorConfig', 'char_index', 'encode_line', 'edit_labels', 'apply_edits', 'lexicon_suggestions',
            'EditTagger', 'pad_rows', 'EditCorrector', 'corrector_format']
 
-# %% ../nbs/33_edits.ipynb #58b747e1
+# %% ../nbs/33_edits.ipynb #bc5b59f1
 EDIT_ALPHABET = "".join(map(chr, range(0x20, 0x7F))) + "".join(map(chr, range(0xA0, 0x100))) + "œŒ‘’“”–—…€"
 PAD, UNK, SEP, BOS = 0, 1, 2, 3 # Input ids before the alphabet's
 KEEP, DELETE = 0, 1 # Edit labels; 2 + k replaces the character by alphabet[k]. Insert labels: 0 none, 1 + k
 IGNORE = -100 # Positions without a label (the context, BOS's edit, a character outside the alphabet)
 EDIT_FORMAT = "jand-edit-corrector-1"
 
-# %% ../nbs/33_edits.ipynb #bc5b59f1
 @dataclass(frozen=True)
 class EditCorrectorConfig:
     "Architecture, training and inference options of the edit-tagging corrector."
@@ -321,7 +320,6 @@ def load(cls:EditCorrector, path, # A folder written by `EditCorrector.save`
     out.steps_trained = int(meta.get("steps_trained", 0))
     return out
 
-# %% ../nbs/33_edits.ipynb #e27ea844
 @patch(cls_method=True)
 def from_pretrained(cls:EditCorrector, path, # A folder written by `EditCorrector.save` (e.g. a pretrained corrector)
                     cfg:EditCorrectorConfig|None=None, # Training and inference options (the architecture stays)

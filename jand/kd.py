@@ -31,14 +31,12 @@ def _check_lengths(lengths, N:int, T:int, name:str="lengths") -> torch.Tensor:
         raise ValueError(f"{name} must lie in [0, {T}], got {lengths.tolist()}")
     return lengths.long()
 
-# %% ../nbs/20_kd.ipynb #17eb6c1d
 def _check_logits(logits:torch.Tensor, name:str="logits"):
     if logits.dim() != 3:
         raise ValueError(f"{name} must be (N, T, C), got shape {tuple(logits.shape)}")
     if logits.shape[-1] < 2:
         raise ValueError(f"{name} need at least 2 classes (blank + one character), got {logits.shape[-1]}")
 
-# %% ../nbs/20_kd.ipynb #8867eb61
 def _check_pair(student_logits, teacher_logits, lengths) -> torch.Tensor:
     _check_logits(student_logits, "student_logits")
     if teacher_logits.shape != student_logits.shape:
@@ -88,6 +86,10 @@ def ctc_loss(logits:torch.Tensor, # (N, T, C) CTC logits, class 0 = blank
     return _CTC(log_probs, targets.to(logits.device, torch.long), lengths, target_lengths)
 
 # %% ../nbs/20_kd.ipynb #08a5ff1e
+def _check_tau(tau):
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
+
 def soft_log_probs(logits:torch.Tensor, # (..., C) logits
                    tau:float=1.0, # Temperature τ > 0; τ > 1 softens
                   ) -> torch.Tensor:
@@ -95,17 +97,11 @@ def soft_log_probs(logits:torch.Tensor, # (..., C) logits
     _check_tau(tau)
     return F.log_softmax(logits.float() / tau, -1)
 
-# %% ../nbs/20_kd.ipynb #bea42460
-def _check_tau(tau):
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
-        raise ValueError(f"tau must be a finite number > 0, got {tau!r}")
-
 # %% ../nbs/20_kd.ipynb #a9ba1181
 def _frame_kl(log_p:torch.Tensor, log_q:torch.Tensor) -> torch.Tensor:
     "Σ_c p(c)·(log p(c) − log q(c)) over the last dimension."
     return (log_p.exp() * (log_p - log_q)).sum(-1)
 
-# %% ../nbs/20_kd.ipynb #474f729e
 def kl_parts(student_logits:torch.Tensor, # (..., C) Student logits, class 0 = blank
              teacher_logits:torch.Tensor, # (..., C) Teacher logits, same shape
              tau:float=1.0, # Temperature applied to both
@@ -126,7 +122,6 @@ def _check_blank(blank):
     if blank not in BLANK_MODES:
         raise ValueError(f"blank must be one of {BLANK_MODES}, got {blank!r}")
 
-# %% ../nbs/20_kd.ipynb #063195a1
 def kd_kl(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0 = blank
           teacher_logits:torch.Tensor, # (N, T, C) Teacher CTC logits (detached here)
           lengths:torch.Tensor, # (N,) real frames of each line; later frames are padding
@@ -155,12 +150,10 @@ def _check_alpha(alpha):
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
 
-# %% ../nbs/20_kd.ipynb #3896c9a5
 def _check_weight(w):
     if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
         raise ValueError(f"feature_weight must be a finite number ≥ 0, got {w!r}")
 
-# %% ../nbs/20_kd.ipynb #787c545f
 def kd_loss(student_logits:torch.Tensor, # (N, T, C) Student CTC logits, class 0 = blank
             teacher_logits:torch.Tensor, # (N, T, C) Teacher CTC logits (detached here)
             lengths:torch.Tensor, # (N,) real frames of each line
@@ -252,7 +245,6 @@ def teacher_context(teacher:nn.Module, # The (frozen) Teacher
     with torch.no_grad():
         yield teacher
 
-# %% ../nbs/20_kd.ipynb #001ab991
 def teacher_forward(teacher:nn.Module, # The (frozen) Teacher
                     *args, **kwargs, # Passed to `teacher(...)`
                    ):

@@ -38,7 +38,6 @@ class _Reading:
         self.report, self.strict = Report(source), strict
         self.lines, self.ids, self.problems, self.sizes = [], {}, {}, {}
 
-# %% ../nbs/04_readers.ipynb #_rea0000
 @patch
 def skip(self:_Reading, reason:str, where, problem:bool=True):
     "Count one skipped line; a data `problem` raises instead when strict."
@@ -48,7 +47,6 @@ def skip(self:_Reading, reason:str, where, problem:bool=True):
         )
     self.report.skip(reason, where)
 
-# %% ../nbs/04_readers.ipynb #_rea0001
 @patch
 def new_id(self:_Reading, id:str, where) -> bool:
     "True the first time `id` is seen; later times are counted as duplicates, naming both places."
@@ -90,7 +88,6 @@ def image_ok(self:_Reading, path) -> bool:
 @patch
 def add(self:_Reading, line:Line): self.lines.append(line)
 
-# %% ../nbs/04_readers.ipynb #_rea0004
 @patch
 def finish(self:_Reading, root, counts_key:tuple|None=None, check_counts:bool=True, uncounted:set=frozenset()) -> tuple:
     ("`(lines, report)`, after the empty-dataset check and, when asked, the published-count check (ids in "
@@ -107,7 +104,6 @@ def finish(self:_Reading, root, counts_key:tuple|None=None, check_counts:bool=Tr
         check_published_counts(counted, *counts_key, where=root, report=self.report)
     return self.lines, self.report
 
-# %% ../nbs/04_readers.ipynb #caaae143
 def summary(report:Report) -> str:
     "One-line summary of a report: what was kept and the skip reasons, with an example file each."
     parts = [f"{n} × {r} (e.g. {report.examples.get(r, ['?'])[0]})" for r, n in report.skipped.most_common()]
@@ -202,13 +198,11 @@ def _check_sample(line:Line, image) -> np.ndarray:
         raise ValueError(f"{line.id!r}: ids must be non-empty, without whitespace or backslashes, not hidden")
     return a
 
-# %% ../nbs/04_readers.ipynb #3357095b
 def _encode(a:np.ndarray, fmt:str="PNG") -> bytes:
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buf.getvalue()
 
-# %% ../nbs/04_readers.ipynb #87d07f61
 def _unique(seen:set, id:str):
     if id in seen:
         raise ValueError(f"{id}: duplicate id in the samples")
@@ -308,7 +302,6 @@ def _rows(path:Path, rd:_Reading) -> list:
             out.append((i, row.strip()))
     return out
 
-# %% ../nbs/04_readers.ipynb #b8611e84
 def _iam_row(path:Path, i:int, row:str):
     "The fields of one `lines.txt` row as `(id, flag, raw_text)`, or a string saying what is wrong."
     f = row.split()
@@ -327,7 +320,6 @@ def _entry_id(entry:str) -> str:
     e = entry.replace("\\", "/").rsplit("/", 1)[-1]
     return re.sub(r"\.(png|jpe?g|tiff?)$", "", e, flags=re.IGNORECASE)
 
-# %% ../nbs/04_readers.ipynb #0686aa08
 def _find_split_file(folder:Path, names:tuple) -> Path:
     found = [folder/n for n in names if (folder/n).is_file()]
     if not found:
@@ -363,7 +355,6 @@ def _iam_splits(folder:Path, scheme:str, val2:str, known:set, forms:dict, rd:_Re
 def _has_split_files(folder:Path, scheme:str) -> bool:
     return any((folder/n).is_file() for n in IAM_SPLIT_FILES[scheme][1]["train"])
 
-# %% ../nbs/04_readers.ipynb #c962c25d
 def iam_split_folder(root, # The IAM root
                      scheme:str="auto", # `auto`, `aachen` or `official`
                      splits_dir=None, # A folder of split files chosen by the user
@@ -389,7 +380,6 @@ def _iam_file(root:Path, name:str) -> Path:
     "`ascii/NAME` under the IAM root, or `NAME` at the root itself."
     return root/name if not (root/"ascii"/name).is_file() and (root/name).is_file() else root/"ascii"/name
 
-# %% ../nbs/04_readers.ipynb #7c33d981
 def _only_parquet(root:Path) -> bool:
     "A corpus root that holds parquet files and none of the corpus's own layout (checked by the caller)."
     return root.is_dir() and next(root.rglob("*.parquet"), None) is not None
@@ -646,7 +636,6 @@ def _line_image(folder:Path, stem:str, exts:tuple) -> Path:
     "`folder/STEM.EXT` for the first of `exts` that exists (the first when none does)."
     return next((folder/f"{stem}{e}" for e in exts if (folder/f"{stem}{e}").exists()), folder/f"{stem}{exts[0]}")
 
-# %% ../nbs/04_readers.ipynb #6cf18ceb
 def _read_listed(rd:_Reading, lists:dict, what:str, corpus:str, texts:Path, images:Path, exts:tuple, normalise):
     "Add the lines the list files `{split: path}` name: `texts/STEM.txt` + `images/STEM.EXT`; unlisted ones counted."
     listed = {}
@@ -738,18 +727,6 @@ def _split_names(root:Path, pairs:dict) -> dict:
             out["/".join(rel[1:])].add(rel[0])
     return out
 
-# %% ../nbs/04_readers.ipynb #7fe30b45
-def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:dict) -> bool:
-    "A name found in several split folders: True to keep it as `split/name`; a byte-identical copy is a duplicate."
-    import filecmp
-    twin = first.setdefault(name, (gt, image))
-    if twin != (gt, image) and filecmp.cmp(twin[0], gt, shallow=False) and filecmp.cmp(twin[1], image, shallow=False):
-        rd.skip("duplicate id", f"{name} in {gt} (first in {twin[0]}: the same image and text in two split folders)")
-        return False
-    rd.report.change("id includes its split folder (the name repeats in another split)", f"{split}/{name}")
-    return True
-
-# %% ../nbs/04_readers.ipynb #4122e6e6
 def _folder_pairs(root:Path) -> dict:
     "Path without extension → `{gt: the .gt.txt file or None, images: [image files]}`, hidden files left out."
     pairs = defaultdict(lambda: {"gt": None, "images": []})
@@ -761,6 +738,17 @@ def _folder_pairs(root:Path) -> dict:
         elif p.suffix.lower() in IMAGE_EXTS:
             pairs[p.with_suffix("")]["images"].append(p)
     return pairs
+
+# %% ../nbs/04_readers.ipynb #7fe30b45
+def _repeated_name(rd:_Reading, name:str, split:str, gt:Path, image:Path, first:dict) -> bool:
+    "A name found in several split folders: True to keep it as `split/name`; a byte-identical copy is a duplicate."
+    import filecmp
+    twin = first.setdefault(name, (gt, image))
+    if twin != (gt, image) and filecmp.cmp(twin[0], gt, shallow=False) and filecmp.cmp(twin[1], image, shallow=False):
+        rd.skip("duplicate id", f"{name} in {gt} (first in {twin[0]}: the same image and text in two split folders)")
+        return False
+    rd.report.change("id includes its split folder (the name repeats in another split)", f"{split}/{name}")
+    return True
 
 # %% ../nbs/04_readers.ipynb #a2946405
 def _flat_split(lid:str, flat_split:str, val_fraction:float, test_fraction:float) -> tuple:
@@ -829,7 +817,6 @@ _SHARD = re.compile(r"(?P<split>[A-Za-z]+)(-\d{5}-of-\d{5}(-[0-9a-f]+)?)?")
 
 def _hidden(p:Path, root:Path) -> bool: return any(q.startswith(".") for q in p.relative_to(root).parts)
 
-# %% ../nbs/04_readers.ipynb #cb275d88
 def parquet_files(root) -> list:
     "`(file, split or None)` of the parquet files at `root` (a file, or a folder searched recursively)."
     root = Path(root)
@@ -906,10 +893,8 @@ def read_parquet(root, # A `.parquet` file, or a folder of them (Hugging Face la
 # %% ../nbs/04_readers.ipynb #345a2816
 def _local(tag:str) -> str: return tag.rsplit("}", 1)[-1]
 
-# %% ../nbs/04_readers.ipynb #12c0f176
 def _kids(el:ET.Element, name:str) -> list: return [c for c in el if _local(c.tag) == name]
 
-# %% ../nbs/04_readers.ipynb #4788fea1
 def _all(el:ET.Element, name:str) -> list: return [c for c in el.iter() if _local(c.tag) == name]
 
 # %% ../nbs/04_readers.ipynb #0c5d661d
@@ -1051,6 +1036,17 @@ def fit_to_image(pts:list, declared, actual) -> list|None:
         return None
     return [(x * sx, y * sy) for x, y in pts]
 
+# %% ../nbs/04_readers.ipynb #b45e0010
+def page_image(xml:Path, # The PAGE or ALTO file
+               name:str, # The image file it names
+              ) -> tuple:
+    ("`(path, beside)`: the page image `name` relative to the XML's folder (or absolute); where no file is there, the "
+     "file of that name beside the XML (`beside` True) — exports often name a path of the machine that wrote them, "
+     "such as `C:\\Users\\…\\page.jpg`.")
+    given = xml.parent / name.replace("\\", "/")
+    beside = xml.parent / PureWindowsPath(name).name  # the last part, after a `/` or a `\`
+    return (beside, True) if not given.exists() and beside.exists() else (given, False)
+
 # %% ../nbs/04_readers.ipynb #a209cad8
 def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm,
                     corpus:str, declared=None):
@@ -1095,17 +1091,6 @@ def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list
             rd.add(Line(f"{rel}/{lid}", text, str(page), split, corpus, box=box))
         else:
             rd.add(Line(f"{rel}/{lid}", text, polygon_address(page, pts), split, corpus))
-
-# %% ../nbs/04_readers.ipynb #b45e0010
-def page_image(xml:Path, # The PAGE or ALTO file
-               name:str, # The image file it names
-              ) -> tuple:
-    ("`(path, beside)`: the page image `name` relative to the XML's folder (or absolute); where no file is there, the "
-     "file of that name beside the XML (`beside` True) — exports often name a path of the machine that wrote them, "
-     "such as `C:\\Users\\…\\page.jpg`.")
-    given = xml.parent / name.replace("\\", "/")
-    beside = xml.parent / PureWindowsPath(name).name  # the last part, after a `/` or a `\`
-    return (beside, True) if not given.exists() and beside.exists() else (given, False)
 
 # %% ../nbs/04_readers.ipynb #28c17472
 def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fraction:float, crop:str, norm,
@@ -1156,7 +1141,6 @@ def read_page(root, # A PAGE-XML file, or a folder of them (optionally in `train
     "Lines of PAGE-XML pages (Transkribus, eScriptorium, kraken exports) as `(lines, report)`."
     return _read_layout("page", root, flat_split, val_fraction, test_fraction, crop, norm, check_images, strict)
 
-# %% ../nbs/04_readers.ipynb #16f6f917
 def read_alto(root, # An ALTO file, or a folder of them (optionally in `train/ val/ test/`), images beside them
               flat_split:str="train", # Split of every page when there are no split folders
               val_fraction:float=0.0, # Without split folders: share of pages sent to `val` (by path hash)

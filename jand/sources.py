@@ -26,18 +26,16 @@ __all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceS
            'spec_options', 'open_data', 'line_size', 'unaligned', 'check_data', 'format_check',
            'WeightedBucketBatchSampler']
 
-# %% ../nbs/05a_sources.ipynb #27295870
+# %% ../nbs/05a_sources.ipynb #26e9d8ac
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?") # What "looks like a number" after an `@`
 
 def _options_text(tail:str) -> bool: return tail == "" or "=" in tail # What "looks like options" after a `?`
 
-# %% ../nbs/05a_sources.ipynb #8cf129c5
 def _fmt_weight(w:float) -> str:
     s = f"{w:g}"
     return s if float(s) == w else repr(w)
 
-# %% ../nbs/05a_sources.ipynb #26e9d8ac
 @dataclass(frozen=True)
 class SourceSpec:
     "One source of a data spec: its kind, its argument, its sampling weight and its unique name."
@@ -66,7 +64,6 @@ class SourceSpec:
 # %% ../nbs/05a_sources.ipynb #e642bc25
 def _part_error(part:str, problem:str) -> DataError: return DataError(f"data spec part {part!r}", problem)
 
-# %% ../nbs/05a_sources.ipynb #1e45e27d
 def _split_weight(part:str) -> tuple:
     "`(body, weight)` of one spec part, by the `@` rule above."
     head, at, tail = part.rpartition("@")
@@ -318,7 +315,6 @@ class DataBundle:
 
     def __repr__(self): return f"DataBundle({self.spec!r}, domains={self.domains})"
 
-# %% ../nbs/05a_sources.ipynb #data0000
 @patch
 def _rename(self:DataBundle, disk:dict) -> dict:
     "Corpus lines with their source name, ids prefixed by it where they could clash (see above)."
@@ -342,7 +338,6 @@ def _rename(self:DataBundle, disk:dict) -> dict:
 @patch(as_prop=True)
 def spec(self:DataBundle) -> str: return format_data_spec(self.specs)
 
-# %% ../nbs/05a_sources.ipynb #data0002
 @patch(as_prop=True)
 def load(self:DataBundle) -> LineLoader:
     "Line → uint8 image: `bundle.load(line)`; a small picklable object to pass as `LineDataset(load=bundle.load)`."
@@ -400,13 +395,11 @@ def _spec_index(self:DataBundle, line:Line) -> int:
         )
     return k
 
-# %% ../nbs/05a_sources.ipynb #data0007
 @patch
 def source_of(self:DataBundle, line:Line) -> SourceSpec:
     "The spec source a line of this bundle comes from."
     return self.specs[self._spec_index(line)]
 
-# %% ../nbs/05a_sources.ipynb #data0008
 @patch
 def domain_index(self:DataBundle, line:Line) -> int:
     "The dataset-id label of `line`: the position of its source in `domains`."
@@ -484,7 +477,6 @@ def _reader_options(specs:list, options:dict|None) -> dict:
         out[s.name] = opts
     return out
 
-# %% ../nbs/05a_sources.ipynb #90d77280
 def spec_options(src:SourceSpec) -> dict:
     "The reader options written in a source's spec text, parsed by the reader's types."
     return {k: option_value(str(src), src.kind, k, v) for k, v in src.options}
@@ -595,7 +587,6 @@ def check_data(spec, # A data spec, as `open_data` takes it
 # %% ../nbs/05a_sources.ipynb #0976ede9
 def _range(r) -> str: return "–" if r is None else (f"{r[0]}" if r[0] == r[1] else f"{r[0]}–{r[1]}")
 
-# %% ../nbs/05a_sources.ipynb #fc5704df
 def format_check(res:dict) -> str:
     "A printable account of a `check_data` result."
     out = [f"data: {res['spec']}"]

@@ -83,7 +83,6 @@ def _join_elision(words:list) -> list:
             i += 1
     return out
 
-# %% ../nbs/05_synth.ipynb #68e3ce4f
 def sample_text(rng:np.random.Generator, lang:str="en", cfg:TextConfig=TextConfig()) -> str:
     "One synthetic transcription in `lang` (`en` or `fr`)."
     words, p = vocabulary(lang, cfg.vocab_size)
@@ -117,7 +116,6 @@ HERSHEY_FACES = ("cursive", "scripts", "scriptc", "futural", "rowmans", "timesi"
 
 def _ttf(package:str, rel:str) -> str: return str(resources.files(package).joinpath(rel))
 
-# %% ../nbs/05_synth.ipynb #87f8529b
 TTF_FACES = {"intuitive": ("font_intuitive", "files/Intuitive.ttf"),
              "shadows": ("handwriting_generator", "fonts/ShadowsIntoLight.ttf")}
 FACES = HERSHEY_FACES + tuple(TTF_FACES)
@@ -175,7 +173,6 @@ class Writer:
     drift: float # Baseline drift amplitude, in x-heights
     ink: float # Ink darkness in [0, 1]
 
-# %% ../nbs/05_synth.ipynb #e03c5cc3
 def make_writer(writer_id:int, seed:int=0,
                 faces:tuple=FACES, # The faces this writer may write with (`split_faces`)
                ) -> Writer:
@@ -287,7 +284,6 @@ class Degradation:
     ruled: tuple = (0.0, 0.0) # Darkness of a ruled line under the writing, in grey levels (0: plain paper)
     dip: tuple = (0.0, 0.0) # Quill dips: how thin the ink runs before the next dip, in [0, 1] (0: an even pen)
 
-# %% ../nbs/05_synth.ipynb #53a9badf
 MODERN = Degradation()
 HISTORICAL = Degradation(stains=(0, 4), bleed=(0.0, 0.25), paper=(225.0, 175.0), fade=(0.2, 0.7), level=(0.35, 1.0))
 # Stand-ins v2: ruled paper and a quill that runs thin between dips, with stains and bleed-through; the fading is
@@ -299,7 +295,6 @@ def smooth_field(rng, h:int, w:int, cell:float) -> np.ndarray:
     gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
     return cv2.resize(rng.standard_normal((gh, gw)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
 
-# %% ../nbs/05_synth.ipynb #f50cb4b4
 def _lerp(r:tuple, t:float) -> float: return float(r[0] + (r[1] - r[0]) * t)
 
 # %% ../nbs/05_synth.ipynb #cb07c065
@@ -408,7 +403,6 @@ class Legibility:
     soften: float = 0.7 # Each later attempt multiplies the degradation level by this
     softened: int = 4 # How many softened attempts follow (the last one is kept, whatever it measures)
 
-# %% ../nbs/05_synth.ipynb #a159f45f
 def legibility(img:np.ndarray, # A finished uint8 line
                ink:np.ndarray, # Its ink map at the same size (float, 1 = ink)
                xheight:float, # x-height of its letters, in pixels
@@ -483,7 +477,6 @@ class SynthLine:
     writer: Writer
     degradation: Degradation # How its paper ages
 
-# %% ../nbs/05_synth.ipynb #b2f0a005
 def words_line(cfg:SynthConfig, split:str, index:int) -> SynthLine:
     "Stand-ins v1: line `index` of `split`, random words from the frequency list in the hand of a random writer."
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
@@ -565,14 +558,10 @@ def render_attempts(cfg:SynthConfig, split:str, index:int) -> Iterator:
         if not fails:
             return
 
-# %% ../nbs/05_synth.ipynb #dfc8506f
 def render_line(cfg:SynthConfig, split:str, index:int) -> tuple:
     "Line `index` of `split`: `(Line, image)` with a legible grayscale uint8 image `cfg.height` px high."
     *_, (_, _, img, _, _) = render_attempts(cfg, split, index)
     return describe_line(cfg, split, index).line, img
-
-# %% ../nbs/05_synth.ipynb #51f5f55f
-def _render_args(args): return render_line(*args)
 
 # %% ../nbs/05_synth.ipynb #b0c90bd8
 def corpus_key(cfg:SynthConfig) -> str:
@@ -611,6 +600,8 @@ class SynthCorpus:
             return
         with get_context("spawn").Pool(workers) as pool:
             yield from pool.imap(_render_args, jobs, chunksize=chunksize)
+
+def _render_args(args): return render_line(*args)
 
 # %% ../nbs/05_synth.ipynb #c4c4e002
 def render_cache(cfg:SynthConfig, # The corpus to draw

@@ -140,3 +140,53 @@ def test_a_temporary_path_in_an_output_is_caught(tmp_path):
                                  "`jand bench memory --corpus folder:/data/synth100k`\n"]}]
     (tmp_path / "nb.ipynb").write_text(json.dumps(nb), encoding="utf-8")
     assert machine_paths(tmp_path / "nb.ipynb") == ["/data/synth100k", "/srv/clone/", "/tmp/tmpab12cd"]  # not repo paths
+
+
+def _cells(*sources):
+    "A notebook of code cells from their sources (a markdown cell between each, which the measure must skip)."
+    cells = []
+    for i, s in enumerate(sources):
+        cells += [{"cell_type": "markdown", "id": f"m{i}", "metadata": {}, "source": "Some prose."},
+                  {"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": s, "outputs": [],
+                   "execution_count": None}]
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_beside_counts_definitions_followed_by_a_test_or_usage_cell(tmp_path):
+    nb = _cells("#| default_exp x", "#| export\nimport re\nN = 3",  # no definition
+                "#| export\ndef f(x): return x", "test_eq(f(1), 1)",  # followed
+                "#|export\nclass A:\n    def g(self): pass", "#| exports\ndef h(): pass",  # not followed, not followed
+                "#| eval: false\nh()",  # never runs: no test
+                "#| export\n@patch\ndef k(self:A): pass", "# a comment only\n",  # a comment is no test
+                "#| export\nasync def a(): pass", "#| hide\nimport nbdev; nbdev.nbdev_export()")  # the export cell
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    r = notebooks.beside(tmp_path / "nb.ipynb")
+    assert (r["definitions"], r["followed"]) == (5, 1)
+    assert r["longest_run"] == 4 and r["longest_cell"] == 3  # four export cells after `test_eq`, no test between
+    assert notebooks.ratio(r) == 0.2 and notebooks.ratio({"definitions": 0, "followed": 0}) == 1.0
+
+
+# Tests beside definitions (issue 32): the fastcore / course22p2 habit of a test or usage cell after each definition
+MIN_FOLLOWED = 0.60  # share of definition cells, over all library notebooks, that a test or usage cell follows
+MAX_EXPORT_RUN = 8  # export cells in a row with no test or usage cell between them
+MAX_EXPORT_LINES = 60  # lines of one export cell
+# Counted in the share, not yet held to the two rules below
+RESTRUCTURING = {"22_training", "50_deploy"}  # issue 32: the trainer's and deploy's notebooks are split next
+BESIDE = notebooks.beside_report()
+
+
+def test_most_definitions_are_followed_by_a_test_or_usage_cell():
+    per = {n: f"{r['followed']}/{r['definitions']}" for n, r in BESIDE.items() if notebooks.ratio(r) < MIN_FOLLOWED}
+    assert notebooks.ratio(BESIDE["overall"]) >= MIN_FOLLOWED, f"below {MIN_FOLLOWED:.0%} overall; lowest: {per}"
+
+
+def test_no_long_run_of_export_cells_without_a_test():
+    long = {n: r["longest_run"] for n, r in BESIDE.items()
+            if n not in RESTRUCTURING | {"overall"} and r["longest_run"] > MAX_EXPORT_RUN}
+    assert long == {}, f"more than {MAX_EXPORT_RUN} export cells in a row without a test or usage cell: {long}"
+
+
+def test_no_export_cell_over_the_line_limit():
+    big = {n: r["longest_cell"] for n, r in BESIDE.items()
+           if n not in RESTRUCTURING | {"overall"} and r["longest_cell"] > MAX_EXPORT_LINES}
+    assert big == {}, f"export cells over {MAX_EXPORT_LINES} lines: {big}"

@@ -61,30 +61,55 @@ def test_readme_is_rendered_from_the_index_notebook():
 
 
 # Modules that may still import jand modules inside functions: the command line keeps its start-up fast by importing
-# what a command needs when it runs; `reproduce` is being split (issue 32) and loses its local imports then.
-LOCAL_IMPORTS_ALLOWED = {"cli", "reproduce"}
+# what a command needs when it runs.
+LOCAL_IMPORTS_ALLOWED = {"cli"}
+PACKAGE = ROOT / "jand"
 
 
-def jand_imports(path: Path) -> list:
-    "`(module, local)` for each import of a jand module in `path`; `local`: inside a function."
-    modules = {p.stem for p in (ROOT / "jand").glob("*.py")}
+def module_name(path: Path) -> str:
+    "`path`'s module, dotted, below `jand` (`core`, `lab.runs`; a package's `__init__` is the package)."
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def library_files() -> list:
+    "Every module of the package, subpackages included."
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def jand_imports(path: Path, name: str | None = None) -> list:
+    ("`(module, local)` for each import of a jand module in `path` (the module `name`: by default where it lies); "
+     "`local`: inside a function.")
+    modules = {module_name(p) for p in library_files()}
+    name = name or module_name(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+
+    def known(dotted: str):  # the longest prefix of `dotted` that is a jand module
+        parts = dotted.split(".")
+        return next((".".join(parts[:k]) for k in range(len(parts), 0, -1) if ".".join(parts[:k]) in modules), None)
+
+    def targets(node) -> list:
+        if isinstance(node, ast.Import):
+            return [a.name[5:] for a in node.names if a.name.startswith("jand.")]
+        base = node.module or ""
+        if node.level:  # relative: `from .core import x`, `from ..core import x`, `from . import core`
+            anchor = package[:len(package) - (node.level - 1)]
+            root = ".".join(anchor + ([base] if base else []))
+        elif base == "jand" or base.startswith("jand."):
+            root = base[5:]
+        else:
+            return []
+        return [f"{root}.{a.name}".strip(".") for a in node.names] + ([root] if root else [])
+
     found = []
 
     def visit(node, local):
         for child in ast.iter_child_nodes(node):
             inner = local or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            if isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level == 1:  # `from .core import x`, or `from . import core`
-                    names = [base] if base else [a.name for a in child.names]
-                elif base == "jand":  # `from jand import core`
-                    names = [a.name for a in child.names]
-                else:
-                    names = [base.split(".")[1]] if base.startswith("jand.") else []
-                found.extend((n.split(".")[0], local) for n in names if n.split(".")[0] in modules)
-            elif isinstance(child, ast.Import):
-                found.extend((a.name.split(".")[1], local) for a in child.names
-                             if a.name.startswith("jand.") and a.name.split(".")[1] in modules)
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                hits = list(dict.fromkeys(m for t in targets(child) if (m := known(t))))
+                names = {m for m in hits if any(m != o and o.startswith(m + ".") for o in hits)}  # most specific
+                found.extend((m, local) for m in hits if m not in names)
             visit(child, inner)
 
     visit(ast.parse(path.read_text(encoding="utf-8")), False)
@@ -93,8 +118,7 @@ def jand_imports(path: Path) -> list:
 
 def import_graph(local: bool = True) -> dict:
     "Module → the jand modules it imports (with `local`: inside functions too)."
-    return {p.stem: {m for m, inside in jand_imports(p) if local or not inside}
-            for p in sorted((ROOT / "jand").glob("*.py"))}
+    return {module_name(p): {m for m, inside in jand_imports(p) if local or not inside} for p in library_files()}
 
 
 def find_cycle(graph: dict) -> list:
@@ -127,8 +151,17 @@ def test_find_cycle_finds_cycles_and_self_imports():
 
 def test_jand_imports_sees_local_imports(tmp_path):
     f = tmp_path / "m.py"
-    f.write_text("from .core import x\nimport jand.charset\n\ndef g():\n    from jand.model import y\n", encoding="utf-8")
-    assert jand_imports(f) == [("core", False), ("charset", False), ("model", True)]
+    f.write_text("from .core import x\nimport jand.charset\n\ndef g():\n    from jand.model import y\n",
+                 encoding="utf-8")
+    assert jand_imports(f, name="m") == [("core", False), ("charset", False), ("model", True)]
+    assert jand_imports(f, name="lab.m")[0] == ("lab", False)  # in a subpackage, `.core` would be `lab.core`
+
+
+def test_jand_imports_resolves_imports_of_a_subpackage():
+    runs = PACKAGE / "lab" / "runs.py"
+    assert ("core", False) in jand_imports(runs)  # `from ..core import …`
+    assert ("lab.profiles", False) in jand_imports(PACKAGE / "lab" / "lab.py")  # `from .profiles import …`
+    assert module_name(PACKAGE / "lab" / "__init__.py") == "lab"
 
 
 def test_no_import_cycle_even_through_function_local_imports():
@@ -137,7 +170,7 @@ def test_no_import_cycle_even_through_function_local_imports():
 
 
 def test_no_function_local_import_of_a_jand_module():
-    local = {p.stem: sorted({m for m, inside in jand_imports(p) if inside})
-             for p in sorted((ROOT / "jand").glob("*.py")) if p.stem not in LOCAL_IMPORTS_ALLOWED}
+    local = {module_name(p): sorted({m for m, inside in jand_imports(p) if inside})
+             for p in library_files() if module_name(p) not in LOCAL_IMPORTS_ALLOWED}
     local = {k: v for k, v in local.items() if v}
     assert not local, f"import these at the top of the module instead: {local}"

@@ -6,12 +6,13 @@ with a hash of the code it ran, and check that the committed outputs still belon
     python tools/notebooks.py adopt EXECUTED ...    # outputs of `jand reproduce`'s executed copies into nbs/experiments
     python tools/notebooks.py bare NOTEBOOK ...     # drop an experiment notebook's outputs (code changed, not rerun)
     python tools/notebooks.py restamp NOTEBOOK ...  # code changed where no output can differ (imports): stamp again
+    python tools/notebooks.py beside [NOTEBOOK ...] # how many definitions a test or usage cell follows, longest runs
 
 Cells flagged `#| slow` or `#| eval: false` and `nbdev_export()` cells are skipped, as in `nbdev_test`; a notebook
 that raises is left untouched. The stamp lives in the notebook metadata (`jand.code_sha1`, kept by `nbdev_clean`
 through `allowed_metadata_keys = jand` in settings.ini).
 """
-import base64, hashlib, io, json, sys, time
+import base64, hashlib, io, json, re, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,60 @@ def execute(path) -> float:
     raw.metadata[STAMP] = {"code_sha1": code_sha1(raw)}
     write_nb(raw, path)
     return time.perf_counter() - t0
+
+
+EXPORT = re.compile(r"^#\|\s*export[si]?\s*$", re.M)  # `#| export`, `#|export`, `#| exports`, `#| exporti`
+DEFINITION = re.compile(r"^(?:async\s+)?def\s|^class\s", re.M)  # a top-level def or class
+
+
+def _source(cell: dict) -> str: return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def is_export(cell: dict) -> bool: return cell["cell_type"] == "code" and bool(EXPORT.search(_source(cell)))
+
+
+def is_definition(cell: dict) -> bool: return is_export(cell) and bool(DEFINITION.search(_source(cell)))
+
+
+def is_check(cell: dict) -> bool:
+    "A plain code cell that runs something a reader sees or a test asserts (not export, skipped or `nbdev_export()`)."
+    src = _source(cell)
+    code = [ln for ln in src.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return (cell["cell_type"] == "code" and not is_export(cell) and bool(code) and "nbdev_export" + "(" not in src
+            and not re.search(r"^#\|\s*eval:\s*false", src, re.M | re.I))
+
+
+def beside(path) -> dict:
+    "How the tests sit beside the definitions of the notebook at `path`: `definitions`, `followed` (the next code cell "
+    "is a test or usage cell), `longest_run` of export cells with no test or usage cell between them, `longest_cell` "
+    "(lines of the longest export cell)."
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    defs = [i for i, c in enumerate(code) if is_definition(c)]
+    followed = sum(1 for i in defs if i + 1 < len(code) and is_check(code[i + 1]))
+    run = longest = 0
+    for c in code:
+        if is_export(c):
+            run += 1
+            longest = max(longest, run)
+        elif is_check(c):
+            run = 0
+    lines = [len(_source(c).rstrip("\n").splitlines()) for c in code if is_export(c)]
+    return {"definitions": len(defs), "followed": followed, "longest_run": longest,
+            "longest_cell": max(lines, default=0)}
+
+
+def beside_report(paths=None) -> dict:
+    "`beside` for each notebook (default: the library notebooks) and `overall` summed; prints nothing."
+    per = {Path(p).stem: beside(p) for p in (paths or library_notebooks())}
+    overall = {"definitions": sum(r["definitions"] for r in per.values()),
+               "followed": sum(r["followed"] for r in per.values()),
+               "longest_run": max((r["longest_run"] for r in per.values()), default=0),
+               "longest_cell": max((r["longest_cell"] for r in per.values()), default=0)}
+    return {**per, "overall": overall}
+
+
+def ratio(r: dict) -> float: return r["followed"] / r["definitions"] if r["definitions"] else 1.0
 
 
 NOTE_ID = "jand-outputs-from"  # the markdown cell that says where an experiment notebook's outputs come from
@@ -185,7 +240,12 @@ def main(argv: list) -> int:
         for p in paths:
             print(f"stamped again: {restamp(p)}")
         return 0
-    raise SystemExit(f"unknown verb {verb!r}: use run, check, adopt, bare or restamp")
+    if verb == "beside":
+        for name, r in beside_report(paths).items():
+            print(f"{name:16} {r['followed']:3}/{r['definitions']:3} = {ratio(r):4.0%} followed by a test or usage; "
+                  f"longest run {r['longest_run']:2} export cells; longest export cell {r['longest_cell']:3} lines")
+        return 0
+    raise SystemExit(f"unknown verb {verb!r}: use run, check, adopt, bare, restamp or beside")
 
 
 if __name__ == "__main__":

@@ -99,31 +99,10 @@ def steps(self:Lab, model:str="teacher", budget:str|int="main") -> int:
 # %% ../../nbs/45e_lab.ipynb #lab0004
 @patch
 def config(self:Lab, model:str="teacher", budget:str|int="main", **options):
-    "The `TrainConfig` of a run: profile sizes, then `RECIPE`, then `options`."
-    p = self.profile
-    base = dict(
-        data=self.main_data,
-        model=model,
-        steps=self.steps(model, budget),
-        val_every=p.val_every,
-        height=p.height,
-        synth_train=p.synth_train,
-        synth_val=p.synth_val,
-        synth_test=p.synth_test,
-        synth_min_chars=p.min_chars,
-        synth_max_chars=p.max_chars,
-        synth_version=p.stand_ins,
-        synth_cache=str(self.corpora),
-        val_lines=p.val_lines,
-        patience=p.patience,
-        augment=p.augment,
-        cap_minutes=p.cap_minutes,
-        precision=p.precision,
-        device=self.device,
-        progress_bar=not self.quiet,
-        log_every=50,
-    )
-    return TrainConfig(**{**base, **RECIPE, **options})
+    "The `TrainConfig` of a run: its data and budget, the profile's `training` changes, then `RECIPE`, then `options`."
+    base = dict(data=self.main_data, model=model, steps=self.steps(model, budget), synth_cache=str(self.corpora),
+                device=self.device, progress_bar=not self.quiet, log_every=50)
+    return TrainConfig(**{**base, **self.profile.training, **RECIPE, **options})
 
 # %% ../../nbs/45e_lab.ipynb #lab0005
 @patch

@@ -4,30 +4,47 @@
 
 # %% ../../nbs/45a_lab_profiles.ipynb #45a-imp
 from __future__ import annotations
-from dataclasses import dataclass, asdict, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from ..core import DataError
-from ..training import PRESETS
+from ..training import PRESETS, TrainConfig
 from ..postprocess import FINETUNE_STEPS, PRETRAIN_STEPS
 from ..sources import parse_data_spec
 
 # %% auto #0
-__all__ = ['PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES', 'Profile', 'get_profile',
-           'Dataset', 'corpus_spec', 'datasets', 'parse_data_options', 'Reproduction', 'as_reproduction']
+__all__ = ['QUICK_TRAINING', 'PROFILES', 'RECIPE', 'KEY_ABLATIONS', 'ABLATIONS', 'CORPORA', 'STAND_INS', 'LANGUAGES',
+           'training_changes', 'Profile', 'get_profile', 'Dataset', 'corpus_spec', 'datasets', 'parse_data_options',
+           'Reproduction', 'as_reproduction']
+
+# %% ../../nbs/45a_lab_profiles.ipynb #qtr0001
+QUICK_TRAINING = dict(  # What the `quick` profile changes in `TrainConfig`; every other field keeps its default
+    height=48,  # input height in pixels
+    synth_train=10_000,  # synthetic lines per split: train …
+    synth_val=300,  # … validation …
+    synth_test=1000,  # … and test (of each stand-in; at least 1,000 lines, so one line moves little)
+    synth_min_chars=5,  # shortest and longest line of stand-ins v1 (v2 cuts prose into lines of its own lengths)
+    synth_max_chars=30,
+    synth_version=2,  # stand-ins v2 (`jand.synth`); the tables committed before v2 were trained on 1
+    val_every=250,  # validate every this many steps (and at the end of the budget)
+    augment=False,  # off: offline distillation needs fixed views (`00_regime`'s curves)
+    precision="fp32",  # fp32 reads the same on every host (`jand.host`); bf16 where native: `00a_precision`
+)
+
+def training_changes(**changes) -> dict:
+    "`QUICK_TRAINING` with `changes`, each a `TrainConfig` field (a typo fails here, not in a run hours later)."
+    known = {f.name for f in fields(TrainConfig)}
+    if unknown := sorted(set(changes) - known):
+        raise ValueError(f"not a TrainConfig field: {', '.join(unknown)}")
+    return {**QUICK_TRAINING, **changes}
 
 # %% ../../nbs/45a_lab_profiles.ipynb #87da23b0
 @dataclass(frozen=True)
 class Profile:
-    "How big every run of one reproduction is; budgets are optimiser steps, so a run is the same on any machine."
+    ("How big every run of one reproduction is: `training`, the `TrainConfig` fields it changes, then the study's "
+     "budgets, seeds and sizes. Budgets are optimiser steps, so a run is the same on any machine.")
     name: str
-    synth_train: int = 10_000 # Synthetic lines per split: train …
-    synth_val: int = 300 # … validation …
-    synth_test: int = 1000 # … and test (of each stand-in; at least 1,000 lines, so one line moves little)
-    stand_ins: int = 2 # `jand.synth.SynthConfig.version`; the tables committed before v2 were trained on 1
+    training: dict = field(default_factory=training_changes) # `TrainConfig` fields every run of the profile changes
     digit_lines: tuple = (2000, 300, 1000) # Lines of the real-digit target (`jand.digits`): train, val, test
-    height: int = 48 # Input height in pixels
-    min_chars: int = 5 # Shortest synthetic line, in characters
-    max_chars: int = 30 # Longest synthetic line
     # Main Teacher run's step budget: at 3000 the fr stand-in read 9.4 % test CER, over its 8 % target (`00_regime`)
     teacher_steps: int = 4000
     # … of a Student run, alone or distilled (equal steps: equal epochs, the paper's KD protocol)
@@ -38,8 +55,6 @@ class Profile:
     # twice the main Teacher's until v2 learning curves (`00_regime`) place the plateau
     long_steps: int = 8000
     ablation_budgets: tuple = ("short", "main", "long") # Budgets every ablation runs at (`05_ablation`'s curves)
-    val_every: int = 250 # Validate every this many steps (and at the end of the budget)
-    val_lines: int|None = None # Validate on at most this many lines
     seeds: tuple = (0, 1, 2) # Seeds of the main runs and of the key comparisons
     ablation_seeds: tuple = (0,) # Seeds of the secondary ablation, sweep and transfer rows
     sweep: tuple = ((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.9)) # (tau, alpha) pairs of the KD sweep
@@ -50,20 +65,19 @@ class Profile:
     pretrain_lines: int = 10_000 # Clean lines per language for the pretraining
     pretrain_curve: tuple = (250, 500, 1000, 2000, 4000, 8000) # Pretraining budgets of `00b_corrector`'s curve
     bench_seconds: float = 2.0 # Timing window of each inference benchmark
-    augment: bool = False # Training-time augmentation (off: offline distillation needs fixed views; see the curves)
-    cap_minutes: float|None = None # Safety cap of one run: it stops there and says so in its summary
     workers: int = 2 # Runs trained side by side, one thread each
-    patience: int|None = None # Early stopping (validations without a better CER)
     curve_every: int = 250 # Validation interval of the learning-curve runs (`00_regime`)
-    precision: str = "fp32" # Arithmetic of every run: fp32 reads the same on every host (`jand.host`); bf16: `00a`
     # Shipped models (`10_models`): the main runs' recipe, four times their budget — the models people will use
     ship_teacher_steps: int = 12_000
     ship_student_steps: int = 12_000
-    # Fine-tuning budgets, shipped Student against scratch: ≈ 1, 3 and 10 minutes of a Student step (0.08 s, 00_regime)
+    # Fine-tuning budgets, shipped Student against scratch: ≈ 1, 3, 10 minutes of a Student step (0.08 s, 00_regime)
     finetune_steps: tuple = (750, 2250, 7500)
 
     @property
-    def kd_offline(self) -> bool: return not self.augment
+    def train_config(self) -> TrainConfig: return TrainConfig(**self.training) # What a run of it is, before its job
+
+    @property
+    def kd_offline(self) -> bool: return not self.train_config.augment # Offline KD: fixed views
 
 # %% ../../nbs/45a_lab_profiles.ipynb #8b63e8cf
 # quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate, not yet run
@@ -72,16 +86,13 @@ PROFILES = {
     for p in [
         Profile(
             "smoke",
-            synth_train=48,
-            synth_val=12,
-            synth_test=12,
+            training=training_changes(synth_train=48, synth_val=12, synth_test=12, height=32, val_every=3,
+                                      val_lines=12),
             digit_lines=(24, 8, 8),
-            height=32,
             teacher_steps=6,
             student_steps=6,
             short_steps=3,
             long_steps=9,
-            val_every=3,
             seeds=(0, 1),
             sweep=((2.0, 0.5), (4.0, 0.9)),
             corrector_steps=4,
@@ -90,7 +101,6 @@ PROFILES = {
             pretrain_lines=16,
             pretrain_curve=(2, 4),
             bench_seconds=0.2,
-            val_lines=12,
             curve_every=2,
             ship_teacher_steps=6,
             ship_student_steps=6,
@@ -101,24 +111,18 @@ PROFILES = {
         Profile("gpu", workers=8),
         Profile(
             "full",
-            synth_train=20_000,
-            synth_val=2000,
-            synth_test=2000,
-            height=128,
-            min_chars=10,
-            max_chars=60,
+            training=training_changes(synth_train=20_000, synth_val=2000, synth_test=2000, height=128,
+                                      synth_min_chars=10, synth_max_chars=60, val_every=2000, augment=True,
+                                      patience=10),
             teacher_steps=80_000,
             student_steps=80_000,
             short_steps=20_000,
-            val_every=2000,
             ablation_seeds=(0, 1, 2),
             sweep=((1.0, 0.5), (2.0, 0.5), (4.0, 0.5), (2.0, 0.25), (2.0, 0.9)),
             corrector_steps=20_000,
             corrector_curve=(2000, 6000, 20_000),
             bench_seconds=10.0,
-            augment=True,
             workers=1,
-            patience=10,
         ),
     ]
 }
