@@ -296,14 +296,16 @@ def _synth_options(sub):
     s = sub.add_parser("synth", help="write a synthetic handwriting corpus to disk")
     s.add_argument("out", type=Path, help="output folder")
     s.add_argument("--format", choices=sorted(WRITERS), default="folder", help="layout to write (default: folder)")
-    s.add_argument("--train", type=int, default=2000, help="training lines (default: 2000)")
-    s.add_argument("--val", type=int, default=200, help="validation lines (default: 200)")
-    s.add_argument("--test", type=int, default=200, help="test lines (default: 200)")
-    s.add_argument("--seed", type=int, default=0)
+    c = SynthConfig
+    s.add_argument("--train", type=int, default=c.n_train, help=f"training lines (default: {c.n_train})")
+    s.add_argument("--val", type=int, default=c.n_val, help=f"validation lines (default: {c.n_val})")
+    s.add_argument("--test", type=int, default=c.n_test, help=f"test lines (default: {c.n_test})")
+    s.add_argument("--seed", type=int, default=c.seed, help=f"seed of the corpus (default: {c.seed})")
     s.add_argument("--domains", type=_domains, default=SynthConfig().domains,
                    help="comma-separated: en,fr,hist (default: all, mixed)")
-    s.add_argument("--height", type=int, default=64, help="line height in pixels (default: 64)")
-    s.add_argument("--workers", type=int, default=2, help="drawing processes (default: 2)")
+    s.add_argument("--height", type=int, default=c.height, help=f"line height in pixels (default: {c.height})")
+    workers = default_of(write_synth, "workers")
+    s.add_argument("--workers", type=int, default=workers, help=f"drawing processes (default: {workers})")
 
 @verb("synth", _synth_options)
 def _synth(args):
@@ -414,11 +416,12 @@ def _eval(args):
 # %% ../nbs/90_cli.ipynb #6ddefb24
 def _corrector_run_options(c):
     "The options of every corrector-training verb: kind, seed, device, threads, progress bar, the corrector's config."
-    from jand.postprocess import CORRECTOR_KINDS
+    from jand.postprocess import CORRECTOR_KINDS, train_corrector
     c.add_argument("--kind", choices=list(CORRECTOR_KINDS), default="edit",
                    help="edit: a T5 encoder that tags each character's edit; seq2seq: a byte-level T5 that writes the "
                         "line (the options of the other kind are ignored; default: edit)")
-    c.add_argument("--seed", type=int, default=0)
+    seed = default_of(train_corrector, "seed")  # pretrain_corrector's is the same (a test compares them)
+    c.add_argument("--seed", type=int, default=seed, help=f"seed of the weights and the batch order (default: {seed})")
     c.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     c.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     c.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=True,
@@ -443,7 +446,7 @@ def _print_summary(summary:dict, done:str):
 
 # %% ../nbs/90_cli.ipynb #c1a00005
 def _corrector_options(sub):
-    from jand.postprocess import FINETUNE_STEPS, GUARD_SHARE
+    from jand.postprocess import FINETUNE_STEPS, GUARD_SHARE, train_corrector
     c = sub.add_parser("train-corrector", help="train the post-processor (a T5 corrector) for a recognizer run")
     c.add_argument("--run", type=Path, required=True, help="recognizer run folder (model.pt + config.json)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the corrector to")
@@ -451,7 +454,9 @@ def _corrector_options(sub):
                    help="a corrector written by jand pretrain-corrector (or, --kind seq2seq, a local T5/ByT5/mT5 "
                         "folder) to fine-tune (default: train from scratch)")
     c.add_argument("--steps", type=int, default=FINETUNE_STEPS, help=f"optimiser steps (default: {FINETUNE_STEPS})")
-    c.add_argument("--copies", type=int, default=2, help="simulated noisy versions of each training line (default: 2)")
+    copies = default_of(train_corrector, "copies")
+    c.add_argument("--copies", type=int, default=copies,
+                   help=f"simulated noisy versions of each training line (default: {copies})")
     c.add_argument("--max-lines", type=int, help="use at most this many training lines (default: all)")
     c.add_argument("--guard-share", type=float, default=GUARD_SHARE,
                    help="share of the validation pages held out to choose the edit corrector's --min-prob "
@@ -473,13 +478,14 @@ def _train_corrector(args):
 
 # %% ../nbs/90_cli.ipynb #4d2ffbf9
 def _pretrain_options(sub):
-    from jand.postprocess import PRETRAIN_STEPS
+    from jand.postprocess import PRETRAIN_STEPS, pretrain_corrector
     c = sub.add_parser("pretrain-corrector",
                        help="pretrain the post-processor on clean text and simulated errors (denoising)")
     c.add_argument("--out", type=Path, required=True, help="folder to write the pretrained corrector to")
     c.add_argument("--steps", type=int, default=PRETRAIN_STEPS, help=f"optimiser steps (default: {PRETRAIN_STEPS})")
-    c.add_argument("--lines", type=int, default=10_000, help="clean lines per language (default: 10000)")
-    c.add_argument("--langs", default="en,fr", help="languages of the clean lines (default: en,fr)")
+    lines, langs = default_of(pretrain_corrector, "lines"), ",".join(default_of(pretrain_corrector, "langs"))
+    c.add_argument("--lines", type=int, default=lines, help=f"clean lines per language (default: {lines})")
+    c.add_argument("--langs", default=langs, help=f"languages of the clean lines (default: {langs})")
     _corrector_run_options(c)
 
 @verb("pretrain-corrector", _pretrain_options)

@@ -189,3 +189,25 @@ def test_a_verbs_defaults_are_the_defaults_of_the_functions_it_calls():
                 if owned and shown is not None and shown != p.default:
                     differ.append(f"jand {verb} --{name} {shown!r} ≠ {fn.__qualname__}({name}={p.default!r})")
     assert differ == [], differ
+
+
+def test_synth_and_corrector_verbs_take_their_defaults_from_the_config_and_functions_they_call():
+    import inspect
+    from jand.cli import build_parser, write_synth
+    from jand.postprocess import pretrain_corrector, train_corrector
+    from jand.synth import SynthConfig
+    synth = vars(build_parser("synth").parse_args(["synth", "out"]))
+    c = SynthConfig()
+    assert (synth["train"], synth["val"], synth["test"], synth["seed"], synth["height"]) == \
+        (c.n_train, c.n_val, c.n_test, c.seed, c.height)
+    assert synth["workers"] == inspect.signature(write_synth).parameters["workers"].default
+    passed = {"train-corrector": (["train-corrector", "--run", "r", "--out", "o"], train_corrector,
+                                  ("steps", "copies", "max_lines", "guard_share", "lexicon", "seed")),
+              "pretrain-corrector": (["pretrain-corrector", "--out", "o"], pretrain_corrector,
+                                     ("steps", "lines", "langs", "seed"))}  # what each verb hands to its function
+    for verb, (argv, fn, names) in passed.items():
+        given = vars(build_parser(verb).parse_args(argv))
+        if "langs" in names:
+            given["langs"] = tuple(given["langs"].split(","))
+        defaults = {n: inspect.signature(fn).parameters[n].default for n in names}
+        assert {n: given[n] for n in names} == defaults, verb

@@ -15,6 +15,7 @@ from .profiles import RECIPE, Dataset, as_reproduction, datasets, get_profile
 from jand.lab.runs import (
     describe_run, finished, heartbeat, minutes_left, other_code, project_root, run_name, shown_path, train_run
 )
+from ..runfolder import model_file
 from .readings import COMPARE_COLUMNS, transcribe  # `Lab.transcribe` calls it
 from ..modeldir import models_dir
 from jand.postprocess import (
@@ -164,7 +165,7 @@ def student_job(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) ->
      "of its data.")
     if kd:
         teacher = self.teacher(0, **{k: v for k, v in options.items() if k in ("data", "height")})
-        options = {"teacher": str(teacher / "model.pt"), "kd_offline": self.profile.kd_offline, **options}
+        options = {"teacher": str(model_file(teacher)), "kd_offline": self.profile.kd_offline, **options}
     return dict(model="student", budget=budget, seed=seed, **options)
 
 # %% ../../nbs/45e_lab.ipynb #373a2784

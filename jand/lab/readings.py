@@ -7,9 +7,10 @@ from __future__ import annotations
 import json, math, statistics
 from dataclasses import asdict
 from pathlib import Path
-from ..core import BATCH_SIZE, DataError, read_json
+from ..core import BATCH_SIZE, DataError
 from ..results import PAPER_TARGETS, verdict
 from .runs import NOT_IN_KEY
+from ..runfolder import model_file, read_summary, summary_file
 from ..metrics import score_all
 from ..model import describe, Predictor, student_config, teacher_config
 from ..sources import open_data
@@ -46,7 +47,7 @@ def transcribe(run, data:str|None=None, split:str="test", synth=None, batch_size
      "preds}`.")
     run = Path(run)
     cfg = run_config(run)
-    predictor = Predictor.from_file(run / "model.pt", batch_size=batch_size, device=device)
+    predictor = Predictor.from_file(model_file(run), batch_size=batch_size, device=device)
     bundle = open_data(data or cfg.data, synth=synth or cfg.synth, synth_cache=cfg.synth_cache)
     lines = bundle.lines(split)
     if not lines:
@@ -73,7 +74,7 @@ def run_row(run, rec:dict|None=None, split:str="test", **extra) -> dict:
     "One CSV row for run `run`: its config, seed, split, every metric variant (and `extra`)."
     run = Path(run)
     cfg = run_config(run)
-    summ = read_json(run / "summary.json", "run summary") if (run / "summary.json").exists() else {}
+    summ = read_summary(run) if summary_file(run).exists() else {}
     rec = rec or transcribe(run, split=split)
     sc = scores_of(rec)
     return {

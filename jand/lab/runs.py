@@ -9,7 +9,9 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 import jand
-from ..core import DataError, atomic_write_json, read_json
+from ..runfolder import (checkpoint_file, config_file, log_file, model_file, read_summary, summary_file,
+                             write_summary)
+from ..core import DataError
 from ..modeldir import MODEL_FILES, resolve_model
 from ..training import read_log, train, TrainConfig
 
@@ -24,7 +26,7 @@ def project_root() -> Path:
     return Path(jand.__file__).resolve().parents[1]
 
 # %% ../../nbs/45b_lab_runs.ipynb #aa74622d
-def finished(run) -> bool: return (Path(run) / "model.pt").exists() and (Path(run) / "summary.json").exists()
+def finished(run) -> bool: return model_file(run).exists() and summary_file(run).exists()
 
 # %% ../../nbs/45b_lab_runs.ipynb #d09a1e3e
 # Options that leave a run's numbers alone
@@ -38,7 +40,7 @@ def model_identity(path) -> str:
      "file, a model folder or a shipped model's name: retrained weights give a new key); the string when none.")
     p = Path(path)
     run = p.parent if p.is_file() else p
-    if finished(run) and (run / "config.json").exists():
+    if finished(run) and config_file(run).exists():
         return run.name
     try:
         p = resolve_model(path)
@@ -57,8 +59,8 @@ def run_name(cfg) -> str: return f"{cfg.model}-{config_key(cfg)}" # The folder n
 
 # %% ../../nbs/45b_lab_runs.ipynb #a3bb0ded
 TRAINING_CODE = ("core", "charset", "normalise", "images", "preprocess", "readers", "sources", "synth", "prose",
-                 "digits", "loading", "curriculum", "backbone", "attention", "baselines", "model", "modeldir", "kd",
-                 "decoding", "metrics", "training")
+                 "digits", "loading", "curriculum", "backbone", "attention", "baselines", "model", "store", "runfolder",
+                 "modeldir", "kd", "decoding", "metrics", "training")
 
 def training_code() -> str:
     ("A short hash of the source of jand's modules a run's numbers depend on (`TRAINING_CODE`): it is not in the "
@@ -71,7 +73,7 @@ def training_code() -> str:
 def other_code(runs:list) -> list:
     "The finished runs of `runs` whose summary names other training code than this jand's (or none: older runs)."
     here = training_code()
-    return [r for r in runs if finished(r) and read_json(Path(r) / "summary.json").get("training_code") != here]
+    return [r for r in runs if finished(r) and read_summary(r).get("training_code") != here]
 
 # %% ../../nbs/45b_lab_runs.ipynb #1129b0f0
 def train_run(cfg:dict, # A `TrainConfig` as a dict
@@ -84,10 +86,10 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
     torch.set_num_threads(threads)
     try:
         t0 = time.perf_counter()
-        summary = train(TrainConfig.from_dict(cfg), run, resume=(run / "checkpoints" / "last.pt").exists())
+        summary = train(TrainConfig.from_dict(cfg), run, resume=checkpoint_file(run).exists())
         summary = {**summary, "wall_s": round(time.perf_counter() - t0, 1), "threads": threads,
                    "training_code": training_code()}
-        atomic_write_json(run / "summary.json", summary)
+        write_summary(run, summary)
         return summary
     finally:
         torch.set_num_threads(before)
@@ -110,7 +112,7 @@ PROGRESS_EVERY = 300.0 # Seconds between the progress lines of the runs in train
 
 def run_status(run, steps:int|None=None) -> str|None:
     "Where an unfinished run stands, from its log: step, last validation CER, minutes left at its pace (None: no log)."
-    recs = read_log(run) if (Path(run) / "metrics.jsonl").exists() else []
+    recs = read_log(run) if log_file(run).exists() else []
     if not recs:
         return None
     last, vals = recs[-1], [r for r in recs if "val_cer" in r]
@@ -152,5 +154,5 @@ def minutes_left(walls:list, # Wall seconds of the runs finished so far
 # %% ../../nbs/45b_lab_runs.ipynb #27b1d10e
 def step_seconds(run) -> float:
     "Training seconds per optimiser step of a finished run (data loading and validation excluded)."
-    s = read_json(Path(run) / "summary.json", "run summary")
+    s = read_summary(run)
     return s["train_seconds"] / max(s["steps"], 1)
