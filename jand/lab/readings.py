@@ -11,16 +11,16 @@ from ..core import BATCH_SIZE, DataError
 from ..results import PAPER_TARGETS, verdict
 from .runs import NOT_IN_KEY
 from ..runfolder import model_file, read_summary, summary_file
-from ..metrics import score_all
+from ..metrics import edits, score_all
 from ..model import describe, Predictor, student_config, teacher_config
 from ..sources import open_data
-from ..stats import is_effect, paired_effect
+from ..stats import bootstrap_delta, is_effect, paired_effect
 from ..training import run_config
 
 # %% auto #0
 __all__ = ['METRIC_COLUMNS', 'COMPARE_COLUMNS', 'EFFECT_COLUMNS', 'mean_std', 'fmt_mean_std', 'transcribe', 'scores_of',
-           'run_row', 'compare_row', 'effect', 'effect_row', 'against_paper', 'select', 'mean_of', 'per_seed',
-           'online_kd_steps']
+           'run_row', 'compare_row', 'effect', 'effect_row', 'against_paper', 'line_edits', 'line_interval', 'select',
+           'mean_of', 'per_seed', 'online_kd_steps']
 
 # %% ../../nbs/45c_lab_readings.ipynb #f971475f
 def mean_std(xs) -> tuple:
@@ -123,16 +123,21 @@ def effect(base, # The reference setting's values, one per seed
                 verdict=e["verdict"])
 
 # %% ../../nbs/45c_lab_readings.ipynb #40fce595
-def effect_row(what:str, base, other, **extra) -> dict:
-    "A table row for `effect(base, other)`: what, both settings' mean ± std, Δ ± std of the pairs, p and the verdict."
+def effect_row(what:str, base, other,
+               lines:tuple|None=None, # `(base_recs, other_recs)`: their transcriptions, for `line_interval`
+               **extra) -> dict:
+    ("A table row for `effect(base, other)`: what, both settings' mean ± std, Δ ± std of the pairs, p and the "
+     "verdict, and with `lines` the interval of Δ over test lines.")
     e = effect(base, other)
+    if lines is not None:
+        extra = {"lines 95 %": line_interval(*lines), **extra}
     delta = "–" if e["delta"] is None else f"{e['delta']:+.2f}" + ("" if e["delta_std"] is None else
                                                                       f" ± {e['delta_std']:.2f}")
     return {"what": what, "reference": fmt_mean_std(base), "ours": fmt_mean_std(other), "delta": delta,
             "p": "–" if e["p"] is None else e["p"], "verdict": e["verdict"], **extra}
 
 # %% ../../nbs/45c_lab_readings.ipynb #d83e645c
-EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "p", "verdict"]
+EFFECT_COLUMNS = ["what", "reference", "ours", "delta", "p", "lines 95 %", "verdict"]
 
 # %% ../../nbs/45c_lab_readings.ipynb #3a38fa3f
 def against_paper(row:dict, # An `effect_row` of a setting without a component, against the full model
@@ -144,6 +149,29 @@ def against_paper(row:dict, # An `effect_row` of a setting without a component, 
     if row["verdict"].startswith("higher"):
         return "the paper's direction"
     return f"opposite to the paper, which credits {component} with a gain"
+
+# %% ../../nbs/45c_lab_readings.ipynb #li0001
+def line_edits(recs:list) -> tuple:
+    ("`(edits, chars)` per test line of `transcribe` results of one setting, one per seed, the same lines in the same "
+     "order: character edits averaged over the seeds, and each line's reference characters.")
+    if not recs:
+        raise ValueError("no transcriptions: need one per seed")
+    truths = recs[0]["truths"]
+    if any(r["truths"] != truths for r in recs):
+        raise ValueError("the seeds' transcriptions are not of the same test lines in the same order")
+    per_seed = [[edits(t, p) for t, p in zip(r["truths"], r["preds"])] for r in recs]
+    return [statistics.fmean(e) for e in zip(*per_seed)], [len(t) for t in truths]
+
+def line_interval(base_recs:list, # `transcribe` results of the reference setting, one per seed
+                  other_recs:list, # … of the compared setting, the same test lines
+                  level:float=0.95) -> str:
+    ("The `level` bootstrap interval over test lines (`jand.stats.bootstrap_delta`) of the seed-averaged CER "
+     "difference `other − base`, in points, as a table shows it: what a test set of this size can tell apart.")
+    (e0, n0), (e1, n1) = line_edits(base_recs), line_edits(other_recs)
+    if n0 != n1:
+        raise ValueError("the two settings were not read on the same test lines")
+    low, high = bootstrap_delta(e0, e1, n0, level=level)
+    return f"[{low:+.2f}, {high:+.2f}]"
 
 # %% ../../nbs/45c_lab_readings.ipynb #5e1ec002
 def select(rows:list, metric:str="cer_corpus_sensitive", **where) -> list:
