@@ -612,7 +612,7 @@ def _models(args):
 
 # %% ../nbs/90_cli.ipynb #c1a00010
 def _bench_model(args):
-    from jand.deploy import run_bench
+    from jand.speed import run_bench
     r = run_bench(out=args.results, teacher=args.teacher, student=args.student, batches=args.batches,
                   threads=args.threads, **given(seconds=args.seconds))
     head = r["head"]
@@ -621,7 +621,8 @@ def _bench_model(args):
     print(f"bench table: {r['md']}; Student ÷ Teacher on the CPU: {ratio}")
 
 def _bench_deploy(args):
-    from jand.deploy import DEPLOY_FORMS, run_deploy
+    from jand.deploy import DEPLOY_FORMS
+    from jand.deploy_bench import run_deploy
     if not args.student:
         raise ValueError("bench deploy needs --student: the model file of a trained Student")
     r = run_deploy(args.student, args.results, args.forms or DEPLOY_FORMS, args.lines or 200, args.threads,
@@ -630,7 +631,7 @@ def _bench_deploy(args):
           + "; ".join(f"{b['input']} {b['form']} {b['speedup']}×" for b in r["best"]))
 
 def _bench_predict(args):
-    from jand.deploy import FOLDER_FORMS, run_bench_folder
+    from jand.deploy_bench import FOLDER_FORMS, run_bench_folder
     if not args.student:
         raise ValueError("bench predict needs --student: a trained model (file, folder or shipped name)")
     r = run_bench_folder(args.student, args.results, args.lines or 1000, args.threads, args.forms or FOLDER_FORMS)
@@ -644,7 +645,7 @@ def _bench_latency(args):
 
 # %% ../nbs/90_cli.ipynb #66587404
 def _bench_memory(args):
-    from jand.deploy import bench_memory, write_memory
+    from jand.memory import bench_memory, write_memory
     from jand.results import provenance
     rows = bench_memory(args.corpus, args.minutes, height=args.height or 32, threads=args.threads)
     paths = write_memory(rows, args.table, args.results, args.figures,
@@ -679,7 +680,8 @@ BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_pre
 
 # %% ../nbs/90_cli.ipynb #c1a00009
 def _bench_options(sub):
-    from jand.deploy import bench_rows, run_deploy
+    from jand.deploy_bench import run_deploy
+    from jand.speed import bench_rows
     b = sub.add_parser("bench", help="measure speed and memory: models, deployed forms, training memory, the "
                        "synthetic generator")
     b.add_argument("what", choices=list(BENCHES),

@@ -5,13 +5,18 @@
 # %% ../nbs/54_speed.ipynb #sp000003
 from __future__ import annotations
 import time
+from pathlib import Path
 from typing import Sequence
 import numpy as np
 import torch
-from .model import HTRJAND, ModelConfig, student_config, teacher_config
+from torch import nn
+from .model import HTRJAND, ModelConfig, load_model, student_config, teacher_config
+from .results import provenance, write_table
 
 # %% auto #0
-__all__ = ['time_calls', 'bench_widths', 'input_label', 'measure_speed', 'benchmark_inference']
+__all__ = ['BENCH_SHAPES', 'TRAIN_SHAPES', 'SPEED_TARGET', 'BENCH_COLUMNS', 'time_calls', 'bench_widths', 'input_label',
+           'measure_speed', 'benchmark_inference', 'speed_ratio_rows', 'bench_rows', 'run_bench', 'profile_parts',
+           'profile_ops']
 
 # %% ../nbs/54_speed.ipynb #3d96dd56
 def time_calls(fn, # Called with no argument; one call = one timed unit
@@ -169,3 +174,193 @@ def benchmark_inference(configs:dict|None=None, # name → `ModelConfig` or `HTR
                         + (f"  CUDA {r['cuda_max_alloc_mb']:.0f} MB" if "cuda_max_alloc_mb" in r else "")
                     )
     return rows
+
+# %% ../nbs/54_speed.ipynb #ecd1b68a
+BENCH_SHAPES = ((64, 512), (128, 1024), (64, (256, 1024))) # (height, width); a (lo, hi) width = random text-like widths
+TRAIN_SHAPES = ((64, 512), (128, 1024))
+SPEED_TARGET = 1.8 # Student lines/s ÷ Teacher lines/s on the CPU (ours)
+BENCH_COLUMNS = ["model", "device", "mode", "batch", "input", "threads", "lines_per_s", "ms_per_line", "peak_rss_mb",
+                 "cuda_max_alloc_mb", "speed_ratio", "target", "verdict"]
+
+def speed_ratio_rows(rows:list, target:float=SPEED_TARGET) -> list:
+    ("One `student/teacher` row per (device, mode, batch, input) measured for both; the CPU inference rows carry a "
+     "verdict.")
+    speed = {
+        (r["device"], r["mode"], r["batch"], r["input"], r["model"]): r["lines_per_s"]
+        for r in rows
+        if "lines_per_s" in r
+    }
+    out = []
+    for (dev, mode, b, inp, name), v in speed.items():
+        t = speed.get((dev, mode, b, inp, "teacher"))
+        if name != "student" or not t:
+            continue
+        row = {
+            "model": "student/teacher",
+            "device": dev,
+            "mode": mode,
+            "batch": b,
+            "input": inp,
+            "speed_ratio": round(v / t, 2),
+        }
+        if dev == "cpu" and mode == "inference":
+            row.update(target=target, verdict="met" if v / t >= target else "missed")
+        out.append(row)
+    return out
+
+# %% ../nbs/54_speed.ipynb #0a6a8209
+def _as_model(m, default:ModelConfig):
+    if m is None:
+        return default
+    if isinstance(m, (str, Path)):
+        return load_model(m)[0]
+    return m
+
+# %% ../nbs/54_speed.ipynb #9117908b
+def bench_rows(teacher=None, # `HTRJAND`, `ModelConfig` or model file; None: a fresh reference Teacher
+               student=None, # Likewise for the Student
+               batches=(1, 16, 64), shapes=BENCH_SHAPES, # Inference cases
+               train_batch:int|None=16, train_shapes=TRAIN_SHAPES, # Training cases (None: none)
+               seconds:float=2.0, # Timed seconds per case (after warm-up)
+               threads:int=2, # CPU threads
+               devices=None, # e.g. ["cpu"]; None: the CPU, and the GPU when there is one
+               isolate:bool=True, # One fresh process per case (honest peak memory)
+               verbose:bool=True) -> list:
+    "Speed and memory rows for Teacher and Student on every device, then the `student/teacher` ratio rows."
+    devices = devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    models = {"teacher": _as_model(teacher, teacher_config()), "student": _as_model(student, student_config())}
+    rows = []
+    for dev in devices:
+        kw = dict(seconds=seconds, threads=threads, device=dev, isolate=isolate, verbose=verbose)
+        rows += benchmark_inference(models, batches, shapes=shapes, **kw)
+        if train_batch:
+            rows += benchmark_inference(models, (train_batch,), shapes=train_shapes, train=True, **kw)
+    return rows + speed_ratio_rows(rows)
+
+# %% ../nbs/54_speed.ipynb #4ae53c63
+def run_bench(out="results", # Folder of `bench.csv` and `bench.md`
+              name:str="bench", **kwargs) -> dict:
+    "Run `bench_rows(**kwargs)` and write the table; `{rows, csv, md, ratio, worst_ratio, met}`."
+    rows = bench_rows(**kwargs)
+    cpu = [r for r in rows if r["model"] == "student/teacher" and r.get("target") is not None]
+    head = next((r for r in cpu if r["batch"] == 16 and r["input"] == "64x512"), cpu[0] if cpu else None)
+    worst = min((r["speed_ratio"] for r in cpu), default=None)
+    notes = (
+        "Inference in `torch.inference_mode()`, fp32, random pixels (the speed does not depend on the content); "
+        "latency per line = time of one batch ÷ its lines; peak RSS of a fresh process per case (unless "
+        "`isolate=False`). "
+        "Training = forward + CTC loss + backward + AdamW step. "
+    )
+    if head:
+        verdict = "met in every case" if worst >= SPEED_TARGET else "missed in at least one case"
+        notes += (
+            f"**Student ÷ Teacher on the CPU: {head['speed_ratio']}× at batch {head['batch']}, {head['input']}; worst "
+            f"case {worst}×; "
+            f"target ≥ {SPEED_TARGET}×: {verdict}.**"
+        )
+    else:
+        notes += "No CPU rows: no Student/Teacher ratio."
+    import inspect
+    bound = inspect.signature(bench_rows).bind(**kwargs)
+    bound.apply_defaults()
+    settings = {k: bound.arguments[k] for k in ("seconds", "threads", "isolate")}
+    csv_path, md_path = write_table(
+        name,
+        rows,
+        "Inference and training speed: Teacher vs Student",
+        BENCH_COLUMNS,
+        notes,
+        out,
+        prov=provenance(**settings),
+    )
+    return {
+        "rows": rows,
+        "csv": csv_path,
+        "md": md_path,
+        "head": head,
+        "ratio": head["speed_ratio"] if head else None,
+        "worst_ratio": worst,
+        "met": worst is not None and worst >= SPEED_TARGET,
+    }
+
+# %% ../nbs/54_speed.ipynb #97e08e7a
+def _batch(batch:int, height:int, width:int, seed:int=0) -> tuple:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, 1, height, width, generator=g), torch.full((batch,), width)
+
+# %% ../nbs/54_speed.ipynb #a2915723
+def profile_parts(model:HTRJAND, batch:int=16, height:int=64, width:int=512, threads:int|None=2, repeats:int=5) -> list:
+    "Rows `{part, ms_per_batch, share}`: each backbone stage, projection, attention block and head (`other`: the rest)."
+    if threads:
+        torch.set_num_threads(threads)
+    model = model.eval()
+    parts = {f"backbone stage {i + 1}": s for i, s in enumerate(model.backbone.stages)}
+    parts |= {"projection": model.proj} | {f"attention block {i + 1}": b for i, b in enumerate(model.attention.blocks)}
+    parts |= {"final norm + CTC head": nn.ModuleList([model.attention.norm, model.head])}
+    spent, start, hooks = dict.fromkeys(parts, 0.0), {}, []
+    for name, mod in parts.items():
+        mods = list(mod) if isinstance(mod, nn.ModuleList) and name.startswith("final") else [mod]
+        for m in mods:
+            hooks.append(
+                m.register_forward_pre_hook(lambda m, a, name=name: start.__setitem__(name, time.perf_counter()))
+            )
+            hooks.append(
+                m.register_forward_hook(
+                    lambda m, a, o, name=name: spent.__setitem__(name, spent[name] + time.perf_counter() - start[name])
+                )
+            )
+    x, w = _batch(batch, height, width)
+    try:
+        with torch.inference_mode():
+            model(x, w)
+            spent.update(dict.fromkeys(parts, 0.0))
+            t = time.perf_counter()
+            for _ in range(repeats):
+                model(x, w)
+            total = (time.perf_counter() - t) / repeats
+    finally:
+        for h in hooks:
+            h.remove()
+    rows = [{"part": k, "ms_per_batch": round(1000 * v / repeats, 2)} for k, v in spent.items()]
+    rows.append(
+        {
+            "part": "other (padding masks, positional encoding, pooling)",
+            "ms_per_batch": round(1000 * total - sum(r["ms_per_batch"] for r in rows), 2),
+        }
+    )
+    for r in rows:
+        r["share"] = f"{100 * r['ms_per_batch'] / (1000 * total):.0f} %"
+    return rows + [{"part": "total", "ms_per_batch": round(1000 * total, 2), "share": "100 %"}]
+
+# %% ../nbs/54_speed.ipynb #dbf76499
+def profile_ops(
+    model: HTRJAND,
+    batch: int = 16,
+    height: int = 64,
+    width: int = 512,
+    threads: int | None = 2,
+    repeats: int = 3,
+    top: int = 10,
+) -> list:
+    "The `top` operators by self CPU time: rows `{op, ms_per_batch, share, calls_per_batch}` (torch.profiler)."
+    from torch.profiler import profile, ProfilerActivity
+    if threads:
+        torch.set_num_threads(threads)
+    model = model.eval()
+    x, w = _batch(batch, height, width)
+    with torch.inference_mode():
+        model(x, w)
+        with profile(activities=[ProfilerActivity.CPU]) as p:
+            for _ in range(repeats):
+                model(x, w)
+    ev = sorted(p.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in ev)
+    return [
+        {
+            "op": e.key,
+            "ms_per_batch": round(e.self_cpu_time_total / 1000 / repeats, 2),
+            "share": f"{100 * e.self_cpu_time_total / total:.0f} %",
+            "calls_per_batch": e.count // repeats,
+        }
+        for e in ev[:top]
+    ]

@@ -51,9 +51,6 @@ __all__ = ['CURRICULA', 'RESIZES', 'JAND_SWITCHES', 'PRESETS', 'CHECKPOINT_PARTS
            'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
 
 # %% ../nbs/22_training.ipynb #31cb6878
-CURRICULA = ("none", "staged", "linear", "root")
-RESIZES = ("union", "new", "keep")
-
 @dataclass(frozen=True)
 class TrainConfig:
     "Every option of a training run (saved as the run's `config.json`)."
@@ -95,7 +92,6 @@ class TrainConfig:
     # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
     synth_cache: str|None = None
     val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
-    # knowledge distillation
     teacher: str|None = None # Path of a Teacher model file: distil into the Student
     kd_alpha: float = KDConfig.alpha # Weight of the distillation term
     kd_tau: float = KDConfig.tau # Temperature
@@ -106,7 +102,6 @@ class TrainConfig:
     # With `init`: the charset is the initial model's plus the data's new symbols (union), the data's alone (new),
     # or the initial model's (keep: lines with other symbols are left out and reported)
     resize: str = "union"
-    # running
     device: str = "auto" # auto, cpu, cuda
     precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 where it is native, `jand.host`)
     workers: int = 0 # DataLoader worker processes
@@ -117,6 +112,8 @@ class TrainConfig:
     def __post_init__(self): check_train_config(self)
 
 # %% ../nbs/22_training.ipynb #7c0f0001
+CURRICULA = ("none", "staged", "linear", "root")
+RESIZES = ("union", "new", "keep")
 JAND_SWITCHES = {k: getattr(TrainConfig, k) for k in ("se", "fusion", "proxima")} # Ablation options, at their defaults
 
 def check_train_config(cfg:TrainConfig):

@@ -173,7 +173,9 @@ def test_bench_memory_on_a_synthetic_and_a_disk_corpus(tmp_path):
 def test_a_verbs_defaults_are_the_defaults_of_the_functions_it_calls():
     import inspect
     from jand.cli import build_parser, run_check_data, run_eval, run_predict
-    from jand.deploy import bench_memory, bench_rows, run_bench_folder, run_deploy
+    from jand.deploy_bench import run_bench_folder, run_deploy
+    from jand.memory import bench_memory
+    from jand.speed import bench_rows
     from jand.recognizer import Recognizer, run_calibration
     calls = {"predict": (["predict", "--model", "m", "x.png"], [run_predict, Recognizer.load]),
              "eval": (["eval", "--model", "m"], [run_eval]), "check-data": (["check-data", "synth"], [run_check_data]),
