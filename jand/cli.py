@@ -217,7 +217,7 @@ def run_check_data(spec:str, model=None, synth:SynthConfig=SynthConfig(), as_jso
 # %% ../nbs/90_cli.ipynb #8d8faa18
 def check_corpora(data_root, options=None) -> list:
     "`check_data` of every real corpus under `data_root` (what `reproduce --profile full` reads); raise if one fails."
-    from jand.reproduce import datasets
+    from jand.lab.profiles import datasets
     from jand.sources import check_data, format_check
     results = [check_data(ds.spec) for ds in datasets(data_root, options) if not ds.stand_in]
     for r in results:
@@ -320,7 +320,7 @@ def _synth(args):
 # %% ../nbs/90_cli.ipynb #c1a00002
 def _reproduce_options(sub):
     from fastcore.docments import docments
-    from jand.reproduce import PROFILES, Reproduction
+    from jand.lab.profiles import PROFILES, Reproduction
     doc = docments(Reproduction)
     d = sub.add_parser("reproduce",
                        help="run the experiment notebooks with papermill: every table and figure of the paper")
@@ -342,7 +342,8 @@ def _reproduce_options(sub):
 
 @verb("reproduce", _reproduce_options)
 def _reproduce(args):
-    from jand.reproduce import Reproduction, parse_data_options, reproduce
+    from jand.lab.profiles import Reproduction, parse_data_options
+    from jand.lab.driver import reproduce
     setup = Reproduction(profile=args.profile, data_root=args.data_root, seeds=args.seeds, device=args.device,
                          budget=args.budget, data_options=parse_data_options(args.data_option) or None)
     if setup.profile == "full":
@@ -774,7 +775,7 @@ def main(argv=None) -> int:
         print(f"jand: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
         return 2
     except Exception as e:
-        from jand.reproduce import ReproductionError
+        from jand.lab.driver import ReproductionError
         if not isinstance(e, ReproductionError):
             raise
         print(f"jand: error: {cli_words(str(e), parser)}", file=sys.stderr)
