@@ -10,7 +10,7 @@ from pathlib import Path
 from lxml import etree
 from .core import DataError, atomic_write_bytes
 from .images import check_image, load_image, polygon_address, polygon_box
-from .readers import LAYOUT_ROOTS, fit_to_image, layout_lines, page_image
+from .layouts import LAYOUT_ROOTS, fit_to_image, layout_lines, page_image
 from .recognizer import Reading, Recognizer
 
 # %% auto #0

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html, io, re, warnings, zlib
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath
 from typing import Iterable
 import numpy as np
 from PIL import Image
@@ -16,15 +16,14 @@ from .core import DataError, Report, Line, atomic_write_text, atomic_write_bytes
 from .images import check_image, load_image, parquet_address, polygon_address, polygon_box
 from .normalise import IAMNorm, RimesNorm, BenthamNorm, FolderNorm, norm_options
 from .normalise import normalise_iam, normalise_rimes, normalise_bentham, normalise_folder
+from .layouts import fit_to_image, layout_lines, local_tag, page_image
 
 # %% auto #0
 __all__ = ['SPLITS', 'PUBLISHED_COUNTS', 'IAM_SPLIT_FILES', 'IAM_SPLIT_FOLDERS', 'RIMES_FILES', 'RIMES_LINE_SETS',
-           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'BAND_NOTE', 'UNSIZED',
-           'LAYOUT_ROOTS', 'READERS', 'WRITERS', 'summary', 'read_utf8', 'list_entries', 'hash_fraction',
-           'check_published_counts', 'published_counts', 'write_iam', 'iam_split_folder', 'read_iam', 'write_rimes',
-           'read_rimes', 'write_bentham', 'bentham_root', 'read_bentham', 'write_folder', 'read_folder',
-           'parquet_files', 'read_parquet', 'baseline_band', 'page_line_height', 'layout_lines', 'fit_to_image',
-           'page_image', 'read_page', 'read_alto', 'read_corpus']
+           'BENTHAM_PARTITIONS', 'BENTHAM_SUBFOLDER', 'IMAGE_EXTS', 'PARQUET_SPLITS', 'READERS', 'WRITERS', 'summary',
+           'read_utf8', 'list_entries', 'hash_fraction', 'check_published_counts', 'published_counts', 'write_iam',
+           'iam_split_folder', 'read_iam', 'write_rimes', 'read_rimes', 'write_bentham', 'bentham_root', 'read_bentham',
+           'write_folder', 'read_folder', 'parquet_files', 'read_parquet', 'read_page', 'read_alto', 'read_corpus']
 
 # %% ../nbs/04_readers.ipynb #74f908cc
 SPLITS = ("train", "val", "test")
@@ -890,124 +889,6 @@ def read_parquet(root, # A `.parquet` file, or a folder of them (Hugging Face la
     return _read_parquet(root, "parquet", None, lambda t: normalise_folder(t, norm), flat_split, check_images,
                          False, strict)
 
-# %% ../nbs/04_readers.ipynb #345a2816
-def _local(tag:str) -> str: return tag.rsplit("}", 1)[-1]
-
-def _kids(el:ET.Element, name:str) -> list: return [c for c in el if _local(c.tag) == name]
-
-def _all(el:ET.Element, name:str) -> list: return [c for c in el.iter() if _local(c.tag) == name]
-
-# %% ../nbs/04_readers.ipynb #0c5d661d
-def _points(text:str|None) -> list:
-    "`(x, y)` pairs of a points attribute: `x,y x,y …` (PAGE, ALTO) or `x y x y …` (ALTO)."
-    v = [float(n) for n in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)", text or "")]
-    return list(zip(v[0::2], v[1::2])) if len(v) % 2 == 0 else []
-
-# %% ../nbs/04_readers.ipynb #68ac95e0
-def _page_text(el:ET.Element) -> str:
-    "A PAGE line's (or word's) own `TextEquiv/Unicode`, lowest `@index` first; else its words joined by spaces."
-    eqs = sorted(_kids(el, "TextEquiv"), key=lambda e: int(e.get("index", "0")) if e.get("index", "0").isdigit() else 0)
-    if eqs:
-        return "".join(u.text or "" for u in _kids(eqs[0], "Unicode")[:1])
-    return " ".join(t for t in (_page_text(w) for w in _kids(el, "Word")) if t.strip())
-
-# %% ../nbs/04_readers.ipynb #8eda7f17
-def baseline_band(baseline:list, # `(x, y)` points of a line's baseline
-                  height:float, # The page's line height in pixels
-                  ascent:float=0.75, # Share of the band above the baseline (the rest takes descenders)
-                 ) -> list:
-    "A polygon around a baseline, for lines that export a Baseline but no Coords (baseline-only ground truth)."
-    return ([(x, y - ascent * height) for x, y in baseline]
-            + [(x, y + (1 - ascent) * height) for x, y in reversed(baseline)])
-
-# %% ../nbs/04_readers.ipynb #dafa5f12
-def page_line_height(polygons:list, baselines:list) -> float|None:
-    "A page's line height: the median height of its line polygons, else the median gap between its baselines."
-    heights = [max(y for _, y in p) - min(y for _, y in p) for p in polygons if len(p) >= 3]
-    if heights:
-        return float(np.median(heights))
-    ys = sorted(float(np.mean([y for _, y in b])) for b in baselines)
-    gaps = [b - a for a, b in zip(ys, ys[1:]) if b > a]
-    return float(np.median(gaps)) if gaps else None
-
-# %% ../nbs/04_readers.ipynb #24875389
-BAND_NOTE = "polygon made around its Baseline (the line has no Coords)"
-UNSIZED = "line with a Baseline but no Coords, on a page with no other line to size it"
-
-def _declared_size(pages:list, width:str, height:str, kind=int) -> tuple|None:
-    "The first positive `(width, height)` that elements of `pages` declare in the attributes named, or None."
-    for p in pages:
-        try:
-            w, h = kind(p.get(width)), kind(p.get(height))
-        except (TypeError, ValueError):
-            continue
-        if w > 0 and h > 0:
-            return (w, h)
-    return None
-
-# %% ../nbs/04_readers.ipynb #f5a140af
-def _page_lines(doc:ET.Element) -> tuple:
-    """`(image file name or None, [(line id, text, points, note)], unit, declared size or None)` of one PAGE document.
-    A line with a Baseline but no Coords gets a band around its baseline, `note` saying so."""
-    pages = _all(doc, "Page")
-    image = next((p.get("imageFilename") for p in pages if p.get("imageFilename")), None)
-    found = []
-    for k, line in enumerate(l for p in pages for l in _all(p, "TextLine")):
-        coords = (_kids(line, "Coords") or [None])[0]
-        kids = [] if coords is None else _kids(coords, "Point")  # PAGE 2010 writes Point elements
-        pts = [] if coords is None else _points(coords.get("points"))
-        pts = pts or [(float(q.get("x")), float(q.get("y"))) for q in kids]
-        base = next((_points(b.get("points")) for b in _kids(line, "Baseline")), [])
-        found.append((line.get("id") or f"l{k}", _page_text(line), pts, base))
-    height = page_line_height([pts for _, _, pts, _ in found], [b for *_, b in found if len(b) >= 2])
-    def outline(pts, base):
-        if len(pts) >= 3 or len(base) < 2:
-            return pts, None
-        return (baseline_band(base, height), BAND_NOTE) if height else ([], UNSIZED)
-    out = [(lid, text, *outline(pts, base)) for lid, text, pts, base in found]
-    return image, out, "pixel", _declared_size(pages, "imageWidth", "imageHeight")
-
-# %% ../nbs/04_readers.ipynb #cb93aaf8
-def _alto_text(line:ET.Element) -> str:
-    "The text of an ALTO `TextLine`: its strings, a space at each `SP`; one space between them when it has no `SP`."
-    parts = [c for c in line if _local(c.tag) in ("String", "SP", "HYP")]
-    if not any(_local(c.tag) == "SP" for c in parts):
-        return " ".join(c.get("CONTENT", "") for c in parts if _local(c.tag) == "String")
-    return "".join(" " if _local(c.tag) == "SP" else c.get("CONTENT", "") for c in parts)
-
-# %% ../nbs/04_readers.ipynb #fcdf6ae9
-def _alto_points(line:ET.Element) -> list:
-    "The outline of an ALTO line: `Shape/Polygon/@POINTS`, else its `HPOS VPOS WIDTH HEIGHT` rectangle."
-    poly = [p for s in _kids(line, "Shape") for p in _kids(s, "Polygon")]
-    if poly and len(_points(poly[0].get("POINTS"))) >= 3:
-        return _points(poly[0].get("POINTS"))
-    try:
-        x, y, w, h = (float(line.get(k)) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
-    except (TypeError, ValueError):
-        return []
-    return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)] if w > 0 and h > 0 else []
-
-# %% ../nbs/04_readers.ipynb #7d4f84a0
-def _alto_lines(doc:ET.Element) -> tuple:
-    "`(image file name or None, [(line id, text, points, None)], measurement unit, declared size)` of an ALTO file."
-    unit = next((u.text.strip() for u in _all(doc, "MeasurementUnit") if u.text), "pixel")
-    names = [f for s in _all(doc, "sourceImageInformation") for f in _kids(s, "fileName")]
-    image = next((f.text.strip() for f in names if f.text), None)
-    lines = [(l.get("ID") or f"l{k}", _alto_text(l), _alto_points(l), None)
-             for k, l in enumerate(_all(doc, "TextLine"))]
-    return image, lines, unit, _declared_size(_all(doc, "Page"), "WIDTH", "HEIGHT", float)
-
-# %% ../nbs/04_readers.ipynb #cccdfb95
-LAYOUT_ROOTS = {"PcGts": "page", "alto": "alto"} # Root element → layout kind
-
-def layout_lines(doc:ET.Element) -> tuple:
-    ("`(kind, image file name, [(line id, text, points, note)], unit, declared size)` of a parsed PAGE (`page`) or "
-     "ALTO (`alto`) document, its lines in document order; kind None for any other XML.")
-    kind = LAYOUT_ROOTS.get(_local(doc.tag))
-    if kind is None:
-        return None, None, [], None, None
-    return (kind, *(_page_lines(doc) if kind == "page" else _alto_lines(doc)))
-
 # %% ../nbs/04_readers.ipynb #8c359790
 def _xml_split(rel:tuple, layered:bool, flat_split:str, val_fraction:float, test_fraction:float):
     "The split of a page at `rel` (path parts inside the root), or None when it lies outside the split folders."
@@ -1024,28 +905,6 @@ def _xml_doc(path:Path, rd:_Reading, count:int=1):
     except ET.ParseError as e:
         rd.skip("malformed XML file", f"{path} (line {e.position[0]}, column {e.position[1] + 1})")
         return None
-
-# %% ../nbs/04_readers.ipynb #089942e5
-def fit_to_image(pts:list, declared, actual) -> list|None:
-    """`pts` in the image's pixels: scaled when the XML declares another size of the same shape (a resized scan),
-    None when the shapes differ (not the image the coordinates were drawn on)."""
-    if not declared or not actual or all(abs(d - a) <= 1 for d, a in zip(declared, actual)):
-        return pts
-    sx, sy = actual[0] / declared[0], actual[1] / declared[1]
-    if abs(sx - sy) > 0.02 * max(sx, sy):
-        return None
-    return [(x * sx, y * sy) for x, y in pts]
-
-# %% ../nbs/04_readers.ipynb #b45e0010
-def page_image(xml:Path, # The PAGE or ALTO file
-               name:str, # The image file it names
-              ) -> tuple:
-    ("`(path, beside)`: the page image `name` relative to the XML's folder (or absolute); where no file is there, the "
-     "file of that name beside the XML (`beside` True) — exports often name a path of the machine that wrote them, "
-     "such as `C:\\Users\\…\\page.jpg`.")
-    given = xml.parent / name.replace("\\", "/")
-    beside = xml.parent / PureWindowsPath(name).name  # the last part, after a `/` or a `\`
-    return (beside, True) if not given.exists() and beside.exists() else (given, False)
 
 # %% ../nbs/04_readers.ipynb #a209cad8
 def _add_page_lines(rd:_Reading, xml:Path, rel:str, split:str, image, lines:list, crop:str, norm:FolderNorm,
@@ -1114,7 +973,7 @@ def _read_layout(kind:str, root, flat_split:str, val_fraction:float, test_fracti
             continue
         found, image, lines, unit, declared = layout_lines(doc)
         if found != kind:
-            rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{_local(doc.tag)}>)", problem=False)
+            rd.skip(f"XML file that is not {kind.upper()}", f"{xml} (root <{local_tag(doc.tag)}>)", problem=False)
             continue
         if unit != "pixel":
             for _ in lines:
