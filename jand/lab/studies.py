@@ -12,20 +12,21 @@ from .lab import Lab
 from ..training import read_log
 
 # %% auto #0
-__all__ = ['BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'curve_jobs', 'curve_rows', 'step_costs', 'plot_learning_curves',
-           'precision_summary', 'precision_reading', 'loader_speed']
+__all__ = ['BASE_MODEL', 'CURVES', 'PRECISION_CURVES', 'curve_jobs', 'curve_rows', 'plateau_step', 'step_costs',
+           'plot_learning_curves', 'precision_summary', 'precision_reading', 'loader_speed']
 
 # %% ../../nbs/45f_lab_studies.ipynb #c0c0e002
 BASE_MODEL = dict(curriculum="none", aux_weight=0.0, domain_weight=0.0) # The model alone: RECIPE's parts switched off
 
-CURVES = {  # label → options of one learning-curve run: the profile's main runs, then one change at a time
-    "Teacher": dict(model="teacher"),  # the main Teacher run (seed 0)
-    "Student": dict(model="student", budget="main"),  # the main Student run alone (seed 0)
-    "Teacher · lr 2e-3": dict(model="teacher", lr=2e-3),
-    "Teacher · 32 px": dict(model="teacher", height=32),
-    "Teacher · 10–60 chars": dict(model="teacher", synth_min_chars=10, synth_max_chars=60, share=1 / 2),
+CURVES = {  # label → options of one learning-curve run (seed 0): the main networks at two budgets, then one change
+    "Teacher": dict(model="teacher", budget="long"),  # where its curve flattens (05_ablation's full model, long budget)
+    "Student": dict(model="student", budget="long"),  # … the Student's, alone
+    "Teacher · main budget": dict(model="teacher", budget="main"),  # 03's seed-0 Teacher: its schedule ends sooner
+    "Student · main budget": dict(model="student", budget="main"),  # 04's seed-0 Student alone
+    "Teacher · lr 2e-3": dict(model="teacher", lr=2e-3, share=1 / 2),
+    "Teacher · 32 px": dict(model="teacher", height=32, share=1 / 2),
     "Teacher · augmentation": dict(model="teacher", augment=True, share=1 / 2),
-}  # a share of the steps where a step costs ≈ 2× (longer lines) or the setting was already ruled out (augmentation)
+}  # settings chosen on stand-ins v1, checked again at half the main Teacher's steps (a v2 step costs ≈ 2× a v1 step)
 
 def curve_jobs(grid:dict=CURVES, steps:int=Profile.teacher_steps, every:int=Profile.curve_every) -> dict:
     ("Label → `Lab.train_all` job of each learning-curve run: `steps` steps (an entry's `share` of them, or its own "
@@ -46,6 +47,19 @@ def curve_rows(runs:dict, # Label → run folder
     return [{"setting": label, "step": r["step"], "elapsed_s": r["elapsed"], "val_cer": round(r["val_cer"], 2),
              "compute_s": round(r["step"] * costs[label], 1) if label in costs else None}
             for label, run in runs.items() for r in read_log(run) if "val_cer" in r]
+
+# %% ../../nbs/45f_lab_studies.ipynb #pl0001
+def plateau_step(rows:list, # `curve_rows`
+                 label:str, # The setting whose curve it is
+                 within:float=0.1, # How close to the curve's lowest validation CER, relative
+                ) -> int|None:
+    ("The first validation step of `label`'s curve within `within` of its lowest validation CER: past it, more steps "
+     "of that schedule buy little. None without a curve.")
+    mine = [r for r in rows if r["setting"] == label]
+    if not mine:
+        return None
+    best = min(r["val_cer"] for r in mine)
+    return next(r["step"] for r in mine if r["val_cer"] <= best * (1 + within))
 
 # %% ../../nbs/45f_lab_studies.ipynb #67fa23b7
 def step_costs(lab, jobs:dict, steps:int=30) -> dict:
