@@ -52,6 +52,9 @@ def test_every_library_notebook_exports_a_module_that_exists():
         assert (ROOT / "jand" / (m.group(1).replace(".", "/") + ".py")).exists(), f"{nb.name}: jand/{m.group(1)}.py is missing"
         title = "".join(cells[1]["source"])
         assert title.startswith("# ") and "\n> " in title, f"{nb.name}: the second cell must be a `# Title` with a `> summary`"
+        summary = title.split("\n> ", 1)[1].split("\n", 1)
+        assert len(summary) == 1 or not summary[1].startswith(">"), \
+            f"{nb.name}: write the `> summary` on one line (nbdev makes the module's docstring of its first line only)"
 
 
 def test_readme_is_rendered_from_the_index_notebook():
