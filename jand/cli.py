@@ -339,15 +339,22 @@ def _reproduce_options(sub):
     d.add_argument("--figures", type=Path, help="figures (default: the project's figures/)")
     d.add_argument("--resume", action="store_true", help="go on with the reproduction in --out that was cut off: "
                    "skip the notebooks it finished, keep its start (its cost rows read as one reproduction)")
+    d.add_argument("--plan", action="store_true", help="train nothing: print the runs each notebook would train and "
+                   "their estimated minutes on this machine (its networks are timed here first, about a minute each)")
 
 @verb("reproduce", _reproduce_options)
 def _reproduce(args):
     from jand.lab.profiles import Reproduction, parse_data_options
-    from jand.lab.driver import reproduce
+    from jand.lab.driver import plan_reproduction, reproduce
+    from jand.lab.plan import plan_text
+    from jand.core import cpu_info
     setup = Reproduction(profile=args.profile, data_root=args.data_root, seeds=args.seeds, device=args.device,
                          budget=args.budget, data_options=parse_data_options(args.data_option) or None)
     if setup.profile == "full":
         check_corpora(setup.data_root, setup.data_options)  # unreadable: no training starts
+    if args.plan:
+        print(plan_text(*plan_reproduction(setup, args.only, args.out), host=cpu_info()["cpu"]))
+        return
     s = reproduce(setup, args.only, args.out, args.results, args.figures, resume=args.resume)
     print(f"reproduction ({args.profile}) finished: its notebooks took {s['seconds'] / 60:.1f} min; "
           f"report: {s['report']}")

@@ -8,14 +8,15 @@ import csv, logging, os, re, shutil, tempfile, time
 from pathlib import Path
 from ..core import DataError, atomic_write_json, atomic_write_text, install_dir, read_json
 from .profiles import as_reproduction, datasets
+from .plan import PlanningLab, measure_costs, plan_rows, planned_runs
 from .runs import finished, project_root
 from ..findings import write_findings
 from ..results import git_revision, run_number_conflicts, write_table
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'COST_COLUMNS', 'TABLE_ORDER', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'utc_minute', 'cost_reading', 'write_costs', 'conflict_section',
-           'write_report']
+           'run_experiment', 'reproduce', 'plan_reproduction', 'utc_minute', 'cost_reading', 'write_costs',
+           'conflict_section', 'write_report']
 
 # %% ../../nbs/45g_lab_driver.ipynb #2d1f5dc6
 EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "02b_baselines",
@@ -171,6 +172,21 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
                    "report": str(write_report(results, profile))}
         atomic_write_json(out / "reproduce.json", summary)
     return summary
+
+# %% ../../nbs/45g_lab_driver.ipynb #45g-plan
+def plan_reproduction(setup=None, # As `reproduce`'s
+                      only=None, # As `reproduce`'s
+                      out=None, # As `reproduce`'s: its `runs/` holds the runs that are finished already
+                      steps:int=20, # Steps each network is timed over
+                      **changes, # `Reproduction` fields to change
+                     ) -> tuple:
+    ("What `reproduce(setup, only, out)` would train: `plan_rows` (a row per notebook, its new runs priced on this "
+     "host) and the measured costs they were priced at.")
+    setup = as_reproduction(setup, **changes)
+    lab = PlanningLab(setup, runs=Path(out) / "runs" if out else None)
+    planned = planned_runs(lab, _select(only))
+    costs = measure_costs(lab, sorted({c.model for runs in planned.values() for c in runs.values()}), steps)
+    return plan_rows(planned, costs, len(lab.bundle().lines("train")), lab.profile.workers), costs
 
 # %% ../../nbs/45g_lab_driver.ipynb #ef4aec9a
 COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer; two hosts of one kind can differ much "

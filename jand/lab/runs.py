@@ -115,11 +115,12 @@ def run_status(run, steps:int|None=None) -> str|None:
     recs = read_log(run) if log_file(run).exists() else []
     if not recs:
         return None
-    last, vals = recs[-1], [r for r in recs if "val_cer" in r]
+    timed, vals = [r for r in recs if "elapsed" in r], [r for r in recs if "val_cer" in r]
+    last = timed[-1] if timed else recs[-1]  # a record of left-out lines carries no time
     text = f"step {last['step']}" + (f"/{steps}" if steps else "")
     if vals:
         text += f", val CER {vals[-1]['val_cer']:.2f} % at step {vals[-1]['step']}"
-    if steps and last["step"]:
+    if steps and last["step"] and "elapsed" in last:
         text += f", about {last['elapsed'] / last['step'] * (steps - last['step']) / 60:.0f} min left"
     return text
 
