@@ -4,18 +4,23 @@
 
 # %% ../nbs/00_core.ipynb #a1ea04d2
 from __future__ import annotations
-import json, os, platform, shutil, tempfile
+import importlib.util, json, os, platform, shutil, tempfile
 from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['BATCH_SIZE', 'CPU_FEATURES', 'DataError', 'Report', 'Line', 'dataclass_from_dict', 'atomic_write_bytes',
-           'atomic_write_text', 'atomic_write_json', 'atomic_save_figure', 'finish_figure', 'install_dir', 'read_json',
-           'user_cache', 'cpu_info']
+__all__ = ['BATCH_SIZE', 'CPU_FEATURES', 'project_root', 'DataError', 'Report', 'Line', 'dataclass_from_dict',
+           'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_save_figure', 'finish_figure',
+           'install_dir', 'read_json', 'user_cache', 'cpu_info']
 
 # %% ../nbs/00_core.ipynb #core_bs2
 BATCH_SIZE = 16 # Lines per batch wherever none is given: training (the paper's), validation, reading, scoring
+
+# %% ../nbs/00_core.ipynb #core_root
+def project_root() -> Path:
+    "The folder that holds the `jand` package: a checkout's root, where `results/`, `figures/` and `models/` live."
+    return Path(importlib.util.find_spec("jand").origin).resolve().parents[1]
 
 # %% ../nbs/00_core.ipynb #580a0930
 class DataError(ValueError):

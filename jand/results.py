@@ -8,7 +8,7 @@ import csv, io, json, math, os, platform, re, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import jand
-from .core import atomic_write_text, cpu_info
+from .core import atomic_write_text, cpu_info, project_root
 from .model import REFERENCE_CLASSES, describe, teacher_config, student_config
 
 # %% auto #0
@@ -98,7 +98,7 @@ OUTPUT_DIRS = ("results", "figures", "models") # `models/`: written by `10_model
 
 def git_revision(root=None) -> str:
     "The git commit of the working tree (`-dirty` when anything outside `OUTPUT_DIRS` changed), or `unknown`."
-    root = Path(root or Path(jand.__file__).resolve().parents[1])
+    root = Path(root or project_root())
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import jand
-from .core import DataError, atomic_write_bytes, install_dir
+from .core import DataError, atomic_write_bytes, install_dir, project_root
 from .charset import Charset
 from .runfolder import run_model_file
 
@@ -155,7 +155,7 @@ def read_model_folder(folder) -> dict:
 # %% ../nbs/12c_store.ipynb #md000020
 def models_dir() -> Path:
     "The repository's `models/` folder, where shipped models live."
-    return Path(jand.__file__).resolve().parents[1] / "models"
+    return project_root() / "models"
 
 # %% ../nbs/12c_store.ipynb #06ba9174
 def shipped_models(root=None) -> dict:

@@ -6,10 +6,10 @@
 from __future__ import annotations
 import csv, logging, os, re, shutil, tempfile, time
 from pathlib import Path
-from ..core import DataError, atomic_write_json, atomic_write_text, install_dir, read_json
+from ..core import DataError, atomic_write_json, atomic_write_text, install_dir, project_root, read_json
 from .profiles import as_reproduction, datasets
 from .plan import PlanningLab, measure_costs, plan_rows, planned_runs
-from .runs import finished, project_root
+from .runs import finished
 from ..findings import write_findings
 from ..results import git_revision, run_number_conflicts, write_table
 
@@ -22,8 +22,11 @@ __all__ = ['EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'COST_COLUMNS', 'TABLE_ORDE
 EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "02b_baselines",
                "03_main_results", "04_distillation", "05_ablation", "06_curriculum", "07_transfer", "07b_digits",
                "08_postprocessing", "09_efficiency", "10_models")
-# Studies that `reproduce` runs only when named (or with `only="all"`): their tables (and models) are committed
-ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "02b_baselines", "07b_digits", "10_models")
+# Studies that `reproduce` runs only when named (or with `only="all"`): their tables (and models) are committed.
+# The ablation, curriculum and transfer studies train at budgets up to the long one: more than two cores do in an
+# afternoon (`jand reproduce --plan --only ablation` prices them on the host), so they run on request, resumably.
+ON_REQUEST = ("00_regime", "00a_precision", "00b_corrector", "02b_baselines", "05_ablation", "06_curriculum",
+              "07_transfer", "07b_digits", "10_models")
 
 def experiments_dir() -> Path: return project_root() / "nbs" / "experiments"
 

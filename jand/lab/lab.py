@@ -9,11 +9,11 @@ from typing import NamedTuple
 from dataclasses import asdict
 from pathlib import Path
 from fastcore.basics import patch
-from ..core import atomic_save_figure, read_json
+from ..core import atomic_save_figure, project_root, read_json
 from ..results import provenance, write_table
 from .profiles import RECIPE, Dataset, as_reproduction, datasets, get_profile
 from jand.lab.runs import (
-    describe_run, finished, heartbeat, minutes_left, other_code, project_root, run_name, shown_path, train_run
+    describe_run, finished, heartbeat, minutes_left, other_code, run_name, shown_path, train_run
 )
 from ..runfolder import model_file
 from .readings import COMPARE_COLUMNS, transcribe  # `Lab.transcribe` calls it

@@ -80,8 +80,7 @@ class Profile:
     def kd_offline(self) -> bool: return not self.train_config.augment # Offline KD: fixed views
 
 # %% ../../nbs/45a_lab_profiles.ipynb #8b63e8cf
-# quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate, not yet run
-PROFILES = {
+PROFILES = {  # name → `Profile`
     p.name: p
     for p in [
         Profile(
@@ -108,7 +107,7 @@ PROFILES = {
             workers=1,
         ),
         Profile("quick"),  # float32: the committed tables are the same on hosts with and without bf16 units
-        Profile("gpu", workers=8),
+        Profile("gpu", workers=8),  # quick's runs, eight at a time on one GPU (`--device cuda`): sized by estimate
         Profile(
             "full",
             training=training_changes(synth_train=20_000, synth_val=2000, synth_test=2000, height=128,

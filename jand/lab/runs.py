@@ -11,19 +11,14 @@ from pathlib import Path
 import jand
 from ..runfolder import (checkpoint_file, config_file, log_file, model_file, read_summary, summary_file,
                              write_summary)
-from ..core import DataError
+from ..core import DataError, project_root
 from ..modeldir import MODEL_FILES, resolve_model
 from ..training import read_log, train, TrainConfig
 
 # %% auto #0
-__all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'TRAINING_CODE', 'PROGRESS_EVERY', 'project_root', 'finished',
-           'model_identity', 'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'shown_path',
-           'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'step_seconds']
-
-# %% ../../nbs/45b_lab_runs.ipynb #a02073ef
-def project_root() -> Path:
-    "The repository that holds this jand (where `results/` and `figures/` live)."
-    return Path(jand.__file__).resolve().parents[1]
+__all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished', 'model_identity',
+           'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'shown_path', 'describe_run',
+           'run_status', 'heartbeat', 'minutes_left', 'step_seconds']
 
 # %% ../../nbs/45b_lab_runs.ipynb #aa74622d
 def finished(run) -> bool: return model_file(run).exists() and summary_file(run).exists()
@@ -97,7 +92,7 @@ def train_run(cfg:dict, # A `TrainConfig` as a dict
 # %% ../../nbs/45b_lab_runs.ipynb #rel00001
 def shown_path(path) -> Path:
     "`path` as a notebook shows it: relative to the repository when inside it (never this machine's absolute path)."
-    path, root = Path(path), Path(jand.__file__).resolve().parents[1]
+    path, root = Path(path), project_root()
     try:
         return path.resolve().relative_to(root)
     except ValueError:
