@@ -4,7 +4,7 @@
 
 # %% ../../nbs/45b_lab_runs.ipynb #45b-imp
 from __future__ import annotations
-import hashlib, json, math, statistics, threading, time
+import ast, hashlib, json, math, statistics, threading, time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -17,8 +17,8 @@ from ..training import read_log, train, TrainConfig
 
 # %% auto #0
 __all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished', 'model_identity',
-           'config_key', 'run_name', 'training_code', 'other_code', 'train_run', 'shown_path', 'describe_run',
-           'run_status', 'heartbeat', 'minutes_left', 'step_seconds']
+           'config_key', 'run_name', 'code_fingerprint', 'training_code', 'other_code', 'train_run', 'shown_path',
+           'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'step_seconds']
 
 # %% ../../nbs/45b_lab_runs.ipynb #aa74622d
 def finished(run) -> bool: return model_file(run).exists() and summary_file(run).exists()
@@ -57,12 +57,23 @@ TRAINING_CODE = ("core", "charset", "normalise", "images", "preprocess", "reader
                  "digits", "loading", "curriculum", "backbone", "attention", "baselines", "model", "store", "runfolder",
                  "modeldir", "kd", "decoding", "metrics", "training")
 
+def code_fingerprint(source:str) -> str:
+    "The syntax tree of Python `source` without docstrings, as text: comments and layout do not change it."
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        first = body[0] if isinstance(body, list) and body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
 def training_code() -> str:
-    ("A short hash of the source of jand's modules a run's numbers depend on (`TRAINING_CODE`): it is not in the "
-     "run's key (a code change would retrain everything) but written to its summary, so reused runs can be told apart.")
+    ("A short hash of the code of jand's modules a run's numbers depend on (`TRAINING_CODE`, each by "
+     "`code_fingerprint`): it is not in the run's key (a code change would retrain everything) but written to its "
+     "summary, so reused runs can be told apart.")
     h = hashlib.sha1()
     for name in TRAINING_CODE:
-        h.update((Path(jand.__file__).parent / f"{name}.py").read_bytes())
+        h.update(code_fingerprint((Path(jand.__file__).parent / f"{name}.py").read_text(encoding="utf-8")).encode())
     return h.hexdigest()[:10]
 
 def other_code(runs:list) -> list:
