@@ -18,7 +18,7 @@ from .core import finish_figure
 from .host import host_facts
 from .images import load_image
 from .kd import ctc_loss, kd_kl
-from .loading import collate_lines, pad_images
+from .loading import BucketBatchSampler, LineDataset, collate_lines, pad_images
 from .model import HTRJAND, model_config, student_config
 from .speed import time_calls
 from .store import ONNX_FILE, resolve_model
@@ -28,11 +28,12 @@ from .synth import SynthConfig, render_line
 from .training import autocast_for
 
 # %% auto #0
-__all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'STEP_VARIANTS', 'corpus_digest', 'loss_trace',
-           'host_trace', 'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops', 'part_cost',
-           'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile',
+__all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'STEP_VARIANTS', 'PADDING_KEYS', 'corpus_digest',
+           'loss_trace', 'host_trace', 'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops',
+           'part_cost', 'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile',
            'profile_table', 'plot_step_profile', 'write_step_profile', 'step_variants', 'steps_per_second',
-           'thread_layouts', 'speed_reading', 'write_step_speed', 'predict_latency', 'write_latency']
+           'thread_layouts', 'speed_reading', 'write_step_speed', 'batch_step_ms', 'padding_rows', 'write_padding',
+           'predict_latency', 'write_latency']
 
 # %% ../nbs/55_bench.ipynb #b06
 WITHOUT_BF16_UNITS = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"} # oneDNN as on an AVX-512 CPU without bf16 units
@@ -389,6 +390,63 @@ def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
                     notes="Each layout runs for the same wall-clock; lines/s summed over its runs. Made by "
                           "`jand bench speed`.", out=out)
     return a + b
+
+# %% ../nbs/55_bench.ipynb #pd02
+PADDING_KEYS = ("characters", "pixels") # How batches were keyed before, and how `LineDataset.lengths` keys them now
+
+def batch_step_ms(model:HTRJAND, batch:dict, repeats:int=1) -> float:
+    "Milliseconds of one whole training step of `model` on a real padded `batch` (`collate_lines`), as `whole_step_ms`."
+    targets = batch["targets"] % (model.cfg.n_classes - 1) + 1  # any label: the cost is in the lengths
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    def step():
+        out = model.train()(batch["images"], batch["widths"])
+        opt.zero_grad(set_to_none=True)
+        ctc_loss(out["logits"], out["lengths"], targets, batch["target_lengths"]).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return 1e3 * time_calls(step, 0, warmup=1, min_calls=repeats)
+
+def padding_rows(ds:LineDataset, # A training set whose image sizes are known (`LineDataset.lengths` in pixels)
+                 kind:str="teacher", batch_size:int=16, batches:int=16, rounds:int=2, threads:int=1,
+                 seed:int=0) -> list:
+    ("Rows `{model, key, padded / mean width, lines/s, speed vs characters}`, one per `PADDING_KEYS`: the padding "
+     "over an epoch's batches, and the step's lines/s on `batches` of them (the keys interleaved, `rounds` times).")
+    widths = np.asarray(ds.lengths())
+    if ds.size is None:
+        raise ValueError("the dataset's image sizes are unknown (no `size`): nothing to key by pixels")
+    keyed = {"characters": [len(t) for t in ds.texts], "pixels": widths}
+    plans = {k: list(BucketBatchSampler(v, batch_size, seed=seed)) for k, v in keyed.items()}
+    loaded = {k: [collate_lines([ds[i] for i in b]) for b in plan[:batches]] for k, plan in plans.items()}
+    before, seconds = torch.get_num_threads(), {k: 0.0 for k in keyed}
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        model = HTRJAND(model_config(kind, len(ds.charset)))
+        for _ in range(rounds):
+            for k, bs in loaded.items():
+                seconds[k] += sum(batch_step_ms(model, b) for b in bs) / 1e3
+    finally:
+        torch.set_num_threads(before)
+    lines = {k: rounds * sum(len(b["ids"]) for b in bs) for k, bs in loaded.items()}
+    rate = {k: lines[k] / seconds[k] for k in keyed}
+    return [{"model": kind, "key": k, "padded / mean width": round(
+                float(np.mean([widths[b].max() for b in plans[k]]) / widths.mean()), 2),
+             "lines/s": round(rate[k], 2), "speed vs characters": round(rate[k] / rate["characters"], 2)}
+            for k in keyed]
+
+# %% ../nbs/55_bench.ipynb #pd04
+def write_padding(rows:list, data:str, threads:int=1, out="results") -> tuple:
+    "`out/padding.csv` and `.md`: `padding_rows` of the models, measured on `data` (named in the notes)."
+    f = host_facts()
+    notes = (f"On {f['cpu']} ({', '.join(f['flags'])}), {threads} thread(s), fresh weights, fp32: "
+             f"{data}. Padding over every batch of one epoch; lines/s over the first batches of each key, the keys "
+             "timed in interleaved rounds. Made by `jand bench padding`.")
+    reading = " ".join(f"{r['model'].capitalize()}: batches keyed by pixels are padded to {r['padded / mean width']}× "
+                       f"their mean width against {c['padded / mean width']}× by characters, and train "
+                       f"{r['speed vs characters']}× as many lines per second." for c, r in zip(rows[::2], rows[1::2]))
+    return write_table("padding", rows, "Batches keyed by characters or by pixels", notes=notes, out=out,
+                       reading=reading)
 
 # %% ../nbs/55_bench.ipynb #l02
 def _jand(*args) -> list:

@@ -682,9 +682,24 @@ def _bench_speed(args):
     print(f"speed tables: {paths[1]}, {paths[3]}; "
           + "; ".join(f"{r['model']} {r['variant']} {r['speed vs eager fp32']}×" for r in variants))
 
+def _bench_padding(args):
+    from jand.bench import padding_rows, write_padding
+    from jand.lab.lab import Lab
+    from jand.training import run_charset, run_datasets, run_preprocess
+    lab = Lab(dict(profile="quick"))
+    cfg = lab.config("teacher", 1)
+    lab.render(cfg.data)
+    bundle = cfg.bundle()
+    train, _ = run_datasets(cfg, bundle, run_charset(cfg, bundle, None, None, None), run_preprocess(cfg, None))
+    rows = [r for kind in ("teacher", "student") for r in padding_rows(train, kind, threads=args.threads)]
+    data = f"the quick profile's {len(train)} training lines ({cfg.data}, height {cfg.height}), batches of 16"
+    paths = write_padding(rows, data, args.threads, args.results)
+    print(f"padding table: {paths[1]}; " + "; ".join(f"{r['model']} by {r['key']} {r['speed vs characters']}×"
+                                                      for r in rows))
+
 BENCHES = {"model": _bench_model, "deploy": _bench_deploy, "predict": _bench_predict, "memory": _bench_memory,
            "synth": _bench_synth, "arithmetic": _bench_arithmetic,
-           "step": _bench_step, "speed": _bench_speed, "latency": _bench_latency}
+           "step": _bench_step, "speed": _bench_speed, "padding": _bench_padding, "latency": _bench_latency}
 
 # %% ../nbs/90_cli.ipynb #c1a00009
 def _bench_options(sub):
@@ -701,8 +716,9 @@ def _bench_options(sub):
                         "step: where the time of a Teacher's and a Student's training step goes "
                         "(results/step_profile.csv; use --threads 1 for the table of record); speed: candidate changes "
                         "to the step, and one run on two threads against two runs on one (results/step_speed.csv, "
-                        "thread_layout.csv); latency: jand predict on one line, whole process "
-                        "(results/predict_latency.csv)")
+                        "thread_layout.csv); padding: batches keyed by characters against pixels, on the quick "
+                        "profile's training lines (results/padding.csv; use --threads 1); latency: jand predict on "
+                        "one line, whole process (results/predict_latency.csv)")
     b.add_argument("--teacher", help="model: a Teacher model file (default: a fresh reference Teacher)")
     b.add_argument("--student", help="model: a Student model file (default: a fresh reference Student); deploy: the "
                    "trained Student (required); predict: the model, a file, folder or shipped name (required); "

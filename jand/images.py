@@ -13,7 +13,7 @@ from .core import DataError
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'check_image', 'to_gray', 'parquet_address', 'split_parquet', 'parquet_image_bytes', 'polygon_address',
-           'split_polygon', 'polygon_box', 'load_image', 'load_polygon']
+           'split_polygon', 'polygon_box', 'load_image', 'load_polygon', 'image_size']
 
 # %% ../nbs/02_images.ipynb #059cf48e
 MAX_PIXELS = 40_000 * 40_000 # Larger images are refused (Pillow's decompression-bomb guard, raised for scanned pages)
@@ -212,3 +212,24 @@ def load_polygon(address:str) -> np.ndarray:
     mask = Image.new("L", (a.shape[1], a.shape[0]), 0)
     ImageDraw.Draw(mask).polygon([(x - l, y - t) for x, y in points], fill=1, outline=1)
     return np.where(np.asarray(mask, dtype=bool), a, np.uint8(255))
+
+# %% ../nbs/02_images.ipynb #imsz0002
+_TURNED = {5, 6, 7, 8} # EXIF orientations that swap width and height (`ImageOps.exif_transpose`)
+
+def image_size(path, # Image file, or an address (`parquet:…`, `polygon:…`)
+               box:tuple|None=None, # (left, top, right, bottom) crop, as `load_image` takes it
+              ) -> tuple:
+    "`(width, height)` of what `load_image(path, box)` returns, from the header alone; `DataError` as `load_image`."
+    if isinstance(path, str) and path.startswith("polygon:"):
+        points, path = split_polygon(path)
+        box = polygon_box(points)
+    w, h = check_image(path)
+    if box is not None:
+        l, t, r, b = (int(round(v)) for v in box)
+        l, t, r, b = max(l, 0), max(t, 0), min(r, w), min(b, h)
+        if r <= l or b <= t:
+            raise DataError(path, f"crop box {tuple(box)} is empty inside the {w}×{h} image")
+        return r - l, b - t
+    with _open(_path(path)) as im:
+        turned = im.getexif().get(0x0112) in _TURNED
+    return (h, w) if turned else (w, h)

@@ -14,8 +14,7 @@ from torch.utils.data import Sampler
 from fastcore.basics import patch
 from .core import DataError, Line, Report
 from .charset import Charset
-from .images import check_image, polygon_box, split_polygon
-from .loading import FRAME_STRIDE, BucketBatchSampler, LineList, line_frames, load_line, min_ctc_frames
+from .loading import FRAME_STRIDE, BucketBatchSampler, LineList, line_frames, line_size, load_line, min_ctc_frames
 from .preprocess import PreprocessConfig, prepared_width
 from .readers import READERS, SPLITS, read_corpus, published_counts, summary as report_summary
 from .synth import DOMAINS, SynthConfig, SynthCorpus
@@ -23,8 +22,7 @@ from .synth import DOMAINS, SynthConfig, SynthCorpus
 # %% auto #0
 __all__ = ['SOURCE_KINDS', 'FILE_KINDS', 'BOOL_WORDS', 'DOMAINS_ORDER', 'SourceSpec', 'reader_options', 'option_value',
            'spec_options_help', 'parse_data_spec', 'format_data_spec', 'synth_config', 'LineLoader', 'DataBundle',
-           'spec_options', 'open_data', 'line_size', 'unaligned', 'check_data', 'format_check',
-           'WeightedBucketBatchSampler']
+           'spec_options', 'open_data', 'unaligned', 'check_data', 'format_check', 'WeightedBucketBatchSampler']
 
 # %% ../nbs/05a_sources.ipynb #26e9d8ac
 SOURCE_KINDS = ("synth",) + tuple(READERS) # The embedded generator, then the corpus readers' kinds
@@ -266,17 +264,25 @@ class LineLoader:
     def __init__(self, synth:dict|None=None): # Line source name (`synth-en`, …) → the `SynthCorpus` that draws it
         self.synth = dict(synth or {})
 
-    def __call__(self, line:Line) -> np.ndarray:
+    def _corpus(self, line:Line):
+        "The `SynthCorpus` that draws `line`, None for a line read from disk; `DataError` for a foreign synthetic one."
         corpus = self.synth.get(line.source)
-        if corpus is not None:
-            return corpus.load(line)
-        if line.image.startswith("synth:"):
+        if corpus is None and line.image.startswith("synth:"):
             raise DataError(
                 line.id,
                 f"a synthetic line of source {line.source!r}, which is not a synthetic source here "
                 f"({', '.join(self.synth) or 'none'}); load it with the bundle that listed it",
             )
-        return load_line(line)
+        return corpus
+
+    def __call__(self, line:Line) -> np.ndarray:
+        corpus = self._corpus(line)
+        return corpus.load(line) if corpus is not None else load_line(line)
+
+    def size(self, line:Line) -> tuple|None:
+        "`(width, height)` of `line`'s image from a header (`LineDataset`'s bucketing key); None if only drawing tells."
+        corpus = self._corpus(line)
+        return corpus.size(line) if corpus is not None else line_size(line)
 
     def __repr__(self): return f"LineLoader(synthetic sources: {', '.join(self.synth) or 'none'})"
 
@@ -503,18 +509,6 @@ def open_data(spec, # A data spec (see `parse_data_spec`): `iam:/data/IAM@0.7+sy
         else:
             disk[s.name], reports[s.name] = read_corpus(s.kind, s.arg, **opts[s.name])
     return DataBundle(specs, corpora, disk, reports)
-
-# %% ../nbs/05a_sources.ipynb #48af5c7e
-def line_size(line:Line) -> tuple|None:
-    "`(width, height)` of a line's image, from its box, its polygon or its image header; None for a synthetic line."
-    if line.image.startswith("synth:"):
-        return None
-    if line.box is not None:
-        return line.box[2] - line.box[0], line.box[3] - line.box[1]
-    if line.image.startswith("polygon:"):
-        l, t, r, b = polygon_box(split_polygon(line.image)[0])
-        return r - l, b - t
-    return check_image(line.image)
 
 # %% ../nbs/05a_sources.ipynb #9eaa7f98
 def unaligned(line:Line, size:tuple, pre:PreprocessConfig, stride:int=FRAME_STRIDE) -> str|None:

@@ -14,7 +14,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from .images import load_image
+from .images import check_image, load_image
 from .prose import page_of_text, read_documents
 from .core import Line, atomic_write_json, atomic_write_text, finish_figure
 
@@ -591,6 +591,11 @@ class SynthCorpus:
         if self.folder is not None:
             return load_image(self.folder / split / f"{line.id}.png")
         return render_line(self.cfg, split, int(index))[1]
+
+    def size(self, line:Line) -> tuple|None:
+        "`(width, height)` of `line`'s image from the rendered copy's header; None without one (drawing costs as much)."
+        split = line.image.removeprefix("synth:").split("/")[0]
+        return check_image(self.folder / split / f"{line.id}.png") if self.folder is not None else None
 
     def samples(self, split:str, workers:int=2, chunksize:int=16) -> Iterator:
         "Yield `(Line, image)` for every line of `split`, in order, drawn by `workers` processes."
