@@ -43,7 +43,7 @@ def distilled_jobs(lab:Lab) -> list:
 
 # %% ../../nbs/45h_lab_plan.ipynb #45h-kd
 def distillation_jobs(lab:Lab) -> dict:
-    ("`04_distillation`'s further Students: distilled online at the wall-clock of an offline run, and the KD sweep "
+    ("`04b_kd_variants`' further Students: distilled online at the wall-clock of an offline run, and the KD sweep "
      "(each `(tau, alpha)` of the profile at the short budget), on the profile's ablation seeds.")
     seeds, p = lab.profile.ablation_seeds, lab.profile
     return {"online": [lab.student_job(s, budget=online_kd_steps(p.student_steps), kd_offline=False) for s in seeds],
@@ -148,7 +148,8 @@ EXPERIMENT_JOBS = {  # notebook → the runs it trains (or reuses), from a `Lab`
     "00a_precision": precision_jobs,
     "02b_baselines": baseline_jobs,
     "03_main_results": lambda lab: [main_jobs(lab), distilled_jobs(lab)],
-    "04_distillation": lambda lab: [main_jobs(lab), distilled_jobs(lab), distillation_jobs(lab)],
+    "04_distillation": lambda lab: [main_jobs(lab), distilled_jobs(lab)],
+    "04b_kd_variants": lambda lab: [main_jobs(lab), distilled_jobs(lab), distillation_jobs(lab)],
     "05_ablation": ablation_jobs,
     "06_curriculum": curriculum_jobs,
     "07_transfer": transfer_jobs,
