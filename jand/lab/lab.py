@@ -27,7 +27,7 @@ from ..t5 import write_folder
 from ..training import run_config, TrainConfig
 
 # %% auto #0
-__all__ = ['SHIPPED_CORRECTOR', 'Lab', 'hints_suffix', 'same_pretraining', 'WrittenTable']
+__all__ = ['SHIPPED_CORRECTOR', 'Lab', 'hints_suffix', 'same_pretraining', 'WrittenTable', 'other_code_note']
 
 # %% ../../nbs/45e_lab.ipynb #ff64dd55
 class Lab:
@@ -275,15 +275,26 @@ def transcribe(self:Lab, run, data:str|None=None, split:str="test") -> dict:
     return transcribe(run, data, split, device=self.device)
 
 # %% ../../nbs/45e_lab.ipynb #871f9beb
+def other_code_note(lab_runs:Path, rows:list) -> str:
+    ("A note naming the runs of `rows` (their `run` fields, folders of `lab_runs`) that other training code made, so "
+     "that a table says so itself; empty when there is none.")
+    names = list(dict.fromkeys(r["run"] for r in rows if r.get("run")))
+    stale = other_code([lab_runs / n for n in names])
+    if not stale:
+        return ""
+    return (f"Made by other training code than this revision's (an earlier jand; a retrain may differ): "
+            f"{', '.join(r.name for r in stale)}.")
+
 @patch
 def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str="", columns=None, notes:str=""
          ) -> WrittenTable:
     ("Write `results/<name>.csv` (`runs` rows) and `results/<name>.md` (`summary` rows and the reading); a notebook "
-     "shows what it returns as that table.")
+     "shows what it returns as that table. Rows of runs that other training code made are named in the notes.")
     options = "; ".join(f"{k}?{v}" for k, v in self.data_options.items())
     prov = provenance(
         profile=self.profile.name, data_root=self.data_root or "", **({"data_options": options} if options else {})
     )
+    notes = " ".join(n for n in (notes, other_code_note(self.runs, runs)) if n)
     return WrittenTable(*write_table(name, runs, title, columns or COMPARE_COLUMNS, notes=notes, out=self.results,
                                      prov=prov, summary=summary, reading=reading))
 

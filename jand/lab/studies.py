@@ -41,10 +41,11 @@ def curve_jobs(grid:dict=CURVES, steps:int=Profile.teacher_steps, every:int=Prof
 def curve_rows(runs:dict, # Label → run folder
                costs:dict|None=None, # Label → seconds per step measured on a quiet machine (`step_costs`)
               ) -> list:
-    ("One row per validation of each run: setting, step, elapsed seconds, compute seconds (steps × cost), validation "
-     "CER.")
+    ("One row per validation of each run: setting, run, step, elapsed seconds, compute seconds (steps × cost), "
+     "validation CER.")
     costs = costs or {}
-    return [{"setting": label, "step": r["step"], "elapsed_s": r["elapsed"], "val_cer": round(r["val_cer"], 2),
+    return [{"setting": label, "run": Path(run).name, "step": r["step"], "elapsed_s": r["elapsed"],
+             "val_cer": round(r["val_cer"], 2),
              "compute_s": round(r["step"] * costs[label], 1) if label in costs else None}
             for label, run in runs.items() for r in read_log(run) if "val_cer" in r]
 
