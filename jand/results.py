@@ -153,6 +153,8 @@ def provenance(**extra) -> dict:
         "cuda": torch.cuda.is_available(),
         "command": os.environ.get("JAND_COMMAND") or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        # a cap on oneDNN's instructions, e.g. AVX512_CORE: this CPU run as one without bf16 units (`jand.host`)
+        **({"onednn_max_isa": isa} if (isa := os.environ.get("ONEDNN_MAX_CPU_ISA")) else {}),
         **extra,
     }
 
@@ -217,6 +219,7 @@ def write_table(name:str, # File stem: `out/<name>.csv` and `out/<name>.md`
     if notes:
         md += [notes, ""]
     cpu = f" ({prov['cpu']})" if prov.get("cpu") else ""  # older provenance did not name the CPU
+    cpu += f", oneDNN capped at {prov['onednn_max_isa']}" if prov.get("onednn_max_isa") else ""
     md += [
         "<sub>Made by jand " + f"{prov['jand']} (git {prov['git']}), torch {prov['torch']}, Python {prov['python']}, "
         f"{prov['cpus']} CPUs{cpu}{', CUDA' if prov.get('cuda') else ''}, `{prov['command']}`, {prov['time']}.</sub>",
