@@ -13,7 +13,8 @@ from ..core import atomic_save_figure, project_root, read_json
 from ..results import provenance, write_table
 from .profiles import RECIPE, Dataset, as_reproduction, datasets, get_profile
 from jand.lab.runs import (
-    describe_run, finished, heartbeat, minutes_left, other_code, run_name, shown_path, train_run
+    dependency_order, describe_run, finished, heartbeat, minutes_left, needs, other_code, run_name, shown_path,
+    train_pool, train_run
 )
 from ..runfolder import model_file
 from .readings import COMPARE_COLUMNS, transcribe  # `Lab.transcribe` calls it
@@ -55,6 +56,7 @@ class Lab:
         )
         self.seeds = s.seeds if s.seeds is not None else self.profile.seeds
         self.datasets = datasets(s.data_root, s.data_options)
+        self.needed = {}  # run folder → config of a run that a job waits on (the Teachers of `student_job`)
 
     def __repr__(self):
         runs, results = str(shown_path(self.runs)), str(shown_path(self.results))
@@ -109,13 +111,29 @@ def config(self:Lab, model:str="teacher", budget:str|int="main", **options):
 @patch
 def run_folder(self:Lab, cfg) -> Path: return self.runs / run_name(cfg)
 
+# %% ../../nbs/45e_lab.ipynb #needs001
+@patch
+def with_needs(self:Lab, todo:dict) -> list:
+    ("`todo` (run folder → config) as pairs, led by the unfinished runs its jobs need that the lab knows how to "
+     "train (`needed`: the Teachers of `student_job`); an unfinished run it cannot train is an error.")
+    extra = {}
+    for cfg in todo.values():
+        for run in needs(cfg):
+            if finished(run) or run in todo or run in extra:
+                continue
+            if run not in self.needed:
+                raise ValueError(f"a job needs the model of run {run.name}, which is not trained and not a job here")
+            extra[run] = self.needed[run]
+    return list(extra.items()) + list(todo.items())
+
 # %% ../../nbs/45e_lab.ipynb #78191dd2
 @patch
 def train_all(self:Lab, jobs:list) -> list:
-    "Train (or reuse) every job — a dict of `Lab.config` arguments — `workers` at a time; returns their run folders."
+    ("Train (or reuse) every job — a dict of `Lab.config` arguments — `workers` at a time, each after the runs it "
+     "needs (`with_needs`); returns their run folders.")
     cfgs = [self.config(**job) for job in jobs]
     runs = [self.run_folder(c) for c in cfgs]
-    todo = list({r: c for c, r in zip(cfgs, runs) if not finished(r)}.items())
+    todo = self.with_needs({r: c for c, r in zip(cfgs, runs) if not finished(r)})
     if stale := other_code(list(dict.fromkeys(runs))):
         print(f"note: {len(stale)} reused run(s) come from other training code than this jand's (a retrain may "
               f"differ; delete a run to retrain it): {', '.join(r.name for r in stale)}", flush=True)
@@ -133,17 +151,12 @@ def train_all(self:Lab, jobs:list) -> list:
             + (f"; about {left:.0f} min left" if k < len(todo) else ""),
             flush=True,
         )
-    if workers == 1:
-        with heartbeat(todo, done):
-            for k, (run, cfg) in enumerate(todo, 1):
+    with heartbeat(todo, done):
+        if workers == 1:
+            for k, (run, cfg) in enumerate(dependency_order(todo), 1):
                 report(k, run, cfg, train_run(cfg.to_dict(), str(run)))
-        return runs
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-    with heartbeat(todo, done), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(train_run, cfg.to_dict(), str(run)): (run, cfg) for run, cfg in todo}
-        for k, f in enumerate(as_completed(futures), 1):
-            report(k, *futures[f], f.result())
+        else:
+            train_pool(todo, workers, report)
     return runs
 
 # %% ../../nbs/45e_lab.ipynb #2230d76e
@@ -162,10 +175,13 @@ def teacher(self:Lab, seed:int=0, **options) -> Path:
 @patch
 def student_job(self:Lab, seed:int=0, kd:bool=True, budget="main", **options) -> dict:
     ("The job of the Student run for `seed`, distilled (offline unless the profile augments) from the seed-0 Teacher "
-     "of its data.")
+     "of its data; that Teacher trains when the job does, first (nothing trains here).")
     if kd:
-        teacher = self.teacher(0, **{k: v for k, v in options.items() if k in ("data", "height")})
-        options = {"teacher": str(model_file(teacher)), "kd_offline": self.profile.kd_offline, **options}
+        teacher = self.config(model="teacher", budget="main", seed=0,
+                              **{k: v for k, v in options.items() if k in ("data", "height")})
+        run = self.run_folder(teacher)
+        self.needed[run] = teacher  # `train_all` trains it first, unless it is already
+        options = {"teacher": str(model_file(run)), "kd_offline": self.profile.kd_offline, **options}
     return dict(model="student", budget=budget, seed=seed, **options)
 
 # %% ../../nbs/45e_lab.ipynb #373a2784

@@ -4,21 +4,22 @@
 
 # %% ../../nbs/45b_lab_runs.ipynb #45b-imp
 from __future__ import annotations
-import ast, hashlib, json, math, statistics, threading, time
+import ast, hashlib, json, math, re, statistics, threading, time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 import jand
-from ..runfolder import (checkpoint_file, config_file, log_file, model_file, read_summary, summary_file,
-                             write_summary)
+from ..runfolder import (MODEL_FILE, checkpoint_file, config_file, log_file, model_file, read_summary,
+                             summary_file, write_summary)
 from ..core import DataError, project_root
 from ..modeldir import MODEL_FILES, resolve_model
 from ..training import read_log, train, TrainConfig
 
 # %% auto #0
-__all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished', 'model_identity',
-           'config_key', 'run_name', 'code_fingerprint', 'training_code', 'other_code', 'train_run', 'shown_path',
-           'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'step_seconds']
+__all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'RUN_FOLDER', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished',
+           'model_identity', 'config_key', 'run_name', 'code_fingerprint', 'training_code', 'other_code', 'train_run',
+           'shown_path', 'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'needs', 'dependency_order',
+           'train_pool', 'step_seconds']
 
 # %% ../../nbs/45b_lab_runs.ipynb #aa74622d
 def finished(run) -> bool: return model_file(run).exists() and summary_file(run).exists()
@@ -30,13 +31,18 @@ NOT_IN_KEY = ("progress_bar", "log_every", "workers", "save_every_minutes", "dev
 MODEL_OPTIONS = ("teacher", "init") # Options that name a model file: keyed by what it is, not where it lies
 INIT_OPTIONS = ("resize",) # Options that change nothing without `init`: keyed only with it
 
+RUN_FOLDER = re.compile(r"[a-z0-9-]+-[0-9a-f]{10}") # A run folder's name: `run_name`
+
 def model_identity(path) -> str:
-    ("A run folder's name (`teacher-<key>`) for a model trained here, else a hash of the weights' bytes (a model "
-     "file, a model folder or a shipped model's name: retrained weights give a new key); the string when none.")
+    ("A run folder's name (`teacher-<key>`) for a model trained here, or to be trained (the model file of a run "
+     "folder not finished yet: a job may wait on it), else a hash of the weights' bytes (a model file, a model folder "
+     "or a shipped model's name: retrained weights give a new key); the string when none.")
     p = Path(path)
     run = p.parent if p.is_file() else p
     if finished(run) and config_file(run).exists():
         return run.name
+    if p.name == MODEL_FILE and RUN_FOLDER.fullmatch(p.parent.name) and not p.exists():
+        return p.parent.name
     try:
         p = resolve_model(path)
     except DataError:
@@ -157,6 +163,47 @@ def minutes_left(walls:list, # Wall seconds of the runs finished so far
                 ) -> float:
     "Minutes until the `remaining` runs are done, `workers` at a time, each as long as the finished ones on average."
     return statistics.mean(walls) * math.ceil(remaining / workers) / 60
+
+# %% ../../nbs/45b_lab_runs.ipynb #dep00002
+def needs(cfg) -> list:
+    "The run folders whose model files `cfg` starts from (its Teacher, its initial model): it trains after them."
+    files = [Path(m) for m in (cfg.teacher, cfg.init) if m]
+    return [f.parent for f in files if f.name == MODEL_FILE and RUN_FOLDER.fullmatch(f.parent.name)]
+
+def _waiting(cfg, inside:set) -> bool: return any(n in inside and not finished(n) for n in needs(cfg))
+
+def dependency_order(todo:list) -> list:
+    "`todo` (`(run folder, config)` pairs) reordered so that a run comes after every run of `todo` it needs."
+    out, left = [], list(todo)
+    while left:
+        placed = {r for r, _ in out}
+        ready = [(r, c) for r, c in left if not any(n in {x for x, _ in left} - placed for n in needs(c))]
+        if not ready:
+            raise ValueError(f"runs that need each other: {', '.join(r.name for r, _ in left)}")
+        out.append(ready[0])
+        left.remove(ready[0])
+    return out
+
+# %% ../../nbs/45b_lab_runs.ipynb #dep00004
+def train_pool(todo:list, # `(run folder, config)` pairs, in the order to start them
+               workers:int, # Runs trained side by side, each in its own process with one thread
+               report, # Called as `report(k, run, cfg, summary)` as the k-th run finishes
+              ):
+    "Train `todo` `workers` at a time: each run starts on a free worker once the runs of `todo` it needs have finished."
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+    pending, running, inside, k = list(todo), {}, {r for r, _ in todo}, 0
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        while pending or running:
+            for run, cfg in [(r, c) for r, c in pending if not _waiting(c, inside)][:workers - len(running)]:
+                pending.remove((run, cfg))
+                running[pool.submit(train_run, cfg.to_dict(), str(run))] = (run, cfg)
+            if not running:
+                raise ValueError(f"runs that need each other: {', '.join(r.name for r, _ in pending)}")
+            finished_now, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in finished_now:
+                k += 1
+                report(k, *running.pop(f), f.result())
 
 # %% ../../nbs/45b_lab_runs.ipynb #27b1d10e
 def step_seconds(run) -> float:
