@@ -119,7 +119,9 @@ def write_arithmetic(rows:list, out="results") -> tuple:
                        out=out, reading=arithmetic_reading(rows))
 
 # %% ../nbs/55_bench.ipynb #p02
-QUICK_SHAPE = dict(batch=16, height=48, width=320) # The quick profile's training batch (`jand.reproduce.Profile`)
+# The quick profile's training batch: stand-ins v2 lines average about 509 px at 48 px, and batches keyed by width are
+# padded to about 1.02× their mean (`results/padding.md`)
+QUICK_SHAPE = dict(batch=16, height=48, width=512)
 
 def peak_gflops(dtype=torch.float32, n:int=1024, repeats:int=5) -> float:
     "GFLOP/s of an `n`×`n`×`n` matrix product on this thread setting, in `dtype`: the host's practical peak."
@@ -193,7 +195,8 @@ def _put_before(d:dict, key, new_key, value) -> dict:
     at = [k for k, _ in items].index(key)
     return dict(items[:at] + [(new_key, value)] + items[at:])
 
-def step_parts(model:HTRJAND, batch:int=16, height:int=48, width:int=320, repeats:int=5) -> list:
+def step_parts(model:HTRJAND, batch:int=QUICK_SHAPE["batch"], height:int=QUICK_SHAPE["height"],
+               width:int=QUICK_SHAPE["width"], repeats:int=5) -> list:
     "Rows `{part, ms, forward_ms, gflop}` of every part of one training step of `model`, each timed alone."
     torch.manual_seed(0)
     x, w = torch.rand(batch, 1, height, width), torch.full((batch,), width)
@@ -223,7 +226,8 @@ def step_parts(model:HTRJAND, batch:int=16, height:int=48, width:int=320, repeat
     return [{"part": k} | v for k, v in cost.items()]
 
 # %% ../nbs/55_bench.ipynb #p14
-def whole_step_ms(model:HTRJAND, batch:int=16, height:int=48, width:int=320, repeats:int=5) -> float:
+def whole_step_ms(model:HTRJAND, batch:int=QUICK_SHAPE["batch"], height:int=QUICK_SHAPE["height"],
+                  width:int=QUICK_SHAPE["width"], repeats:int=5) -> float:
     "Milliseconds of one whole training step as the trainer runs it: forward, CTC, backward, clipping, AdamW."
     torch.manual_seed(0)
     x, w = torch.rand(batch, 1, height, width), torch.full((batch,), width)
