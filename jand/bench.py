@@ -30,9 +30,9 @@ from .training import autocast_for
 # %% auto #0
 __all__ = ['WITHOUT_BF16_UNITS', 'HOSTS', 'QUICK_SHAPE', 'MIN_GFLOP', 'STEP_VARIANTS', 'PADDING_KEYS', 'corpus_digest',
            'loss_trace', 'host_trace', 'arithmetic_rows', 'arithmetic_reading', 'write_arithmetic', 'peak_gflops',
-           'part_cost', 'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'whole_step_ms', 'step_profile',
-           'profile_table', 'plot_step_profile', 'write_step_profile', 'step_variants', 'steps_per_second',
-           'thread_layouts', 'speed_reading', 'write_step_speed', 'batch_step_ms', 'padding_rows', 'write_padding',
+           'part_cost', 'network_parts', 'network_inputs', 'data_cost', 'step_parts', 'batch_step_ms', 'whole_step_ms',
+           'step_profile', 'profile_table', 'plot_step_profile', 'write_step_profile', 'step_variants',
+           'steps_per_second', 'thread_layouts', 'speed_reading', 'write_step_speed', 'padding_rows', 'write_padding',
            'predict_latency', 'write_latency']
 
 # %% ../nbs/55_bench.ipynb #b06
@@ -226,21 +226,27 @@ def step_parts(model:HTRJAND, batch:int=QUICK_SHAPE["batch"], height:int=QUICK_S
     return [{"part": k} | v for k, v in cost.items()]
 
 # %% ../nbs/55_bench.ipynb #p14
+def batch_step_ms(model:HTRJAND, batch:dict, repeats:int=5) -> float:
+    ("Milliseconds of one whole training step of `model` on a padded `batch` (`collate_lines`'s keys), as the trainer "
+     "runs it: forward, CTC, backward, clipping, AdamW.")
+    targets = batch["targets"] % (model.cfg.n_classes - 1) + 1  # any label: the cost is in the lengths
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-5)
+    def step():
+        out = model.train()(batch["images"], batch["widths"])
+        opt.zero_grad(set_to_none=True)
+        ctc_loss(out["logits"], out["lengths"], targets, batch["target_lengths"]).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return 1e3 * time_calls(step, 0, warmup=1, min_calls=repeats)
+
 def whole_step_ms(model:HTRJAND, batch:int=QUICK_SHAPE["batch"], height:int=QUICK_SHAPE["height"],
                   width:int=QUICK_SHAPE["width"], repeats:int=5) -> float:
     "Milliseconds of one whole training step as the trainer runs it: forward, CTC, backward, clipping, AdamW."
     torch.manual_seed(0)
-    x, w = torch.rand(batch, 1, height, width), torch.full((batch,), width)
-    targets, tl = torch.randint(1, model.cfg.n_classes, (batch * 8,)), torch.full((batch,), 8)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    def step():
-        out = model.train()(x, w)
-        opt.zero_grad(set_to_none=True)
-        ctc_loss(out["logits"], out["lengths"], targets, tl).backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-    return 1e3 * time_calls(step, 0, warmup=1, min_calls=repeats)
+    inputs = {"images": torch.rand(batch, 1, height, width), "widths": torch.full((batch,), width),
+              "targets": torch.randint(1, model.cfg.n_classes, (batch * 8,)), "target_lengths": torch.full((batch,), 8)}
+    return batch_step_ms(model, inputs, repeats)
 
 MIN_GFLOP = 0.01 # Parts with fewer counted GFLOP (elementwise work, which the counter leaves out) get no GFLOP/s
 
@@ -398,27 +404,14 @@ def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
 # %% ../nbs/55_bench.ipynb #pd02
 PADDING_KEYS = ("characters", "pixels") # How batches were keyed before, and how `LineDataset.lengths` keys them now
 
-def batch_step_ms(model:HTRJAND, batch:dict, repeats:int=1) -> float:
-    "Milliseconds of one whole training step of `model` on a real padded `batch` (`collate_lines`), as `whole_step_ms`."
-    targets = batch["targets"] % (model.cfg.n_classes - 1) + 1  # any label: the cost is in the lengths
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    def step():
-        out = model.train()(batch["images"], batch["widths"])
-        opt.zero_grad(set_to_none=True)
-        ctc_loss(out["logits"], out["lengths"], targets, batch["target_lengths"]).backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-    return 1e3 * time_calls(step, 0, warmup=1, min_calls=repeats)
-
 def padding_rows(ds:LineDataset, # A training set whose image sizes are known (`LineDataset.lengths` in pixels)
                  kind:str="teacher", batch_size:int=16, batches:int=16, rounds:int=2, threads:int=1,
                  seed:int=0) -> list:
     ("Rows `{model, key, padded / mean width, lines/s, speed vs characters}`, one per `PADDING_KEYS`: the padding "
      "over an epoch's batches, and the step's lines/s on `batches` of them (the keys interleaved, `rounds` times).")
-    widths = np.asarray(ds.lengths())
     if ds.size is None:
         raise ValueError("the dataset's image sizes are unknown (no `size`): nothing to key by pixels")
+    widths = np.asarray(ds.lengths())
     keyed = {"characters": [len(t) for t in ds.texts], "pixels": widths}
     plans = {k: list(BucketBatchSampler(v, batch_size, seed=seed)) for k, v in keyed.items()}
     loaded = {k: [collate_lines([ds[i] for i in b]) for b in plan[:batches]] for k, plan in plans.items()}
@@ -429,7 +422,7 @@ def padding_rows(ds:LineDataset, # A training set whose image sizes are known (`
         model = HTRJAND(model_config(kind, len(ds.charset)))
         for _ in range(rounds):
             for k, bs in loaded.items():
-                seconds[k] += sum(batch_step_ms(model, b) for b in bs) / 1e3
+                seconds[k] += sum(batch_step_ms(model, b, repeats=1) for b in bs) / 1e3
     finally:
         torch.set_num_threads(before)
     lines = {k: rounds * sum(len(b["ids"]) for b in bs) for k, bs in loaded.items()}

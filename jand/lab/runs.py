@@ -176,8 +176,8 @@ def dependency_order(todo:list) -> list:
     "`todo` (`(run folder, config)` pairs) reordered so that a run comes after every run of `todo` it needs."
     out, left = [], list(todo)
     while left:
-        placed = {r for r, _ in out}
-        ready = [(r, c) for r, c in left if not any(n in {x for x, _ in left} - placed for n in needs(c))]
+        waiting = {r for r, _ in left}  # runs not placed yet
+        ready = [(r, c) for r, c in left if not any(n in waiting for n in needs(c))]
         if not ready:
             raise ValueError(f"runs that need each other: {', '.join(r.name for r, _ in left)}")
         out.append(ready[0])
