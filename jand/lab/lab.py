@@ -233,6 +233,7 @@ def same_pretraining(folder:Path, cfg, steps:int, lines:int, exclude:list) -> bo
     return (made.get("corrector"), made.get("steps"), made.get("lines_per_language"), made.get("excluded")) == (
         wanted, steps, lines, excluded_digest(exclude))
 
+# %% ../../nbs/45e_lab.ipynb #6eb49b58
 @patch
 def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
     ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
@@ -301,6 +302,7 @@ def other_code_note(lab_runs:Path, rows:list) -> str:
     return (f"Made by other training code than this revision's (an earlier jand; a retrain may differ): "
             f"{', '.join(r.name for r in stale)}.")
 
+# %% ../../nbs/45e_lab.ipynb #871f9bec
 @patch
 def write(self:Lab, name:str, runs:list, summary:list, title:str, reading:str="", columns=None, notes:str=""
          ) -> WrittenTable:
