@@ -17,9 +17,9 @@ from ..training import read_log, train, TrainConfig
 
 # %% auto #0
 __all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'RUN_FOLDER', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished',
-           'model_identity', 'config_key', 'run_name', 'code_fingerprint', 'training_code', 'other_code', 'train_run',
-           'shown_path', 'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'needs', 'dependency_order',
-           'train_pool', 'step_seconds']
+           'model_identity', 'config_key', 'run_name', 'code_fingerprint', 'code_hash', 'training_code', 'other_code',
+           'train_run', 'shown_path', 'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'needs',
+           'dependency_order', 'train_pool', 'step_seconds']
 
 # %% ../../nbs/45b_lab_runs.ipynb #aa74622d
 def finished(run) -> bool: return model_file(run).exists() and summary_file(run).exists()
@@ -63,24 +63,43 @@ TRAINING_CODE = ("core", "charset", "normalise", "images", "preprocess", "reader
                  "digits", "loading", "curriculum", "backbone", "attention", "baselines", "model", "store", "runfolder",
                  "modeldir", "kd", "decoding", "metrics", "training")
 
-def code_fingerprint(source:str) -> str:
-    "The syntax tree of Python `source` without docstrings, as text: comments and layout do not change it."
-    tree = ast.parse(source)
+def _without_docstrings(tree:ast.AST) -> ast.AST:
+    "`tree` with the docstring of every module, class and function taken out (in place)."
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         first = body[0] if isinstance(body, list) and body else None
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return tree
+
+def _is_jand(module:str|None, level:int=0) -> bool: return level > 0 or (module or "").split(".")[0] == "jand"
+
+def _statements(stmt:ast.stmt) -> list:
+    ("A top-level statement as the statements it stands for: an import one name at a time, jand's own imports and "
+     "`__all__` none (they say where code sits).")
+    if isinstance(stmt, ast.Import):
+        return [ast.Import(names=[a]) for a in stmt.names if not _is_jand(a.name)]
+    if isinstance(stmt, ast.ImportFrom):
+        return [] if _is_jand(stmt.module, stmt.level) else [ast.ImportFrom(stmt.module, [a], 0) for a in stmt.names]
+    if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets):
+        return []
+    return [stmt]
+
+def code_fingerprint(source:str) -> set:
+    ("What Python `source` does, as the set of its top-level statements' syntax trees (`_statements`), without "
+     "docstrings: comments, layout and placement do not change it.")
+    tree = _without_docstrings(ast.parse(source))
+    return {ast.dump(s) for stmt in tree.body for s in _statements(stmt)}
+
+def code_hash(sources:list) -> str:
+    "A short hash of the union of the `code_fingerprint`s of `sources`: the same wherever a definition sits among them."
+    return hashlib.sha1("\n".join(sorted(set().union(*map(code_fingerprint, sources)))).encode()).hexdigest()[:10]
 
 def training_code() -> str:
-    ("A short hash of the code of jand's modules a run's numbers depend on (`TRAINING_CODE`, each by "
-     "`code_fingerprint`): it is not in the run's key (a code change would retrain everything) but written to its "
-     "summary, so reused runs can be told apart.")
-    h = hashlib.sha1()
-    for name in TRAINING_CODE:
-        h.update(code_fingerprint((Path(jand.__file__).parent / f"{name}.py").read_text(encoding="utf-8")).encode())
-    return h.hexdigest()[:10]
+    ("The `code_hash` of jand's modules a run's numbers depend on (`TRAINING_CODE`): it is not in the run's key (a "
+     "code change would retrain everything) but written to its summary, so reused runs can be told apart.")
+    folder = Path(jand.__file__).parent
+    return code_hash([(folder / f"{name}.py").read_text(encoding="utf-8") for name in TRAINING_CODE])
 
 def other_code(runs:list) -> list:
     "The finished runs of `runs` whose summary names other training code than this jand's (or none: older runs)."
