@@ -275,12 +275,12 @@ def _data_help() -> dict:
 # %% ../nbs/90_cli.ipynb #2dff8f49
 def _all_but_synth_fields():
     "The names of `TrainConfig`'s `synth_*` fields, which eval and check-data share with training."
-    from jand.training import TrainConfig
+    from jand.train_config import TrainConfig
     return [f.name for f in fields(TrainConfig) if not f.name.startswith("synth_")]
 
 def _synth_of(args) -> SynthConfig:
     "The synthetic corpus that `--synth-*` options describe, as training renders it (text lengths included)."
-    from jand.training import TrainConfig
+    from jand.train_config import TrainConfig
     return TrainConfig(**{k: v for k, v in vars(args).items() if k.startswith("synth_")}).synth
 
 # %% ../nbs/90_cli.ipynb #c1a00001
@@ -362,7 +362,7 @@ def _reproduce(args):
 # %% ../nbs/90_cli.ipynb #c1a00003
 def _training_parser(sub, name:str, help:str, skip=()):
     from jand.model import MODEL_KINDS
-    from jand.training import PRESETS, TrainConfig
+    from jand.train_config import PRESETS, TrainConfig
     t = sub.add_parser(name, help=help, **_data_help())
     t.add_argument("--out", type=Path, required=True, help="run folder (config, logs, checkpoints, model.pt)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -372,7 +372,8 @@ def _training_parser(sub, name:str, help:str, skip=()):
     add_config_options(t, TrainConfig, skip=skip, choices={"model": MODEL_KINDS})
 
 def _train(args):
-    from jand.training import TrainConfig, train, with_preset
+    from jand.training import train
+    from jand.train_config import TrainConfig, with_preset
     fixed = {"model": "student"} if args.command == "distill" else {}
     if args.command == "distill" and not args.teacher:
         raise ValueError("jand distill needs --teacher MODEL_FILE")
@@ -386,7 +387,7 @@ verb("distill", lambda sub: _training_parser(
 
 # %% ../nbs/90_cli.ipynb #c1a00004
 def _eval_options(sub):
-    from jand.training import TrainConfig
+    from jand.train_config import TrainConfig
     e = sub.add_parser("eval", help="CER and WER of a model on a data split, with a per-line CSV", **_data_help())
     e.add_argument("--model", type=Path, required=True, help="model file (model.pt of a run)")
     e.add_argument("--data", default="synth", help="data spec (default: synth)")
@@ -508,7 +509,7 @@ def _pretrain_corrector(args):
 
 # %% ../nbs/90_cli.ipynb #c1a00006
 def _check_data_options(sub):
-    from jand.training import TrainConfig
+    from jand.train_config import TrainConfig
     v = sub.add_parser("check-data", **_data_help(),
                        help="read a data spec as training would: lines, writers, charset, sizes, skips, counts")
     v.add_argument("spec", help="data spec, e.g. iam:/data/IAM?split=official or parquet:/data/IAM-line")
@@ -555,7 +556,7 @@ def _predict(args):
 
 # %% ../nbs/90_cli.ipynb #c1a00075
 def _calibrate_options(sub):
-    from jand.training import TrainConfig
+    from jand.train_config import TrainConfig
     c = sub.add_parser("calibrate", help="fit a model's confidence calibration on a validation split and store it "
                                          "with the model; report the expected calibration error before and after")
     c.add_argument("--model", required=True, help="model file, model or run folder, or shipped name")

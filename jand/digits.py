@@ -13,7 +13,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 from .core import DataError, Line, atomic_write_json
-from .readers import write_folder
+from .formats import write_folder
 
 # %% auto #0
 __all__ = ['DIGITS_FILE', 'DIGIT_SPLITS', 'SPLIT_NUMBERS', 'digit_images', 'split_pools', 'DigitLineConfig', 'digit_text',

@@ -11,7 +11,8 @@ import torch
 from .core import atomic_save_figure, atomic_write_text, read_json
 from .speed import _peak_rss_mb, _wait_result
 from .results import write_table
-from .training import TrainConfig, train
+from .training import train
+from .train_config import TrainConfig
 from .runfolder import read_log
 
 # %% auto #0

@@ -4,14 +4,15 @@
 
 # %% ../nbs/12b_run_folder.ipynb #rf000003
 from __future__ import annotations
-import json
+import json, os, socket, sys, time
 from pathlib import Path
 from .core import DataError, atomic_write_json, atomic_write_text, read_json
 
 # %% auto #0
 __all__ = ['CONFIG_FILE', 'LOG_FILE', 'MODEL_FILE', 'CHECKPOINTS', 'LAST_CHECKPOINT', 'BEST_CHECKPOINT', 'SUMMARY_FILE',
            'config_file', 'log_file', 'model_file', 'summary_file', 'checkpoint_file', 'run_model_file',
-           'read_run_config', 'RunLog', 'read_log', 'write_summary', 'read_summary']
+           'read_run_config', 'RunLog', 'read_log', 'write_summary', 'read_summary', 'check_run_folder', 'lock_holder',
+           'holder_alive', 'RunLock', 'remove_stale_temporaries']
 
 # %% ../nbs/12b_run_folder.ipynb #rf000006
 CONFIG_FILE = "config.json" # The run's `TrainConfig` (`jand.training.run_config`)
@@ -101,3 +102,81 @@ def write_summary(run, summary:dict) -> Path:
 def read_summary(run) -> dict:
     "The `summary.json` of run folder `run`; `DataError` when it is missing or unreadable."
     return read_json(summary_file(run), "run summary")
+
+# %% ../nbs/12b_run_folder.ipynb #7221dd71
+def check_run_folder(out:Path):
+    "A `DataError` when run folder `out` exists as a file."
+    if out.exists() and not out.is_dir():
+        raise DataError(out, "is a file, not a folder: the run folder (`out`) must be a folder")
+
+def lock_holder(path:Path) -> dict:
+    "The process a run folder's lock names (`pid`, `host`, `since`); `{}` when the lock cannot be read."
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+def holder_alive(holder:dict, path:Path) -> bool:
+    ("Whether the process a lock names may still run: a process of this machine is looked up; another machine's, or "
+     "an unreadable lock younger than a minute (being written), is presumed alive.")
+    if not holder:
+        return path.exists() and time.time() - path.stat().st_mtime < 60
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    return True
+
+# %% ../nbs/12b_run_folder.ipynb #7221dd72
+class RunLock:
+    ("Holds run folder `folder` (its `.lock`) while a run writes to it; `active=False` (other ranks) holds nothing. "
+     "A folder it made is removed again if the run wrote nothing into it (bad data: nothing is left behind).")
+    def __init__(self, folder, active:bool=True): self.path, self.active = Path(folder) / ".lock", active
+
+    def __enter__(self):
+        if self.active:
+            self.acquire()
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            self.path.unlink(missing_ok=True)
+            if self.made and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()
+
+    def acquire(self):
+        "Take the lock, or raise a `DataError` naming the run that holds it; a stale lock is taken over."
+        check_run_folder(self.path.parent)
+        self.made = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                          time.gmtime())}
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = lock_holder(self.path)
+                if holder_alive(holder, self.path):
+                    raise DataError(self.path.parent, f"another run (process {holder.get('pid', '?')} on "
+                                    f"{holder.get('host', '?')}, since {holder.get('since', '?')}) is writing to "
+                                    f"this folder: wait for it, or choose another `out` (if no run is writing, "
+                                    f"delete {self.path})") from None
+                print(f"removed the stale lock of process {holder.get('pid', '?')} (a run that was killed)",
+                      file=sys.stderr)
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(me, f)
+            return
+
+# %% ../nbs/12b_run_folder.ipynb #c951c86f
+def remove_stale_temporaries(folder) -> list:
+    "Delete the temporary files that a killed atomic write left in `folder` (`.NAME.XXXX.tmp`); returns their paths."
+    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale

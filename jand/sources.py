@@ -16,7 +16,8 @@ from .core import DataError, Line, Report
 from .charset import Charset
 from .loading import FRAME_STRIDE, BucketBatchSampler, LineList, line_frames, line_size, load_line, min_ctc_frames
 from .preprocess import PreprocessConfig, prepared_width
-from .readers import READERS, SPLITS, read_corpus, published_counts, summary as report_summary
+from .readers import READERS, read_corpus
+from .reading import SPLITS, published_counts, summary as report_summary
 from .synth import DOMAINS, SynthConfig, SynthCorpus
 
 # %% auto #0

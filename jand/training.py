@@ -4,29 +4,26 @@
 
 # %% ../nbs/22_training.ipynb #f34f0017
 from __future__ import annotations
-import json, math, os, random, socket, sys, time
+import json, math, os, random, sys, time
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict, replace
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from tqdm import tqdm  # text bars: tqdm.auto warns in kernels without ipywidgets
-from .core import DataError, atomic_write_json, dataclass_from_dict
-from .host import PRECISIONS, arithmetic_record, default_device, resolve_precision
+from .core import DataError, atomic_write_json
+from .host import arithmetic_record, default_device, resolve_precision
 from .charset import Charset
-from .synth import SynthConfig, TextConfig
-from .sources import DataBundle, open_data, WeightedBucketBatchSampler
+from .sources import WeightedBucketBatchSampler
 from .preprocess import PreprocessConfig, AugmentConfig
 from .loading import LineDataset, BucketBatchSampler, collate_lines, select_items
-from .backbone import BackboneConfig, frame_lengths
-from .attention import AttentionConfig
+from .backbone import frame_lengths
 from .curriculum import CurriculumConfig, CurriculumBatchSampler, difficulty_scores
-from .model import HTRJAND, MODEL_KINDS, ModelConfig, model_config, load_model, check_device
+from .model import HTRJAND, ModelConfig, model_config, load_model, check_device
 from .store import read_payload, save_model
 from jand.kd import (
-    KDConfig,
     FeatureProjector,
     PosteriorCache,
     ctc_loss,
@@ -38,147 +35,17 @@ from jand.kd import (
 from .decoding import greedy_decode
 from .metrics import score_all, line_details
 from .results import provenance
-from .runfolder import (BEST_CHECKPOINT, CHECKPOINTS, LAST_CHECKPOINT, RunLog, checkpoint_file, config_file,
+from .runfolder import (BEST_CHECKPOINT, CHECKPOINTS, LAST_CHECKPOINT, RunLock, RunLog, check_run_folder,
+                            checkpoint_file, config_file, remove_stale_temporaries,
                             log_file, model_file, read_log as read_log, read_run_config)
 from .core import BATCH_SIZE
+from .train_config import TrainConfig
 
 # %% auto #0
-__all__ = ['CURRICULA', 'RESIZES', 'JAND_SWITCHES', 'PRESETS', 'CHECKPOINT_PARTS', 'TrainConfig', 'check_train_config',
-           'with_preset', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint',
-           'remove_stale_temporaries', 'dist_info', 'check_run_folder', 'lock_holder', 'holder_alive', 'RunLock',
+__all__ = ['CHECKPOINT_PARTS', 'lr_at', 'autocast_for', 'evaluate', 'save_checkpoint', 'read_checkpoint', 'dist_info',
            'line_losses', 'run_device', 'open_run', 'run_preprocess', 'start_preprocess', 'seed_everything',
            'run_teacher', 'resize_charset', 'charset_change', 'run_charset', 'charset_policy', 'run_lines',
            'run_datasets', 'run_sampler', 'Trainer', 'describe_fine_tuning', 'train', 'run_config', 'evaluate_run']
-
-# %% ../nbs/22_training.ipynb #31cb6878
-@dataclass(frozen=True)
-class TrainConfig:
-    "Every option of a training run (saved as the run's `config.json`)."
-    data: str = "synth" # Data spec (see `jand.sources`): `synth`, `iam:PATH`, `a+b`, `src@weight`, …
-    model: str = "teacher" # `teacher`, `student`, or a baseline of the same size (`jand.baselines.BASELINES`)
-    epochs: int = 10 # Epoch budget (ignored when `steps` is set; an upper bound when `max_minutes` is set)
-    steps: int|None = None # Step budget: optimiser steps over as many epochs as it takes (None: the epoch budget)
-    max_minutes: float|None = None # Wall-clock budget for equal-budget comparisons (validation included)
-    cap_minutes: float|None = None # Safety cap: stop after this many minutes without changing the schedule (recorded)
-    val_every: int|None = None # Also validate every this many steps (None: at the end of each epoch only)
-    batch_size: int = BATCH_SIZE
-    lr: float = 1e-3 # Peak learning rate (AdamW)
-    weight_decay: float = 0.01
-    warmup: float = 0.05 # Fraction of the budget spent warming up linearly
-    min_lr: float = 0.01 # Final learning rate, as a fraction of `lr` (cosine decay)
-    clip: float = 5.0 # Gradient-norm clipping
-    seed: int = 0
-    patience: int|None = None # Early stopping: epochs without a better validation CER (None = off)
-    # Input height in pixels (None: the initial model's or the Teacher's; a fresh model's `PreprocessConfig.height`)
-    height: int|None = None
-    augment: bool = True # Training-time augmentation
-    # ablation switches
-    se: bool = BackboneConfig.se # Squeeze-and-excitation in the backbone
-    fusion: str = AttentionConfig.fusion # Attention fusion: gate, sum, concat, mhsa, proxima
-    proxima: str = AttentionConfig.proxima # Proxima variant: log, gaussian, window
-    curriculum: str = "none" # Pacing: none, staged, linear, root
-    # length, degradation, combined, or loss (the Teacher's per-line loss; needs `teacher`)
-    curriculum_scores: str = CurriculumConfig.scores
-    aux_weight: float = 0.0 # Multi-task: weight of the auxiliary CTC loss on CNN frames (0 = off)
-    domain_weight: float = 0.0 # Multi-task: weight of the dataset-id loss (0 = off)
-    # synthetic data (when the spec names `synth`)
-    synth_train: int = SynthConfig.n_train
-    synth_val: int = SynthConfig.n_val
-    synth_test: int = SynthConfig.n_test
-    synth_seed: int = SynthConfig.seed
-    synth_min_chars: int = TextConfig.min_chars # Shortest synthetic line, in characters
-    synth_max_chars: int = TextConfig.max_chars # Longest synthetic line
-    synth_version: int = SynthConfig.version # Stand-ins: 1 random words (runs before v2), 2 prose pages (`jand.synth`)
-    # Folder of rendered synthetic corpora (`jand.synth.render_cache`); the same pixels, faster
-    synth_cache: str|None = None
-    val_lines: int|None = None # Validate on at most this many lines (None = the whole split)
-    teacher: str|None = None # Path of a Teacher model file: distil into the Student
-    kd_alpha: float = KDConfig.alpha # Weight of the distillation term
-    kd_tau: float = KDConfig.tau # Temperature
-    kd_blank: str = KDConfig.blank # plain, nonblank, dropblank
-    kd_feature: float = KDConfig.feature_weight # Weight of feature distillation (0 = off)
-    kd_offline: bool = False # Distil from Teacher posteriors computed once per training line (no augmentation)
-    init: str|None = None # Fine-tune from this model (file, folder, shipped name), reading lines as it does
-    # With `init`: the charset is the initial model's plus the data's new symbols (union), the data's alone (new),
-    # or the initial model's (keep: lines with other symbols are left out and reported)
-    resize: str = "union"
-    device: str = "auto" # auto, cpu, cuda
-    precision: str = "auto" # Step arithmetic: fp32; bf16 (autocast); auto (bf16 where it is native, `jand.host`)
-    workers: int = 0 # DataLoader worker processes
-    log_every: int = 10 # Steps between log lines
-    save_every_minutes: float = 10.0 # Mid-epoch checkpoints, for long epochs
-    progress_bar: bool = True
-
-    def __post_init__(self): check_train_config(self)
-
-# %% ../nbs/22_training.ipynb #7c0f0001
-CURRICULA = ("none", "staged", "linear", "root")
-RESIZES = ("union", "new", "keep")
-JAND_SWITCHES = {k: getattr(TrainConfig, k) for k in ("se", "fusion", "proxima")} # Ablation options, at their defaults
-
-def check_train_config(cfg:TrainConfig):
-    "Raise a `ValueError` naming the option when the options of `cfg` do not fit together."
-    if cfg.model not in MODEL_KINDS:
-        raise ValueError(f"model must be one of {', '.join(MODEL_KINDS)}; got {cfg.model!r}")
-    switched = [k for k, v in JAND_SWITCHES.items() if getattr(cfg, k) != v]
-    if switched and model_config(cfg.model).encoder != "jand":
-        raise ValueError(f"{', '.join(switched)} switch parts of the JAND network, which the baseline {cfg.model!r} "
-                         "does not have: leave them at their defaults")
-    if cfg.curriculum not in CURRICULA:
-        raise ValueError(f"curriculum must be one of {CURRICULA}, got {cfg.curriculum!r}")
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {cfg.precision!r}")
-    if cfg.resize not in RESIZES:
-        raise ValueError(f"resize must be one of {RESIZES}, got {cfg.resize!r}")
-    if cfg.epochs < 1 or cfg.batch_size < 1:
-        raise ValueError("epochs and batch_size must be at least 1")
-    for name in ("steps", "val_every", "max_minutes", "cap_minutes", "height"):
-        if getattr(cfg, name) is not None and getattr(cfg, name) <= 0:
-            raise ValueError(f"{name} must be positive")
-    if cfg.curriculum_scores == "loss" and not cfg.teacher:
-        raise ValueError("curriculum_scores='loss' needs a teacher")
-    if cfg.kd_offline and not (cfg.teacher and not cfg.augment and not cfg.kd_feature):
-        raise ValueError("kd_offline needs a teacher, augment=False (the cached views) and kd_feature=0")
-    KDConfig(cfg.kd_alpha, cfg.kd_tau, cfg.kd_blank, cfg.kd_feature)  # validates the KD options
-
-# %% ../nbs/22_training.ipynb #trai0000
-@patch
-def to_dict(self:TrainConfig) -> dict: return asdict(self)
-
-# %% ../nbs/22_training.ipynb #trai0001
-@patch(cls_method=True)
-def from_dict(cls:TrainConfig, d:dict) -> TrainConfig: return dataclass_from_dict(cls, d)
-
-# %% ../nbs/22_training.ipynb #trai0002
-@patch(as_prop=True)
-def kd(self:TrainConfig) -> KDConfig: return KDConfig(self.kd_alpha, self.kd_tau, self.kd_blank, self.kd_feature)
-
-# %% ../nbs/22_training.ipynb #trai0003
-@patch(as_prop=True)
-def synth(self:TrainConfig) -> SynthConfig:
-    text = TextConfig(min_chars=self.synth_min_chars, max_chars=self.synth_max_chars)
-    return SynthConfig(seed=self.synth_seed, n_train=self.synth_train, n_val=self.synth_val, n_test=self.synth_test,
-                       height=self.height or PreprocessConfig.height, text=text, version=self.synth_version)
-
-# %% ../nbs/22_training.ipynb #trai0004
-@patch
-def bundle(self:TrainConfig) -> DataBundle:
-    "The run's data, opened as the trainer opens it (rendered synthetic copies read when `synth_cache` has them)."
-    return open_data(self.data, synth=self.synth, synth_cache=self.synth_cache)
-
-# %% ../nbs/22_training.ipynb #9a3e0002
-PRESETS = {  # name → TrainConfig options (`jand train --preset NAME`; options given explicitly win)
-    "paper": dict(se=True, fusion="gate", curriculum="staged", aux_weight=0.1, domain_weight=0.1),
-}
-
-def with_preset(cfg:TrainConfig, name:str|None) -> TrainConfig:
-    "`cfg` with preset `name`'s options wherever `cfg` keeps the default (None: `cfg` as it is)."
-    if name is None:
-        return cfg
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    default = TrainConfig()
-    return replace(cfg, **{k: v for k, v in PRESETS[name].items() if getattr(cfg, k) == getattr(default, k)})
 
 # %% ../nbs/22_training.ipynb #ec2977af
 def lr_at(p:float, cfg:TrainConfig) -> float:
@@ -236,14 +103,6 @@ def read_checkpoint(path) -> dict:
         )
     return d
 
-# %% ../nbs/22_training.ipynb #c951c86f
-def remove_stale_temporaries(folder) -> list:
-    "Delete the temporary files that a killed atomic write left in `folder` (`.NAME.XXXX.tmp`); returns their paths."
-    stale = sorted(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
-
 # %% ../nbs/22_training.ipynb #651de97c
 def _rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
@@ -268,76 +127,6 @@ def _all_max(x:float, world:int, device) -> float:
     t = torch.tensor([x], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
     return float(t.item())
-
-# %% ../nbs/22_training.ipynb #7221dd71
-def check_run_folder(out:Path):
-    "A `DataError` when run folder `out` exists as a file."
-    if out.exists() and not out.is_dir():
-        raise DataError(out, "is a file, not a folder: the run folder (`out`) must be a folder")
-
-def lock_holder(path:Path) -> dict:
-    "The process a run folder's lock names (`pid`, `host`, `since`); `{}` when the lock cannot be read."
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-def holder_alive(holder:dict, path:Path) -> bool:
-    ("Whether the process a lock names may still run: a process of this machine is looked up; another machine's, or "
-     "an unreadable lock younger than a minute (being written), is presumed alive.")
-    if not holder:
-        return path.exists() and time.time() - path.stat().st_mtime < 60
-    if holder.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, another user's
-    return True
-
-# %% ../nbs/22_training.ipynb #7221dd72
-class RunLock:
-    ("Holds run folder `folder` (its `.lock`) while a run writes to it; `active=False` (other ranks) holds nothing. "
-     "A folder it made is removed again if the run wrote nothing into it (bad data: nothing is left behind).")
-    def __init__(self, folder, active:bool=True): self.path, self.active = Path(folder) / ".lock", active
-
-    def __enter__(self):
-        if self.active:
-            self.acquire()
-        return self
-
-    def __exit__(self, *exc):
-        if self.active:
-            self.path.unlink(missing_ok=True)
-            if self.made and not any(self.path.parent.iterdir()):
-                self.path.parent.rmdir()
-
-    def acquire(self):
-        "Take the lock, or raise a `DataError` naming the run that holds it; a stale lock is taken over."
-        check_run_folder(self.path.parent)
-        self.made = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                          time.gmtime())}
-        while True:
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = lock_holder(self.path)
-                if holder_alive(holder, self.path):
-                    raise DataError(self.path.parent, f"another run (process {holder.get('pid', '?')} on "
-                                    f"{holder.get('host', '?')}, since {holder.get('since', '?')}) is writing to "
-                                    f"this folder: wait for it, or choose another `out` (if no run is writing, "
-                                    f"delete {self.path})") from None
-                print(f"removed the stale lock of process {holder.get('pid', '?')} (a run that was killed)",
-                      file=sys.stderr)
-                self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(me, f)
-            return
 
 # %% ../nbs/22_training.ipynb #d438b262
 def _device(name:str) -> torch.device:

@@ -29,7 +29,8 @@ from jand.images import load_image
 from jand.loading import LineDataset
 from jand.model import HTRJAND, Predictor, load_model, student_config
 from jand.store import save_model
-from jand.readers import read_bentham, read_folder, read_iam, read_rimes, write_bentham, write_folder, write_iam, write_rimes
+from jand.readers import read_bentham, read_iam, read_rimes, write_bentham, write_iam, write_rimes
+from jand.formats import read_folder, write_folder
 from jand.training import save_checkpoint
 
 torch.set_num_threads(1)
@@ -206,7 +207,8 @@ def test_model_file_through_cli_predict(tmp_path, capsys, model_file, name):
 
 def run_folder(tmp: Path, model_file: Path, **train_state) -> Path:
     "A run folder whose `checkpoints/last.pt` is a real checkpoint of the tiny model (no training needed)."
-    from jand.training import TrainConfig, _rng_state
+    from jand.training import _rng_state
+    from jand.train_config import TrainConfig
     model, cs, _ = load_model(model_file)
     opt = torch.optim.AdamW(model.parameters())
     state = {"config": TrainConfig(model="student", epochs=2).to_dict(), "state": {"epoch": 1, "batch": 0, "step": 3, "done": False},
@@ -439,7 +441,7 @@ def test_split_files_lists_and_xml(tmp_path, name):
 # ---------------------------------------------------------------- issue 14: layouts as distributed -----------------
 # Written from the published format descriptions by `tests/layouts.py`, then broken one thing at a time.
 import layouts  # noqa: E402
-from jand.readers import read_alto, read_page, read_parquet  # noqa: E402
+from jand.formats import read_alto, read_page, read_parquet  # noqa: E402
 
 
 def parquet_rows(path: Path, images: list, texts: list):

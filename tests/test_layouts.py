@@ -122,7 +122,7 @@ def test_iam_and_rimes_roots_holding_only_parquet(tmp_path):
     with pytest.raises(Exception, match="train has 3 lines, published 6482"): read_iam(tmp_path / "IAM-line")
     lines, rep = read_rimes(layouts.parquet_lines(samples(), tmp_path / "RIMES-line", layout="shards"), check_counts=False)
     assert (rep.kept, rep.counts_key) == (9, ("rimes", "2011-lines"))
-    from jand.readers import read_parquet
+    from jand.formats import read_parquet
     lines, rep = read_parquet(layouts.parquet_lines(samples(), tmp_path / "auto", layout="default"))  # the Hub's copies
     assert Counter(l.split for l in lines) == {"train": 3, "val": 3, "test": 3} and lines[0].id == "default/test/0000-000000"
     lines, rep = read_rimes(layouts.rimes_lines(samples(), tmp_path / "RIMES"), check_counts=False)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 import layouts
-from jand.readers import read_alto, read_page
+from jand.formats import read_alto, read_page
 from jand.synth import SynthConfig, SynthCorpus
 
 CHANGED = {"page": ("TextEquiv",), "alto": ("String", "SP", "HYP")}  # what jand writes into each TextLine

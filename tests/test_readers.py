@@ -17,9 +17,10 @@ from PIL import Image
 from jand.core import DataError, Line
 from jand.images import load_image
 from jand.normalise import IAMNorm, BenthamNorm
-from jand import readers as R
-from jand.readers import (read_iam, read_rimes, read_bentham, read_folder, read_corpus,
-                          write_iam, write_rimes, write_bentham, write_folder, hash_fraction)
+from jand import readers as R, reading
+from jand.readers import read_iam, read_rimes, read_bentham, read_corpus, write_iam, write_rimes, write_bentham
+from jand.reading import hash_fraction
+from jand.formats import read_folder, write_folder
 import layouts
 
 READ_ONLY = {"parquet": layouts.parquet_lines, "page": layouts.page_xml, "alto": layouts.alto_xml}
@@ -212,15 +213,15 @@ def test_every_reader_through_read_corpus(tmp_path):
 
 def test_published_counts_pass_when_they_match(tmp_path, monkeypatch):
     root = build("iam", tmp_path / "IAM")
-    monkeypatch.setitem(R.PUBLISHED_COUNTS, ("iam", "aachen"), ({"train": 3, "val": 3, "test": 3}, "test table"))
+    monkeypatch.setitem(reading.PUBLISHED_COUNTS, ("iam", "aachen"), ({"train": 3, "val": 3, "test": 3}, "test table"))
     assert len(read_iam(root)[0]) == 9
-    monkeypatch.setitem(R.PUBLISHED_COUNTS, ("iam", "aachen"), ({"train": 3, "val": 4, "test": 3}, "test table"))
+    monkeypatch.setitem(reading.PUBLISHED_COUNTS, ("iam", "aachen"), ({"train": 3, "val": 4, "test": 3}, "test table"))
     with pytest.raises(DataError, match="val has 3 lines, published 4") as e: read_iam(root)
     assert "check_counts=False" in str(e.value) and e.value.report.kept == 9
     # official scheme: lines of validationset2 never count towards the published train/test sizes, wherever val2 puts them
     off = root / "largeWriterIndependentTextLineRecognitionTask"
     (off / "validationset1.txt").write_text("p01-001-00\n"); (off / "validationset2.txt").write_text("p01-001-01\np01-001-02\n")
-    monkeypatch.setitem(R.PUBLISHED_COUNTS, ("iam", "official"), ({"train": 3, "test": 3}, "test table"))
+    monkeypatch.setitem(reading.PUBLISHED_COUNTS, ("iam", "official"), ({"train": 3, "test": 3}, "test table"))
     for val2 in ("val", "train", "test", "drop"):
         assert len(read_iam(root, "official", val2=val2)[0]) == (7 if val2 == "drop" else 9)
 

@@ -16,7 +16,9 @@ from jand.core import DataError, Line
 from jand.charset import Charset
 from jand.images import load_image
 from jand.loading import BucketBatchSampler
-from jand.readers import SPLITS, write_folder, write_iam
+from jand.readers import write_iam
+from jand.reading import SPLITS
+from jand.formats import write_folder
 from jand.synth import SynthConfig, SynthCorpus, render_line
 from jand.sources import (DataBundle, LineLoader, SourceSpec, WeightedBucketBatchSampler, format_data_spec,
                           open_data, parse_data_spec, synth_config)

@@ -5,7 +5,8 @@ import pytest
 import torch
 from jand.core import DataError
 from jand.model import load_model
-from jand.training import TrainConfig, read_checkpoint, read_log, run_config, train
+from jand.training import read_checkpoint, read_log, run_config, train
+from jand.train_config import TrainConfig
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -42,7 +43,8 @@ def test_a_killed_run_resumes_exactly(tmp_path):
     train(cfg, tmp_path / "straight")
     script = textwrap.dedent(f"""
         import json, torch; torch.set_num_threads(1)
-        from jand.training import TrainConfig, train
+        from jand.training import train
+        from jand.train_config import TrainConfig
         train(TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(tmp_path / 'killed')!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -149,7 +151,8 @@ def test_ddp_with_gloo_on_two_processes(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(textwrap.dedent(f"""
         import json, torch; torch.set_num_threads(1)
-        from jand.training import TrainConfig, train
+        from jand.training import train
+        from jand.train_config import TrainConfig
         print(train(TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(tmp_path / 'ddp')!r}))
     """))
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", str(script)],
@@ -212,7 +215,7 @@ def test_killed_while_writing_a_checkpoint(tmp_path, monkeypatch, capsys, target
     script = KILL_HOOKS + textwrap.dedent(f"""
         import json, torch; torch.set_num_threads(1)
         pause_in_write({target!r}, {nth}, {str(marker)!r})
-        jand.training.train(jand.training.TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(run)!r})
+        jand.training.train(jand.train_config.TrainConfig.from_dict(json.loads({json.dumps(json.dumps(cfg.to_dict()))})), {str(run)!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.time() + 240

@@ -25,7 +25,8 @@ from jand.postprocess import (
 from ..sources import open_data, parse_data_spec, synth_config
 from ..synth import render_cache
 from ..t5 import write_folder
-from ..training import run_config, TrainConfig
+from ..training import run_config
+from ..train_config import TrainConfig
 
 # %% auto #0
 __all__ = ['SHIPPED_CORRECTOR', 'Lab', 'hints_suffix', 'same_pretraining', 'WrittenTable', 'other_code_note']

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from ..core import DataError
-from ..training import PRESETS, TrainConfig
+from ..train_config import PRESETS, TrainConfig
 from ..postprocess import FINETUNE_STEPS, PRETRAIN_STEPS
 from ..sources import parse_data_spec
 

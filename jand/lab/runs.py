@@ -13,7 +13,8 @@ from ..runfolder import (MODEL_FILE, checkpoint_file, config_file, log_file, mod
                              summary_file, write_summary)
 from ..core import DataError, project_root
 from ..modeldir import MODEL_FILES, resolve_model
-from ..training import read_log, train, TrainConfig
+from ..training import read_log, train
+from ..train_config import TrainConfig
 
 # %% auto #0
 __all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'RUN_FOLDER', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished',
@@ -59,9 +60,10 @@ def config_key(cfg) -> str:
 def run_name(cfg) -> str: return f"{cfg.model}-{config_key(cfg)}" # The folder name of the run of `cfg`
 
 # %% ../../nbs/45b_lab_runs.ipynb #a3bb0ded
-TRAINING_CODE = ("core", "charset", "normalise", "images", "preprocess", "readers", "sources", "synth", "prose",
+TRAINING_CODE = ("core", "charset", "normalise", "images", "preprocess", "reading", "formats", "readers", "sources",
+                 "synth", "prose",
                  "digits", "loading", "curriculum", "backbone", "attention", "baselines", "model", "store", "runfolder",
-                 "modeldir", "kd", "decoding", "metrics", "training")
+                 "modeldir", "kd", "decoding", "metrics", "train_config", "training")
 
 def _without_docstrings(tree:ast.AST) -> ast.AST:
     "`tree` with the docstring of every module, class and function taken out (in place)."
