@@ -13,7 +13,7 @@ from .speed import _peak_rss_mb, _wait_result
 from .results import write_table
 from .training import train
 from .train_config import TrainConfig
-from .runfolder import read_log
+from .runfolder import DATA_FILE, read_log
 
 # %% auto #0
 __all__ = ['MEMORY_COLUMNS', 'bench_memory', 'memory_timeline_csv', 'plot_memory', 'write_memory']
@@ -100,7 +100,7 @@ def bench_memory(corpora=(10_000, 100_000), # Lines to draw on the fly (a count)
         t_end = samples[-1][0]
         warm = next(v for t, v in samples if t >= t_end / 4)
         end = samples[-1][1]
-        n_lines = sum(d["train"] for d in read_json(run / "data.json", "run data")["lines"].values())
+        n_lines = sum(d["train"] for d in read_json(run / DATA_FILE, "run data")["lines"].values())
         vals = [rec["elapsed"] for rec in read_log(run) if "val_cer" in rec]
         rows.append(
             {

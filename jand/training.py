@@ -35,7 +35,8 @@ from jand.kd import (
 from .decoding import greedy_decode
 from .metrics import score_all, line_details
 from .results import provenance
-from .runfolder import (BEST_CHECKPOINT, CHECKPOINTS, LAST_CHECKPOINT, RunLock, RunLog, check_run_folder,
+from .runfolder import (BEST_CHECKPOINT, CHARSET_FILE, CHECKPOINTS, DATA_FILE, FINE_TUNING_FILE, LAST_CHECKPOINT,
+                            MODEL_CONFIG_FILE, PROVENANCE_FILE, UNALIGNED_FILE, RunLock, RunLog, check_run_folder,
                             checkpoint_file, config_file, remove_stale_temporaries,
                             log_file, model_file, read_log as read_log, read_run_config)
 from .core import BATCH_SIZE
@@ -321,7 +322,7 @@ class Trainer:
                                    self.rank)
         self.st = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "best_cer": None, "best_epoch": None,
                    "bad_epochs": 0, "lines": 0, "train_seconds": 0.0, "done": False}
-        listed = self.out / "unaligned.json"  # training lines left out so far (a resumed run keeps its list)
+        listed = self.out / UNALIGNED_FILE  # training lines left out so far (a resumed run keeps its list)
         self.unaligned = json.loads(listed.read_text(encoding="utf-8")) if ckpt is not None and listed.exists() else {}
         self.reported_unaligned = len(self.unaligned)
         if ckpt is not None:
@@ -397,15 +398,15 @@ def run_files(self:Trainer):
     out = self.out
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(config_file(out), self.cfg.to_dict())
-    atomic_write_json(out / "model_config.json", self.mcfg.to_dict())
-    self.charset.save(out / "charset.json")
-    atomic_write_json(out / "data.json", {"spec": self.cfg.data, "lines": self.bundle.describe(),
+    atomic_write_json(out / MODEL_CONFIG_FILE, self.mcfg.to_dict())
+    self.charset.save(out / CHARSET_FILE)
+    atomic_write_json(out / DATA_FILE, {"spec": self.cfg.data, "lines": self.bundle.describe(),
                                           "skipped": {k: str(r) for k, r in self.bundle.reports.items()},
                                           "train_lines_after_charset": str(self.train_ds.report),
                                           "val_lines_after_charset": str(self.val_ds.report)})
-    atomic_write_json(out / "provenance.json", provenance(world_size=self.world, device=str(self.device)))
+    atomic_write_json(out / PROVENANCE_FILE, provenance(world_size=self.world, device=str(self.device)))
     if (change := self.fine_tuning()) is not None:
-        atomic_write_json(out / "fine_tuning.json", change)
+        atomic_write_json(out / FINE_TUNING_FILE, change)
         print(describe_fine_tuning(change))
     for ds in (self.train_ds, self.val_ds):
         if sum(ds.report.skipped.values()):
@@ -532,7 +533,7 @@ def report_unaligned(self:Trainer):
     self.reported_unaligned = len(self.unaligned)
     examples = [f"{k}: {why}" for k, why in new[:3]]
     self.log(step=self.st["step"], epoch=self.st["epoch"], unaligned=len(self.unaligned), examples=examples)
-    atomic_write_json(self.out / "unaligned.json", self.unaligned)
+    atomic_write_json(self.out / UNALIGNED_FILE, self.unaligned)
     print(f"left out {len(new)} training line(s) that CTC cannot align ({len(self.unaligned)} in all, listed in the "
           f"run's unaligned.json), e.g. {examples[0]}", file=sys.stderr)
 

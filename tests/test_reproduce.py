@@ -34,6 +34,7 @@ def test_smoke_runs_every_experiment(smoke):
     costs = list(csv.DictReader(open(out / "results" / "cost.csv")))  # a row per notebook, of one reproduction
     assert [r["notebook"] for r in costs] == list(R.EXPERIMENTS)
     assert {(r["from_empty"], r["started"]) for r in costs} == {("yes", saved["started"])}
+    assert {r["sittings"] for r in costs} == {"1"} and not (out / "sitting.json").exists()  # one sitting, none cut off
     for nb in sorted((out / "notebooks").glob("*.ipynb")):  # no warning reaches a reader (tqdm's IProgress, …)
         outputs = [o for c in json.loads(nb.read_text())["cells"] for o in c.get("outputs", [])]
         assert not [o for o in outputs if o.get("name") == "stderr" and "Warning" in "".join(o["text"])], nb.name

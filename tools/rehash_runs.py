@@ -1,18 +1,18 @@
-"""Rewrite the training-code hash of runs trained before `jand.lab.runs.code_hash` (one hash per module, in order) to
-the hash this revision gives the same code, where the old hash proves the code the same.
+"""Give runs trained at an earlier revision this revision's training-code hash, where the code is proven the same.
 
-    python tools/rehash_runs.py runs/reproduce/quick/runs [...]
+    python tools/rehash_runs.py --from REV runs/reproduce/quick/runs [...]
 
-The old hash read each module of `TRAINING_CODE` whole, in order, so moving a definition between modules changed it.
-A run whose summary names the old hash of *this checkout's* code was trained by the code this checkout holds: its
-summary gets this revision's `training_code()`, and the old one is kept under `training_code_v1`. A run with any other
-hash is left as it is (it reads as made by other training code, as before). Only the revision that brought the new
-hash can prove anything: once a module of the list has changed, the old hash of the checkout matches no run.
+A run's summary names the hash of the training code that made it (`jand.lab.runs.training_code`). Before cdf0ea2 that
+hash read each module of the list whole, in order (`old_hash`), so moving a definition between modules changed it;
+today's hash (`code_hash`) reads what the code does, wherever it sits. This tool reads the training modules as they
+were at revision REV (`git show`), and when today's hash of that code equals this checkout's `training_code()`, the
+code that trained them is this checkout's: every finished run whose summary names REV's hash (old or today's kind)
+gets this checkout's hash, and keeps the hash it had under `training_code_before`. Any other run is left as it is (it
+reads as made by other training code, as before). When the code differs, nothing is rewritten.
 """
-import ast, hashlib, sys
+import ast, hashlib, subprocess, sys
 from pathlib import Path
-import jand
-from jand.lab.runs import TRAINING_CODE, finished, training_code
+from jand.lab.runs import TRAINING_CODE, code_hash, finished, training_code
 from jand.runfolder import read_summary, write_summary
 
 OLD_MODULES = ("core", "charset", "normalise", "images", "preprocess", "readers", "sources", "synth", "prose", "digits",
@@ -31,31 +31,49 @@ def old_fingerprint(source: str) -> str:
     return ast.dump(tree)
 
 
-def old_training_code() -> str:
-    "The old hash of this checkout's code (`None` when a module it read is gone)."
-    folder, h = Path(jand.__file__).parent, hashlib.sha1()
+def old_hash(sources: dict) -> str | None:
+    "The old hash of the modules `sources` (name → text); None when a module it read is missing."
+    if not set(OLD_MODULES) <= set(sources):
+        return None
+    h = hashlib.sha1()
     for name in OLD_MODULES:
-        if not (folder / f"{name}.py").exists():
-            return None
-        h.update(old_fingerprint((folder / f"{name}.py").read_text(encoding="utf-8")).encode())
+        h.update(old_fingerprint(sources[name]).encode())
     return h.hexdigest()[:10]
 
 
-def rehash(runs: Path) -> list:
-    "Give every finished run of `runs` trained by this checkout's code (by the old hash) the new hash; returns them."
-    old, new, done = old_training_code(), training_code(), []
+def sources_at(rev: str, root: Path = Path(".")) -> dict:
+    "The training modules (old and today's list) as they were at git revision `rev`, by name; absent ones left out."
+    out = {}
+    for name in dict.fromkeys((*OLD_MODULES, *TRAINING_CODE)):
+        shown = subprocess.run(["git", "show", f"{rev}:jand/{name}.py"], cwd=root, capture_output=True, text=True)
+        if shown.returncode == 0:
+            out[name] = shown.stdout
+    return out
+
+
+def rehash(runs: Path, then: dict, now: str) -> list:
+    ("Give every finished run of `runs` whose hash is that of the code `then` (old or today's kind) the hash `now`, "
+     "when today's hash of `then` is `now` (the same code); returns the runs rewritten.")
+    if code_hash(list(then.values())) != now:
+        return []
+    hashes, done = {old_hash(then), code_hash(list(then.values()))} - {None, now}, []
     for run in sorted(p for p in runs.iterdir() if p.is_dir() and finished(p)):
         summary = read_summary(run)
-        if old and summary.get("training_code") == old:
-            write_summary(run, {**summary, "training_code": new, "training_code_v1": old})
+        if summary.get("training_code") in hashes:
+            write_summary(run, {**summary, "training_code": now, "training_code_before": summary["training_code"]})
             done.append(run.name)
     return done
 
 
 if __name__ == "__main__":
-    if not sys.argv[1:]:
+    if len(sys.argv) < 4 or sys.argv[1] != "--from":
         raise SystemExit(__doc__)
-    print(f"old hash of this checkout: {old_training_code()}; new: {training_code()} ({len(TRAINING_CODE)} modules)")
-    for folder in sys.argv[1:]:
-        names = rehash(Path(folder))
+    then, now = sources_at(sys.argv[2]), training_code()
+    same = code_hash(list(then.values())) == now
+    print(f"training code at {sys.argv[2]}: old hash {old_hash(then)}, today's {code_hash(list(then.values()))}; "
+          f"this checkout: {now} ({'the same code' if same else 'other code: nothing rewritten'})")
+    for folder in sys.argv[3:]:
+        if not Path(folder).is_dir():
+            raise SystemExit(f"{folder}: no such folder of runs")
+        names = rehash(Path(folder), then, now)
         print(f"{folder}: {len(names)} run(s) rehashed" + (f": {', '.join(names)}" if names else ""))

@@ -4,7 +4,8 @@
 
 # %% ../../nbs/45g_lab_driver.ipynb #45g-imp
 from __future__ import annotations
-import csv, logging, os, re, shutil, tempfile, time
+import csv, logging, os, re, shutil, tempfile, threading, time
+from contextlib import contextmanager
 from pathlib import Path
 from ..core import DataError, atomic_write_json, atomic_write_text, install_dir, project_root, read_json
 from .profiles import as_reproduction, datasets
@@ -14,9 +15,10 @@ from ..findings import write_findings
 from ..results import git_revision, run_number_conflicts, write_table
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'ON_REQUEST', 'COST_NOTE', 'COST_COLUMNS', 'TABLE_ORDER', 'experiments_dir', 'ReproductionError',
-           'run_experiment', 'reproduce', 'plan_reproduction', 'utc_minute', 'cost_reading', 'write_costs',
-           'conflict_section', 'write_report']
+__all__ = ['EXPERIMENTS', 'ON_REQUEST', 'SITTING_FILE', 'HEARTBEAT_S', 'COST_NOTE', 'COST_COLUMNS', 'TABLE_ORDER',
+           'experiments_dir', 'ReproductionError', 'run_experiment', 'utc_minute', 'notebook_clock', 'cut_off_sitting',
+           'start_sitting', 'reproduce', 'plan_reproduction', 'cost_reading', 'write_costs', 'conflict_section',
+           'write_report']
 
 # %% ../../nbs/45g_lab_driver.ipynb #2d1f5dc6
 EXPERIMENTS = ("00_regime", "00a_precision", "00b_corrector", "01_datasets", "02_architecture", "02b_baselines",
@@ -118,10 +120,70 @@ def _resumed(out:Path, profile:str) -> dict:
     "The summary (`reproduce.json`) of the reproduction in `out` that `reproduce(resume=True)` goes on with."
     path = out / "reproduce.json"
     if not path.exists():
-        raise DataError(path, "no reproduction to resume (this file is written when its first notebook finishes)")
+        raise DataError(path, "no reproduction to resume (this file is written when a reproduction starts)")
     summary = read_json(path, "reproduction summary")
     if summary.get("profile") != profile:
         raise DataError(path, f"of profile {summary.get('profile')!r}, not {profile!r}: nothing to resume")
+    return summary
+
+# %% ../../nbs/45g_lab_driver.ipynb #45g-clock
+def utc_minute() -> str: return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()) # When a reproduction started
+
+SITTING_FILE = "sitting.json" # In a reproduction's folder while a notebook runs: which, since when, last seen when
+HEARTBEAT_S = 30.0 # How often the notebook running says it still runs
+
+@contextmanager
+def notebook_clock(out:Path, notebook:str, every:float=HEARTBEAT_S):
+    ("While inside, keep `out/sitting.json` saying which `notebook` runs, at which revision, since when and when it "
+     "was last seen running (every `every` s). A notebook that finishes takes the file away; one cut off (a failure, "
+     "a closed laptop, a machine's time limit) leaves it, so that `resume` counts the minutes it had run.")
+    path, started, stop = out / SITTING_FILE, time.time(), threading.Event()
+    def beat():
+        atomic_write_json(path, {"notebook": notebook, "git": git_revision(), "started": started, "seen": time.time()})
+    def beating():
+        while not stop.wait(every):
+            beat()
+    beat()
+    heart = threading.Thread(target=beating, daemon=True)
+    heart.start()
+    try:
+        yield
+    except BaseException:
+        stop.set()
+        heart.join()
+        beat()  # seen when it stopped
+        raise
+    stop.set()
+    heart.join()
+    path.unlink()
+
+def cut_off_sitting(out:Path, summary:dict) -> dict:
+    ("`summary` (a `reproduce.json`) with the notebook time of a sitting cut off in `out` (its `sitting.json`) moved "
+     "to `summary['cut_off']`: notebook → the sittings it ran in without finishing, each `{git, seconds}`.")
+    path = out / SITTING_FILE
+    if not path.exists():
+        return summary
+    s = read_json(path, "the sitting of a notebook cut off")
+    sittings = summary.setdefault("cut_off", {}).setdefault(s["notebook"], [])
+    sittings.append({"git": s["git"], "seconds": round(s["seen"] - s["started"], 1)})
+    atomic_write_json(out / "reproduce.json", summary)  # recorded before the sitting's file goes
+    path.unlink()
+    return summary
+
+# %% ../../nbs/45g_lab_driver.ipynb #45g-start
+def start_sitting(out:Path, profile:str, resume:bool=False) -> dict:
+    ("The summary (`reproduce.json`) a sitting of `reproduce` in `out` starts from, written at once so that a "
+     "sitting cut off can be resumed: a new reproduction's, or (`resume`) the one it goes on with, with the time of "
+     "a notebook cut off counted (`cut_off_sitting`).")
+    if resume:  # a resumed reproduction is the one it goes on with: its start, its from_empty, its notebooks' rows
+        summary = cut_off_sitting(out, _resumed(out, profile))
+        summary.setdefault("sittings", [{"started": summary["started"], "git": None}])  # written before sittings were
+    else:
+        summary = {"profile": profile, "from_empty": not any(finished(r) for r in (out / "runs").glob("*")),
+                   "started": utc_minute(), "complete": False, "experiments": {}, "sittings": []}
+        (out / SITTING_FILE).unlink(missing_ok=True)  # a new reproduction does not count an older one's sitting
+    summary["sittings"].append({"started": utc_minute(), "git": git_revision()})
+    atomic_write_json(out / "reproduce.json", summary)  # from now on a sitting cut off can be resumed
     return summary
 
 # %% ../../nbs/45g_lab_driver.ipynb #e4684d47
@@ -141,11 +203,9 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
     results, figures = Path(results or root / "results"), Path(figures or root / "figures")
     nb_dir = out / "notebooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
-    done, summary, t0, started = {}, {}, time.perf_counter(), utc_minute()
-    from_empty = not any(finished(r) for r in (out / "runs").glob("*"))
-    if resume:  # a resumed reproduction is the one it goes on with: its start, its from_empty, its notebooks' rows
-        summary = _resumed(out, profile)
-        done, from_empty, started = summary["experiments"], summary["from_empty"], summary["started"]
+    t0 = time.perf_counter()
+    summary = start_sitting(out, profile, resume)
+    done = summary["experiments"]
     for k, name in enumerate(names, 1):
         if name in done:
             continue
@@ -156,24 +216,28 @@ def reproduce(setup=None, # A `Reproduction`, its fields as a dict, or a profile
         print(f"[{profile}] notebook {k} of {len(names)}: {name} ({(t - t0) / 60:.0f} min so far) …", flush=True)
         os.environ["JAND_COMMAND"] = f"{setup.command()} (notebook {name})"  # the kernel's provenance records it
         try:
-            run_experiment(name, params, nb_dir / f"{name}.ipynb", cwd=experiments_dir())
+            with notebook_clock(out, name):
+                run_experiment(name, params, nb_dir / f"{name}.ipynb", cwd=experiments_dir())
+            sittings = [*summary.get("cut_off", {}).pop(name, []),  # the sittings cut off inside it count too
+                        {"git": git_revision(), "seconds": round(time.perf_counter() - t, 1)}]
             done[name] = {
                 "tables": _promote(stage / "results", results),
                 "figures": _promote(stage / "figures", figures),
                 "models": _promote(stage / "models", results.parent / "models"),  # where `Lab.models` puts them
-                "seconds": round(time.perf_counter() - t, 1),
+                "seconds": round(sum(s["seconds"] for s in sittings), 1),
+                "sittings": sittings,
             }
         finally:
             shutil.rmtree(stage, ignore_errors=True)
             os.environ.pop("JAND_COMMAND", None)
         print(f"[{profile}] {name}: {len(done[name]['tables'])} table files, {len(done[name]['figures'])} figures, "
               f"{done[name]['seconds']} s", flush=True)
-        write_costs(results, {name: done[name]}, profile, from_empty, started)  # a reproduction cut off keeps its rows
+        write_costs(results, {name: done[name]}, profile, summary["from_empty"], summary["started"],
+                    len(summary["sittings"]))  # a reproduction cut off keeps its rows
         write_findings(results)  # the paper's claims against the tables as they now stand
-        summary = {"profile": profile, "from_empty": from_empty, "started": started,
-                   "complete": all(n in done for n in names), "experiments": done,
-                   "seconds": round(sum(d["seconds"] for d in done.values()), 1),  # its notebooks', over every sitting
-                   "report": str(write_report(results, profile))}
+        summary.update(complete=all(n in done for n in names),
+                       seconds=round(sum(d["seconds"] for d in done.values()), 1),  # its notebooks', every sitting
+                       report=str(write_report(results, profile)))
         atomic_write_json(out / "reproduce.json", summary)
     return summary
 
@@ -197,10 +261,11 @@ COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer;
              "in speed). A notebook that found runs already trained (by an earlier notebook or reproduction) counts "
              "only what it added; a row measured from an empty `runs/` stays until another reproduction from empty "
              "replaces it. from_empty: whether its reproduction started from a `runs/` folder without a finished run "
-             "(–: not recorded); started: when that reproduction started (UTC; older rows: their day).")
-COST_COLUMNS = ("notebook", "profile", "minutes", "from_empty", "git", "started")
-
-def utc_minute() -> str: return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()) # When a reproduction started
+             "(–: not recorded); started: when that reproduction started (UTC; older rows: their day); sittings: "
+             "how many sittings it had taken when the notebook finished (`--resume` goes on after one cut off; a "
+             "notebook cut off counts the minutes of every sitting it ran in, and `git` names each revision they ran "
+             "at).")
+COST_COLUMNS = ("notebook", "profile", "minutes", "from_empty", "git", "started", "sittings")
 
 def cost_reading(rows:list, profile:str) -> str:
     "What `cost.csv`'s `rows` say `profile` costs, and whether one reproduction from an empty `runs/` measured it."
@@ -210,9 +275,15 @@ def cost_reading(rows:list, profile:str) -> str:
     one_run = ({r["notebook"] for r in default} == set(EXPERIMENTS) - set(ON_REQUEST)
                and len({r["started"] for r in default}) == 1  # a resumed reproduction keeps its start
                and all(r["from_empty"] == "yes" for r in default))
-    revisions = sorted({r["git"] for r in default})
-    if one_run and not revisions[1:]:
+    revisions = sorted({g for r in default for g in r["git"].split(" + ")})
+    sittings = {r.get("sittings", "–") for r in default}
+    if one_run and not revisions[1:] and sittings == {"1"}:
         how = "measured end to end: one reproduction from an empty `runs/`, in one sitting at one revision"
+    elif one_run and not revisions[1:]:
+        count = max((int(n) for n in sittings if n.isdigit()), default=0)
+        how = (f"measured end to end: one reproduction from an empty `runs/` at one revision, in "
+               f"{count if count > 1 else 'more than one'} sittings (`--resume`; a notebook cut off counts the "
+               "minutes of every sitting it ran in)")
     elif one_run:
         how = (f"one reproduction from an empty `runs/`, resumed at other revisions ({', '.join(revisions)}): not "
                "one sitting at one revision")
@@ -223,15 +294,22 @@ def cost_reading(rows:list, profile:str) -> str:
             "A row measured from an empty `runs/` stays when its notebook is rerun on runs it finds, so a row can be "
             "older than its notebook's code: its revision is in the table.")
 
+# %% ../../nbs/45g_lab_driver.ipynb #45g-costs
 def _cost_row(row:dict) -> dict:
     "A row of an older `cost.csv` in today's columns."
-    return {"from_empty": "–", "started": row.get("date", ""), **{k: v for k, v in row.items() if k in COST_COLUMNS}}
+    return {"from_empty": "–", "started": row.get("date", ""), "sittings": "–",
+            **{k: v for k, v in row.items() if k in COST_COLUMNS}}
+
+def _revisions(done:dict) -> str:
+    "The revisions a notebook's sittings ran at (`done['sittings']`; none recorded: this one), joined by ` + `."
+    return " + ".join(dict.fromkeys(s["git"] or "?" for s in done.get("sittings") or [{"git": git_revision()}]))
 
 def write_costs(results, # The results folder (holds `cost.csv` from earlier reproductions)
                 done:dict, # Notebook name → `{"seconds": …}` of this reproduction
                 profile:str, # Its profile
                 from_empty:bool=False, # Whether this reproduction started without a finished run
                 started:str|None=None, # When it started (UTC, `2026-12-06T01:13Z`); None: now
+                sittings:int=1, # How many sittings it has taken so far
                ) -> tuple:
     ("Update `results/cost.{csv,md}`: wall-clock minutes of each notebook's last run; a row measured from an empty "
      "`runs/` is replaced only by another such row.")
@@ -241,8 +319,8 @@ def write_costs(results, # The results folder (holds `cost.csv` from earlier rep
     done = {n: d for n, d in done.items() if from_empty or n not in measured}  # a rerun on runs it found keeps those
     kept = [r for r in old if r["notebook"] not in done or r["profile"] != profile]
     new = [{"notebook": n, "profile": profile, "minutes": f"{d['seconds'] / 60:.1f}",  # as cost.csv reads it back
-            "from_empty": "yes" if from_empty else "no", "git": git_revision(),
-            "started": started or utc_minute()} for n, d in done.items()]
+            "from_empty": "yes" if from_empty else "no", "git": _revisions(d), "started": started or utc_minute(),
+            "sittings": str(sittings)} for n, d in done.items()]
     rows = sorted(kept + new, key=lambda r: (r["profile"], order.get(r["notebook"], len(order))))
     return write_table("cost", rows, "What the reproduction costs: wall-clock minutes per notebook", list(COST_COLUMNS),
                        COST_NOTE, results, reading=cost_reading(rows, profile))

@@ -11,6 +11,7 @@ from .lab import Lab
 from .profiles import ABLATIONS, KEY_ABLATIONS
 from .readings import online_kd_steps
 from .runs import finished, train_run
+from ..runfolder import model_file
 from .studies import CURVES, PRECISION_CURVES, curve_jobs
 from ..results import markdown_table
 
@@ -80,7 +81,7 @@ def transfer_jobs(lab:Lab) -> dict:
      "(`tuned`).")
     s0, sets = lab.profile.ablation_seeds[0], lab.datasets
     joint = dict(model="teacher", budget="short", seed=s0)
-    start = str(lab.run_folder(lab.config(**joint)) / "model.pt")
+    start = str(model_file(lab.run_folder(lab.config(**joint))))
     return {"single": [dict(model="teacher", budget="short", seed=s0, data=d.spec) for d in sets], "joint": [joint],
             "tuned": [dict(model="teacher", budget=lab.profile.short_steps // 2, seed=s0, data=d.spec, init=start)
                       for d in sets]}
@@ -114,8 +115,8 @@ def model_jobs(lab:Lab) -> dict:
     p, held_out = lab.profile, lab.dataset("Bentham").spec
     shipped = dict(model="teacher", budget=p.ship_teacher_steps, seed=0)
     student = dict(model="student", budget=p.ship_student_steps, seed=0, kd_offline=p.kd_offline,
-                   teacher=str(lab.run_folder(lab.config(**shipped)) / "model.pt"))
-    init = str(lab.run_folder(lab.config(**student)) / "model.pt")
+                   teacher=str(model_file(lab.run_folder(lab.config(**shipped)))))
+    init = str(model_file(lab.run_folder(lab.config(**student))))
     starts = {**{f"shipped Student, lr {lr:g}": dict(init=init, lr=lr) for lr in FINETUNE_LRS}, "from scratch": {}}
     return {"teachers": [shipped, dict(model="teacher", seed=0)], "student": [student],
             "finetune": [(start, steps, dict(model="student", budget=steps, seed=0, data=held_out, **opts))

@@ -18,9 +18,9 @@ from ..train_config import TrainConfig
 
 # %% auto #0
 __all__ = ['NOT_IN_KEY', 'MODEL_OPTIONS', 'INIT_OPTIONS', 'RUN_FOLDER', 'TRAINING_CODE', 'PROGRESS_EVERY', 'finished',
-           'model_identity', 'config_key', 'run_name', 'code_fingerprint', 'code_hash', 'training_code', 'other_code',
-           'train_run', 'shown_path', 'describe_run', 'run_status', 'heartbeat', 'minutes_left', 'needs',
-           'dependency_order', 'train_pool', 'step_seconds']
+           'model_identity', 'config_key', 'run_name', 'named_literals', 'code_fingerprint', 'code_hash',
+           'training_code', 'other_code', 'train_run', 'shown_path', 'describe_run', 'run_status', 'heartbeat',
+           'minutes_left', 'needs', 'dependency_order', 'train_pool', 'step_seconds']
 
 # %% ../../nbs/45b_lab_runs.ipynb #aa74622d
 def finished(run) -> bool: return model_file(run).exists() and summary_file(run).exists()
@@ -87,15 +87,51 @@ def _statements(stmt:ast.stmt) -> list:
         return []
     return [stmt]
 
-def code_fingerprint(source:str) -> set:
+# %% ../../nbs/45b_lab_runs.ipynb #45b-lit
+_CONSTANT = re.compile(r"[A-Z][A-Z0-9_]*$")  # how a module-level constant is named
+
+def _constant(stmt:ast.stmt) -> tuple|None:
+    "`(name, value)` when `stmt` names a literal string or number (`MODEL_FILE = \"model.pt\"`), else None."
+    if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+            and _CONSTANT.match(stmt.targets[0].id) and isinstance(stmt.value, ast.Constant)
+            and type(stmt.value.value) in (str, int, float)):
+        return stmt.targets[0].id, stmt.value.value
+    return None
+
+def named_literals(trees:list) -> dict:
+    "The literals that the module `trees` name at their top level, by name; a name given two values is left out."
+    values = {}
+    for tree in trees:
+        for stmt in tree.body:
+            if (c := _constant(stmt)) is not None:
+                values.setdefault(c[0], set()).add((type(c[1]).__name__, c[1]))
+    return {name: next(iter(v))[1] for name, v in values.items() if len(v) == 1}
+
+class _Inline(ast.NodeTransformer):
+    "Put each named literal's value where its name is read."
+    def __init__(self, literals:dict): self.literals = literals
+    def visit_Name(self, node:ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id in self.literals:
+            return ast.copy_location(ast.Constant(self.literals[node.id]), node)
+        return node
+
+# %% ../../nbs/45b_lab_runs.ipynb #45b-hash
+def code_fingerprint(source:str, literals:dict|None=None) -> set:
     ("What Python `source` does, as the set of its top-level statements' syntax trees (`_statements`), without "
-     "docstrings: comments, layout and placement do not change it.")
+     "docstrings, each named literal (`literals`, by default `named_literals` of `source`) read as its value: "
+     "comments, layout, placement and a literal given a name do not change it.")
     tree = _without_docstrings(ast.parse(source))
-    return {ast.dump(s) for stmt in tree.body for s in _statements(stmt)}
+    literals = named_literals([tree]) if literals is None else literals
+    kept = [stmt for stmt in tree.body if (c := _constant(stmt)) is None or c[0] not in literals]
+    inline = _Inline(literals)
+    return {ast.dump(inline.visit(s)) for stmt in kept for s in _statements(stmt)}
 
 def code_hash(sources:list) -> str:
-    "A short hash of the union of the `code_fingerprint`s of `sources`: the same wherever a definition sits among them."
-    return hashlib.sha1("\n".join(sorted(set().union(*map(code_fingerprint, sources)))).encode()).hexdigest()[:10]
+    ("A short hash of the union of the `code_fingerprint`s of `sources`, their literals named in any of them: the "
+     "same wherever a definition sits among them.")
+    literals = named_literals([ast.parse(s) for s in sources])
+    fingerprint = set().union(*(code_fingerprint(s, literals) for s in sources))
+    return hashlib.sha1("\n".join(sorted(fingerprint)).encode()).hexdigest()[:10]
 
 def training_code() -> str:
     ("The `code_hash` of jand's modules a run's numbers depend on (`TRAINING_CODE`): it is not in the run's key (a "
