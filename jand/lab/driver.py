@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from ..core import DataError, atomic_write_json, atomic_write_text, install_dir, project_root, read_json
 from .profiles import as_reproduction, datasets
-from .plan import PlanningLab, measure_costs, plan_rows, planned_runs
+from .plan import PlanningLab, corrector_pretraining, measure_costs, plan_rows, planned_runs
 from .runs import finished
 from ..findings import write_findings
 from ..results import git_revision, run_number_conflicts, write_table
@@ -248,13 +248,17 @@ def plan_reproduction(setup=None, # As `reproduce`'s
                       steps:int=20, # Steps each network is timed over
                       **changes, # `Reproduction` fields to change
                      ) -> tuple:
-    ("What `reproduce(setup, only, out)` would train: `plan_rows` (a row per notebook, its new runs priced on this "
-     "host) and the measured costs they were priced at.")
+    ("What `reproduce(setup, only, out)` would train: `plan_rows` (a row per notebook, its new runs and the "
+     "corrector's pretraining priced on this host), the measured costs of the networks and the "
+     "`corrector_pretraining` they were priced at.")
     setup = as_reproduction(setup, **changes)
     lab = PlanningLab(setup, runs=Path(out) / "runs" if out else None)
-    planned = planned_runs(lab, _select(only))
+    names = _select(only)
+    planned = planned_runs(lab, names)
     costs = measure_costs(lab, sorted({c.model for runs in planned.values() for c in runs.values()}), steps)
-    return plan_rows(planned, costs, len(lab.bundle().lines("train")), lab.profile.workers), costs
+    pretraining = corrector_pretraining(lab, names, steps)
+    return plan_rows(planned, costs, len(lab.bundle().lines("train")), lab.profile.workers, pretraining), costs, \
+        pretraining
 
 # %% ../../nbs/45g_lab_driver.ipynb #ef4aec9a
 COST_NOTE = ("Wall-clock on the machine that ran it (its CPUs are in the footer; two hosts of one kind can differ much "

@@ -236,26 +236,47 @@ def same_pretraining(folder:Path, cfg, steps:int, lines:int, exclude:list) -> bo
 
 # %% ../../nbs/45e_lab.ipynb #6eb49b58
 @patch
-def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
-    ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
-     "dataset's test lines excluded: the shipped one (`models/`) when it was made so, else trained once "
-     "(`jand.postprocess.pretrain_corrector`); returns its folder.")
+def pretraining(self:Lab, steps:int|None=None, context_lines:int=1) -> tuple:
+    ("The corrector pretraining of this lab's profile for `steps` (default: its `pretrain_steps`) with "
+     "`context_lines`: `(folder in the lab's runs, corrector config, steps)`.")
     steps, kind = steps or self.profile.pretrain_steps, self.profile.corrector
     name = f"{kind}-ctx{context_lines}-{steps}-{self.profile.pretrain_lines}{hints_suffix(kind)}"
-    out = self.runs / f"pretrained-corrector-{name}"
+    return self.runs / f"pretrained-corrector-{name}", CORRECTOR_KINDS[kind](context_lines=context_lines), steps
+
+@patch
+def test_texts(self:Lab) -> list:
+    "Every dataset's test lines (their texts): what a pretrained corrector must never have seen."
+    return [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
+
+@patch
+def found_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path|None:
+    ("The pretrained corrector `pretrained_corrector` returns without training: the lab's own, or the shipped one "
+     "(`models/`) when it was made with the same settings and every dataset's test lines kept out; None: it would "
+     "pretrain one.")
+    out, cfg, steps = self.pretraining(steps, context_lines)
     if (out / "training.json").exists():
         return out
-    exclude = [l.text for d in self.datasets for l in self.bundle(d.spec).lines("test")]
-    cfg = CORRECTOR_KINDS[kind](context_lines=context_lines)
+    exclude = self.test_texts()
     for shipped in (self.models / SHIPPED_CORRECTOR, models_dir() / SHIPPED_CORRECTOR):
         if same_pretraining(shipped, cfg, steps, self.profile.pretrain_lines, exclude):
             return shipped
-    s = pretrain_corrector(out, cfg, steps, self.profile.pretrain_lines, exclude=exclude, device=self.device,
+    return None
+
+@patch
+def pretrained_corrector(self:Lab, steps:int|None=None, context_lines:int=1) -> Path:
+    ("The corrector pretrained for `steps` (default: the profile's `pretrain_steps`) on clean lines, every "
+     "dataset's test lines excluded: `found_corrector` when there is one, else trained once "
+     "(`jand.postprocess.pretrain_corrector`); returns its folder.")
+    if (found := self.found_corrector(steps, context_lines)) is not None:
+        return found
+    out, cfg, steps = self.pretraining(steps, context_lines)
+    s = pretrain_corrector(out, cfg, steps, self.profile.pretrain_lines, exclude=self.test_texts(), device=self.device,
                            progress_bar=not self.quiet)
     print(f"pretrained corrector {out.name}: {s['steps']} steps in {s['train_seconds']} s, loss "
           f"{s['loss_first']} → {s['loss_last']}")
     return out
 
+# %% ../../nbs/45e_lab.ipynb #6eb49b59
 @patch
 def ship_corrector(self:Lab) -> Path:
     ("Copy the profile's pretrained corrector to `models/pretrained-corrector` (replacing the one shipped before), so "

@@ -13,13 +13,15 @@ from .readings import online_kd_steps
 from .runs import finished, train_run
 from ..runfolder import model_file
 from .studies import CURVES, PRECISION_CURVES, curve_jobs
+from ..postprocess import pretrain_corrector
 from ..results import markdown_table
 
 # %% auto #0
-__all__ = ['PACINGS', 'SIZES', 'STARTS', 'FINETUNE_LRS', 'DIGITS_PLANNED', 'EXPERIMENT_JOBS', 'PlanningLab', 'train_groups',
-           'main_jobs', 'distilled_jobs', 'distillation_jobs', 'ablation_jobs', 'curriculum_jobs', 'transfer_jobs',
-           'baseline_jobs', 'digit_jobs', 'model_jobs', 'regime_jobs', 'precision_jobs', 'jobs_in', 'measure_costs',
-           'validations', 'run_seconds', 'planned_runs', 'plan_rows', 'plan_text']
+__all__ = ['PACINGS', 'SIZES', 'STARTS', 'FINETUNE_LRS', 'DIGITS_PLANNED', 'EXPERIMENT_JOBS', 'CORRECTOR_NOTEBOOKS',
+           'PlanningLab', 'train_groups', 'main_jobs', 'distilled_jobs', 'distillation_jobs', 'ablation_jobs',
+           'curriculum_jobs', 'transfer_jobs', 'baseline_jobs', 'digit_jobs', 'model_jobs', 'regime_jobs',
+           'precision_jobs', 'jobs_in', 'measure_costs', 'validations', 'run_seconds', 'corrector_pretraining',
+           'planned_runs', 'plan_rows', 'plan_text']
 
 # %% ../../nbs/45h_lab_plan.ipynb #45h-lab
 class PlanningLab(Lab):
@@ -183,6 +185,23 @@ def run_seconds(cfg, cost:dict, train_lines:int) -> float:
     "Seconds a run of `cfg` takes at `cost` (one network's `measure_costs`): its steps and its validations."
     return cfg.steps * cost["step_s"] + validations(cfg, train_lines) * cost["validation_s"]
 
+# %% ../../nbs/45h_lab_plan.ipynb #45h-pre
+CORRECTOR_NOTEBOOKS = ("00b_corrector", "03_main_results", "08_postprocessing") # Need the pretrained corrector
+
+def corrector_pretraining(lab:Lab, names:list, steps:int=20) -> dict|None:
+    ("The corrector pretraining that the notebooks `names` (in order) would add: None when none of them needs the "
+     "pretrained corrector or `Lab.found_corrector` has it (made, or shipped for these test lines); else the notebook "
+     "that pretrains it (the first that needs it), its steps, and the minutes they take on this host, timed over "
+     "`steps` steps of a pretraining on 200 lines (a benchmark).")
+    first = next((n for n in names if n in CORRECTOR_NOTEBOOKS), None)
+    if first is None or lab.found_corrector() is not None:
+        return None
+    _, cfg, total = lab.pretraining()
+    with tempfile.TemporaryDirectory() as d:
+        s = pretrain_corrector(Path(d) / "corrector", cfg, steps, lines=200, device=lab.device, progress_bar=False)
+    step_s = s["train_seconds"] / s["steps"]
+    return {"notebook": first, "steps": total, "step_s": round(step_s, 4), "minutes": round(total * step_s / 60, 1)}
+
 # %% ../../nbs/45h_lab_plan.ipynb #45h-plan
 def planned_runs(lab:Lab, names:list) -> dict:
     ("Notebook → `{run folder: TrainConfig}` of the runs it would train: each run once, for the first notebook of "
@@ -199,21 +218,30 @@ def plan_rows(planned:dict, # `planned_runs`
               costs:dict, # `measure_costs` of every network in `planned`
               train_lines:int, # Training lines of the main data (a run on other data is priced as if on it)
               workers:int, # Runs trained side by side
+              pretraining:dict|None=None, # `corrector_pretraining`: minutes added to the notebook that pretrains
              ) -> list:
-    "A row per notebook: its new runs, their steps, and their estimated core-minutes and wall-clock minutes."
+    ("A row per notebook: its new runs, their steps, their estimated core-minutes, the minutes of the corrector "
+     "pretraining it would do, and its wall-clock minutes (the runs on `workers`, then the pretraining).")
     rows = []
     for name, runs in planned.items():
         seconds = sum(run_seconds(c, costs[c.model], train_lines) for c in runs.values())
+        corrector = pretraining["minutes"] if pretraining and pretraining["notebook"] == name else 0.0
         rows.append({"notebook": name, "runs": len(runs), "steps": sum(c.steps for c in runs.values()),
-                     "core_minutes": round(seconds / 60, 1), "minutes": round(seconds / 60 / workers, 1)})
+                     "core_minutes": round(seconds / 60, 1), "corrector_minutes": corrector,
+                     "minutes": round(seconds / 60 / workers + corrector, 1)})
     return rows
 
 # %% ../../nbs/45h_lab_plan.ipynb #45h-text
-def plan_text(rows:list, costs:dict, host:str="") -> str:
-    "`plan_rows` as Markdown: the table, its total, and the costs it was priced at."
-    total = {"notebook": "total", **{k: round(sum(r[k] for r in rows), 1) for k in ("runs", "steps", "core_minutes",
-                                                                                  "minutes")}}
-    priced = "; ".join(f"{m} {c['step_s']:.3f} s/step, {c['validation_s']:.1f} s/validation" for m, c in costs.items())
-    return (markdown_table(rows + [total]) + f"\n\nPriced at {priced or 'nothing (no run to train)'}"
-            + (f" on {host}" if host else "") + ". Recognizer training only: correctors, scoring and benchmarks "
-            "come on top (`results/cost.md` has what whole notebooks took).")
+def plan_text(rows:list, costs:dict, pretraining:dict|None=None, host:str="") -> str:
+    ("`plan_rows` as Markdown: the table, its total, and the costs it was priced at (`pretraining`: the "
+     "`corrector_pretraining` in it).")
+    total = {"notebook": "total", **{k: round(sum(r[k] for r in rows), 1)
+                                     for k in ("runs", "steps", "core_minutes", "corrector_minutes", "minutes")}}
+    priced = [f"{m} {c['step_s']:.3f} s/step, {c['validation_s']:.1f} s/validation" for m, c in costs.items()]
+    if pretraining:
+        priced.append(f"the corrector's pretraining {pretraining['step_s']:.3f} s/step ({pretraining['steps']:,} "
+                      f"steps in {pretraining['notebook']}: no pretrained corrector made or shipped for these "
+                      "test lines)")
+    return (markdown_table(rows + [total]) + f"\n\nPriced at {'; '.join(priced) or 'nothing (no run to train)'}"
+            + (f" on {host}" if host else "") + ". Recognizer training and corrector pretraining only: fine-tuning "
+            "correctors, scoring and benchmarks come on top (`results/cost.md` has what whole notebooks took).")
