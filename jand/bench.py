@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from .charset import Charset
-from .core import finish_figure
+from .core import BATCH_SIZE, finish_figure
 from .host import host_facts
 from .images import load_image
 from .kd import ctc_loss, kd_kl
@@ -405,7 +405,7 @@ def write_step_speed(variants:list, layouts:list, out="results") -> tuple:
 PADDING_KEYS = ("characters", "pixels") # How batches were keyed before, and how `LineDataset.lengths` keys them now
 
 def padding_rows(ds:LineDataset, # A training set whose image sizes are known (`LineDataset.lengths` in pixels)
-                 kind:str="teacher", batch_size:int=16, batches:int=16, rounds:int=2, threads:int=1,
+                 kind:str="teacher", batch_size:int=BATCH_SIZE, batches:int=16, rounds:int=2, threads:int=1,
                  seed:int=0) -> list:
     ("Rows `{model, key, padded / mean width, lines/s, speed vs characters}`, one per `PADDING_KEYS`: the padding "
      "over an epoch's batches, and the step's lines/s on `batches` of them (the keys interleaved, `rounds` times).")
