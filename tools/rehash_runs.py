@@ -6,7 +6,7 @@ A run's summary names the hash of the training code that made it (`jand.lab.runs
 hash read each module of the list whole, in order (`old_hash`), so moving a definition between modules changed it;
 today's hash (`code_hash`) reads what the code does, wherever it sits. This tool reads the training modules as they
 were at revision REV (`git show`), and when today's hash of that code equals this checkout's `training_code()`, the
-code that trained them is this checkout's: every finished run whose summary names REV's hash (old or today's kind)
+code that trained them is this checkout's: every finished run whose summary names REV's old hash
 gets this checkout's hash, and keeps the hash it had under `training_code_before`. Any other run is left as it is (it
 reads as made by other training code, as before). When the code differs, nothing is rewritten.
 """
@@ -52,14 +52,14 @@ def sources_at(rev: str, root: Path = Path(".")) -> dict:
 
 
 def rehash(runs: Path, then: dict, now: str) -> list:
-    ("Give every finished run of `runs` whose hash is that of the code `then` (old or today's kind) the hash `now`, "
-     "when today's hash of `then` is `now` (the same code); returns the runs rewritten.")
-    if code_hash(list(then.values())) != now:
+    ("Give every finished run of `runs` whose hash is the old hash of the code `then` the hash `now`, when today's "
+     "hash of `then` is `now` (the same code); returns the runs rewritten.")
+    old, done = old_hash(then), []
+    if old is None or code_hash(list(then.values())) != now:
         return []
-    hashes, done = {old_hash(then), code_hash(list(then.values()))} - {None, now}, []
     for run in sorted(p for p in runs.iterdir() if p.is_dir() and finished(p)):
         summary = read_summary(run)
-        if summary.get("training_code") in hashes:
+        if summary.get("training_code") == old:
             write_summary(run, {**summary, "training_code": now, "training_code_before": summary["training_code"]})
             done.append(run.name)
     return done
